@@ -1,0 +1,37 @@
+"""Shared test set-up: hypothesis profiles, the array backend, shared data locations.
+
+The suite runs on the active backend (``TINYCNN_BACKEND=cupy make test`` runs it on
+a GPU); ``make gradcheck`` selects the "gradcheck" profile with many more examples.
+"""
+import os
+from pathlib import Path
+
+import numpy as np
+import pytest
+from hypothesis import HealthCheck, settings
+
+from tinycnn import backend
+
+settings.register_profile("default", max_examples=25, deadline=None,
+                          suppress_health_check=[HealthCheck.too_slow])
+settings.register_profile("gradcheck", max_examples=400, deadline=None,
+                          suppress_health_check=[HealthCheck.too_slow])
+settings.load_profile(os.environ.get("HYPOTHESIS_PROFILE", "default"))
+
+
+@pytest.fixture
+def rng():
+    return np.random.default_rng(0)
+
+
+def shared_dir(var, default):
+    """A folder of ../shared named by an environment variable, or skip the test."""
+    path = Path(os.environ.get(var, Path(__file__).resolve().parents[1] / ".." / "shared" / default))
+    if not path.is_dir():
+        pytest.skip(f"{var} is not set and {path} does not exist (shared data absent)")
+    return path
+
+
+def on_device(a, dtype=None):
+    """A NumPy array moved to the active backend."""
+    return backend.asarray(a, dtype)

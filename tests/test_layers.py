@@ -1,0 +1,170 @@
+"""Layers: finite-difference gradient checks, naive-loop oracles, ReLU rules, errors."""
+import numpy as np
+import pytest
+from hypothesis import given
+
+import tinycnn as tc
+from tinycnn import naive
+from tinycnn.backend import to_numpy
+from tinycnn.gradcheck import check_layer, rel_error
+
+from .conftest import on_device
+from .strategies import conv_geometry, pool_geometry, seeds
+
+
+def float64_conv(C, F, K, stride, pad, seed):
+    conv = tc.Conv2d(C, F, K, stride, pad, seed=seed, dtype=np.float64)
+    # random (not zero) biases keep the check away from ReLU kinks in composed nets
+    conv.params["bias"] = on_device(np.random.default_rng(seed).standard_normal(F))
+    return conv
+
+
+# -- gradient checks (float64, centred differences) -----------------------------------
+@pytest.mark.gradcheck
+@given(conv_geometry(), seeds)
+def test_conv_gradients(geom, seed):
+    N, C, H, W, F, K, stride, pad = geom
+    x = on_device(np.random.default_rng(seed).standard_normal((N, C, H, W)))
+    check_layer(float64_conv(C, F, K, stride, pad, seed), x, seed=seed)
+
+
+@pytest.mark.gradcheck
+@given(pool_geometry(), seeds)
+def test_maxpool_gradients(geom, seed):
+    N, C, H, W, K, stride, pad, ceil_mode = geom
+    x = on_device(np.random.default_rng(seed).standard_normal((N, C, H, W)))
+    check_layer(tc.MaxPool2d(K, stride, pad, ceil_mode), x, seed=seed)
+
+
+@pytest.mark.gradcheck
+@given(pool_geometry(), seeds)
+def test_avgpool_gradients(geom, seed):
+    N, C, H, W, K, stride, pad, ceil_mode = geom
+    x = on_device(np.random.default_rng(seed).standard_normal((N, C, H, W)))
+    for include_pad in (True, False):
+        check_layer(tc.AvgPool2d(K, stride, pad, ceil_mode, count_include_pad=include_pad), x, seed=seed)
+
+
+@pytest.mark.gradcheck
+@given(pool_geometry(), seeds)
+def test_parameter_free_layer_gradients(geom, seed):
+    N, C, H, W = geom[:4]
+    x = on_device(np.random.default_rng(seed).standard_normal((N, C, H, W)))
+    for layer in (tc.ReLU(), tc.GlobalAvgPool2d(), tc.Flatten()):
+        check_layer(layer, x, seed=seed)
+    drop = tc.Dropout(0.3, seed=seed)
+    drop.training = True  # a fixed mask per call: check_layer needs the same mask each forward
+    drop._rngs = {}
+    out, cache = drop.forward(x)
+    dx, _ = drop.backward(on_device(np.ones(x.shape)), cache)
+    np.testing.assert_allclose(to_numpy(dx), to_numpy(cache))
+
+
+@pytest.mark.gradcheck
+@given(seeds)
+def test_linear_gradients(seed):
+    rng = np.random.default_rng(seed)
+    N, D, M = rng.integers(1, 5, size=3)
+    lin = tc.Linear(int(D), int(M), seed=seed, dtype=np.float64)
+    check_layer(lin, on_device(rng.standard_normal((N, D))), seed=seed)
+
+
+# -- fast == naive ------------------------------------------------------------------------
+@given(conv_geometry(), seeds)
+def test_conv_matches_naive_loops(geom, seed):
+    N, C, H, W, F, K, stride, pad = geom
+    rng = np.random.default_rng(seed)
+    x = rng.standard_normal((N, C, H, W))
+    conv = float64_conv(C, F, K, stride, pad, seed)
+    w, b = (to_numpy(conv.params[k]) for k in ("weight", "bias"))
+    out, cache = conv.forward(on_device(x))
+    expected = naive.conv_forward_naive(x, w, b, stride, pad)
+    assert out.shape == expected.shape
+    assert rel_error(to_numpy(out), expected) < 1e-12
+    dout = rng.standard_normal(out.shape)
+    dx, grads = conv.backward(on_device(dout), cache)
+    ndx, ndw, ndb = naive.conv_backward_naive(dout, x, w, stride, pad)
+    for fast, slow in ((dx, ndx), (grads["weight"], ndw), (grads["bias"], ndb)):
+        assert rel_error(to_numpy(fast), slow) < 1e-12
+
+
+@given(pool_geometry(), seeds)
+def test_maxpool_matches_naive_loops(geom, seed):
+    N, C, H, W, K, stride, pad, ceil_mode = geom
+    rng = np.random.default_rng(seed)
+    # small integers make ties common: routing must still match the first maximum
+    x = rng.integers(0, 3, (N, C, H, W)).astype(np.float64)
+    pool = tc.MaxPool2d(K, stride, pad, ceil_mode)
+    out, cache = pool.forward(on_device(x))
+    np.testing.assert_array_equal(to_numpy(out), naive.maxpool_forward_naive(x, K, stride, pad, ceil_mode))
+    dout = rng.standard_normal(out.shape)
+    dx, _ = pool.backward(on_device(dout), cache)
+    np.testing.assert_allclose(to_numpy(dx), naive.maxpool_backward_naive(dout, x, K, stride, pad, ceil_mode),
+                               rtol=1e-12, atol=1e-12)
+
+
+def test_float32_conv_stays_float32(rng):
+    conv = tc.Conv2d(3, 4, 3, padding=1)
+    out, cache = conv.forward(on_device(rng.standard_normal((2, 3, 5, 5)), np.float32))
+    dx, grads = conv.backward(out, cache)
+    assert out.dtype == dx.dtype == grads["weight"].dtype == np.float32
+
+
+def test_maxpool_output_sizes_by_hand():
+    # SqueezeNet's pools: 3x3 stride 2 ceil mode on 111 -> 55, 55 -> 27, 27 -> 13
+    pool = tc.MaxPool2d(3, 2, ceil_mode=True)
+    for size, expected in ((111, 55), (55, 27), (27, 13), (6, 3)):
+        out, _ = pool.forward(on_device(np.zeros((1, 1, size, size))))
+        assert out.shape[-1] == expected
+    # without ceil mode 6 -> 2; with padding 1 and ceil: a window starting in padding only is dropped
+    assert tc.MaxPool2d(3, 2).forward(on_device(np.zeros((1, 1, 6, 6))))[0].shape[-1] == 2
+    assert tc.MaxPool2d(2, 2, 1, ceil_mode=True).forward(on_device(np.zeros((1, 1, 5, 5))))[0].shape[-1] == 3
+
+
+# -- ReLU backward rules against their definitions ----------------------------------------
+def test_relu_rules_follow_their_definitions(rng):
+    x = rng.standard_normal((2, 3, 4, 4))
+    dout = rng.standard_normal(x.shape)
+    relu = tc.ReLU()
+    _, cache = relu.forward(on_device(x))
+    expected = {
+        "backprop": np.where(x > 0, dout, 0.0),
+        "deconvnet": np.where(dout > 0, dout, 0.0),
+        "guided": np.where((x > 0) & (dout > 0), dout, 0.0),
+    }
+    for rule, want in expected.items():
+        dx, _ = relu.backward(on_device(dout), cache, rule=rule)
+        np.testing.assert_array_equal(to_numpy(dx), want)
+    # deconvnet ignores the forward input entirely; guided is never larger than backprop
+    assert not np.array_equal(expected["deconvnet"], expected["backprop"])
+    with pytest.raises(ValueError, match="unknown ReLU backward rule 'guide'.*guided"):
+        relu.backward(on_device(dout), cache, rule="guide")
+
+
+def test_dropout_train_and_eval(rng):
+    x = on_device(np.ones((4, 1000)))
+    drop = tc.Dropout(0.25, seed=1)
+    out, _ = drop.forward(x)
+    np.testing.assert_array_equal(to_numpy(out), to_numpy(x))  # evaluation: identity
+    drop.training = True
+    out, mask = drop.forward(x)
+    kept = to_numpy(out) != 0
+    assert 0.7 < kept.mean() < 0.8                          # keeps about 1 - p
+    np.testing.assert_allclose(to_numpy(out)[kept], 1 / 0.75)  # inverted scaling
+    again = tc.Dropout(0.25, seed=1)
+    again.training = True
+    np.testing.assert_array_equal(to_numpy(again.forward(x)[0]), to_numpy(out))  # same seed, same mask
+
+
+# -- errors -------------------------------------------------------------------------------
+def test_layers_name_wrong_shapes(rng):
+    with pytest.raises(tc.ShapeError, match=r"Conv2d expects input of shape \(N, 3, H, W\), got \(2, 4, 8, 8\)"):
+        tc.Conv2d(3, 8, 3).forward(on_device(np.zeros((2, 4, 8, 8))))
+    with pytest.raises(tc.ShapeError, match=r"\(N, C, H, W\), got \(8, 8\)"):
+        tc.MaxPool2d(2).forward(on_device(np.zeros((8, 8))))
+    with pytest.raises(tc.ShapeError, match=r"Linear expects input of shape \(N, 10\), got \(2, 4, 2, 2\).*Flatten"):
+        tc.Linear(10, 3).forward(on_device(np.zeros((2, 4, 2, 2))))
+    with pytest.raises(ValueError, match="kernel 5 is larger than the padded input 3"):
+        tc.Conv2d(1, 1, 5).forward(on_device(np.zeros((1, 1, 3, 3))))
+    with pytest.raises(ValueError, match="padding 2 must be at most half the kernel size 3"):
+        tc.MaxPool2d(3, padding=2)

@@ -1,0 +1,201 @@
+"""Network: named forward/backward, ReLU rules end to end, several live passes, saving."""
+import numpy as np
+import pytest
+from hypothesis import given
+
+import tinycnn as tc
+from tinycnn.backend import to_numpy
+from tinycnn.gradcheck import check_layer, numeric_grad, rel_error
+
+from .conftest import on_device
+from .strategies import seeds
+
+
+def small_net(seed=0, dtype=np.float64, classes=5):
+    """conv-relu-pool, a Fire module (squeeze, two expand branches, concat), dropout, fc."""
+    def conv(cin, cout, k, **kw):
+        layer = tc.Conv2d(cin, cout, k, seed=seed + cout + k, dtype=dtype, **kw)
+        layer.params["bias"] = on_device(np.random.default_rng(seed + k).normal(0, 0.5, cout), dtype)
+        return layer
+    fire = tc.Sequential([
+        ("squeeze", conv(4, 3, 1)), ("squeeze_relu", tc.ReLU()),
+        ("expand", tc.Concat([
+            ("expand1x1", tc.Sequential([("conv", conv(3, 2, 1)), ("relu", tc.ReLU())])),
+            ("expand3x3", tc.Sequential([("conv", conv(3, 4, 3, padding=1)), ("relu", tc.ReLU())])),
+        ])),
+    ])
+    return tc.Network([
+        ("conv1", conv(3, 4, 3, stride=1, padding=1)), ("relu1", tc.ReLU()),
+        ("pool1", tc.MaxPool2d(3, 2, ceil_mode=True)),
+        ("fire2", fire), ("drop", tc.Dropout(0.5)),
+        ("pool2", tc.AvgPool2d(2)), ("flatten", tc.Flatten()), ("fc", tc.Linear(6 * 1 * 1, classes, dtype=dtype)),
+    ])
+
+
+def image(seed, n=2, size=6):
+    return on_device(np.random.default_rng(seed).standard_normal((n, 3, size, size)))
+
+
+@pytest.mark.gradcheck
+@given(seeds)
+def test_network_end_to_end_gradients(seed):
+    # input and all 10 parameters of a net with a Fire module, checked by finite differences
+    errors = check_layer(small_net(seed % 1000), image(seed))
+    assert len(errors) == 1 + 10
+
+
+@pytest.mark.gradcheck
+@given(seeds)
+def test_network_with_loss_gradient(seed):
+    net, x = small_net(seed % 1000), image(seed)
+    y = on_device(np.array([1, 3]))
+    out, cache = net.forward(x)
+    _, dscores = tc.softmax_cross_entropy(out, y)
+    dx, grads = net.backward(dscores, cache)
+    numeric = numeric_grad(lambda: tc.softmax_cross_entropy(net(x), y)[0], x, on_device(np.ones(())))
+    assert rel_error(to_numpy(dx), to_numpy(numeric)) < 1e-6
+    w = net.layer("fire2.expand.expand3x3.conv").params["weight"]
+    numeric_w = numeric_grad(lambda: tc.softmax_cross_entropy(net(x), y)[0], w, on_device(np.ones(())))
+    assert rel_error(to_numpy(grads["fire2.expand.expand3x3.conv.weight"]), to_numpy(numeric_w)) < 1e-6
+
+
+@pytest.mark.gradcheck
+@pytest.mark.parametrize("layer", ["relu1", "pool1", "fire2.squeeze_relu", "fire2.expand.expand3x3.relu",
+                                   "fire2.expand.expand1x1", "fire2"])
+def test_backward_from_a_named_layer(layer):
+    # d<act_layer(x), dout>/dx by finite differences, against backward(start=layer)
+    net, x = small_net(), image(7)
+    out, cache = net.forward(x, until=layer)
+    dout = on_device(np.random.default_rng(1).standard_normal(out.shape))
+    dx, grads = net.backward(dout, cache)
+    numeric = numeric_grad(lambda: net.forward(x, until=layer)[0], x, dout)
+    assert rel_error(to_numpy(dx), to_numpy(numeric)) < 1e-6
+    # the same gradient when the forward pass ran to the end and backward starts at the layer
+    _, full = net.forward(x)
+    dx_full, grads_full = net.backward(dout, full, start=layer)
+    np.testing.assert_allclose(to_numpy(dx_full), to_numpy(dx), rtol=1e-12, atol=1e-12)
+    assert set(grads_full) == set(grads) == {k for k, _ in net.named_params()}
+    assert not to_numpy(grads_full["fc.weight"]).any()  # after the start layer: zero
+
+
+def test_activations_match_layer_by_layer():
+    net, x = small_net(), image(3)
+    acts = net.activations(x, ["conv1", "fire2.squeeze", "fire2", "fire2.expand.expand3x3.relu"])
+    a = x
+    for name in ("conv1", "relu1", "pool1"):
+        a, _ = net.layer(name).forward(a)
+        if name == "conv1":
+            np.testing.assert_array_equal(to_numpy(acts["conv1"]), to_numpy(a))
+    s, _ = net.layer("fire2.squeeze").forward(a)
+    np.testing.assert_array_equal(to_numpy(acts["fire2.squeeze"]), to_numpy(s))
+    s, _ = net.layer("fire2.squeeze_relu").forward(s)
+    e1 = net.layer("fire2.expand.expand1x1").forward(s)[0]
+    e3 = net.layer("fire2.expand.expand3x3").forward(s)[0]
+    np.testing.assert_array_equal(to_numpy(acts["fire2.expand.expand3x3.relu"]), to_numpy(e3))
+    np.testing.assert_array_equal(to_numpy(acts["fire2"]), np.concatenate([to_numpy(e1), to_numpy(e3)], axis=1))
+    assert net(x).shape == (2, 5)
+
+
+def test_several_forward_passes_stay_alive():
+    net = small_net()
+    x1, x2 = image(1), image(2)
+    dout = on_device(np.ones((2, 5)))
+    dx1_alone, g1_alone = net.backward(dout, net.forward(x1)[1])
+    _, cache1 = net.forward(x1)
+    _, cache2 = net.forward(x2)   # must not overwrite anything cache1 needs
+    dx1, g1 = net.backward(dout, cache1)
+    np.testing.assert_array_equal(to_numpy(dx1), to_numpy(dx1_alone))
+    for k in g1:
+        np.testing.assert_array_equal(to_numpy(g1[k]), to_numpy(g1_alone[k]))
+    assert not np.allclose(to_numpy(net.backward(dout, cache2)[0]), to_numpy(dx1))
+
+
+def captum_net():
+    """The network of Captum's guided-backprop / deconvolution tests (see issue 4)."""
+    conv = tc.Conv2d(1, 2, 3, dtype=np.float64)
+    conv.params = {"weight": on_device(np.ones((2, 1, 3, 3))), "bias": on_device(np.array([-50.0, -75.0]))}
+    fc = tc.Linear(8, 4, dtype=np.float64)
+    fc.params = {"weight": on_device(np.tile([1.0, 1, 1, 1, 1, -1, -1, -1], (4, 1))), "bias": on_device(np.zeros(4))}
+    return tc.Network([("conv", conv), ("relu1", tc.ReLU()), ("flatten", tc.Flatten()), ("fc", fc),
+                       ("relu2", tc.ReLU())])
+
+
+@pytest.mark.parametrize("rule,expected", [
+    ("guided", [[0, 1, 1, 1], [1, 3, 3, 2], [1, 3, 3, 2], [1, 2, 2, 1]]),
+    ("deconvnet", [[2, 3, 3, 1], [3, 5, 5, 2], [3, 5, 5, 2], [1, 2, 2, 1]]),
+    ("backprop", [[0, 1, 1, 1], [0, 1, 1, 1], [0, 1, 1, 1], [0, 0, 0, 0]]),
+])
+def test_relu_rules_reproduce_captum_values(rule, expected):
+    # published values from Captum's test suite: an independent reference for each rule
+    net = captum_net()
+    out, cache = net.forward(on_device(np.arange(16.0).reshape(1, 1, 4, 4)))
+    np.testing.assert_array_equal(to_numpy(out), [[54, 54, 54, 54]])
+    dx, _ = net.backward(on_device(np.eye(4)[:1]), cache, rule=rule)
+    np.testing.assert_array_equal(to_numpy(dx)[0, 0], expected)
+
+
+def test_train_and_eval_modes():
+    net, x = small_net(), image(4)
+    assert np.array_equal(to_numpy(net(x)), to_numpy(net(x)))           # eval by default: dropout off
+    net.train()
+    assert not np.array_equal(to_numpy(net(x)), to_numpy(net.eval()(x)))
+
+
+# -- saving and loading ----------------------------------------------------------------
+def test_save_load_round_trip(tmp_path):
+    a, b = small_net(seed=1), small_net(seed=2)
+    a.save(tmp_path / "a.npz")
+    b.load(tmp_path / "a.npz")
+    np.testing.assert_array_equal(to_numpy(a(image(0))), to_numpy(b(image(0))))
+    with np.load(tmp_path / "a.npz") as f:
+        assert "fire2.expand.expand3x3.conv.weight" in f.files
+
+
+def test_load_is_strict(tmp_path):
+    net = small_net()
+    state = net.state_dict()
+    with pytest.raises(tc.StateDictError, match="missing 1 key.*fc.bias"):
+        net.load_state_dict({k: v for k, v in state.items() if k != "fc.bias"})
+    with pytest.raises(tc.StateDictError, match="unexpected 1 key.*conv9.weight"):
+        net.load_state_dict({**state, "conv9.weight": np.zeros(3)})
+    with pytest.raises(tc.StateDictError, match=r"'conv1.weight' has shape \(4, 3, 5, 5\) but the network expects \(4, 3, 3, 3\)"):
+        net.load_state_dict({**state, "conv1.weight": np.zeros((4, 3, 5, 5))})
+    np.savez(tmp_path / "other.npz", **{"features.0.weight": np.zeros(1), "classifier.1.weight": np.zeros(1)})
+    with pytest.raises(tc.StateDictError, match="other.npz does not match the network \\(is it from another model\\?\\)"):
+        net.load(tmp_path / "other.npz")
+    (tmp_path / "junk.npz").write_bytes(b"not a zip")
+    with pytest.raises(tc.StateDictError, match="junk.npz is not a readable .npz"):
+        net.load(tmp_path / "junk.npz")
+    with pytest.raises(FileNotFoundError, match="no weights file at .*missing.npz"):
+        net.load(tmp_path / "missing.npz")
+
+
+def test_load_refuses_pickled_objects(tmp_path):
+    np.savez(tmp_path / "evil.npz", **{"conv1.weight": np.array([object()], dtype=object)})
+    with pytest.raises(tc.StateDictError, match="evil.npz is not a readable .npz"):
+        small_net().load(tmp_path / "evil.npz")
+
+
+# -- bad input --------------------------------------------------------------------------
+def test_bad_input_gets_a_clear_error():
+    net = small_net()
+    with pytest.raises(TypeError, match="floating-point array, got dtype int64"):
+        net(on_device(np.zeros((1, 3, 6, 6), dtype=np.int64)))
+    bad = np.zeros((1, 3, 6, 6))
+    bad[0, 0, 0, 0] = np.nan
+    with pytest.raises(ValueError, match="1 NaN or Inf"):
+        net(on_device(bad))
+    with pytest.raises(tc.ShapeError, match=r"layer 'conv1': Conv2d expects input of shape \(N, 3, H, W\), got \(1, 1, 6, 6\)"):
+        net(on_device(np.zeros((1, 1, 6, 6))))
+    wrong = tc.Network([("conv1", tc.Conv2d(3, 5, 1, dtype=np.float64)), ("fire2", net.layers["fire2"])])
+    with pytest.raises(tc.ShapeError, match=r"layer 'fire2.squeeze': Conv2d expects .*\(N, 4, H, W\), got \(1, 5, 6, 6\)"):
+        wrong(on_device(np.zeros((1, 3, 6, 6))))
+    with pytest.raises(tc.UnknownLayerError, match="unknown layer 'fire3'.*did you mean fire2"):
+        net.forward(on_device(np.zeros((1, 3, 6, 6))), until="fire3")
+    with pytest.raises(tc.UnknownLayerError, match="fc come after 'pool1'"):
+        net.forward(on_device(np.zeros((1, 3, 6, 6))), until="pool1", keep=["fc"])
+    _, cache = net.forward(on_device(np.zeros((1, 3, 6, 6))), until="pool1")
+    with pytest.raises(tc.UnknownLayerError, match="stopped at 'pool1' before it"):
+        net.backward(on_device(np.zeros(5)), cache, start="fc")
+    with pytest.raises(TypeError, match="got list"):
+        net([[1.0]])

@@ -1,0 +1,11 @@
+"""tinycnn: a from-scratch CNN (NumPy / CuPy) with hand-written backward passes."""
+from . import backend
+from .layers import (AvgPool2d, Conv2d, Dropout, Flatten, GlobalAvgPool2d, Linear, MaxPool2d,
+                     ReLU, RELU_RULES, ShapeError)
+from .losses import softmax, softmax_cross_entropy
+from .net import Cache, Concat, Network, Sequential, StateDictError, UnknownLayerError
+
+__all__ = ["backend", "AvgPool2d", "Conv2d", "Dropout", "Flatten", "GlobalAvgPool2d", "Linear",
+           "MaxPool2d", "ReLU", "RELU_RULES", "ShapeError", "softmax", "softmax_cross_entropy",
+           "Cache", "Concat", "Network", "Sequential", "StateDictError", "UnknownLayerError"]
+__version__ = "0.1.0"

@@ -1,0 +1,334 @@
+"""Layers: small classes with a forward pass and a hand-written backward pass.
+
+Every layer follows one contract (as in CS231n's ``layers.py``):
+
+    out, cache = layer.forward(x)
+    dx, grads = layer.backward(dout, cache)     # grads: {"weight": dw, "bias": db}
+
+The cache is returned, never stored on the layer, so any number of forward passes
+can stay alive at once. Layers with parameters keep them in ``self.params``
+(names as in PyTorch, so checkpoints map one to one). ReLU's backward takes the
+backward rule as an argument: backprop, deconvnet or guided.
+"""
+import numpy as np
+
+from .backend import get_array_module, asarray
+from .im2col import col2im, im2col, out_size, pad_input, window_offsets
+
+RELU_RULES = ("backprop", "deconvnet", "guided")
+
+
+class ShapeError(ValueError):
+    """An input has the wrong rank, channel count or size for a layer."""
+
+
+def _expect_nchw(x, channels, what):
+    """Raise ShapeError unless ``x`` is (N, channels, H, W)."""
+    if x.ndim != 4 or x.shape[1] != channels:
+        raise ShapeError(f"{what} expects input of shape (N, {channels}, H, W), "
+                         f"got {tuple(x.shape)}")
+
+
+class Layer:
+    """Base class: parameters live in ``self.params``; no other state changes in forward."""
+    params = {}
+
+    def forward(self, x):
+        raise NotImplementedError
+
+    def backward(self, dout, cache):
+        raise NotImplementedError
+
+    def __repr__(self):
+        return f"{type(self).__name__}({self.extra_repr()})"
+
+    def extra_repr(self):
+        return ""
+
+
+class Conv2d(Layer):
+    """2-D convolution (cross-correlation, as in every deep-learning library).
+
+    x:    (N, C, H, W)
+    w:    (F, C, K, K)     b: (F,)
+    out:  (N, F, H', W')   H' = 1 + (H + 2 * padding - K) // stride, likewise W'
+
+        out[n, f, y, x] = b[f] + sum_{c,i,j} w[f, c, i, j] * x_pad[n, c, y*s + i, x*s + j]
+
+    Implemented as one matrix product over im2col columns (see ``im2col.py``).
+    """
+
+    def __init__(self, in_channels, out_channels, kernel_size, stride=1, padding=0,
+                 *, seed=0, dtype=np.float32):
+        self.in_channels, self.out_channels = in_channels, out_channels
+        self.kernel_size, self.stride, self.padding = kernel_size, stride, padding
+        fan_in = in_channels * kernel_size * kernel_size
+        rng = np.random.default_rng(seed)
+        # He et al. 2015: std sqrt(2 / fan_in) keeps ReLU activations at unit scale.
+        w = rng.normal(0.0, np.sqrt(2.0 / fan_in),
+                       (out_channels, in_channels, kernel_size, kernel_size))
+        self.params = {"weight": asarray(w, dtype), "bias": asarray(np.zeros(out_channels), dtype)}
+
+    def extra_repr(self):
+        return (f"{self.in_channels}, {self.out_channels}, kernel_size={self.kernel_size}, "
+                f"stride={self.stride}, padding={self.padding}")
+
+    def _is_pointwise(self):
+        return self.kernel_size == 1 and self.stride == 1 and self.padding == 0
+
+    def forward(self, x):
+        _expect_nchw(x, self.in_channels, "Conv2d")
+        xp = get_array_module(x)
+        w, b = self.params["weight"], self.params["bias"]
+        N, C, H, W = x.shape
+        F, _, K, _ = w.shape
+        oh, ow = out_size(H, K, self.stride, self.padding), out_size(W, K, self.stride, self.padding)
+        if self._is_pointwise():  # a 1x1 conv needs no im2col, only a transpose
+            cols = x.transpose(1, 0, 2, 3).reshape(C, N * H * W)
+        else:
+            cols = im2col(x, K, K, self.stride, self.padding)   # (C*K*K, N*H'*W')
+        y = (w.reshape(F, -1) @ cols).reshape(F, N, oh, ow)
+        out = xp.empty((N, F, oh, ow), dtype=y.dtype)
+        xp.add(y.transpose(1, 0, 2, 3), b[None, :, None, None], out=out)
+        return out, (x.shape, cols)
+
+    def backward(self, dout, cache):
+        """dout: (N, F, H', W') -> dx: (N, C, H, W), grads {"weight": (F, C, K, K), "bias": (F,)}"""
+        x_shape, cols = cache
+        w = self.params["weight"]
+        F, C, K, _ = w.shape
+        N, _, H, W = x_shape
+        dout_mat = dout.transpose(1, 0, 2, 3).reshape(F, -1)    # (F, N*H'*W')
+        dw = (dout_mat @ cols.T).reshape(w.shape)
+        db = dout.sum(axis=(0, 2, 3))
+        dcols = w.reshape(F, -1).T @ dout_mat                     # (C*K*K, N*H'*W')
+        if self._is_pointwise():
+            dx = dcols.reshape(C, N, H, W).transpose(1, 0, 2, 3)
+        else:
+            dx = col2im(dcols, x_shape, K, K, self.stride, self.padding)
+        return dx, {"weight": dw, "bias": db}
+
+
+class ReLU(Layer):
+    """out = max(x, 0), with three backward rules (Springenberg et al. 2015, fig. 1):
+
+        backprop:  dx = (x > 0) * dout                  the true gradient
+        deconvnet: dx = (dout > 0) * dout               Zeiler & Fergus 2014
+        guided:    dx = (x > 0) * (dout > 0) * dout     guided backpropagation
+    """
+
+    def forward(self, x):
+        return get_array_module(x).maximum(x, 0), x > 0
+
+    def backward(self, dout, cache, rule="backprop"):
+        positive_x = cache
+        if rule == "backprop":
+            dx = positive_x * dout
+        elif rule == "deconvnet":
+            dx = (dout > 0) * dout
+        elif rule == "guided":
+            dx = positive_x * (dout > 0) * dout
+        else:
+            raise ValueError(f"unknown ReLU backward rule {rule!r}; choose one of {', '.join(RELU_RULES)}")
+        return dx.astype(dout.dtype, copy=False), {}
+
+
+class _Pool2d(Layer):
+    """Shared geometry of max and average pooling (square windows)."""
+
+    def __init__(self, kernel_size, stride=None, padding=0, ceil_mode=False):
+        if padding > kernel_size // 2:
+            raise ValueError(f"padding {padding} must be at most half the kernel size {kernel_size}")
+        self.kernel_size, self.stride = kernel_size, stride or kernel_size
+        self.padding, self.ceil_mode = padding, ceil_mode
+
+    def extra_repr(self):
+        return (f"kernel_size={self.kernel_size}, stride={self.stride}, "
+                f"padding={self.padding}, ceil_mode={self.ceil_mode}")
+
+    def _geometry(self, H, W):
+        """Output size and the extra bottom/right padding ceil_mode needs."""
+        k, s, p = self.kernel_size, self.stride, self.padding
+        oh, ow = (out_size(n, k, s, p, self.ceil_mode) for n in (H, W))
+        extra_h = max(0, (oh - 1) * s + k - (H + 2 * p))
+        extra_w = max(0, (ow - 1) * s + k - (W + 2 * p))
+        return oh, ow, extra_h, extra_w
+
+    def _check(self, x):
+        if x.ndim != 4:
+            raise ShapeError(f"{type(self).__name__} expects input of shape (N, C, H, W), "
+                             f"got {tuple(x.shape)}")
+
+
+class MaxPool2d(_Pool2d):
+    """Max pooling over K x K windows.
+
+    x:   (N, C, H, W)
+    out: (N, C, H', W')    H' = 1 + floor((H + 2p - K) / s)   (ceil with ceil_mode)
+
+    The window's maximum passes the whole gradient back; on a tie the first
+    maximum in row-major order wins (as in PyTorch), so routing is deterministic.
+    """
+
+    def forward(self, x):
+        self._check(x)
+        xp = get_array_module(x)
+        N, C, H, W = x.shape
+        oh, ow, eh, ew = self._geometry(H, W)
+        x_pad = pad_input(x, self.padding, self.padding, -np.inf, eh, ew)
+        out = arg = None
+        for k, (i, j, rows, cols) in enumerate(window_offsets(self.kernel_size, self.kernel_size,
+                                                              self.stride, oh, ow)):
+            window = x_pad[:, :, rows, cols]           # (N, C, H', W'): offset (i, j) of every window
+            if out is None:
+                out, arg = window.copy(), xp.zeros(window.shape, dtype=np.int32)
+                continue
+            better = window > out                      # strict: ties keep the earlier offset
+            xp.copyto(out, window, where=better)
+            xp.copyto(arg, k, where=better)
+        return out, (x.shape, x.dtype, arg)
+
+    def backward(self, dout, cache):
+        x_shape, dtype, arg = cache
+        xp = get_array_module(dout)
+        N, C, H, W = x_shape
+        p = self.padding
+        oh, ow, eh, ew = self._geometry(H, W)
+        dx_pad = xp.zeros((N, C, H + 2 * p + eh, W + 2 * p + ew), dtype=dout.dtype)
+        for k, (i, j, rows, cols) in enumerate(window_offsets(self.kernel_size, self.kernel_size,
+                                                              self.stride, oh, ow)):
+            dx_pad[:, :, rows, cols] += (arg == k) * dout
+        return dx_pad[:, :, p:p + H, p:p + W], {}
+
+
+class AvgPool2d(_Pool2d):
+    """Average pooling over K x K windows (shapes as MaxPool2d).
+
+    The divisor follows PyTorch: with ``count_include_pad`` the zero padding counts
+    but the extra cells ceil_mode adds do not; without it only real pixels count.
+    """
+
+    def __init__(self, kernel_size, stride=None, padding=0, ceil_mode=False, count_include_pad=True):
+        super().__init__(kernel_size, stride, padding, ceil_mode)
+        self.count_include_pad = count_include_pad
+
+    def _windows(self, oh, ow):
+        return window_offsets(self.kernel_size, self.kernel_size, self.stride, oh, ow)
+
+    def _divisor(self, xp, dtype, H, W):
+        """(H', W'): how many cells each window averages over."""
+        p = self.padding
+        oh, ow, eh, ew = self._geometry(H, W)
+        counted = xp.ones((1, 1, H, W), dtype=dtype)
+        counted = pad_input(counted, p, p, 1.0 if self.count_include_pad else 0.0)
+        counted = pad_input(counted, 0, 0, 0.0, eh, ew)
+        total = xp.zeros((oh, ow), dtype=dtype)
+        for i, j, rows, cols in self._windows(oh, ow):
+            total += counted[0, 0, rows, cols]
+        return total
+
+    def forward(self, x):
+        self._check(x)
+        xp = get_array_module(x)
+        N, C, H, W = x.shape
+        oh, ow, eh, ew = self._geometry(H, W)
+        x_pad = pad_input(x, self.padding, self.padding, 0.0, eh, ew)
+        out = xp.zeros((N, C, oh, ow), dtype=x.dtype)
+        for i, j, rows, cols in self._windows(oh, ow):
+            out += x_pad[:, :, rows, cols]
+        divisor = self._divisor(xp, x.dtype, H, W)
+        return out / divisor, (x.shape, divisor)
+
+    def backward(self, dout, cache):
+        x_shape, divisor = cache
+        xp = get_array_module(dout)
+        N, C, H, W = x_shape
+        p = self.padding
+        oh, ow, eh, ew = self._geometry(H, W)
+        dx_pad = xp.zeros((N, C, H + 2 * p + eh, W + 2 * p + ew), dtype=dout.dtype)
+        share = dout / divisor
+        for i, j, rows, cols in self._windows(oh, ow):
+            dx_pad[:, :, rows, cols] += share
+        return dx_pad[:, :, p:p + H, p:p + W], {}
+
+
+class GlobalAvgPool2d(Layer):
+    """Mean over all positions: x (N, C, H, W) -> out (N, C)."""
+
+    def forward(self, x):
+        if x.ndim != 4:
+            raise ShapeError(f"GlobalAvgPool2d expects input of shape (N, C, H, W), got {tuple(x.shape)}")
+        return x.mean(axis=(2, 3)), x.shape
+
+    def backward(self, dout, cache):
+        xp = get_array_module(dout)
+        N, C, H, W = cache
+        return xp.broadcast_to(dout[:, :, None, None] / (H * W), cache), {}
+
+
+class Linear(Layer):
+    """Fully connected: out = x @ w.T + b.
+
+    x: (N, D)   w: (M, D)   b: (M,)   out: (N, M)
+    """
+
+    def __init__(self, in_features, out_features, *, seed=0, dtype=np.float32):
+        self.in_features, self.out_features = in_features, out_features
+        rng = np.random.default_rng(seed)
+        w = rng.normal(0.0, np.sqrt(2.0 / in_features), (out_features, in_features))  # He init
+        self.params = {"weight": asarray(w, dtype), "bias": asarray(np.zeros(out_features), dtype)}
+
+    def extra_repr(self):
+        return f"{self.in_features}, {self.out_features}"
+
+    def forward(self, x):
+        if x.ndim != 2 or x.shape[1] != self.in_features:
+            raise ShapeError(f"Linear expects input of shape (N, {self.in_features}), got {tuple(x.shape)}"
+                             + (" (add a Flatten before it)" if x.ndim > 2 else ""))
+        return x @ self.params["weight"].T + self.params["bias"], x
+
+    def backward(self, dout, cache):
+        x = cache
+        w = self.params["weight"]
+        return dout @ w, {"weight": dout.T @ x, "bias": dout.sum(axis=0)}
+
+
+class Flatten(Layer):
+    """(N, C, H, W) -> (N, C*H*W)."""
+
+    def forward(self, x):
+        return x.reshape(x.shape[0], -1), x.shape
+
+    def backward(self, dout, cache):
+        return dout.reshape(cache), {}
+
+
+class Dropout(Layer):
+    """Inverted dropout (Srivastava et al. 2014): in training, zero each unit with
+    probability p and scale the rest by 1 / (1 - p); in evaluation, the identity.
+
+    ``training`` is switched by ``Network.train()`` / ``Network.eval()``; the mask is
+    drawn from a generator seeded with ``seed``, so a run is reproducible.
+    """
+
+    def __init__(self, p=0.5, *, seed=0):
+        if not 0.0 <= p < 1.0:
+            raise ValueError(f"dropout probability must be in [0, 1), got {p}")
+        self.p, self.seed, self.training = p, seed, False
+        self._rngs = {}  # one generator per array library, created on first use
+
+    def extra_repr(self):
+        return f"p={self.p}"
+
+    def forward(self, x):
+        if not self.training or self.p == 0.0:
+            return x, None
+        xp = get_array_module(x)
+        if xp.__name__ not in self._rngs:
+            self._rngs[xp.__name__] = xp.random.default_rng(self.seed)
+        mask = (self._rngs[xp.__name__].random(x.shape) >= self.p).astype(x.dtype) / (1.0 - self.p)
+        return x * mask, mask
+
+    def backward(self, dout, cache):
+        mask = cache
+        return (dout if mask is None else dout * mask), {}

@@ -1,0 +1,341 @@
+"""Networks: ordered collections of named layers.
+
+    net = Network([("conv1", Conv2d(3, 16, 5, padding=2)), ("relu1", ReLU()), ...])
+    scores = net(x)                                          # (N, classes)
+    out, cache = net.forward(x, until="relu1", keep=["conv1"])
+    cache.activations["conv1"]                               # any named layer's output
+    dx, grads = net.backward(dout, cache, start="relu1", rule="guided")
+
+Layers are addressed by dotted names; containers nest (a SqueezeNet Fire module is
+a ``Sequential`` holding a squeeze conv and a ``Concat`` of two expand branches), so
+"fire2", "fire2.squeeze" and "fire2.expand3x3_relu" are all names.
+
+``forward`` returns the output and a cache; the cache holds everything the backward
+pass needs and is never stored on the network, so several forward passes (the
+content and style images of style transfer) stay valid side by side. ``backward``
+can start at any layer the forward pass ran: ``dout`` is then the gradient of the
+objective with respect to that layer's output, and the layers after it are skipped.
+The ReLU backward rule ("backprop", "deconvnet" or "guided") is an argument of each
+backward call.
+"""
+import difflib
+from dataclasses import dataclass, field
+
+import numpy as np
+
+from .backend import asarray, get_array_module, to_numpy
+from .layers import Dropout, Layer, ReLU, ShapeError
+
+
+class UnknownLayerError(LookupError):
+    """A layer name that the network does not have."""
+
+
+class StateDictError(ValueError):
+    """Saved parameters that do not match the network (missing, extra, wrong shape)."""
+
+
+def _split(name):
+    return tuple(name.split(".")) if name else ()
+
+
+class Container(Layer):
+    """A layer made of named child layers."""
+
+    def __init__(self, layers):
+        self.layers = {}
+        for name, layer in (layers.items() if isinstance(layers, dict) else layers):
+            if not name or "." in name or name in self.layers:
+                raise ValueError(f"layer names must be unique and contain no '.', got {name!r}")
+            self.layers[name] = layer
+
+    # -- names and parameters -------------------------------------------------
+    def named_layers(self, prefix=""):
+        """Yield (dotted name, layer) for every layer inside, depth first, in order."""
+        for name, layer in self.layers.items():
+            yield prefix + name, layer
+            if isinstance(layer, Container):
+                yield from layer.named_layers(prefix + name + ".")
+
+    def named_params(self):
+        """Yield (dotted name, array) for every parameter, e.g. ("conv1.weight", w)."""
+        for name, layer in self.named_layers():
+            for key, value in layer.params.items():
+                yield f"{name}.{key}", value
+
+    def extra_repr(self):
+        inner = "\n".join(f"  ({n}): " + repr(l).replace("\n", "\n  ") for n, l in self.layers.items())
+        return f"\n{inner}\n"
+
+
+def _forward_child(layer, x, until, keep, name, acts):
+    """Run one child: containers recurse, plain layers name themselves in shape errors."""
+    if isinstance(layer, Container):
+        out, cache = layer.forward_path(x, until, keep, name + ".", acts)
+    else:
+        try:
+            out, cache = layer.forward(x)
+        except ShapeError as e:
+            raise ShapeError(f"layer '{name}': {e}") from None
+    if name in keep:
+        acts[name] = out
+    return out, cache
+
+
+def _backward_child(layer, dout, cache, start, rule, param_grads, name, grads):
+    """Backward through one child with the chosen ReLU rule; collect parameter gradients."""
+    if isinstance(layer, Container):
+        return layer.backward_path(dout, cache, start, rule, param_grads, name + ".", grads)
+    if isinstance(layer, ReLU):
+        dx, g = layer.backward(dout, cache, rule=rule)
+    else:
+        dx, g = layer.backward(dout, cache)
+    if param_grads:
+        grads.update({f"{name}.{k}": v for k, v in g.items()})
+    return dx
+
+
+class Sequential(Container):
+    """Children applied one after another: x -> layer1 -> layer2 -> ..."""
+
+    def forward(self, x):
+        return self.forward_path(x, (), (), "", {})
+
+    def backward(self, dout, cache, rule="backprop"):
+        grads = {}
+        return self.backward_path(dout, cache, (), rule, True, "", grads), grads
+
+    def forward_path(self, x, until, keep, prefix, acts):
+        caches = []
+        for name, layer in self.layers.items():
+            stop_here = bool(until) and until[0] == name
+            x, cache = _forward_child(layer, x, until[1:] if stop_here else (), keep, prefix + name, acts)
+            caches.append((name, cache))
+            if stop_here:
+                break
+        return x, caches
+
+    def backward_path(self, dout, caches, start, rule, param_grads, prefix, grads):
+        if start:
+            ran = [name for name, _ in caches]
+            if start[0] not in ran:
+                raise UnknownLayerError(f"cannot start backward at '{prefix}{'.'.join(start)}': "
+                                        f"the forward pass stopped at '{prefix}{ran[-1]}' before it")
+            caches = caches[:ran.index(start[0]) + 1]
+        for k in range(len(caches) - 1, -1, -1):
+            name, cache = caches[k]
+            sub = start[1:] if k == len(caches) - 1 else ()
+            dout = _backward_child(self.layers[name], dout, cache, sub, rule, param_grads,
+                                   prefix + name, grads)
+        return dout
+
+
+class Concat(Container):
+    """Parallel branches on the same input, outputs joined along channels.
+
+    x: (N, C, H, W) -> branch_k(x): (N, C_k, H, W) -> out: (N, sum_k C_k, H, W)
+    Backward splits dout by channels and adds the branches' input gradients.
+    """
+
+    def forward(self, x):
+        return self.forward_path(x, (), (), "", {})
+
+    def backward(self, dout, cache, rule="backprop"):
+        grads = {}
+        return self.backward_path(dout, cache, (), rule, True, "", grads), grads
+
+    def forward_path(self, x, until, keep, prefix, acts):
+        xp = get_array_module(x)
+        outs, caches = [], {}
+        for name, layer in self.layers.items():
+            stop_here = bool(until) and until[0] == name
+            out, caches[name] = _forward_child(layer, x, until[1:] if stop_here else (), keep,
+                                               prefix + name, acts)
+            if stop_here:  # stopped inside a branch: its output is the result, later branches skipped
+                return out, (name, caches, None)
+            outs.append(out)
+        return xp.concatenate(outs, axis=1), (None, caches, [o.shape[1] for o in outs])
+
+    def backward_path(self, dout, cache, start, rule, param_grads, prefix, grads):
+        stopped, caches, sizes = cache
+        branch = start[0] if start else stopped
+        if branch is not None:  # dout belongs to one branch; the others get no gradient
+            if branch not in caches:
+                raise UnknownLayerError(f"cannot start backward at '{prefix}{'.'.join(start)}': "
+                                        f"the forward pass stopped in branch '{prefix}{stopped}'")
+            return _backward_child(self.layers[branch], dout, caches[branch], start[1:], rule,
+                                   param_grads, prefix + branch, grads)
+        dx, offset = 0, 0
+        for (name, sub_cache), size in zip(caches.items(), sizes):
+            dx = dx + _backward_child(self.layers[name], dout[:, offset:offset + size], sub_cache, (),
+                                      rule, param_grads, prefix + name, grads)
+            offset += size
+        return dx
+
+
+@dataclass
+class Cache:
+    """What one forward pass of a Network leaves for its backward pass."""
+    layers: list
+    until: str | None
+    activations: dict = field(default_factory=dict)
+
+
+class Network(Sequential):
+    """A whole model: a Sequential with input checks, named access, saving and modes."""
+
+    def __call__(self, x):
+        """The network's final output for a batch x."""
+        return self.forward(x)[0]
+
+    # -- names -----------------------------------------------------------------
+    def names(self):
+        """Every addressable layer name, in forward order."""
+        return [name for name, _ in self.named_layers()]
+
+    def layer(self, name):
+        """The layer called ``name`` (dotted for nested layers)."""
+        layers = dict(self.named_layers())
+        if name not in layers:
+            close = difflib.get_close_matches(str(name), layers, n=5, cutoff=0.5)
+            hint = f"; did you mean {', '.join(close)}?" if close else ""
+            raise UnknownLayerError(f"unknown layer {name!r}{hint} (net.names() lists all "
+                                    f"{len(layers)}: {', '.join(list(layers)[:12])}{', ...' if len(layers) > 12 else ''})")
+        return layers[name]
+
+    # -- forward and backward ----------------------------------------------------
+    def check_input(self, x):
+        """Raise a clear error for input the network cannot take."""
+        if not hasattr(x, "dtype") or not hasattr(x, "shape"):
+            raise TypeError(f"expected a NumPy or CuPy array, got {type(x).__name__}")
+        if x.dtype.kind != "f":
+            raise TypeError(f"expected a floating-point array, got dtype {x.dtype}; convert it with "
+                            "x.astype(np.float32) (images: tinycnn.images.preprocess)")
+        params = [p for _, p in self.named_params()]
+        if params and get_array_module(x) is not get_array_module(params[0]):
+            raise TypeError(f"the input is a {get_array_module(x).__name__} array but the network's "
+                            f"parameters live in {get_array_module(params[0]).__name__}; move it with "
+                            "tinycnn.backend.asarray(x)")
+        xp = get_array_module(x)
+        bad = int((~xp.isfinite(x)).sum())
+        if bad:
+            raise ValueError(f"the input contains {bad} NaN or Inf value(s) (shape {tuple(x.shape)})")
+
+    def forward(self, x, until=None, keep=()):
+        """Run the network on a batch.
+
+        x:     (N, C, H, W) floating point
+        until: stop after this named layer (default: run to the end)
+        keep:  names of layers whose outputs to return in ``cache.activations``
+        Returns (out, cache): the output of the last layer run and a ``Cache``.
+        """
+        self.check_input(x)
+        keep = (keep,) if isinstance(keep, str) else tuple(keep)
+        for name in keep + ((until,) if until else ()):
+            self.layer(name)  # unknown names fail here, with suggestions
+        acts = {}
+        out, caches = self.forward_path(x, _split(until), keep, "", acts)
+        missing = [k for k in keep if k not in acts]
+        if missing:
+            raise UnknownLayerError(f"layer(s) {', '.join(missing)} come after '{until}', where the "
+                                    "forward pass stopped")
+        return out, Cache(caches, until, acts)
+
+    def activations(self, x, names):
+        """{name: output} for the given layer names, running only as far as needed."""
+        names = [names] if isinstance(names, str) else list(names)
+        for name in names:
+            self.layer(name)
+        order = self.names()  # parents before children; a parent's output is ready after them
+
+        def ready(name):
+            return max(i for i, m in enumerate(order) if m == name or m.startswith(name + "."))
+        _, cache = self.forward(x, until=max(names, key=ready), keep=names)
+        return cache.activations
+
+    def backward(self, dout, cache, start=None, rule="backprop", param_grads=True):
+        """Backpropagate ``dout`` from a named layer to the input.
+
+        dout:  gradient with respect to the output of ``start`` (default: the last
+               layer the forward pass ran), same shape as that output
+        rule:  the ReLU backward rule, "backprop" (true gradient), "deconvnet" or "guided"
+        Returns (dx, grads): dx like the input; grads {param name: gradient} for every
+        parameter (zeros for those after ``start``), or {} when param_grads is False.
+        """
+        start = start or cache.until
+        if start:
+            self.layer(start)
+            if cache.until and cache.until.startswith(start + "."):
+                raise UnknownLayerError(f"cannot start backward at '{start}': the forward pass stopped "
+                                        f"inside it, at '{cache.until}', so its output was never computed")
+        grads = {}
+        dx = self.backward_path(dout, cache.layers, _split(start), rule, param_grads, "", grads)
+        if param_grads:
+            xp = get_array_module(dout)
+            grads = {k: grads[k] if k in grads else xp.zeros_like(p) for k, p in self.named_params()}
+        return dx, grads
+
+    # -- modes, dtype, device ----------------------------------------------------
+    def train(self, mode=True):
+        """Training mode (dropout active) or, with mode=False, evaluation mode."""
+        for _, layer in self.named_layers():
+            if isinstance(layer, Dropout):
+                layer.training = mode
+        return self
+
+    def eval(self):
+        return self.train(False)
+
+    def astype(self, dtype):
+        """Convert every parameter to ``dtype`` (float64 for gradient checks)."""
+        for _, layer in self.named_layers():
+            layer.params = {k: v.astype(dtype) for k, v in layer.params.items()}
+        return self
+
+    def to_device(self):
+        """Move every parameter onto the active backend (see tinycnn.backend)."""
+        for _, layer in self.named_layers():
+            layer.params = {k: asarray(v) for k, v in layer.params.items()}
+        return self
+
+    # -- saving and loading -------------------------------------------------------
+    def state_dict(self):
+        """{param name: NumPy array} (copies on the host)."""
+        return {k: to_numpy(v).copy() for k, v in self.named_params()}
+
+    def load_state_dict(self, state, source="state dict"):
+        """Set every parameter from ``state``, strictly: every key present, none extra,
+        every shape equal. Errors name the key and both shapes."""
+        own = dict(self.named_params())
+        missing = [k for k in own if k not in state]
+        extra = [k for k in state if k not in own]
+        if missing or extra:
+            def show(keys):
+                return ", ".join(keys[:6]) + (f" and {len(keys) - 6} more" if len(keys) > 6 else "")
+            parts = ([f"missing {len(missing)} key(s): {show(missing)}"] if missing else []) + \
+                    ([f"unexpected {len(extra)} key(s): {show(extra)}"] if extra else [])
+            hint = " (is it from another model?)" if len(missing) + len(extra) > len(own) // 2 else ""
+            raise StateDictError(f"{source} does not match the network{hint}: " + "; ".join(parts))
+        for key, value in own.items():
+            new = state[key]
+            if tuple(new.shape) != tuple(value.shape):
+                raise StateDictError(f"{source}: parameter {key!r} has shape {tuple(new.shape)} "
+                                     f"but the network expects {tuple(value.shape)}")
+        for name, layer in self.named_layers():
+            layer.params = {k: asarray(state[f"{name}.{k}"], v.dtype) for k, v in layer.params.items()}
+        return self
+
+    def save(self, path):
+        """Write every parameter to an .npz file, keyed by name."""
+        np.savez(path, **self.state_dict())
+
+    def load(self, path):
+        """Read parameters saved by ``save`` (strictly, see load_state_dict)."""
+        try:
+            with np.load(path, allow_pickle=False) as f:
+                state = {k: f[k] for k in f.files}
+        except FileNotFoundError:
+            raise FileNotFoundError(f"no weights file at {path}") from None
+        except (ValueError, OSError) as e:
+            raise StateDictError(f"{path} is not a readable .npz of arrays: {e}") from None
+        return self.load_state_dict(state, source=str(path))

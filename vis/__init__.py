@@ -1,0 +1,1 @@
+"""vis: one module per technique of "Visualizing and Understanding CNNs" (CS231n)."""
