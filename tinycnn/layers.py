@@ -13,7 +13,7 @@ backward rule as an argument: backprop, deconvnet or guided.
 import numpy as np
 
 from .backend import get_array_module, asarray
-from .im2col import col2im, im2col, out_size, pad_input, window_offsets
+from .im2col import col2im, col_width, im2col, out_size, pad_input, window_offsets
 
 RELU_RULES = ("backprop", "deconvnet", "guided")
 
@@ -46,6 +46,12 @@ class Layer:
         return ""
 
 
+# im2col columns are built for a few images at a time, about this many bytes: small
+# enough to stay in cache and below glibc's 32 MB mmap threshold (so the buffer is
+# reused rather than freshly zeroed by the kernel on every call).
+CHUNK_BYTES = 8 * 2**20
+
+
 class Conv2d(Layer):
     """2-D convolution (cross-correlation, as in every deep-learning library).
 
@@ -55,7 +61,9 @@ class Conv2d(Layer):
 
         out[n, f, y, x] = b[f] + sum_{c,i,j} w[f, c, i, j] * x_pad[n, c, y*s + i, x*s + j]
 
-    Implemented as one matrix product over im2col columns (see ``im2col.py``).
+    Each image is one matrix product, W (F, C*K*K) @ cols (C*K*K, H'*W'), over its
+    im2col columns (see ``im2col.py``); the cache keeps only x, and backward rebuilds
+    the columns, so memory stays at the size of the activations.
     """
 
     def __init__(self, in_channels, out_channels, kernel_size, stride=1, padding=0,
@@ -73,8 +81,21 @@ class Conv2d(Layer):
         return (f"{self.in_channels}, {self.out_channels}, kernel_size={self.kernel_size}, "
                 f"stride={self.stride}, padding={self.padding}")
 
-    def _is_pointwise(self):
-        return self.kernel_size == 1 and self.stride == 1 and self.padding == 0
+    def _columns(self, x):
+        """(cols, CW): im2col of a few images, (n, C*K*K, H'*CW); a 1x1 conv needs none."""
+        K, s, p = self.kernel_size, self.stride, self.padding
+        n, C, H, W = x.shape
+        if K == 1 and s == 1 and p == 0:
+            return x.reshape(n, C, H * W), W
+        return im2col(x, K, K, s, p), col_width(W, K, s, p)
+
+    def _chunks(self, x_shape):
+        """Slices of the batch, a few images each, that keep im2col's buffer small."""
+        N, C, H, W = x_shape
+        K, s, p = self.kernel_size, self.stride, self.padding
+        per_image = C * K * K * out_size(H, K, s, p) * col_width(W, K, s, p) * 4
+        step = N if K == 1 else max(1, CHUNK_BYTES // per_image)
+        return [slice(n, n + step) for n in range(0, N, step)]
 
     def forward(self, x):
         _expect_nchw(x, self.in_channels, "Conv2d")
@@ -83,30 +104,37 @@ class Conv2d(Layer):
         N, C, H, W = x.shape
         F, _, K, _ = w.shape
         oh, ow = out_size(H, K, self.stride, self.padding), out_size(W, K, self.stride, self.padding)
-        if self._is_pointwise():  # a 1x1 conv needs no im2col, only a transpose
-            cols = x.transpose(1, 0, 2, 3).reshape(C, N * H * W)
-        else:
-            cols = im2col(x, K, K, self.stride, self.padding)   # (C*K*K, N*H'*W')
-        y = (w.reshape(F, -1) @ cols).reshape(F, N, oh, ow)
-        out = xp.empty((N, F, oh, ow), dtype=y.dtype)
-        xp.add(y.transpose(1, 0, 2, 3), b[None, :, None, None], out=out)
-        return out, (x.shape, cols)
+        out = xp.empty((N, F, oh, ow), dtype=xp.result_type(x, w))
+        for chunk in self._chunks(x.shape):
+            cols, cw = self._columns(x[chunk])                     # (n, C*K*K, H'*CW)
+            y = (w.reshape(F, -1) @ cols).reshape(-1, F, oh, cw)   # (n, F, H', CW)
+            xp.add(y[..., :ow], b[:, None, None], out=out[chunk])
+        return out, x
 
     def backward(self, dout, cache):
         """dout: (N, F, H', W') -> dx: (N, C, H, W), grads {"weight": (F, C, K, K), "bias": (F,)}"""
-        x_shape, cols = cache
+        xp = get_array_module(dout)
+        x = cache
         w = self.params["weight"]
         F, C, K, _ = w.shape
-        N, _, H, W = x_shape
-        dout_mat = dout.transpose(1, 0, 2, 3).reshape(F, -1)    # (F, N*H'*W')
-        dw = (dout_mat @ cols.T).reshape(w.shape)
-        db = dout.sum(axis=(0, 2, 3))
-        dcols = w.reshape(F, -1).T @ dout_mat                     # (C*K*K, N*H'*W')
-        if self._is_pointwise():
-            dx = dcols.reshape(C, N, H, W).transpose(1, 0, 2, 3)
-        else:
-            dx = col2im(dcols, x_shape, K, K, self.stride, self.padding)
-        return dx, {"weight": dw, "bias": db}
+        N, _, H, W = x.shape
+        _, _, oh, ow = dout.shape
+        dw = xp.zeros((F, C * K * K), dtype=dout.dtype)
+        dx = xp.empty(x.shape, dtype=dout.dtype)
+        for chunk in self._chunks(x.shape):
+            cols, cw = self._columns(x[chunk])                     # rebuilt, not cached
+            d = dout[chunk]
+            if cw != ow:                                           # junk columns get zero gradient
+                d = xp.zeros((d.shape[0], F, oh, cw), dtype=dout.dtype)
+                d[..., :ow] = dout[chunk]
+            d = d.reshape(-1, F, oh * cw)                           # (n, F, H'*CW)
+            dw += (d @ cols.transpose(0, 2, 1)).sum(axis=0)
+            dcols = w.reshape(F, -1).T @ d                          # (n, C*K*K, H'*CW)
+            if cols.shape[1] == C:  # 1x1: the columns are the pixels
+                dx[chunk] = dcols.reshape(-1, C, H, W)
+            else:
+                dx[chunk] = col2im(dcols, (dcols.shape[0], C, H, W), K, K, self.stride, self.padding)
+        return dx, {"weight": dw.reshape(w.shape), "bias": dout.sum(axis=(0, 2, 3))}
 
 
 class ReLU(Layer):
@@ -174,30 +202,35 @@ class MaxPool2d(_Pool2d):
         self._check(x)
         xp = get_array_module(x)
         N, C, H, W = x.shape
+        k, s = self.kernel_size, self.stride
         oh, ow, eh, ew = self._geometry(H, W)
         x_pad = pad_input(x, self.padding, self.padding, -np.inf, eh, ew)
-        out = arg = None
-        for k, (i, j, rows, cols) in enumerate(window_offsets(self.kernel_size, self.kernel_size,
-                                                              self.stride, oh, ow)):
-            window = x_pad[:, :, rows, cols]           # (N, C, H', W'): offset (i, j) of every window
-            if out is None:
-                out, arg = window.copy(), xp.zeros(window.shape, dtype=np.int32)
-                continue
-            better = window > out                      # strict: ties keep the earlier offset
-            xp.copyto(out, window, where=better)
-            xp.copyto(arg, k, where=better)
-        return out, (x.shape, x.dtype, arg)
+        # a K x K max is a max over K columns, then over K rows: 2(K-1) passes, not K*K
+        row_max = x_pad[:, :, :, 0:s * ow:s].copy()                  # (N, C, Hp, W')
+        for j in range(1, k):
+            xp.maximum(row_max, x_pad[:, :, :, j:j + s * ow:s], out=row_max)
+        out = row_max[:, :, 0:s * oh:s].copy()                        # (N, C, H', W')
+        for i in range(1, k):
+            xp.maximum(out, row_max[:, :, i:i + s * oh:s], out=out)
+        # which offset of each window holds its maximum (for backward); on ties the
+        # first in row-major order, because earlier offsets overwrite later ones
+        offsets = list(window_offsets(k, k, s, oh, ow))
+        winner = xp.zeros(out.shape, dtype=np.int8 if len(offsets) < 128 else np.int32)
+        for n in range(len(offsets) - 1, -1, -1):
+            _, _, rows, cols = offsets[n]
+            winner = xp.where(x_pad[:, :, rows, cols] == out, winner.dtype.type(n), winner)
+        return out, (x.shape, winner)
 
     def backward(self, dout, cache):
-        x_shape, dtype, arg = cache
+        x_shape, winner = cache
         xp = get_array_module(dout)
         N, C, H, W = x_shape
         p = self.padding
         oh, ow, eh, ew = self._geometry(H, W)
         dx_pad = xp.zeros((N, C, H + 2 * p + eh, W + 2 * p + ew), dtype=dout.dtype)
-        for k, (i, j, rows, cols) in enumerate(window_offsets(self.kernel_size, self.kernel_size,
+        for n, (_, _, rows, cols) in enumerate(window_offsets(self.kernel_size, self.kernel_size,
                                                               self.stride, oh, ow)):
-            dx_pad[:, :, rows, cols] += (arg == k) * dout
+            dx_pad[:, :, rows, cols] += (winner == n) * dout
         return dx_pad[:, :, p:p + H, p:p + W], {}
 
 

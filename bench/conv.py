@@ -1,0 +1,235 @@
+"""Conv and max-pool speed and memory against PyTorch, layer shape by layer shape.
+
+    make bench                     # the table
+    python -m bench.conv --json    # the same rows as JSON
+    TINYCNN_BACKEND=cupy python -m bench.conv    # CuPy against PyTorch CUDA
+
+Shapes: every distinct conv and max-pool of SqueezeNet 1.1 at 224x224 (batch 1 and
+8) and of the VGG-style CIFAR-10 net at 32x32 (batch 64), float32. Each row times
+the forward pass and forward + backward (input and parameter gradients) with the
+median of several runs after a warm-up, both libraries using the same number of
+threads. ``ratio`` is tinycnn / PyTorch: below 1 tinycnn is faster. Peak memory is
+the rise of the process's peak resident memory during one call (Linux only;
+glibc is told to return large blocks to the system at once so that the rise is
+the call's own).
+"""
+import argparse
+import json
+import os
+import statistics
+import subprocess
+import sys
+import time
+
+import numpy as np
+
+import tinycnn as tc
+from tinycnn import backend
+
+# (name, C_in, C_out, kernel, stride, pad, H): torchvision squeezenet1_1 at 224x224
+SQUEEZENET_CONVS = [
+    ("conv1", 3, 64, 3, 2, 0, 224),
+    ("fire2.squeeze", 64, 16, 1, 1, 0, 55), ("fire2.expand1x1", 16, 64, 1, 1, 0, 55),
+    ("fire2.expand3x3", 16, 64, 3, 1, 1, 55), ("fire3.squeeze", 128, 16, 1, 1, 0, 55),
+    ("fire4.squeeze", 128, 32, 1, 1, 0, 27), ("fire4.expand1x1", 32, 128, 1, 1, 0, 27),
+    ("fire4.expand3x3", 32, 128, 3, 1, 1, 27), ("fire5.squeeze", 256, 32, 1, 1, 0, 27),
+    ("fire6.squeeze", 256, 48, 1, 1, 0, 13), ("fire6.expand1x1", 48, 192, 1, 1, 0, 13),
+    ("fire6.expand3x3", 48, 192, 3, 1, 1, 13), ("fire7.squeeze", 384, 48, 1, 1, 0, 13),
+    ("fire8.squeeze", 384, 64, 1, 1, 0, 13), ("fire8.expand1x1", 64, 256, 1, 1, 0, 13),
+    ("fire8.expand3x3", 64, 256, 3, 1, 1, 13), ("fire9.squeeze", 512, 64, 1, 1, 0, 13),
+    ("conv10", 512, 1000, 1, 1, 0, 13),
+]
+# (name, C, H): 3x3 stride 2 ceil-mode max pools
+SQUEEZENET_POOLS = [("pool1", 64, 111), ("pool3", 128, 55), ("pool5", 256, 27)]
+# the VGG-style CIFAR-10 net: 5x5 first layer, then pairs of 3x3 convs, 2x2 pools
+CIFAR_CONVS = [
+    ("conv1", 3, 32, 5, 1, 2, 32), ("conv2", 32, 32, 3, 1, 1, 32),
+    ("conv3", 32, 64, 3, 1, 1, 16), ("conv4", 64, 64, 3, 1, 1, 16),
+    ("conv5", 64, 128, 3, 1, 1, 8), ("conv6", 128, 128, 3, 1, 1, 8),
+]
+CIFAR_POOLS = [("pool1", 32, 32), ("pool2", 64, 16), ("pool3", 128, 8)]
+
+
+def cases():
+    """Yield (row name, tinycnn layer, torch function maker, input shape)."""
+    for model, batches, convs, pools, pool_args in (
+            ("squeezenet", (1, 8), SQUEEZENET_CONVS, SQUEEZENET_POOLS, (3, 2, 0, True)),
+            ("cifar", (64,), CIFAR_CONVS, CIFAR_POOLS, (2, 2, 0, False))):
+        for n in batches:
+            for name, cin, cout, k, s, p, h in convs:
+                yield f"{model}.{name} b{n}", tc.Conv2d(cin, cout, k, s, p), ("conv", s, p), (n, cin, h, h)
+            for name, c, h in pools:
+                yield f"{model}.{name} b{n}", tc.MaxPool2d(*pool_args), ("pool",) + pool_args, (n, c, h, h)
+
+
+def sync():
+    if backend.name() == "cupy":
+        backend.xp().cuda.Device().synchronize()
+
+
+def timed(fn, min_time=0.3, max_runs=50):
+    """Median wall time of fn() in milliseconds, after one warm-up call."""
+    fn()
+    sync()
+    times = []
+    while len(times) < 3 or (sum(times) < min_time and len(times) < max_runs):
+        t = time.perf_counter()
+        fn()
+        sync()
+        times.append(time.perf_counter() - t)
+    return 1e3 * statistics.median(times)
+
+
+def _status_kb(field):
+    with open("/proc/self/status") as f:
+        for line in f:
+            if line.startswith(field):
+                return int(line.split()[1])
+    raise KeyError(field)
+
+
+def peak_mb(fn):
+    """Rise of the peak resident set size during one fn() call, in MB (None if unknown)."""
+    if backend.name() != "numpy":
+        return None
+    try:
+        with open("/proc/self/clear_refs", "w") as f:
+            f.write("5")  # reset VmHWM, the peak RSS, to the current RSS
+        before = _status_kb("VmRSS:")
+        fn()
+        return (_status_kb("VmHWM:") - before) / 1024
+    except OSError:
+        return None
+
+
+def tinycnn_fns(layer, x):
+    dout = None
+
+    def forward():
+        return layer.forward(x)
+
+    def forward_backward():
+        nonlocal dout
+        out, cache = layer.forward(x)
+        if dout is None:
+            dout = backend.xp().ones_like(out)
+        return layer.backward(dout, cache)
+    return forward, forward_backward
+
+
+def torch_fns(torch, kind, layer, x_np, device):
+    F = torch.nn.functional
+    x = torch.from_numpy(x_np).to(device)
+    if kind[0] == "conv":
+        _, s, p = kind
+        w = torch.from_numpy(backend.to_numpy(layer.params["weight"])).to(device)
+        b = torch.from_numpy(backend.to_numpy(layer.params["bias"])).to(device)
+
+        def op(x, w, b):
+            return F.conv2d(x, w, b, s, p)
+        args = (x, w, b)
+    else:
+        _, k, s, p, ceil = kind
+
+        def op(x):
+            return F.max_pool2d(x, k, s, p, ceil_mode=ceil)
+        args = (x,)
+    grad_args = [a.detach().clone().requires_grad_(True) for a in args]
+    dout = None
+
+    def forward():
+        with torch.no_grad():
+            return op(*args)
+
+    def forward_backward():
+        nonlocal dout
+        for a in grad_args:
+            a.grad = None
+        out = op(*grad_args)
+        if dout is None:
+            dout = torch.ones_like(out)
+        out.backward(dout)
+    return forward, forward_backward
+
+
+def run(threads, measure, only=""):
+    """Yield one row per (case, pass); ``measure`` is "time" or "memory"."""
+    try:
+        import torch
+    except ImportError:
+        torch = None
+    if torch is not None:
+        torch.set_num_threads(threads)
+    device = "cuda" if backend.name() == "cupy" else "cpu"
+    rng = np.random.default_rng(0)
+    for name, layer, kind, shape in cases():
+        if only not in name:
+            continue
+        x_np = rng.standard_normal(shape).astype(np.float32)
+        x = backend.asarray(x_np)
+        ours = tinycnn_fns(layer, x)
+        theirs = torch_fns(torch, kind, layer, x_np, device) if torch else (None, None)
+        for pass_name, fn, tfn in zip(("fwd", "fwd+bwd"), ours, theirs):
+            if measure == "memory":
+                yield {"tinycnn_mb": peak_mb(fn), "torch_mb": peak_mb(tfn) if tfn else None}
+                continue
+            row = {"name": name, "pass": pass_name, "tinycnn_ms": timed(fn), "torch_ms": None, "ratio": None}
+            if tfn is not None:
+                row.update(torch_ms=timed(tfn))
+                row["ratio"] = row["tinycnn_ms"] / row["torch_ms"]
+            yield row
+
+
+def memory_rows(threads, only):
+    """Peak memory of every row, measured in a child process (see the module docstring)."""
+    if sys.platform != "linux":
+        return None
+    env = dict(os.environ, MALLOC_MMAP_THRESHOLD_="131072", MALLOC_TRIM_THRESHOLD_="131072")
+    code = f"import json, bench.conv as b; print(json.dumps(list(b.run({threads}, 'memory', {only!r}))))"
+    done = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True)
+    if done.returncode != 0:
+        print(f"(memory not measured: {done.stderr.strip().splitlines()[-1:]})", file=sys.stderr)
+        return None
+    return json.loads(done.stdout)
+
+
+def fmt(v, spec):
+    return "-" if v is None else format(v, spec)
+
+
+def main(argv=None):
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--json", action="store_true", help="print the rows as JSON instead of a table")
+    parser.add_argument("--threads", type=int, default=os.cpu_count(), help="threads for both libraries")
+    parser.add_argument("--only", default="", help="run only the rows whose name contains this")
+    args = parser.parse_args(argv)
+    try:
+        import torch  # noqa: F401
+    except ImportError:
+        print("PyTorch is not installed, so there is nothing to compare with; install the CPU build with\n"
+              "    .venv/bin/pip install torch==2.13.0   (or: pip install torch --index-url "
+              "https://download.pytorch.org/whl/cpu)\nTimings of tinycnn alone follow.", file=sys.stderr)
+    memory = memory_rows(args.threads, args.only)
+    rows = run(args.threads, "time", args.only)
+    if memory is not None:
+        rows = ({**r, **m} for r, m in zip(rows, memory))
+    if args.json:
+        print(json.dumps(list(rows), indent=1))
+        return
+    print(f"backend {backend.name()}, float32, {args.threads} threads; ratio = tinycnn / PyTorch")
+    print(f"{'layer':28s} {'pass':8s} {'tinycnn ms':>10s} {'torch ms':>9s} {'ratio':>6s} "
+          f"{'tinycnn MB':>10s} {'torch MB':>9s}")
+    ratios = []
+    for r in rows:
+        print(f"{r['name']:28s} {r['pass']:8s} {fmt(r['tinycnn_ms'], '10.2f')} {fmt(r['torch_ms'], '9.2f')} "
+              f"{fmt(r['ratio'], '6.2f')} {fmt(r.get('tinycnn_mb'), '10.1f')} {fmt(r.get('torch_mb'), '9.1f')}",
+              flush=True)
+        if r["ratio"] is not None:
+            ratios.append(r["ratio"])
+    if ratios:
+        print(f"\nratio: geometric mean {np.exp(np.mean(np.log(ratios))):.2f}, median {np.median(ratios):.2f}, "
+              f"max {max(ratios):.2f}; {sum(r <= 1.5 for r in ratios)} of {len(ratios)} rows <= 1.5")
+
+
+if __name__ == "__main__":
+    main()
