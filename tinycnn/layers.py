@@ -81,11 +81,14 @@ class Conv2d(Layer):
         return (f"{self.in_channels}, {self.out_channels}, kernel_size={self.kernel_size}, "
                 f"stride={self.stride}, padding={self.padding}")
 
+    def _pointwise(self):
+        return self.kernel_size == 1 and self.stride == 1 and self.padding == 0
+
     def _columns(self, x):
         """(cols, CW): im2col of a few images, (n, C*K*K, H'*CW); a 1x1 conv needs none."""
         K, s, p = self.kernel_size, self.stride, self.padding
         n, C, H, W = x.shape
-        if K == 1 and s == 1 and p == 0:
+        if self._pointwise():
             return x.reshape(n, C, H * W), W
         return im2col(x, K, K, s, p), col_width(W, K, s, p)
 
@@ -94,7 +97,7 @@ class Conv2d(Layer):
         N, C, H, W = x_shape
         K, s, p = self.kernel_size, self.stride, self.padding
         per_image = C * K * K * out_size(H, K, s, p) * col_width(W, K, s, p) * 4
-        step = N if K == 1 else max(1, CHUNK_BYTES // per_image)
+        step = N if self._pointwise() else max(1, CHUNK_BYTES // per_image)
         return [slice(n, n + step) for n in range(0, N, step)]
 
     def forward(self, x):
@@ -130,7 +133,7 @@ class Conv2d(Layer):
             d = d.reshape(-1, F, oh * cw)                           # (n, F, H'*CW)
             dw += (d @ cols.transpose(0, 2, 1)).sum(axis=0)
             dcols = w.reshape(F, -1).T @ d                          # (n, C*K*K, H'*CW)
-            if cols.shape[1] == C:  # 1x1: the columns are the pixels
+            if self._pointwise():  # the columns are the pixels
                 dx[chunk] = dcols.reshape(-1, C, H, W)
             else:
                 dx[chunk] = col2im(dcols, (dcols.shape[0], C, H, W), K, K, self.stride, self.padding)
