@@ -182,7 +182,15 @@ class Cache:
 
 
 class Network(Sequential):
-    """A whole model: a Sequential with input checks, named access, saving and modes."""
+    """A whole model: a Sequential with input checks, named access, saving and modes.
+
+    ``meta`` holds what users of the model need to know about it: class names,
+    input size, the mean and std the input is normalised with.
+    """
+
+    def __init__(self, layers, meta=None):
+        super().__init__(layers)
+        self.meta = dict(meta or {})
 
     def __call__(self, x):
         """The network's final output for a batch x."""
@@ -331,11 +339,5 @@ class Network(Sequential):
 
     def load(self, path):
         """Read parameters saved by ``save`` (strictly, see load_state_dict)."""
-        try:
-            with np.load(path, allow_pickle=False) as f:
-                state = {k: f[k] for k in f.files}
-        except FileNotFoundError:
-            raise FileNotFoundError(f"no weights file at {path}") from None
-        except (ValueError, OSError) as e:
-            raise StateDictError(f"{path} is not a readable .npz of arrays: {e}") from None
-        return self.load_state_dict(state, source=str(path))
+        from .weights import read_npz
+        return self.load_state_dict(read_npz(path), source=str(path))

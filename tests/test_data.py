@@ -1,0 +1,90 @@
+"""CIFAR-10 loaders, on tiny synthetic files written by the tests."""
+import hashlib
+import io
+import pickle
+import tarfile
+
+import numpy as np
+import pytest
+from PIL import Image
+
+from tinycnn import data
+
+
+def write_batches(folder, n=4):
+    """The official layout: pickled dicts with (n, 3072) uint8 rows in CHW order."""
+    rng = np.random.default_rng(0)
+    folder.mkdir(parents=True)
+    truth = {}
+    for name in [f"data_batch_{i}" for i in range(1, 6)] + ["test_batch"]:
+        images = rng.integers(0, 256, (n, 3, 32, 32), dtype=np.uint8)
+        labels = list(rng.integers(0, 10, n))
+        with open(folder / name, "wb") as f:
+            pickle.dump({b"data": images.reshape(n, 3072), b"labels": [int(l) for l in labels]}, f)
+        truth[name] = (images, labels)
+    return truth
+
+
+def test_python_batches(tmp_path):
+    truth = write_batches(tmp_path / "cifar-10-batches-py")
+    x, y = data.load_cifar10("train", data_dir=tmp_path)
+    assert x.shape == (20, 3, 32, 32) and x.dtype == np.float32 and y.dtype == np.int64
+    np.testing.assert_allclose(x[4:8] * 255, truth["data_batch_2"][0], atol=1e-4)  # CHW order kept
+    x, y = data.load_cifar10("test", data_dir=tmp_path)
+    assert list(y) == truth["test_batch"][1]
+
+
+def test_python_batches_refuse_code(tmp_path):
+    folder = tmp_path / "cifar-10-batches-py"
+    write_batches(folder)
+
+    class Evil:
+        def __reduce__(self):
+            return (print, ("pwned",))
+    (folder / "test_batch").write_bytes(pickle.dumps({b"data": Evil()}))
+    with pytest.raises(data.DataError, match="refusing to unpickle builtins.print"):
+        data.load_cifar10("test", data_dir=tmp_path)
+
+
+def test_jpeg_archive(tmp_path):
+    rng = np.random.default_rng(1)
+    images = rng.integers(0, 256, (5, 32, 32, 3), dtype=np.uint8)
+    blobs = []
+    for im in images:
+        buf = io.BytesIO()
+        Image.fromarray(im).save(buf, format="PNG")  # lossless, so pixels can be compared exactly
+        blobs.append(np.frombuffer(buf.getvalue(), np.uint8))
+    offsets = np.concatenate([[0], np.cumsum([len(b) for b in blobs])])
+    np.savez(tmp_path / "cifar10-jpeg.npz", jpeg_bytes=np.concatenate(blobs), offsets=offsets,
+             labels=np.array([3, 1, 4, 1, 5], np.uint8), is_test=np.array([0, 1, 0, 0, 1], np.uint8),
+             classes=np.array(data.CLASSES))
+    x, y = data.load_cifar10("test", data_dir=tmp_path)
+    assert list(y) == [1, 5]
+    np.testing.assert_allclose(x[1] * 255, images[4].transpose(2, 0, 1), atol=1e-4)
+    assert data.load_cifar10("train", data_dir=tmp_path)[0].shape == (3, 3, 32, 32)
+
+
+def test_missing_data_says_how_to_get_it(tmp_path, monkeypatch):
+    monkeypatch.setenv("TINYCNN_DATA_DIR", str(tmp_path))
+    monkeypatch.setattr(data, "PROJECT_ROOT", tmp_path)
+    with pytest.raises(data.DataError, match="CIFAR-10 not found.*make data"):
+        data.load_cifar10("train")
+    with pytest.raises(ValueError, match="split must be 'train' or 'test'"):
+        data.load_cifar10("val")
+
+
+def test_fetch_cifar10_checks_and_unpacks(tmp_path):
+    write_batches(tmp_path / "src" / "cifar-10-batches-py")
+    with tarfile.open(tmp_path / "c.tar.gz", "w:gz") as tar:
+        tar.add(tmp_path / "src" / "cifar-10-batches-py", arcname="cifar-10-batches-py")
+    md5 = hashlib.md5((tmp_path / "c.tar.gz").read_bytes()).hexdigest()
+    out = data.fetch_cifar10(tmp_path / "dl", url=(tmp_path / "c.tar.gz").as_uri(), checksum="md5:" + md5)
+    assert data.load_python_batches(out, "test")[0].shape == (4, 3, 32, 32)
+
+
+@pytest.mark.skipif(not (data.PROJECT_ROOT / ".." / "shared" / "data" / "cifar10-jpeg.npz").exists()
+                    and "TINYCNN_DATA_DIR" not in __import__("os").environ,
+                    reason="shared CIFAR-10 archive absent")
+def test_shared_archive_has_the_official_split():
+    x, y = data.load_cifar10("test")
+    assert x.shape == (10000, 3, 32, 32) and np.bincount(y).tolist() == [1000] * 10

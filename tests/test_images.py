@@ -1,0 +1,47 @@
+"""Images: any file becomes RGB, preprocess and deprocess are inverses, class lookup."""
+import numpy as np
+import pytest
+from PIL import Image
+
+from tinycnn.images import class_index, deprocess, imagenet_classes, load_image, preprocess
+from tinycnn.models import IMAGENET_MEAN, IMAGENET_STD
+
+
+@pytest.mark.parametrize("mode", ["L", "RGBA", "P", "RGB"])
+def test_any_image_mode_loads_as_rgb(tmp_path, mode):
+    rgb = np.random.default_rng(0).integers(0, 256, (10, 14, 3), dtype=np.uint8)
+    Image.fromarray(rgb).convert(mode).save(tmp_path / "im.png")
+    image = load_image(tmp_path / "im.png")
+    assert image.shape == (10, 14, 3) and image.dtype == np.uint8
+
+
+def test_load_image_errors(tmp_path):
+    with pytest.raises(FileNotFoundError, match="no image file at .*nope.png"):
+        load_image(tmp_path / "nope.png")
+    (tmp_path / "text.png").write_text("hello")
+    with pytest.raises(ValueError, match="text.png is not an image file"):
+        load_image(tmp_path / "text.png")
+
+
+def test_preprocess_deprocess_round_trip():
+    rgb = np.random.default_rng(0).integers(0, 256, (32, 48, 3), dtype=np.uint8)
+    x = preprocess(rgb, mean=IMAGENET_MEAN, std=IMAGENET_STD)
+    assert x.shape == (1, 3, 32, 48) and x.dtype == np.float32
+    # channel 0 of pixel (0, 0) by hand
+    assert np.isclose(x[0, 0, 0, 0], (rgb[0, 0, 0] / 255 - 0.485) / 0.229, atol=1e-6)
+    np.testing.assert_array_equal(deprocess(x[0], mean=IMAGENET_MEAN, std=IMAGENET_STD), rgb)
+    assert preprocess(rgb, size=24).shape == (1, 3, 24, 24)
+
+
+def test_class_lookup():
+    classes = imagenet_classes()
+    assert len(classes) == 1000 and classes[0].startswith("tench")
+    assert class_index("espresso", classes) == 967
+    assert class_index("Tabby", classes) == 281
+    assert class_index(5, classes) == 5 and class_index("5", classes) == 5
+    with pytest.raises(ValueError, match="'cat' is ambiguous, it matches .* classes: .*tabby"):
+        class_index("cat", classes)
+    with pytest.raises(ValueError, match="unknown class 'espreso'; close matches: espresso"):
+        class_index("espreso", classes)
+    with pytest.raises(ValueError, match="class index 1000 is out of range"):
+        class_index(1000, classes)

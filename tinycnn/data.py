@@ -1,0 +1,129 @@
+"""CIFAR-10: the official "python version" batches and the shared JPEG archive.
+
+Both loaders return ``(x, y)``: x float32 (N, 3, 32, 32) in [0, 1], y int64 (N,).
+
+    x, y = load_cifar10("train")       # 50,000 images, looked up as described below
+    x, y = load_cifar10("test")        # 10,000 images
+
+Where the data comes from, in order: ``$TINYCNN_DATA_DIR/cifar-10-batches-py`` or
+``data/cifar-10-batches-py`` (the official batches, fetched by ``make data``), then
+``$TINYCNN_DATA_DIR/cifar10-jpeg.npz`` (JPEG-re-encoded copy of the same images).
+"""
+import io
+import os
+import pickle
+import tarfile
+from pathlib import Path
+
+import numpy as np
+
+CLASSES = ("airplane", "automobile", "bird", "cat", "deer", "dog", "frog", "horse", "ship", "truck")
+PROJECT_ROOT = Path(__file__).resolve().parents[1]
+# per-channel statistics of the CIFAR-10 training images (computed by tinycnn.train.channel_stats)
+CIFAR10_MEAN = (0.4914, 0.4822, 0.4465)
+CIFAR10_STD = (0.2470, 0.2435, 0.2616)
+
+
+# the official "python version" of CIFAR-10 and its md5 (as published with it)
+CIFAR10_URL = "https://www.cs.toronto.edu/~kriz/cifar-10-python.tar.gz"
+CIFAR10_CHECKSUM = "md5:c58f30108f718f92721af3b95e74349a"
+
+
+class DataError(RuntimeError):
+    """Data that is missing or not in the expected format."""
+
+
+def _to_float(images_uint8):
+    return images_uint8.astype(np.float32) / 255.0
+
+
+def load_python_batches(folder, split):
+    """Read the official batches: data_batch_1..5 (train) or test_batch (test).
+
+    Each is a pickled dict with b"data", (10000, 3072) uint8 rows in CHW order, and
+    b"labels". Only plain dicts, lists and arrays are allowed in these pickles.
+    """
+    folder = Path(folder)
+    names = [f"data_batch_{i}" for i in range(1, 6)] if split == "train" else ["test_batch"]
+    xs, ys = [], []
+    for name in names:
+        path = folder / name
+        if not path.is_file():
+            raise DataError(f"CIFAR-10 batch {path} is missing (run `make data` to download it)")
+        with open(path, "rb") as f:
+            batch = _NumpyOnlyUnpickler(f, encoding="bytes").load()
+        data = np.asarray(batch[b"data"], dtype=np.uint8)
+        if data.ndim != 2 or data.shape[1] != 3072:
+            raise DataError(f"{path}: expected data of shape (N, 3072), got {data.shape}")
+        xs.append(data.reshape(-1, 3, 32, 32))
+        ys.append(np.asarray(batch[b"labels"], dtype=np.int64))
+    return _to_float(np.concatenate(xs)), np.concatenate(ys)
+
+
+class _NumpyOnlyUnpickler(pickle.Unpickler):
+    """Unpickles the CIFAR batches without running arbitrary code: only NumPy's array
+    reconstruction is allowed (the official batches hold numpy arrays and lists)."""
+    ALLOWED = {("numpy.core.multiarray", "_reconstruct"), ("numpy._core.multiarray", "_reconstruct"),
+               ("numpy", "ndarray"), ("numpy", "dtype"), ("numpy.core.multiarray", "scalar"),
+               ("numpy._core.multiarray", "scalar")}
+
+    def find_class(self, module, name):
+        if (module, name) in self.ALLOWED:
+            return super().find_class(module, name)
+        raise DataError(f"refusing to unpickle {module}.{name}: a CIFAR-10 batch holds only arrays")
+
+
+def load_jpeg_archive(path, split):
+    """Read ``cifar10-jpeg.npz``: JPEG bytes per image, labels, and a test flag."""
+    from PIL import Image
+    try:
+        f = np.load(path, allow_pickle=False)
+    except FileNotFoundError:
+        raise DataError(f"no CIFAR-10 archive at {path}") from None
+    with f:
+        missing = {"jpeg_bytes", "offsets", "labels", "is_test"} - set(f.files)
+        if missing:
+            raise DataError(f"{path} lacks the arrays {sorted(missing)}: not a CIFAR-10 JPEG archive")
+        blob, offsets, labels, is_test = f["jpeg_bytes"], f["offsets"], f["labels"], f["is_test"]
+    keep = np.flatnonzero(is_test == (split == "test"))
+    images = np.empty((len(keep), 32, 32, 3), dtype=np.uint8)
+    for k, i in enumerate(keep):
+        with Image.open(io.BytesIO(blob[offsets[i]:offsets[i + 1]].tobytes())) as im:
+            images[k] = np.asarray(im.convert("RGB"))
+    return _to_float(images.transpose(0, 3, 1, 2)), labels[keep].astype(np.int64)
+
+
+def load_cifar10(split="train", data_dir=None):
+    """CIFAR-10 ``split`` ("train" or "test") as (x float32 (N, 3, 32, 32) in [0, 1], y int64)."""
+    if split not in ("train", "test"):
+        raise ValueError(f"split must be 'train' or 'test', got {split!r}")
+    dirs = [Path(d) for d in (data_dir, os.environ.get("TINYCNN_DATA_DIR"), PROJECT_ROOT / "data") if d]
+    for d in dirs:
+        if (d / "cifar-10-batches-py").is_dir():
+            return load_python_batches(d / "cifar-10-batches-py", split)
+        if (d / "cifar10-jpeg.npz").is_file():
+            return load_jpeg_archive(d / "cifar10-jpeg.npz", split)
+    raise DataError("CIFAR-10 not found; looked for cifar-10-batches-py/ or cifar10-jpeg.npz in "
+                    + ", ".join(str(d) for d in dirs) + ". Run `make data` to download it, or set TINYCNN_DATA_DIR.")
+
+
+def fetch_cifar10(folder=PROJECT_ROOT / "data", url=CIFAR10_URL, checksum=CIFAR10_CHECKSUM):
+    """Download the official tarball, check it, and unpack cifar-10-batches-py/ into ``folder``."""
+    from .weights import download
+    folder = Path(folder)
+    folder.mkdir(parents=True, exist_ok=True)
+    tarball = folder / "cifar-10-python.tar.gz"
+    if not tarball.is_file():
+        download(url, tarball, checksum=checksum)
+    with tarfile.open(tarball) as tar:
+        tar.extractall(folder, filter="data")  # the "data" filter refuses paths outside folder
+    return folder / "cifar-10-batches-py"
+
+
+if __name__ == "__main__":  # make data
+    import sys
+    from .weights import DownloadError
+    try:
+        print(f"wrote {fetch_cifar10()}")
+    except DownloadError as e:
+        sys.exit(f"make data: {e}")

@@ -1,0 +1,88 @@
+"""Images in and out: loading, resizing, normalising, and class names.
+
+    x = preprocess(load_image("cat.jpg"), size=224, mean=IMAGENET_MEAN, std=IMAGENET_STD)
+    rgb = deprocess(x[0], mean, std)           # the exact inverse, as uint8 (H, W, 3)
+    imagenet_classes()[281]                    # 'tabby, tabby cat'
+    class_index("espresso", imagenet_classes())  # 967
+"""
+import difflib
+from pathlib import Path
+
+import numpy as np
+from PIL import Image, UnidentifiedImageError
+
+_CLASSES_FILE = Path(__file__).with_name("imagenet_classes.txt")
+
+
+def load_image(path):
+    """An image file (JPEG, PNG, ...) as uint8 (H, W, 3) RGB; gray, RGBA and palette become RGB."""
+    try:
+        with Image.open(path) as im:
+            return np.asarray(im.convert("RGB"))
+    except FileNotFoundError:
+        raise FileNotFoundError(f"no image file at {path}") from None
+    except UnidentifiedImageError:
+        raise ValueError(f"{path} is not an image file Pillow can read") from None
+
+
+def resize_center_crop(image, size):
+    """Resize the short side to ``size`` (bicubic), then crop the centre size x size."""
+    h, w = image.shape[:2]
+    scale = size / min(h, w)
+    new = (max(size, round(w * scale)), max(size, round(h * scale)))
+    im = Image.fromarray(image).resize(new, Image.BICUBIC)
+    left, top = (new[0] - size) // 2, (new[1] - size) // 2
+    return np.asarray(im.crop((left, top, left + size, top + size)))
+
+
+def preprocess(image, *, size=None, mean=(0.0, 0.0, 0.0), std=(1.0, 1.0, 1.0)):
+    """uint8 (H, W, 3) -> float32 (1, 3, size, size): resize/crop, scale to [0, 1], normalise."""
+    image = np.asarray(image)
+    if image.ndim != 3 or image.shape[2] != 3:
+        raise ValueError(f"expected an RGB image of shape (H, W, 3), got {image.shape}")
+    if size is not None:
+        image = resize_center_crop(image, size)
+    x = image.astype(np.float32).transpose(2, 0, 1) / 255.0
+    x = (x - np.reshape(mean, (3, 1, 1))) / np.reshape(std, (3, 1, 1))
+    return x[None].astype(np.float32)
+
+
+def deprocess(x, *, mean=(0.0, 0.0, 0.0), std=(1.0, 1.0, 1.0)):
+    """float (3, H, W) normalised -> uint8 (H, W, 3), the inverse of preprocess (clipped)."""
+    x = np.asarray(x, dtype=np.float64)
+    if x.ndim != 3 or x.shape[0] != 3:
+        raise ValueError(f"expected a (3, H, W) image, got {x.shape}")
+    rgb = x * np.reshape(std, (3, 1, 1)) + np.reshape(mean, (3, 1, 1))
+    return np.clip(np.rint(rgb.transpose(1, 2, 0) * 255.0), 0, 255).astype(np.uint8)
+
+
+def imagenet_classes():
+    """The 1000 ImageNet-1k class names in index order ("tench, Tinca tinca" is 0)."""
+    return tuple(_CLASSES_FILE.read_text().splitlines())
+
+
+def class_index(name_or_index, classes):
+    """Index of a class given its index or (part of) its name, case-insensitive.
+
+    A name matches a class when it equals one of the class's comma-separated
+    synonyms, or else when it is a substring of exactly one class name.
+    """
+    if isinstance(name_or_index, (int, np.integer)) or str(name_or_index).isdigit():
+        i = int(name_or_index)
+        if not 0 <= i < len(classes):
+            raise ValueError(f"class index {i} is out of range: there are {len(classes)} classes")
+        return i
+    query = str(name_or_index).strip().lower()
+    exact = [i for i, c in enumerate(classes) if query in (s.strip().lower() for s in c.split(","))]
+    if len(exact) == 1:
+        return exact[0]
+    partial = exact or [i for i, c in enumerate(classes) if query in c.lower()]
+    if len(partial) == 1:
+        return partial[0]
+    if partial:
+        shown = ", ".join(f"{i} ({classes[i]})" for i in partial[:8])
+        raise ValueError(f"class name {name_or_index!r} is ambiguous, it matches {len(partial)} classes: "
+                         f"{shown}{' ...' if len(partial) > 8 else ''}")
+    names = [s.strip() for c in classes for s in c.split(",")]
+    close = difflib.get_close_matches(query, [n.lower() for n in names], n=5, cutoff=0.6)
+    raise ValueError(f"unknown class {name_or_index!r}" + (f"; close matches: {', '.join(close)}" if close else ""))

@@ -1,0 +1,207 @@
+"""Weight files: finding them, reading them safely, downloading public checkpoints.
+
+Lookup: a file is looked for in the project's ``weights/`` folder, then in
+``$TINYCNN_WEIGHTS_DIR``; a missing file is an error that says where it looked
+and which command fetches it.
+
+Safety: ``.npz`` files are read with ``allow_pickle=False``, and PyTorch checkpoints
+(pickles inside a zip) are read by an unpickler that knows only the handful of
+globals a tensor checkpoint needs, so a malicious file cannot run code.
+
+    make weights     # python -m tinycnn.weights: torchvision's squeezenet1_1 -> weights/squeezenet1_1.npz
+"""
+import argparse
+import collections
+import hashlib
+import os
+import pickle
+import sys
+import urllib.error
+import urllib.request
+import zipfile
+from pathlib import Path
+
+import numpy as np
+
+PROJECT_WEIGHTS = Path(__file__).resolve().parents[1] / "weights"
+HOW_TO_GET = {
+    "cifar10_net.npz": "it ships with tinycnn in weights/; `make train` reproduces it",
+    "squeezenet1_1.npz": "run `make weights` to download and convert torchvision's checkpoint",
+}
+# torchvision's public SqueezeNet 1.1 checkpoint; torch.hub checks that the file's
+# sha256 starts with the 8 hex digits in its name, and so do we.
+SQUEEZENET_URL = "https://download.pytorch.org/models/squeezenet1_1-b8a52dc0.pth"
+SQUEEZENET_CHECKSUM = "sha256:b8a52dc0"
+
+
+class UnsafeCheckpointError(RuntimeError):
+    """A checkpoint asked to load something other than tensors."""
+
+
+def find_weights(filename):
+    """Path of ``filename`` in weights/ or $TINYCNN_WEIGHTS_DIR; FileNotFoundError otherwise."""
+    places = [PROJECT_WEIGHTS]
+    if os.environ.get("TINYCNN_WEIGHTS_DIR"):
+        places.append(Path(os.environ["TINYCNN_WEIGHTS_DIR"]))
+    for folder in places:
+        if (folder / filename).is_file():
+            return folder / filename
+    raise FileNotFoundError(f"weights {filename} not found in {' or '.join(str(p) for p in places)}"
+                            + ("" if len(places) > 1 else " ($TINYCNN_WEIGHTS_DIR is not set)")
+                            + f"; {HOW_TO_GET.get(filename, 'see weights/README.md')}")
+
+
+def read_npz(path):
+    """{key: array} from an .npz file, never unpickling objects."""
+    try:
+        with np.load(path, allow_pickle=False) as f:
+            return {k: f[k] for k in f.files}
+    except FileNotFoundError:
+        raise FileNotFoundError(f"no weights file at {path}") from None
+    except (ValueError, OSError, zipfile.BadZipFile) as e:
+        from .net import StateDictError
+        raise StateDictError(f"{path} is not a readable .npz of arrays: {e}") from None
+
+
+# -- PyTorch zip checkpoints, read without torch ------------------------------------------
+_STORAGE_DTYPES = {
+    "FloatStorage": np.float32, "DoubleStorage": np.float64, "HalfStorage": np.float16,
+    "BFloat16Storage": None, "LongStorage": np.int64, "IntStorage": np.int32,
+    "ShortStorage": np.int16, "CharStorage": np.int8, "ByteStorage": np.uint8, "BoolStorage": np.bool_,
+}
+
+
+class _StorageType:
+    def __init__(self, name):
+        if _STORAGE_DTYPES.get(name) is None:
+            raise UnsafeCheckpointError(f"unsupported tensor storage torch.{name}")
+        self.dtype = np.dtype(_STORAGE_DTYPES[name])
+
+
+def _rebuild_tensor(storage, offset, size, stride, *_):
+    """torch._utils._rebuild_tensor_v2: a strided view of a flat storage, copied."""
+    if not size:
+        return np.array(storage[offset])
+    item = storage.itemsize
+    view = np.lib.stride_tricks.as_strided(storage[offset:], shape=tuple(size),
+                                           strides=tuple(s * item for s in stride))
+    return np.array(view)
+
+
+def _rebuild_parameter(data, *_):
+    return data
+
+
+class _TensorUnpickler(pickle.Unpickler):
+    """Unpickles a checkpoint's data.pkl allowing only what a state dict of tensors needs."""
+
+    def __init__(self, file, archive, prefix):
+        super().__init__(file)
+        self.archive, self.prefix = archive, prefix
+
+    def find_class(self, module, name):
+        if (module, name) == ("collections", "OrderedDict"):
+            return collections.OrderedDict
+        if (module, name) == ("torch._utils", "_rebuild_tensor_v2"):
+            return _rebuild_tensor
+        if (module, name) == ("torch._utils", "_rebuild_parameter"):
+            return _rebuild_parameter
+        if module == "torch" and name in _STORAGE_DTYPES:
+            return _StorageType(name)
+        raise UnsafeCheckpointError(f"refusing to load {module}.{name} from the checkpoint: "
+                                    "a weights file should hold only tensors (is it malicious?)")
+
+    def persistent_load(self, pid):
+        kind, storage_type, key, _location, numel = pid
+        if kind != "storage" or not isinstance(storage_type, _StorageType):
+            raise UnsafeCheckpointError(f"unexpected persistent id {pid!r} in the checkpoint")
+        raw = self.archive.read(f"{self.prefix}/data/{key}")
+        return np.frombuffer(raw, dtype=storage_type.dtype.newbyteorder("<"), count=numel)
+
+
+def read_torch_checkpoint(path):
+    """{name: NumPy array} from a zip-format ``torch.save`` file, without torch.
+
+    The pickle inside is read by an unpickler that refuses every global except
+    OrderedDict, tensor rebuilding and storage types.
+    """
+    try:
+        archive = zipfile.ZipFile(path)
+    except zipfile.BadZipFile:
+        raise UnsafeCheckpointError(f"{path} is not a zip-format torch.save checkpoint "
+                                    "(legacy pickle checkpoints are not read, they are not safe)") from None
+    with archive:
+        pkl = [n for n in archive.namelist() if n.endswith("/data.pkl")]
+        if len(pkl) != 1:
+            raise UnsafeCheckpointError(f"{path} has no single */data.pkl: not a torch checkpoint")
+        prefix = pkl[0][:-len("/data.pkl")]
+        with archive.open(pkl[0]) as f:
+            state = _TensorUnpickler(f, archive, prefix).load()
+    if not isinstance(state, dict) or not all(isinstance(v, np.ndarray) for v in state.values()):
+        raise UnsafeCheckpointError(f"{path} does not hold a flat dict of tensors")
+    return dict(state)
+
+
+# -- downloading ----------------------------------------------------------------------------
+class DownloadError(RuntimeError):
+    """A download that failed or whose content did not match its hash."""
+
+
+def download(url, path, *, checksum=None, timeout=15, log=print):
+    """Fetch ``url`` to ``path`` with progress, check it, then move it into place.
+
+    checksum: "sha256:<hex prefix>" or "md5:<hex>"; the file's digest must start with it.
+    """
+    path = Path(path)
+    tmp = path.with_name(path.name + ".part")
+    algorithm, _, expected = (checksum or "sha256:").partition(":")
+    digest = hashlib.new(algorithm)
+    try:
+        with urllib.request.urlopen(url, timeout=timeout) as response, open(tmp, "wb") as out:
+            total = int(response.headers.get("Content-Length") or 0)
+            done = 0
+            while chunk := response.read(1 << 20):
+                out.write(chunk)
+                digest.update(chunk)
+                done += len(chunk)
+                log(f"\r{path.name}: {done / 1e6:.1f}" + (f" / {total / 1e6:.1f} MB" if total else " MB"), end="")
+        log("")
+    except (urllib.error.URLError, OSError) as e:
+        tmp.unlink(missing_ok=True)
+        reason = getattr(e, "reason", e)
+        raise DownloadError(f"could not download {url}: {reason}. Is this machine offline? "
+                            f"Fetch the file elsewhere and put it at {path}.") from None
+    if not digest.hexdigest().startswith(expected):
+        tmp.unlink(missing_ok=True)
+        raise DownloadError(f"{url} has {algorithm} {digest.hexdigest()}, expected one starting with "
+                            f"{expected}; the download is corrupt or not the expected file")
+    tmp.replace(path)
+    return path
+
+
+def fetch_squeezenet(folder=PROJECT_WEIGHTS, url=SQUEEZENET_URL, checksum=SQUEEZENET_CHECKSUM):
+    """Download torchvision's squeezenet1_1 checkpoint and convert it to squeezenet1_1.npz."""
+    folder = Path(folder)
+    folder.mkdir(parents=True, exist_ok=True)
+    pth = folder / "squeezenet1_1.pth"
+    if not pth.is_file():
+        download(url, pth, checksum=checksum)
+    state = read_torch_checkpoint(pth)
+    np.savez(folder / "squeezenet1_1.npz", **{k: v.astype(np.float32) for k, v in state.items()})
+    return folder / "squeezenet1_1.npz"
+
+
+def main(argv=None):
+    parser = argparse.ArgumentParser(description="Download and convert SqueezeNet 1.1 weights (make weights).")
+    parser.add_argument("--url", default=SQUEEZENET_URL)
+    parser.add_argument("--out", default=str(PROJECT_WEIGHTS), help="folder to write squeezenet1_1.npz into")
+    args = parser.parse_args(argv)
+    try:
+        path = fetch_squeezenet(args.out, args.url)
+    except (DownloadError, UnsafeCheckpointError) as e:
+        sys.exit(f"make weights: {e}")
+    print(f"wrote {path}")
+
+
+if __name__ == "__main__":
+    main()
