@@ -3,7 +3,7 @@ PYTHON ?= python3
 VENV   ?= .venv
 PY     := $(VENV)/bin/python
 
-.PHONY: install test gradcheck bench clean
+.PHONY: install test gradcheck bench clean demo weights data train filters training_curve
 
 install: $(PY)
 	$(PY) -m pip install --upgrade pip >/dev/null
@@ -21,6 +21,29 @@ gradcheck:
 
 bench:
 	$(PY) -m bench.conv
+
+# figures from the shipped CIFAR-10 weights alone: no network, no ../shared needed
+demo: filters training_curve
+	@echo "demo figures are in $(CURDIR)/figures/"
+
+filters:
+	$(PY) -m vis.filters --model cifar10 --layer conv1
+	$(PY) -m vis.filters --model cifar10 --layer conv2 --max-out 16 --max-in 16
+
+training_curve:
+	$(PY) -m vis.training_curve
+
+# SqueezeNet 1.1 from torchvision's public checkpoint -> weights/squeezenet1_1.npz
+weights:
+	$(PY) -m tinycnn.weights
+
+# the official CIFAR-10 "python version" -> data/cifar-10-batches-py
+data:
+	$(PY) -m tinycnn.data
+
+# reproduces weights/cifar10_net.npz (about 70 minutes on 2 CPU cores)
+train:
+	$(PY) -m tinycnn.train --epochs 20 --seed 0 --out weights/cifar10_net.npz
 
 clean:
 	rm -rf .pytest_cache .hypothesis build *.egg-info figures

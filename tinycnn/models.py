@@ -119,3 +119,14 @@ def normalize(x, net):
     mean = np.asarray(net.meta["mean"], dtype=np.float32).reshape(1, 3, 1, 1)
     std = np.asarray(net.meta["std"], dtype=np.float32).reshape(1, 3, 1, 1)
     return (x - mean) / std
+
+
+MODELS = {"cifar10": cifar10_net, "squeezenet": squeezenet1_1}
+
+
+def load_model(name, weights=None):
+    """A model by name: "cifar10" (the shipped CIFAR-10 net) or "squeezenet" (SqueezeNet 1.1)."""
+    key = {"cifar10_net": "cifar10", "squeezenet1_1": "squeezenet"}.get(name, name)
+    if key not in MODELS:
+        raise ValueError(f"unknown model {name!r}; choose one of {', '.join(MODELS)}")
+    return MODELS[key](weights)

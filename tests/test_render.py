@@ -1,0 +1,25 @@
+"""Rendering: grids put tiles where they belong, colour maps and scaling by hand."""
+import numpy as np
+
+from vis import render
+
+
+def test_grid_places_tiles_row_major():
+    tiles = np.arange(5, dtype=np.uint8)[:, None, None, None] * np.ones((5, 2, 3, 3), np.uint8)
+    out = render.grid(tiles, ncols=3, pad=1, pad_value=255)
+    assert out.shape == (2 * 3 + 1, 3 * 4 + 1, 3)
+    assert out[1, 1, 0] == 0 and out[1, 5, 0] == 1 and out[4, 1, 0] == 3 and out[4, 5, 0] == 4
+    assert out[0, 0, 0] == 255 and out[4, 9, 0] == 255   # padding, and the empty sixth cell
+
+
+def test_to_uint8_and_colormap():
+    np.testing.assert_array_equal(render.to_uint8(np.array([-1.0, 0.0, 1.0])), [0, 128, 255])
+    cm = render.colormap(np.array([[0.0, 1.0]]))
+    np.testing.assert_array_equal(cm[0, 0], [0, 0, 4])          # inferno's darkest
+    np.testing.assert_array_equal(cm[0, 1], [252, 255, 164])    # and brightest
+    assert render.upscale(np.ones((2, 3, 3), np.uint8), 4).shape == (8, 12, 3)
+
+
+def test_caption_widens_for_long_text():
+    out = render.caption(np.zeros((10, 10, 3), np.uint8), "a caption longer than ten pixels")
+    assert out.shape[1] > 10 and out.shape[0] > 10

@@ -1,0 +1,87 @@
+"""Training: augmentation, SGD, schedule, a tiny problem learnt, bit-exact resume."""
+import numpy as np
+import pytest
+
+import tinycnn as tc
+from tinycnn.backend import to_numpy
+from tinycnn.optim import SGD, warmup_cosine
+from tinycnn.train import augment, train
+
+from .conftest import on_device
+
+
+def test_augment_crops_and_flips():
+    x = np.random.default_rng(0).standard_normal((64, 2, 6, 6)).astype(np.float32)
+    same = augment(x, np.random.default_rng(1), pad=0)      # no padding: only flips remain
+    flipped = [np.array_equal(a, b[:, :, ::-1]) for a, b in zip(same, x)]
+    kept = [np.array_equal(a, b) for a, b in zip(same, x)]
+    assert all(f or k for f, k in zip(flipped, kept)) and 16 < sum(flipped) < 48
+    out = augment(x, np.random.default_rng(1), pad=2)
+    assert out.shape == x.shape
+    # every output is a window of the zero-padded (possibly flipped) input
+    padded = np.pad(x, ((0, 0), (0, 0), (2, 2), (2, 2)))
+    for a, p in zip(out[:8], padded[:8]):
+        windows = [p[:, i:i + 6, j:j + 6] for i in range(5) for j in range(5)]
+        assert any(np.array_equal(a, w) or np.array_equal(a, w[:, :, ::-1]) for w in windows)
+
+
+def test_sgd_step_by_hand():
+    lin = tc.Linear(2, 1, dtype=np.float64)
+    lin.params = {"weight": on_device(np.array([[1.0, -2.0]])), "bias": on_device(np.array([0.5]))}
+    net = tc.Network([("fc", lin)])
+    opt = SGD(net, momentum=0.9, weight_decay=0.1, nesterov=False)
+    grads = {"fc.weight": on_device(np.array([[0.2, 0.4]])), "fc.bias": on_device(np.array([1.0]))}
+    opt.step(grads, lr=0.5)
+    # g = grad + 0.1 * w (weights only); v = g; w -= 0.5 * v
+    np.testing.assert_allclose(to_numpy(lin.params["weight"]), [[1 - 0.5 * 0.3, -2 - 0.5 * 0.2]])
+    np.testing.assert_allclose(to_numpy(lin.params["bias"]), [0.5 - 0.5 * 1.0])
+    opt.step(grads, lr=0.5)  # v = 0.9 v + g
+    w1 = np.array([0.85, -2.1])
+    v = 0.9 * np.array([0.3, 0.2]) + (np.array([0.2, 0.4]) + 0.1 * w1)
+    np.testing.assert_allclose(to_numpy(lin.params["weight"])[0], w1 - 0.5 * v)
+
+
+def test_warmup_cosine_schedule():
+    assert warmup_cosine(0, 100, 1.0, 10) == pytest.approx(0.1)
+    assert warmup_cosine(9, 100, 1.0, 10) == pytest.approx(1.0)
+    assert warmup_cosine(55, 100, 1.0, 10) == pytest.approx(0.5)
+    assert warmup_cosine(100, 100, 1.0, 10) == pytest.approx(0.0)
+
+
+def toy_data(n, seed):
+    """Two classes a small CNN separates easily, even after random crops and horizontal
+    flips: a bright band near the top or near the bottom."""
+    rng = np.random.default_rng(seed)
+    y = rng.integers(0, 2, n)
+    x = rng.normal(0, 0.3, (n, 3, 16, 16)).astype(np.float32)
+    for i in range(n):
+        x[i, :, (1 if y[i] == 0 else 11):(5 if y[i] == 0 else 15)] += 1.5
+    return x, y
+
+
+def toy_net():
+    return tc.Network([("conv1", tc.Conv2d(3, 4, 3, padding=1, seed=1)), ("relu1", tc.ReLU()),
+                       ("pool1", tc.MaxPool2d(2)), ("flatten", tc.Flatten()), ("fc", tc.Linear(256, 2, seed=2))])
+
+
+def test_training_learns_a_toy_problem():
+    x, y = toy_data(256, 0)
+    xt, yt = toy_data(128, 1)
+    history = train(toy_net(), (x, y, xt, yt), epochs=3, batch_size=32, lr=0.05, log=lambda s: None)
+    assert history[-1]["test_acc"] > 0.95 and history[-1]["loss"] < history[0]["loss"]
+
+
+def test_resume_is_bit_exact(tmp_path):
+    x, y = toy_data(128, 0)
+    data = (x, y, x[:32], y[:32])
+    straight = toy_net()
+    train(straight, data, epochs=2, batch_size=32, log=lambda s: None)
+    resumed = toy_net()
+    ckpt = tmp_path / "ckpt.npz"
+    train(resumed, data, epochs=1, batch_size=32, checkpoint=ckpt, log=lambda s: None)
+    # a fresh net, as after a crash: everything comes back from the checkpoint
+    resumed = toy_net()
+    history = train(resumed, data, epochs=2, batch_size=32, checkpoint=ckpt, resume=True, log=lambda s: None)
+    assert [h["epoch"] for h in history] == [1, 2]
+    for (k, a), (_, b) in zip(straight.named_params(), resumed.named_params()):
+        np.testing.assert_array_equal(to_numpy(a), to_numpy(b), err_msg=k)

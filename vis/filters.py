@@ -1,0 +1,69 @@
+"""Filters: what the weights of a convolution look like.
+
+The first layer's filters live in pixel space, so each (3, K, K) filter can be shown
+as a small RGB image: a trained network's first layer learns oriented edges,
+colour blobs and opposing-colour patterns, like Gabor filters (Krizhevsky et al.
+2012, fig. 3; CS231n lecture "Visualizing and Understanding"). A higher layer's
+filter has one K x K slice per input channel; those slices are not images, but
+shown as grayscale tiles (one row per output channel, one column per input
+channel) they reveal structure such as smoothness or dead filters.
+
+Each tile is scaled on its own, w -> 255 * (w - min w) / (max w - min w).
+
+    python -m vis.filters --model cifar10 --layer conv1      (make filters)
+"""
+import argparse
+
+import numpy as np
+
+from tinycnn.backend import to_numpy
+from tinycnn.layers import Conv2d
+from vis import render
+
+
+def filter_grid(net, layer, *, max_out=64, max_in=16, scale=None):
+    """Picture of the filters of Conv2d layer ``layer``: uint8 (H, W, 3).
+
+    3 input channels: an RGB tile per output filter (at most ``max_out``).
+    Otherwise: grayscale tiles for the first ``max_out`` x ``max_in`` (output, input)
+    pairs, one row per output channel. ``scale``: pixels per weight (default: tiles
+    about 32 px wide).
+    """
+    conv = net.layer(layer)
+    if not isinstance(conv, Conv2d):
+        convs = [n for n, l in net.named_layers() if isinstance(l, Conv2d)]
+        raise ValueError(f"layer {layer!r} is a {type(conv).__name__}, not a convolution; "
+                         f"convolutions: {', '.join(convs)}")
+    w = to_numpy(conv.params["weight"])                      # (F, C, K, K)
+    F, C, K, _ = w.shape
+    scale = scale or max(1, 32 // K)
+    if C == 3:
+        tiles = np.stack([render.to_uint8(f.transpose(1, 2, 0)) for f in w[:max_out]])  # (F, K, K, 3)
+        ncols = int(np.ceil(np.sqrt(len(tiles))))
+    else:
+        sub = w[:max_out, :max_in]                           # (F', C', K, K)
+        tiles = np.stack([render.to_uint8(s) for f in sub for s in f])
+        ncols = sub.shape[1]
+    tiles = np.stack([render.upscale(t, scale) for t in tiles])
+    return render.grid(tiles, ncols=ncols, pad=max(1, scale // 2))
+
+
+def main(argv=None):
+    from tinycnn.models import load_model
+    p = argparse.ArgumentParser(description="Draw a convolution's filters as a tile grid.")
+    p.add_argument("--model", default="cifar10", help="cifar10 or squeezenet")
+    p.add_argument("--layer", default="conv1", help="a Conv2d layer name, e.g. conv1 or fire2.expand.3x3.conv")
+    p.add_argument("--max-out", type=int, default=64, help="output channels to show")
+    p.add_argument("--max-in", type=int, default=16, help="input channels to show (higher layers)")
+    p.add_argument("--out", default=None, help="PNG to write (default figures/filters_<model>_<layer>.png)")
+    args = p.parse_args(argv)
+    net = load_model(args.model)
+    image = filter_grid(net, args.layer, max_out=args.max_out, max_in=args.max_in)
+    F, C, K, _ = net.layer(args.layer).params["weight"].shape
+    image = render.caption(image, f"{args.model} {args.layer}: {F} filters of {C}x{K}x{K}")
+    path = render.save(image, args.out or f"figures/filters_{args.model}_{args.layer}.png")
+    print(f"wrote {path}")
+
+
+if __name__ == "__main__":
+    main()
