@@ -10,6 +10,8 @@ from PIL import Image
 
 from tinycnn import data
 
+from .conftest import shared_dir
+
 
 def write_batches(folder, n=4):
     """The official layout: pickled dicts with (n, 3072) uint8 rows in CHW order."""
@@ -82,9 +84,6 @@ def test_fetch_cifar10_checks_and_unpacks(tmp_path):
     assert data.load_python_batches(out, "test")[0].shape == (4, 3, 32, 32)
 
 
-@pytest.mark.skipif(not (data.PROJECT_ROOT / ".." / "shared" / "data" / "cifar10-jpeg.npz").exists()
-                    and "TINYCNN_DATA_DIR" not in __import__("os").environ,
-                    reason="shared CIFAR-10 archive absent")
 def test_shared_archive_has_the_official_split():
-    x, y = data.load_cifar10("test")
+    x, y = data.load_cifar10("test", data_dir=shared_dir("TINYCNN_DATA_DIR", "data"))
     assert x.shape == (10000, 3, 32, 32) and np.bincount(y).tolist() == [1000] * 10

@@ -12,7 +12,7 @@ backward rule as an argument: backprop, deconvnet or guided.
 """
 import numpy as np
 
-from .backend import get_array_module, asarray
+from .backend import asarray, get_array_module, random_generator
 from .im2col import col2im, col_width, im2col, out_size, pad_input, window_offsets
 
 RELU_RULES = ("backprop", "deconvnet", "guided")
@@ -185,6 +185,20 @@ class _Pool2d(Layer):
         extra_w = max(0, (ow - 1) * s + k - (W + 2 * p))
         return oh, ow, extra_h, extra_w
 
+    def _offsets(self, oh, ow):
+        return window_offsets(self.kernel_size, self.kernel_size, self.stride, oh, ow)
+
+    def _spread(self, x_shape, dtype, xp, grad_at_offset):
+        """Adjoint of reading the windows: add grad_at_offset(k), (N, C, H', W'), onto
+        the input cells that kernel offset k read; overlapping windows accumulate."""
+        N, C, H, W = x_shape
+        p = self.padding
+        oh, ow, eh, ew = self._geometry(H, W)
+        dx_pad = xp.zeros((N, C, H + 2 * p + eh, W + 2 * p + ew), dtype=dtype)
+        for k, (_, _, rows, cols) in enumerate(self._offsets(oh, ow)):
+            dx_pad[:, :, rows, cols] += grad_at_offset(k)
+        return dx_pad[:, :, p:p + H, p:p + W]
+
     def _check(self, x):
         if x.ndim != 4:
             raise ShapeError(f"{type(self).__name__} expects input of shape (N, C, H, W), "
@@ -217,7 +231,7 @@ class MaxPool2d(_Pool2d):
             xp.maximum(out, row_max[:, :, i:i + s * oh:s], out=out)
         # which offset of each window holds its maximum (for backward); on ties the
         # first in row-major order, because earlier offsets overwrite later ones
-        offsets = list(window_offsets(k, k, s, oh, ow))
+        offsets = list(self._offsets(oh, ow))
         winner = xp.zeros(out.shape, dtype=np.int8 if len(offsets) < 128 else np.int32)
         for n in range(len(offsets) - 1, -1, -1):
             _, _, rows, cols = offsets[n]
@@ -227,14 +241,7 @@ class MaxPool2d(_Pool2d):
     def backward(self, dout, cache):
         x_shape, winner = cache
         xp = get_array_module(dout)
-        N, C, H, W = x_shape
-        p = self.padding
-        oh, ow, eh, ew = self._geometry(H, W)
-        dx_pad = xp.zeros((N, C, H + 2 * p + eh, W + 2 * p + ew), dtype=dout.dtype)
-        for n, (_, _, rows, cols) in enumerate(window_offsets(self.kernel_size, self.kernel_size,
-                                                              self.stride, oh, ow)):
-            dx_pad[:, :, rows, cols] += (winner == n) * dout
-        return dx_pad[:, :, p:p + H, p:p + W], {}
+        return self._spread(x_shape, dout.dtype, xp, lambda k: (winner == k) * dout), {}
 
 
 class AvgPool2d(_Pool2d):
@@ -248,9 +255,6 @@ class AvgPool2d(_Pool2d):
         super().__init__(kernel_size, stride, padding, ceil_mode)
         self.count_include_pad = count_include_pad
 
-    def _windows(self, oh, ow):
-        return window_offsets(self.kernel_size, self.kernel_size, self.stride, oh, ow)
-
     def _divisor(self, xp, dtype, H, W):
         """(H', W'): how many cells each window averages over."""
         p = self.padding
@@ -259,7 +263,7 @@ class AvgPool2d(_Pool2d):
         counted = pad_input(counted, p, p, 1.0 if self.count_include_pad else 0.0)
         counted = pad_input(counted, 0, 0, 0.0, eh, ew)
         total = xp.zeros((oh, ow), dtype=dtype)
-        for i, j, rows, cols in self._windows(oh, ow):
+        for i, j, rows, cols in self._offsets(oh, ow):
             total += counted[0, 0, rows, cols]
         return total
 
@@ -270,22 +274,15 @@ class AvgPool2d(_Pool2d):
         oh, ow, eh, ew = self._geometry(H, W)
         x_pad = pad_input(x, self.padding, self.padding, 0.0, eh, ew)
         out = xp.zeros((N, C, oh, ow), dtype=x.dtype)
-        for i, j, rows, cols in self._windows(oh, ow):
+        for i, j, rows, cols in self._offsets(oh, ow):
             out += x_pad[:, :, rows, cols]
         divisor = self._divisor(xp, x.dtype, H, W)
         return out / divisor, (x.shape, divisor)
 
     def backward(self, dout, cache):
         x_shape, divisor = cache
-        xp = get_array_module(dout)
-        N, C, H, W = x_shape
-        p = self.padding
-        oh, ow, eh, ew = self._geometry(H, W)
-        dx_pad = xp.zeros((N, C, H + 2 * p + eh, W + 2 * p + ew), dtype=dout.dtype)
-        share = dout / divisor
-        for i, j, rows, cols in self._windows(oh, ow):
-            dx_pad[:, :, rows, cols] += share
-        return dx_pad[:, :, p:p + H, p:p + W], {}
+        share = dout / divisor                  # every cell of a window gets an equal share
+        return self._spread(x_shape, dout.dtype, get_array_module(dout), lambda k: share), {}
 
 
 class GlobalAvgPool2d(Layer):
@@ -361,7 +358,7 @@ class Dropout(Layer):
             return x, None
         xp = get_array_module(x)
         if xp.__name__ not in self._rngs:
-            self._rngs[xp.__name__] = xp.random.default_rng(self.seed)
+            self._rngs[xp.__name__] = random_generator(self.seed, like=x)
         mask = (self._rngs[xp.__name__].random(x.shape) >= self.p).astype(x.dtype) / (1.0 - self.p)
         return x * mask, mask
 

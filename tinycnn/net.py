@@ -49,6 +49,15 @@ class Container(Layer):
                 raise ValueError(f"layer names must be unique and contain no '.', got {name!r}")
             self.layers[name] = layer
 
+    def forward(self, x):
+        """Plain layer interface: (out, cache)."""
+        return self.forward_path(x, (), (), "", {})
+
+    def backward(self, dout, cache, rule="backprop"):
+        """Plain layer interface: (dx, grads) with grads keyed by dotted names inside."""
+        grads = {}
+        return self.backward_path(dout, cache, (), rule, True, "", grads), grads
+
     # -- names and parameters -------------------------------------------------
     def named_layers(self, prefix=""):
         """Yield (dotted name, layer) for every layer inside, depth first, in order."""
@@ -98,13 +107,6 @@ def _backward_child(layer, dout, cache, start, rule, param_grads, name, grads):
 class Sequential(Container):
     """Children applied one after another: x -> layer1 -> layer2 -> ..."""
 
-    def forward(self, x):
-        return self.forward_path(x, (), (), "", {})
-
-    def backward(self, dout, cache, rule="backprop"):
-        grads = {}
-        return self.backward_path(dout, cache, (), rule, True, "", grads), grads
-
     def forward_path(self, x, until, keep, prefix, acts):
         caches = []
         for name, layer in self.layers.items():
@@ -136,13 +138,6 @@ class Concat(Container):
     x: (N, C, H, W) -> branch_k(x): (N, C_k, H, W) -> out: (N, sum_k C_k, H, W)
     Backward splits dout by channels and adds the branches' input gradients.
     """
-
-    def forward(self, x):
-        return self.forward_path(x, (), (), "", {})
-
-    def backward(self, dout, cache, rule="backprop"):
-        grads = {}
-        return self.backward_path(dout, cache, (), rule, True, "", grads), grads
 
     def forward_path(self, x, until, keep, prefix, acts):
         xp = get_array_module(x)
