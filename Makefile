@@ -3,7 +3,8 @@ PYTHON ?= python3
 VENV   ?= .venv
 PY     := $(VENV)/bin/python
 
-.PHONY: install test gradcheck bench clean demo weights data train filters training_curve
+.PHONY: install test gradcheck bench clean demo weights data train filters training_curve \
+        saliency guided_backprop occlusion attribution
 
 install: $(PY)
 	$(PY) -m pip install --upgrade pip >/dev/null
@@ -32,6 +33,21 @@ filters:
 
 training_curve:
 	$(PY) -m vis.training_curve
+
+# techniques on SqueezeNet: need weights (make weights) and photos ($$TINYCNN_IMAGES_DIR)
+PHOTOS = $${TINYCNN_IMAGES_DIR:-../shared/images}/photos
+
+saliency:
+	$(PY) -m vis.saliency --image $(PHOTOS)/chelsea.png $(PHOTOS)/coffee.png $(PHOTOS)/dog.jpg
+
+guided_backprop:
+	$(PY) -m vis.guided_backprop --layer fire6 --channel 330 --image $(PHOTOS)/chelsea.png $(PHOTOS)/dog.jpg
+
+occlusion:
+	$(PY) -m vis.occlusion --image $(PHOTOS)/chelsea.png $(PHOTOS)/coffee.png
+
+attribution:
+	$(PY) -m vis.attribution --image $(PHOTOS)/dog.jpg $(PHOTOS)/coffee.png
 
 # SqueezeNet 1.1 from torchvision's public checkpoint -> weights/squeezenet1_1.npz
 weights:

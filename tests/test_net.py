@@ -199,3 +199,22 @@ def test_bad_input_gets_a_clear_error():
         net.backward(on_device(np.zeros(5)), cache, start="fc")
     with pytest.raises(TypeError, match="got list"):
         net([[1.0]])
+
+
+@pytest.mark.parametrize("layer", ["pool1", "fire2"])
+def test_backward_can_stop_at_a_layer(layer):
+    # d<net(x), dout>/d(activation of layer): finite differences through the layers after it
+    net, x = small_net(), image(9)
+    out, cache = net.forward(x, keep=[layer])
+    dout = on_device(np.random.default_rng(2).standard_normal(out.shape))
+    grad, _ = net.backward(dout, cache, stop=layer)
+    names = list(net.layers)
+    rest = tc.Network([(n, net.layers[n]) for n in names[names.index(layer) + 1:]])
+    act = cache.activations[layer].copy()
+    numeric = numeric_grad(lambda: rest(act), act, dout)
+    assert rel_error(to_numpy(grad), to_numpy(numeric)) < 1e-6
+    # and going on from there gives the full input gradient
+    dx, _ = net.backward(grad, cache, start=layer)
+    np.testing.assert_allclose(to_numpy(dx), to_numpy(net.backward(dout, cache)[0]), rtol=1e-12, atol=1e-12)
+    with pytest.raises(tc.UnknownLayerError, match="does not come before"):
+        net.backward(grad, cache, start="pool1", stop="fc")

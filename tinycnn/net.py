@@ -55,8 +55,8 @@ class Container(Layer):
 
     def backward(self, dout, cache, rule="backprop"):
         """Plain layer interface: (dx, grads) with grads keyed by dotted names inside."""
-        grads = {}
-        return self.backward_path(dout, cache, (), rule, True, "", grads), grads
+        run = _Run(rule, True)
+        return self.backward_path(dout, cache, (), (), "", run), run.grads
 
     # -- names and parameters -------------------------------------------------
     def named_layers(self, prefix=""):
@@ -91,16 +91,24 @@ def _forward_child(layer, x, until, keep, name, acts):
     return out, cache
 
 
-def _backward_child(layer, dout, cache, start, rule, param_grads, name, grads):
+@dataclass
+class _Run:
+    """Settings of one backward pass, and the parameter gradients it collects."""
+    rule: str
+    param_grads: bool
+    grads: dict = field(default_factory=dict)
+
+
+def _backward_child(layer, dout, cache, start, stop, name, run):
     """Backward through one child with the chosen ReLU rule; collect parameter gradients."""
     if isinstance(layer, Container):
-        return layer.backward_path(dout, cache, start, rule, param_grads, name + ".", grads)
+        return layer.backward_path(dout, cache, start, stop, name + ".", run)
     if isinstance(layer, ReLU):
-        dx, g = layer.backward(dout, cache, rule=rule)
+        dx, g = layer.backward(dout, cache, rule=run.rule)
     else:
         dx, g = layer.backward(dout, cache)
-    if param_grads:
-        grads.update({f"{name}.{k}": v for k, v in g.items()})
+    if run.param_grads:
+        run.grads.update({f"{name}.{k}": v for k, v in g.items()})
     return dx
 
 
@@ -117,18 +125,24 @@ class Sequential(Container):
                 break
         return x, caches
 
-    def backward_path(self, dout, caches, start, rule, param_grads, prefix, grads):
+    def backward_path(self, dout, caches, start, stop, prefix, run):
+        ran = [name for name, _ in caches]
         if start:
-            ran = [name for name, _ in caches]
             if start[0] not in ran:
                 raise UnknownLayerError(f"cannot start backward at '{prefix}{'.'.join(start)}': "
                                         f"the forward pass stopped at '{prefix}{ran[-1]}' before it")
             caches = caches[:ran.index(start[0]) + 1]
+        if stop and stop[0] not in [name for name, _ in caches]:
+            raise UnknownLayerError(f"cannot stop backward at '{prefix}{'.'.join(stop)}': it does not "
+                                    "come before the layer the backward pass starts from")
         for k in range(len(caches) - 1, -1, -1):
             name, cache = caches[k]
-            sub = start[1:] if k == len(caches) - 1 else ()
-            dout = _backward_child(self.layers[name], dout, cache, sub, rule, param_grads,
-                                   prefix + name, grads)
+            sub_start = start[1:] if k == len(caches) - 1 else ()
+            if stop and stop[0] == name:
+                if len(stop) == 1:  # the gradient with respect to this layer's output
+                    return dout
+                return _backward_child(self.layers[name], dout, cache, sub_start, stop[1:], prefix + name, run)
+            dout = _backward_child(self.layers[name], dout, cache, sub_start, (), prefix + name, run)
         return dout
 
 
@@ -151,20 +165,27 @@ class Concat(Container):
             outs.append(out)
         return xp.concatenate(outs, axis=1), (None, caches, [o.shape[1] for o in outs])
 
-    def backward_path(self, dout, cache, start, rule, param_grads, prefix, grads):
+    def backward_path(self, dout, cache, start, stop, prefix, run):
         stopped, caches, sizes = cache
         branch = start[0] if start else stopped
         if branch is not None:  # dout belongs to one branch; the others get no gradient
             if branch not in caches:
                 raise UnknownLayerError(f"cannot start backward at '{prefix}{'.'.join(start)}': "
                                         f"the forward pass stopped in branch '{prefix}{stopped}'")
-            return _backward_child(self.layers[branch], dout, caches[branch], start[1:], rule,
-                                   param_grads, prefix + branch, grads)
-        dx, offset = 0, 0
+            if stop and stop[0] != branch:
+                raise UnknownLayerError(f"cannot stop backward at '{prefix}{'.'.join(stop)}': no gradient "
+                                        f"reaches it from branch '{prefix}{branch}'")
+            return _backward_child(self.layers[branch], dout, caches[branch], start[1:], stop[1:],
+                                   prefix + branch, run)
+        offsets = dict(zip(caches, np.cumsum([0] + sizes[:-1])))
+        if stop:  # only the channels of the branch holding the stop layer matter
+            name, size = stop[0], sizes[list(caches).index(stop[0])]
+            part = dout[:, offsets[name]:offsets[name] + size]
+            return _backward_child(self.layers[name], part, caches[name], (), stop[1:], prefix + name, run)
+        dx = 0
         for (name, sub_cache), size in zip(caches.items(), sizes):
-            dx = dx + _backward_child(self.layers[name], dout[:, offset:offset + size], sub_cache, (),
-                                      rule, param_grads, prefix + name, grads)
-            offset += size
+            dx = dx + _backward_child(self.layers[name], dout[:, offsets[name]:offsets[name] + size], sub_cache,
+                                      (), (), prefix + name, run)
         return dx
 
 
@@ -256,14 +277,17 @@ class Network(Sequential):
         _, cache = self.forward(x, until=max(names, key=ready), keep=names)
         return cache.activations
 
-    def backward(self, dout, cache, start=None, rule="backprop", param_grads=True):
-        """Backpropagate ``dout`` from a named layer to the input.
+    def backward(self, dout, cache, start=None, rule="backprop", param_grads=True, stop=None):
+        """Backpropagate ``dout`` from a named layer to the input (or to ``stop``).
 
         dout:  gradient with respect to the output of ``start`` (default: the last
                layer the forward pass ran), same shape as that output
         rule:  the ReLU backward rule, "backprop" (true gradient), "deconvnet" or "guided"
-        Returns (dx, grads): dx like the input; grads {param name: gradient} for every
-        parameter (zeros for those after ``start``), or {} when param_grads is False.
+        stop:  a layer before ``start``: return the gradient with respect to its output
+               instead of the input (Grad-CAM needs it), skipping the layers before it
+        Returns (dx, grads): dx like the input (or stop's output); grads {param name:
+        gradient} for every parameter (zeros where no gradient was computed), or {}
+        when param_grads is False.
         """
         start = start or cache.until
         if start:
@@ -271,12 +295,14 @@ class Network(Sequential):
             if cache.until and cache.until.startswith(start + "."):
                 raise UnknownLayerError(f"cannot start backward at '{start}': the forward pass stopped "
                                         f"inside it, at '{cache.until}', so its output was never computed")
-        grads = {}
-        dx = self.backward_path(dout, cache.layers, _split(start), rule, param_grads, "", grads)
-        if param_grads:
-            xp = get_array_module(dout)
-            grads = {k: grads[k] if k in grads else xp.zeros_like(p) for k, p in self.named_params()}
-        return dx, grads
+        if stop:
+            self.layer(stop)
+        run = _Run(rule, param_grads)
+        dx = self.backward_path(dout, cache.layers, _split(start), _split(stop), "", run)
+        if not param_grads:
+            return dx, {}
+        xp = get_array_module(dout)
+        return dx, {k: run.grads[k] if k in run.grads else xp.zeros_like(p) for k, p in self.named_params()}
 
     # -- modes, dtype, device ----------------------------------------------------
     def train(self, mode=True):

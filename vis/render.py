@@ -30,6 +30,12 @@ def colormap(values, lo=None, hi=None):
     return np.rint(_INFERNO[i] * (1 - f) + _INFERNO[i + 1] * f).astype(np.uint8)
 
 
+def robust_colormap(values, percentile=99):
+    """colormap of non-negative values scaled to their ``percentile``: gradient maps have
+    a few huge values that would otherwise leave everything else black."""
+    return colormap(values, 0, np.percentile(values, percentile))
+
+
 def overlay(image, heat, alpha=0.5):
     """Blend a colour-mapped heat map (any size, resized) over an RGB uint8 image."""
     heat_rgb = colormap(heat)

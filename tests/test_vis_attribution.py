@@ -1,0 +1,99 @@
+"""Saliency, guided backprop, occlusion and attribution on small networks with known answers."""
+import numpy as np
+import pytest
+
+import tinycnn as tc
+from tinycnn.backend import to_numpy
+from tinycnn.gradcheck import numeric_grad, rel_error
+from vis.attribution import grad_cam, integrated_gradients, smooth_grad
+from vis.guided_backprop import guided_backprop
+from vis.occlusion import occlusion_map
+from vis.saliency import saliency_map, segment
+
+from .conftest import on_device
+
+
+def relu_net(seed=0):
+    """conv-relu-conv-relu, global average pool, linear: the shape of a CAM network."""
+    rng = np.random.default_rng(seed)
+    layers = []
+    for name, (cin, cout) in (("conv1", (3, 4)), ("conv2", (4, 5))):
+        conv = tc.Conv2d(cin, cout, 3, padding=1, seed=seed, dtype=np.float64)
+        conv.params["bias"] = on_device(rng.normal(0, 0.1, cout))
+        layers += [(name, conv), (name.replace("conv", "relu"), tc.ReLU())]
+    fc = tc.Linear(5, 3, seed=seed, dtype=np.float64)
+    return tc.Network(layers + [("pool", tc.GlobalAvgPool2d()), ("fc", fc)])
+
+
+def x_batch(n=2, size=8, seed=0):
+    return on_device(np.random.default_rng(seed).standard_normal((n, 3, size, size)))
+
+
+def test_saliency_is_the_max_abs_gradient():
+    net, x = relu_net(), x_batch(1)
+    numeric = to_numpy(numeric_grad(lambda: net(x)[:, 2], x, on_device(np.ones(1))))
+    np.testing.assert_allclose(saliency_map(net, x, [2])[0], np.abs(numeric[0]).max(axis=0), rtol=1e-6, atol=1e-9)
+
+
+def test_segmentation_grows_salient_seeds_to_the_object():
+    image = np.full((40, 40, 3), 30, np.uint8)
+    image[10:30, 10:30] = 220                                   # the object: a bright square
+    saliency = np.random.default_rng(0).random((40, 40)) * 0.1
+    saliency[12:28, 12:28] += 1.0                               # salient inside it
+    mask = segment(image, saliency)
+    assert mask[10:30, 10:30].mean() > 0.95 and mask[:8].mean() < 0.05
+
+
+def test_grad_cam_equals_cam_for_a_gap_network():
+    # conv -> relu -> GAP -> linear: dS_c/dA^k = w_ck / (H W), so Grad-CAM = ReLU(sum_k w_ck A^k) / (H W)
+    net, x = relu_net(), x_batch(2)
+    cam = grad_cam(net, x, [1, 2], "relu2")
+    A = to_numpy(net.activations(x, "relu2")["relu2"])
+    w = to_numpy(net.layer("fc").params["weight"])
+    for n, c in enumerate([1, 2]):
+        np.testing.assert_allclose(cam[n], np.maximum(np.tensordot(w[c], A[n], axes=1), 0) / 64, rtol=1e-10)
+
+
+def test_smooth_grad_of_a_linear_net_is_its_gradient():
+    net = tc.Network([("conv", tc.Conv2d(3, 2, 3, dtype=np.float64)), ("flatten", tc.Flatten()),
+                      ("fc", tc.Linear(2 * 36, 4, dtype=np.float64))])
+    x = x_batch(1)
+    numeric = to_numpy(numeric_grad(lambda: net(x)[:, 3], x, on_device(np.ones(1))))
+    assert rel_error(smooth_grad(net, x, [3], n=5, noise=0.3), numeric) < 1e-6
+
+
+def test_integrated_gradients_completeness():
+    # attributions add up to S(x) - S(baseline); the midpoint rule converges as steps grow
+    net, x = relu_net(seed=3), x_batch(2, seed=3)
+    ig, gap = integrated_gradients(net, x, [0, 1], baseline=on_device(np.zeros(x.shape)), steps=400)
+    s = to_numpy(net(x))[[0, 1], [0, 1]] - to_numpy(net(on_device(np.zeros(x.shape))))[[0, 1], [0, 1]]
+    assert np.all(np.abs(gap) <= 0.01 * np.abs(s).max()), (gap, s)
+    np.testing.assert_allclose(ig.reshape(2, -1).sum(axis=1) + gap, s, rtol=1e-10)
+
+
+def test_guided_backprop_of_a_neuron_matches_its_definition():
+    net, x = relu_net(), x_batch(1)
+    act = to_numpy(net.activations(x, "relu2")["relu2"])[0, 3]
+    y, x_ = np.unravel_index(act.argmax(), act.shape)
+    grad = guided_backprop(net, x, "relu2", 3, rule="backprop")
+    dout = np.zeros((1, 5, 8, 8))
+    dout[0, 3, y, x_] = 1.0
+    numeric = numeric_grad(lambda: net.forward(x, until="relu2")[0], x, on_device(dout))
+    assert rel_error(grad, to_numpy(numeric)) < 1e-6
+    guided = guided_backprop(net, x, "relu2", 3, rule="guided", position=(y, x_))
+    assert guided.shape == (1, 3, 8, 8) and not np.allclose(guided, grad)
+
+
+def test_occlusion_finds_the_pixels_the_class_depends_on():
+    # a network whose class-0 score reads only the top-left 4x4 block of channel 0
+    conv = tc.Conv2d(3, 1, 1, dtype=np.float64)
+    conv.params = {"weight": on_device(np.array([1.0, 0, 0]).reshape(1, 3, 1, 1)), "bias": on_device(np.zeros(1))}
+    fc = tc.Linear(64, 2, dtype=np.float64)
+    w = np.zeros((2, 64))
+    w[0, [r * 8 + c for r in range(4) for c in range(4)]] = 1.0
+    fc.params = {"weight": on_device(w), "bias": on_device(np.zeros(2))}
+    net = tc.Network([("conv", conv), ("flatten", tc.Flatten()), ("fc", fc)])
+    x = on_device(np.ones((1, 3, 8, 8)))
+    heat = occlusion_map(net, x, 0, size=2, stride=2, batch_size=5)
+    assert heat.shape == (4, 4)
+    assert np.all(heat[:2, :2] < heat.max()) and np.allclose(heat[2:, :], heat.max())

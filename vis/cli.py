@@ -1,0 +1,77 @@
+"""Command-line plumbing shared by the ``python -m vis.<technique>`` entry points:
+choosing the model, reading input images, naming the target class, the output path.
+Technique modules stay about their technique; this is the only place that knows
+where demo images live.
+"""
+import argparse
+import os
+from pathlib import Path
+
+import numpy as np
+
+from tinycnn import backend
+from tinycnn.images import class_index, deprocess, load_image, preprocess
+
+DEFAULT_PHOTO = "chelsea.png"     # a cat (scikit-image, public domain)
+
+
+def parser(description, *, target=True, layer=None, channel=False):
+    """An ArgumentParser with the options every technique shares."""
+    p = argparse.ArgumentParser(description=description)
+    p.add_argument("--model", default="squeezenet", help="squeezenet (ImageNet) or cifar10 (default: %(default)s)")
+    p.add_argument("--image", nargs="+", default=None,
+                   help="image files, or cifar:<index> for CIFAR-10 test images "
+                        f"(default: {DEFAULT_PHOTO} from $TINYCNN_IMAGES_DIR/photos, or cifar:0..3)")
+    if target:
+        p.add_argument("--target", default=None,
+                       help="class index or (part of a) class name (default: the predicted class)")
+    if layer is not None:
+        p.add_argument("--layer", default=layer, help="layer name (default: %(default)s)")
+    if channel:
+        p.add_argument("--channel", type=int, default=None, help="channel of the layer (default: the most active)")
+    p.add_argument("--out", default=None, help="PNG to write (default: under figures/)")
+    p.add_argument("--seed", type=int, default=0, help="random seed (default: %(default)s)")
+    return p
+
+
+def images_dir():
+    path = Path(os.environ.get("TINYCNN_IMAGES_DIR", Path(__file__).resolve().parents[1] / ".." / "shared" / "images"))
+    return path
+
+
+def load_inputs(net, specs):
+    """(x, rgb): the normalised batch (N, 3, S, S) on the active backend and the uint8 images."""
+    size, mean, std = net.meta["input_size"], net.meta["mean"], net.meta["std"]
+    if specs is None:
+        specs = [f"cifar:{i}" for i in range(4)] if size == 32 else [str(images_dir() / "photos" / DEFAULT_PHOTO)]
+    xs = []
+    cifar = None
+    for spec in specs:
+        if spec.startswith("cifar:"):
+            if cifar is None:
+                from tinycnn.data import load_cifar10
+                cifar = load_cifar10("test")[0]
+            xs.append(preprocess(np.rint(cifar[int(spec[6:])].transpose(1, 2, 0) * 255).astype(np.uint8),
+                                 size=size, mean=mean, std=std))
+        else:
+            if not Path(spec).is_file():
+                raise SystemExit(f"no image file at {spec} (set TINYCNN_IMAGES_DIR to the shared images "
+                                 "folder, or pass --image)")
+            xs.append(preprocess(load_image(spec), size=size, mean=mean, std=std))
+    x = np.concatenate(xs)
+    return backend.asarray(x), [deprocess(im, mean=mean, std=std) for im in x]
+
+
+def targets(net, x, target):
+    """Target class per image: the given one (index or name), else each image's prediction."""
+    if target is not None:
+        return np.full(len(x), class_index(target, net.meta["classes"]))
+    return backend.to_numpy(net(x)).argmax(axis=1)
+
+
+def short_name(net, k):
+    return net.meta["classes"][k].split(",")[0]
+
+
+def output_path(args, default_name):
+    return args.out or f"figures/{default_name}_{args.model}.png"

@@ -1,0 +1,87 @@
+"""Guided backpropagation and deconvnet: which pixels drive one intermediate neuron.
+
+Pick a neuron (layer, channel, position) and send a gradient from it back to the
+image. The three ReLU backward rules give three pictures (Springenberg et al. 2015,
+"Striving for Simplicity", fig. 1; Zeiler & Fergus 2014, "Visualizing and
+Understanding Convolutional Networks"):
+
+    backprop   dx = (x > 0) * dout                the true gradient: noisy
+    deconvnet  dx = (dout > 0) * dout             ignores the forward pass
+    guided     dx = (x > 0) * (dout > 0) * dout   both masks: sharp, image-like
+
+Only positive influence flows back through each ReLU under the guided rule, which
+is why guided backprop images look like the part of the picture the neuron detects.
+
+    python -m vis.guided_backprop --model squeezenet --layer fire6 --channel 17   (make guided_backprop)
+"""
+import numpy as np
+
+from tinycnn import backend
+from vis import cli, render
+
+
+def strongest_channel(net, x, layer):
+    """The channel of ``layer`` with the largest activation anywhere in the first image."""
+    act = backend.to_numpy(net.activations(x[:1], layer)[layer])[0]
+    return int(act.reshape(act.shape[0], -1).max(axis=1).argmax())
+
+
+def guided_backprop(net, x, layer, channel, rule="guided", position=None):
+    """Gradient of one neuron of ``layer`` with respect to the images, by ``rule``.
+
+    x: (N, C, H, W). position: (y, x) of the neuron, None for the position where the
+    channel is most active in each image, or "channel" for the whole channel's sum.
+    Returns (N, C, H, W) as a NumPy array.
+    """
+    xp = backend.get_array_module(x)
+    out, cache = net.forward(x, until=layer)
+    if out.ndim == 2:                       # a fully connected layer: a neuron is a channel
+        dout = xp.zeros(out.shape, dtype=out.dtype)
+        dout[:, channel] = 1.0
+    else:
+        act = backend.to_numpy(out[:, channel])                        # (N, H', W')
+        dout = xp.zeros(out.shape, dtype=out.dtype)
+        if position == "channel":
+            dout[:, channel] = 1.0
+        else:
+            for n in range(len(x)):
+                y, x_ = position if position is not None else np.unravel_index(act[n].argmax(), act[n].shape)
+                dout[n, channel, y, x_] = 1.0
+    dx, _ = net.backward(dout, cache, rule=rule, param_grads=False)
+    return backend.to_numpy(dx)
+
+
+def as_image(grad):
+    """A (C, H, W) gradient shown as RGB, centred on grey; scaled to the 99.5th
+    percentile of its non-zero magnitudes so that a few large values do not wash
+    out the rest."""
+    g = grad.transpose(1, 2, 0)
+    nonzero = np.abs(g[g != 0])
+    hi = np.percentile(nonzero, 99.5) if nonzero.size else 1.0
+    return render.to_uint8(g, -hi, hi)
+
+
+def main(argv=None):
+    from tinycnn.models import load_model
+    p = cli.parser("Backprop vs deconvnet vs guided backprop for one neuron.", target=False,
+                   layer="fire6", channel=True)
+    args = p.parse_args(argv)
+    net = load_model(args.model)
+    if args.model == "cifar10" and args.layer == "fire6":
+        args.layer = "conv5"
+    x, rgb = cli.load_inputs(net, args.image)
+    channel = args.channel if args.channel is not None else strongest_channel(net, x, args.layer)
+    scale = 1 if rgb[0].shape[0] >= 128 else 4
+    rows = []
+    for n, image in enumerate(rgb):
+        pictures = [render.upscale(image, scale)]
+        for rule in ("backprop", "deconvnet", "guided"):
+            pictures.append(render.upscale(as_image(guided_backprop(net, x[n:n + 1], args.layer, channel, rule)[0]), scale))
+        rows.append(render.hstack(pictures))
+    image = render.caption(render.vstack(rows), f"{args.model} {args.layer} channel {channel}, strongest position:"
+                                                "  image | backprop | deconvnet | guided backprop")
+    print(f"wrote {render.save(image, cli.output_path(args, 'guided_backprop'))}")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,70 @@
+"""Occlusion: cover part of the image and watch the class probability drop.
+
+Zeiler & Fergus (2014), "Visualizing and Understanding Convolutional Networks",
+sec. 4.2: slide a grey square over the image; at each position record the
+probability of the correct class. Where the probability falls, the network was
+looking. The grey square is the dataset mean, which is 0 after normalisation.
+
+    P[i, j] = softmax(f(x with the patch at (i*stride, j*stride) filled))[target]
+
+Patches are evaluated in batches, so a 224x224 map costs a few dozen forward passes.
+
+    python -m vis.occlusion --model squeezenet --image chelsea.png     (make occlusion)
+"""
+import numpy as np
+
+from tinycnn import backend
+from tinycnn.im2col import out_size
+from tinycnn.losses import softmax
+from vis import cli, render
+
+
+def occlusion_map(net, x, target, *, size=None, stride=None, fill=0.0, batch_size=32, log=None):
+    """(H', W') probability of class ``target`` with the patch at each position.
+
+    x: (1, C, H, W). size / stride default to H/8 and H/16 (a 28-px patch every 14 px
+    at 224, 4 every 2 at 32). fill: the value the patch holds (0 = the mean pixel).
+    """
+    xp = backend.get_array_module(x)
+    _, C, H, W = x.shape
+    size = size or max(1, H // 8)
+    stride = stride or max(1, H // 16)
+    oh, ow = out_size(H, size, stride, 0), out_size(W, size, stride, 0)
+    positions = [(i, j) for i in range(oh) for j in range(ow)]
+    probs = np.empty(len(positions))
+    for start in range(0, len(positions), batch_size):
+        chunk = positions[start:start + batch_size]
+        batch = xp.repeat(x, len(chunk), axis=0)
+        for k, (i, j) in enumerate(chunk):
+            batch[k, :, i * stride:i * stride + size, j * stride:j * stride + size] = fill
+        probs[start:start + len(chunk)] = backend.to_numpy(softmax(net(batch)))[:, target]
+        if log:
+            log(f"occlusion: {start + len(chunk)}/{len(positions)} positions")
+    return probs.reshape(oh, ow)
+
+
+def main(argv=None):
+    from tinycnn.models import load_model
+    p = cli.parser("Occlusion sensitivity (Zeiler & Fergus 2014).")
+    p.add_argument("--size", type=int, default=None, help="patch size in pixels (default: image size / 8)")
+    p.add_argument("--stride", type=int, default=None, help="patch stride (default: image size / 16)")
+    args = p.parse_args(argv)
+    net = load_model(args.model)
+    x, rgb = cli.load_inputs(net, args.image)
+    target = cli.targets(net, x, args.target)
+    scale = 1 if rgb[0].shape[0] >= 128 else 4
+    rows = []
+    for n, image in enumerate(rgb):
+        base = float(backend.to_numpy(softmax(net(x[n:n + 1])))[0, target[n]])
+        heat = occlusion_map(net, x[n:n + 1], target[n], size=args.size, stride=args.stride,
+                             log=lambda s: print(s, end="\r", flush=True))
+        print()
+        big = render.upscale(image, scale)
+        rows.append(render.caption(render.hstack([big, render.overlay(big, -heat)]),
+                                   f"{cli.short_name(net, target[n])}: p = {base:.2f} unoccluded, "
+                                   f"min {heat.min():.2f} occluded (bright = probability falls)"))
+    print(f"wrote {render.save(render.vstack(rows), cli.output_path(args, 'occlusion'))}")
+
+
+if __name__ == "__main__":
+    main()
