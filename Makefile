@@ -4,7 +4,7 @@ VENV   ?= .venv
 PY     := $(VENV)/bin/python
 
 .PHONY: install test gradcheck bench clean demo weights data train filters training_curve \
-        saliency guided_backprop occlusion attribution
+        saliency guided_backprop occlusion attribution max_patches neighbors embedding figures
 
 install: $(PY)
 	$(PY) -m pip install --upgrade pip >/dev/null
@@ -48,6 +48,20 @@ occlusion:
 
 attribution:
 	$(PY) -m vis.attribution --image $(PHOTOS)/dog.jpg $(PHOTOS)/coffee.png
+
+max_patches:
+	$(PY) -m vis.max_patches --model squeezenet --layer fire5 --channels 0 1 2 3 4 5
+	$(PY) -m vis.max_patches --model cifar10 --layer relu4 --channels 0 1 2 3 4 5 6 7 --out figures/max_patches_cifar10.png
+
+# on the CIFAR-10 test set: need data ($$TINYCNN_DATA_DIR or make data)
+neighbors:
+	$(PY) -m vis.neighbors --model cifar10
+
+embedding:
+	$(PY) -m vis.embedding --model cifar10
+
+# every figure of vis part 1
+figures: demo saliency guided_backprop occlusion attribution max_patches neighbors embedding
 
 # SqueezeNet 1.1 from torchvision's public checkpoint -> weights/squeezenet1_1.npz
 weights:

@@ -44,6 +44,14 @@ def overlay(image, heat, alpha=0.5):
     return np.rint((1 - alpha) * image + alpha * heat_rgb).astype(np.uint8)
 
 
+def thumbnail(image, size):
+    """An RGB image resized to size x size: small images grow crisply, large ones shrink smoothly."""
+    h = image.shape[0]
+    if size % h == 0:
+        return upscale(image, size // h)
+    return np.asarray(Image.fromarray(image).resize((size, size), Image.BICUBIC))
+
+
 def upscale(image, factor):
     """Nearest-neighbour enlargement, so small filters and CIFAR images stay crisp."""
     return np.repeat(np.repeat(image, factor, axis=0), factor, axis=1)

@@ -1,0 +1,55 @@
+"""Receptive fields by hand, and top patches against a brute-force search."""
+import numpy as np
+import pytest
+
+import tinycnn as tc
+from tinycnn.models import cifar10_net, squeezenet1_1
+from vis.max_patches import crop, receptive_field, top_patches
+
+
+@pytest.mark.parametrize("layer,expected", [
+    ("conv1", (3, 2, 0)), ("pool1", (7, 4, 0)),
+    ("fire2.squeeze", (7, 4, 0)), ("fire2.expand.1x1.conv", (7, 4, 0)),
+    ("fire2.expand.3x3.conv", (15, 4, 4)), ("fire2", (15, 4, 4)), ("fire3", (23, 4, 8)),
+    ("pool3", (31, 8, 8)), ("fire9", (207, 16, 88)),
+])
+def test_squeezenet_receptive_fields_by_hand(layer, expected):
+    # e.g. fire2: pool1's field 7 (jump 4) plus a 3x3 conv with padding 1: 7 + 2*4 = 15, offset 1*4
+    assert receptive_field(squeezenet1_1(weights=False), layer) == expected
+
+
+@pytest.mark.parametrize("layer,expected", [
+    ("conv1", (5, 1, 2)), ("pool1", (6, 2, 2)), ("conv2", (10, 2, 4)), ("pool3", (16, 4, 6)), ("relu5", (32, 4, 14)),
+])
+def test_cifar_receptive_fields_by_hand(layer, expected):
+    assert receptive_field(cifar10_net(weights=False), layer) == expected
+
+
+def test_receptive_field_is_exact():
+    # perturbing a pixel changes unit (y, x) only if the pixel lies in its receptive field
+    net = cifar10_net(weights=False)
+    size, jump, offset = receptive_field(net, "conv2")
+    x = np.random.default_rng(0).standard_normal((1, 3, 32, 32)).astype(np.float64)
+    net.astype(np.float64)
+    base = net.activations(x, "conv2")["conv2"][0, :, 5, 6]
+    top, left = 5 * jump - offset, 6 * jump - offset
+    for r, c, inside in ((top, left, True), (top + size - 1, left + size - 1, True),
+                         (top - 1, left, False), (top, left + size, False)):
+        y = x.copy()
+        y[0, :, r, c] += 10.0
+        changed = not np.allclose(net.activations(y, "conv2")["conv2"][0, :, 5, 6], base)
+        assert changed == inside, (r, c)
+
+
+def test_top_patches_match_brute_force():
+    net = tc.Network([("conv", tc.Conv2d(3, 2, 3, stride=2, padding=1, seed=4)), ("relu", tc.ReLU())])
+    images = np.random.default_rng(1).standard_normal((10, 3, 9, 9)).astype(np.float32)
+    patches, values, where = top_patches(net, images, "relu", 1, k=5, batch_size=3, one_per_image=False)
+    act = net(images)[:, 1]
+    np.testing.assert_allclose(values, np.sort(act.ravel())[::-1][:5])
+    _, per_image, where_1 = top_patches(net, images, "relu", 1, k=5, batch_size=3)
+    np.testing.assert_allclose(per_image, np.sort(act.reshape(10, -1).max(axis=1))[::-1][:5])
+    assert len(set(where_1[:, 0])) == 5
+    i, y, x = where[0]
+    np.testing.assert_array_equal(patches[0], crop(images[i], 2 * y - 1, 2 * x - 1, 3))
+    assert act[i, y, x] == values[0]
