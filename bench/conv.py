@@ -194,7 +194,8 @@ def memory_rows(threads, only):
 
 
 def fmt(v, spec):
-    return "-" if v is None else format(v, spec)
+    """format(v, spec), or a dash of the same width for a missing value."""
+    return format(v, spec) if v is not None else "-".rjust(int(spec.split(".")[0]))
 
 
 def main(argv=None):
