@@ -5,7 +5,8 @@
     TINYCNN_BACKEND=cupy python -m bench.conv    # CuPy against PyTorch CUDA
 
 Shapes: every distinct conv and max-pool of SqueezeNet 1.1 at 224x224 (batch 1 and
-8) and of the VGG-style CIFAR-10 net at 32x32 (batch 64), float32. Each row times
+8) and of the CIFAR-10 net at 32x32 (batch 64), float32, found by running the
+models of ``tinycnn.models`` once. Each row times
 the forward pass and forward + backward (input and parameter gradients) with the
 median of several runs after a warm-up, both libraries using the same number of
 threads. ``ratio`` is tinycnn / PyTorch: below 1 tinycnn is faster. Peak memory is
@@ -26,40 +27,33 @@ import numpy as np
 import tinycnn as tc
 from tinycnn import backend
 
-# (name, C_in, C_out, kernel, stride, pad, H): torchvision squeezenet1_1 at 224x224
-SQUEEZENET_CONVS = [
-    ("conv1", 3, 64, 3, 2, 0, 224),
-    ("fire2.squeeze", 64, 16, 1, 1, 0, 55), ("fire2.expand1x1", 16, 64, 1, 1, 0, 55),
-    ("fire2.expand3x3", 16, 64, 3, 1, 1, 55), ("fire3.squeeze", 128, 16, 1, 1, 0, 55),
-    ("fire4.squeeze", 128, 32, 1, 1, 0, 27), ("fire4.expand1x1", 32, 128, 1, 1, 0, 27),
-    ("fire4.expand3x3", 32, 128, 3, 1, 1, 27), ("fire5.squeeze", 256, 32, 1, 1, 0, 27),
-    ("fire6.squeeze", 256, 48, 1, 1, 0, 13), ("fire6.expand1x1", 48, 192, 1, 1, 0, 13),
-    ("fire6.expand3x3", 48, 192, 3, 1, 1, 13), ("fire7.squeeze", 384, 48, 1, 1, 0, 13),
-    ("fire8.squeeze", 384, 64, 1, 1, 0, 13), ("fire8.expand1x1", 64, 256, 1, 1, 0, 13),
-    ("fire8.expand3x3", 64, 256, 3, 1, 1, 13), ("fire9.squeeze", 512, 64, 1, 1, 0, 13),
-    ("conv10", 512, 1000, 1, 1, 0, 13),
-]
-# (name, C, H): 3x3 stride 2 ceil-mode max pools
-SQUEEZENET_POOLS = [("pool1", 64, 111), ("pool3", 128, 55), ("pool5", 256, 27)]
-# the VGG-style CIFAR-10 net: 5x5 first layer, then pairs of 3x3 convs, 2x2 pools
-CIFAR_CONVS = [
-    ("conv1", 3, 32, 5, 1, 2, 32), ("conv2", 32, 32, 3, 1, 1, 32),
-    ("conv3", 32, 64, 3, 1, 1, 16), ("conv4", 64, 64, 3, 1, 1, 16),
-    ("conv5", 64, 128, 3, 1, 1, 8), ("conv6", 128, 128, 3, 1, 1, 8),
-]
-CIFAR_POOLS = [("pool1", 32, 32), ("pool2", 64, 16), ("pool3", 128, 8)]
+def distinct_layers(net, input_shape):
+    """[(name, layer, input shape)] for every conv and max-pool of ``net`` whose
+    (hyper-parameters, input shape) differ from all earlier ones, found by running
+    the network once with each such layer recording its input."""
+    seen, found = set(), []
+    for name, layer in net.named_layers():
+        if isinstance(layer, (tc.Conv2d, tc.MaxPool2d)):
+            def record(x, name=name, layer=layer, forward=layer.forward):
+                key = (repr(layer), x.shape)
+                if key not in seen:
+                    seen.add(key)
+                    found.append((name, layer, x.shape))
+                return forward(x)
+            layer.forward = record  # an instance attribute: this network only
+    net(backend.asarray(np.zeros(input_shape, dtype=np.float32)))
+    return found
 
 
 def cases():
-    """Yield (row name, tinycnn layer, torch function maker, input shape)."""
-    for model, batches, convs, pools, pool_args in (
-            ("squeezenet", (1, 8), SQUEEZENET_CONVS, SQUEEZENET_POOLS, (3, 2, 0, True)),
-            ("cifar", (64,), CIFAR_CONVS, CIFAR_POOLS, (2, 2, 0, False))):
+    """Yield (row name, tinycnn layer, input shape) for both models' distinct layers."""
+    from tinycnn.models import cifar10_net, squeezenet1_1
+    for model, build, size, batches in (("squeezenet", squeezenet1_1, 224, (1, 8)),
+                                        ("cifar", cifar10_net, 32, (64,))):
+        layers = distinct_layers(build(weights=False), (1, 3, size, size))
         for n in batches:
-            for name, cin, cout, k, s, p, h in convs:
-                yield f"{model}.{name} b{n}", tc.Conv2d(cin, cout, k, s, p), ("conv", s, p), (n, cin, h, h)
-            for name, c, h in pools:
-                yield f"{model}.{name} b{n}", tc.MaxPool2d(*pool_args), ("pool",) + pool_args, (n, c, h, h)
+            for name, layer, shape in layers:
+                yield f"{model}.{name} b{n}", layer, (n,) + tuple(shape[1:])
 
 
 def sync():
@@ -117,11 +111,11 @@ def tinycnn_fns(layer, x):
     return forward, forward_backward
 
 
-def torch_fns(torch, kind, layer, x_np, device):
+def torch_fns(torch, layer, x_np, device):
     F = torch.nn.functional
     x = torch.from_numpy(x_np).to(device)
-    if kind[0] == "conv":
-        _, s, p = kind
+    s, p = layer.stride, layer.padding
+    if isinstance(layer, tc.Conv2d):
         w = torch.from_numpy(backend.to_numpy(layer.params["weight"])).to(device)
         b = torch.from_numpy(backend.to_numpy(layer.params["bias"])).to(device)
 
@@ -129,10 +123,8 @@ def torch_fns(torch, kind, layer, x_np, device):
             return F.conv2d(x, w, b, s, p)
         args = (x, w, b)
     else:
-        _, k, s, p, ceil = kind
-
         def op(x):
-            return F.max_pool2d(x, k, s, p, ceil_mode=ceil)
+            return F.max_pool2d(x, layer.kernel_size, s, p, ceil_mode=layer.ceil_mode)
         args = (x,)
     grad_args = [a.detach().clone().requires_grad_(True) for a in args]
     dout = None
@@ -162,13 +154,13 @@ def run(threads, measure, only=""):
         torch.set_num_threads(threads)
     device = "cuda" if backend.name() == "cupy" else "cpu"
     rng = np.random.default_rng(0)
-    for name, layer, kind, shape in cases():
+    for name, layer, shape in cases():
         if only not in name:
             continue
         x_np = rng.standard_normal(shape).astype(np.float32)
         x = backend.asarray(x_np)
         ours = tinycnn_fns(layer, x)
-        theirs = torch_fns(torch, kind, layer, x_np, device) if torch else (None, None)
+        theirs = torch_fns(torch, layer, x_np, device) if torch else (None, None)
         for pass_name, fn, tfn in zip(("fwd", "fwd+bwd"), ours, theirs):
             if measure == "memory":
                 yield {"tinycnn_mb": peak_mb(fn), "torch_mb": peak_mb(tfn) if tfn else None}
@@ -218,11 +210,11 @@ def main(argv=None):
         print(json.dumps(list(rows), indent=1))
         return
     print(f"backend {backend.name()}, float32, {args.threads} threads; ratio = tinycnn / PyTorch")
-    print(f"{'layer':28s} {'pass':8s} {'tinycnn ms':>10s} {'torch ms':>9s} {'ratio':>6s} "
+    print(f"{'layer':36s} {'pass':8s} {'tinycnn ms':>10s} {'torch ms':>9s} {'ratio':>6s} "
           f"{'tinycnn MB':>10s} {'torch MB':>9s}")
     ratios = []
     for r in rows:
-        print(f"{r['name']:28s} {r['pass']:8s} {fmt(r['tinycnn_ms'], '10.2f')} {fmt(r['torch_ms'], '9.2f')} "
+        print(f"{r['name']:36s} {r['pass']:8s} {fmt(r['tinycnn_ms'], '10.2f')} {fmt(r['torch_ms'], '9.2f')} "
               f"{fmt(r['ratio'], '6.2f')} {fmt(r.get('tinycnn_mb'), '10.1f')} {fmt(r.get('torch_mb'), '9.1f')}",
               flush=True)
         if r["ratio"] is not None:
