@@ -4,7 +4,8 @@ VENV   ?= .venv
 PY     := $(VENV)/bin/python
 
 .PHONY: install test gradcheck bench clean demo weights data train filters training_curve \
-        saliency guided_backprop occlusion attribution max_patches neighbors embedding figures
+        saliency guided_backprop occlusion attribution max_patches neighbors embedding figures \
+        class_visualization
 
 install: $(PY)
 	$(PY) -m pip install --upgrade pip >/dev/null
@@ -59,6 +60,9 @@ neighbors:
 
 embedding:
 	$(PY) -m vis.embedding --model cifar10
+
+class_visualization:
+	$(PY) -m vis.class_visualization --model squeezenet
 
 # every figure of vis part 1
 figures: demo saliency guided_backprop occlusion attribution max_patches neighbors embedding

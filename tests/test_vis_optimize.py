@@ -1,0 +1,71 @@
+"""The optimisation driver and the class-visualisation objective."""
+import numpy as np
+import pytest
+from hypothesis import given
+
+import tinycnn as tc
+from tinycnn.backend import to_numpy
+from tinycnn.gradcheck import numeric_grad, rel_error
+from vis._optimize import jittered, optimize
+from vis.class_visualization import class_visualization, score_objective
+
+from .conftest import on_device
+from .strategies import seeds
+
+
+def quadratic(target):
+    """f(x) = |x - target|^2 with gradient 2 (x - target)."""
+    def f(x):
+        d = x - target
+        return float((d * d).sum()), 2 * d
+    return f
+
+
+@pytest.mark.parametrize("method,lr,steps", [("sgd", 0.1, 200), ("adam", 0.05, 500), ("lbfgs", None, 50)])
+def test_driver_finds_a_quadratics_minimum(method, lr, steps):
+    target = on_device(np.random.default_rng(0).standard_normal((1, 3, 4, 4)))
+    x, _, losses = optimize(quadratic(target), on_device(np.zeros((1, 3, 4, 4))), steps=steps, lr=lr, method=method)
+    assert np.allclose(to_numpy(x), to_numpy(target), atol=1e-3) and losses[-1] < losses[0]
+
+
+def test_normalized_step_has_length_lr():
+    target = on_device(np.full((1, 1, 2, 2), 10.0))
+    x, _, _ = optimize(quadratic(target), on_device(np.zeros((1, 1, 2, 2))), steps=1, lr=0.5, method="normalized")
+    assert np.isclose(np.linalg.norm(to_numpy(x)), 0.5)
+
+
+def test_jitter_is_undone():
+    # a position-independent objective: jittering must not change its gradient
+    x = on_device(np.random.default_rng(1).standard_normal((1, 2, 5, 5)))
+    f = quadratic(on_device(np.zeros((1, 2, 5, 5))))
+    loss, g = jittered(f, 3, np.random.default_rng(0))(x)
+    np.testing.assert_allclose(to_numpy(g), to_numpy(f(x)[1]))
+
+
+def small_net():
+    net = tc.Network([("conv", tc.Conv2d(3, 4, 3, padding=1, dtype=np.float64)), ("relu", tc.ReLU()),
+                      ("pool", tc.GlobalAvgPool2d()), ("fc", tc.Linear(4, 3, dtype=np.float64))])
+    net.meta = {"input_size": 6, "mean": (0.5, 0.5, 0.5), "std": (0.25, 0.25, 0.25)}
+    return net
+
+
+@pytest.mark.gradcheck
+@given(seeds)
+def test_class_score_with_l2_gradient(seed):
+    net = small_net()
+    x = on_device(np.random.default_rng(seed).standard_normal((1, 3, 6, 6)))
+    for target in (2, ("relu", 1), ("relu", 3, 2, 4)):
+        f = score_objective(net, target, l2=0.1)
+        numeric = numeric_grad(lambda: np.array(f(x)[0]), x, np.ones(()))
+        assert rel_error(to_numpy(f(x)[1]), to_numpy(numeric)) < 1e-6
+
+
+@pytest.mark.parametrize("regularizer", ["l2", "cs231n", "yosinski1", "yosinski2", "yosinski3", "yosinski4"])
+def test_class_visualization_raises_the_score(regularizer):
+    net = small_net().astype(np.float32)
+    x, _ = class_visualization(net, 1, regularizer=regularizer, steps=20, lr=1.0)
+    blank = net(on_device(np.zeros((1, 3, 6, 6), np.float32)))
+    assert float(net(on_device(x))[0, 1]) > float(blank[0, 1])
+    assert x.min() >= -2 - 1e-6 and x.max() <= 2 + 1e-6     # clamped to pixels 0..1 in normalised units
+    with pytest.raises(ValueError, match="unknown regularizer 'l3'"):
+        class_visualization(net, 1, regularizer="l3")

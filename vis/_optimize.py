@@ -1,0 +1,98 @@
+"""One small driver for every technique that optimises an image.
+
+An objective is a function ``x -> (loss, dloss/dx)`` to be *minimised* (ascent
+techniques return the negative of what they maximise). Between steps, transforms
+reshape the image: jitter (a random roll that is undone after the step, so no
+position is favoured), Gaussian blur, clamping to the valid pixel range. Steps:
+
+    "normalized"  x <- x - lr * g / ||g||_2              (fooling images)
+    "mean"        x <- x - lr * g / mean|g|              (DeepDream)
+    "adam"        Kingma & Ba 2015 on the image
+    "sgd"         x <- x - lr * g                        (class visualisation)
+    "lbfgs"       scipy.optimize's L-BFGS-B              (style transfer, inversion)
+
+Progress is printed every ``log_every`` steps; ``snapshot_every`` keeps copies of
+the image so a figure can show the optimisation unfold.
+"""
+import numpy as np
+from scipy import ndimage, optimize as sciopt
+
+from tinycnn import backend
+
+
+def gaussian_blur(x, sigma):
+    """Blur each channel of (N, C, H, W) with a Gaussian of std ``sigma`` px (NumPy side).
+
+    The blur is a symmetric linear filter (reflect boundary), applied to the image
+    between steps, not inside a gradient, so no adjoint is needed here."""
+    if sigma <= 0:
+        return x
+    out = ndimage.gaussian_filter(backend.to_numpy(x), sigma=(0, 0, sigma, sigma), mode="reflect")
+    return backend.asarray(out.astype(x.dtype))
+
+
+def jittered(objective, max_shift, rng):
+    """The objective seen through a random roll of up to ``max_shift`` px (Mordvintsev et al. 2015)."""
+    def wrapped(x):
+        xp = backend.get_array_module(x)
+        dy, dx = (int(v) for v in rng.integers(-max_shift, max_shift + 1, size=2))
+        loss, grad = objective(xp.roll(x, (dy, dx), axis=(2, 3)))
+        return loss, xp.roll(grad, (-dy, -dx), axis=(2, 3))
+    return wrapped if max_shift else objective
+
+
+def optimize(objective, x0, *, steps, lr, method="adam", transforms=(), jitter=0, seed=0,
+             snapshot_every=None, log=None, log_every=10, betas=(0.9, 0.999)):
+    """Minimise ``objective`` from ``x0``; returns (x, snapshots, losses).
+
+    transforms: functions (x, step) -> x applied after each step (blur, clamp, ...).
+    lr: a number or a function step -> number (schedules).
+    """
+    rng = np.random.default_rng(seed)
+    f = jittered(objective, jitter, rng)
+    x = x0.copy()
+    snapshots, losses = [], []
+    if method == "lbfgs":
+        return _lbfgs(objective, x, steps, log, log_every)
+    xp = backend.get_array_module(x)
+    m = v = None
+    for step in range(steps):
+        loss, g = f(x)
+        rate = lr(step) if callable(lr) else lr
+        if method == "normalized":
+            x = x - rate * g / (xp.sqrt((g ** 2).sum()) + 1e-12)
+        elif method == "mean":
+            x = x - rate * g / (abs(g).mean() + 1e-12)
+        elif method == "sgd":
+            x = x - rate * g
+        elif method == "adam":
+            m = (1 - betas[0]) * g + (betas[0] * m if m is not None else 0)
+            v = (1 - betas[1]) * g * g + (betas[1] * v if v is not None else 0)
+            m_hat, v_hat = m / (1 - betas[0] ** (step + 1)), v / (1 - betas[1] ** (step + 1))
+            x = x - rate * m_hat / (xp.sqrt(v_hat) + 1e-8)
+        else:
+            raise ValueError(f"unknown method {method!r}; choose normalized, mean, sgd, adam or lbfgs")
+        for t in transforms:
+            x = t(x, step)
+        losses.append(float(loss))
+        if snapshot_every and (step + 1) % snapshot_every == 0:
+            snapshots.append(backend.to_numpy(x).copy())
+        if log and (step % log_every == 0 or step == steps - 1):
+            log(f"step {step + 1}/{steps}: loss {float(loss):.4g}")
+    return x, snapshots, losses
+
+
+def _lbfgs(objective, x, steps, log, log_every):
+    shape, dtype = x.shape, x.dtype
+    losses, count = [], [0]
+
+    def fun(flat):
+        loss, g = objective(backend.asarray(flat.reshape(shape).astype(dtype)))
+        losses.append(float(loss))
+        count[0] += 1
+        if log and count[0] % log_every == 0:
+            log(f"evaluation {count[0]}: loss {float(loss):.4g}")
+        return float(loss), backend.to_numpy(g).astype(np.float64).ravel()
+    result = sciopt.minimize(fun, backend.to_numpy(x).astype(np.float64).ravel(), jac=True,
+                             method="L-BFGS-B", options={"maxiter": steps})
+    return backend.asarray(result.x.reshape(shape).astype(dtype)), [], losses

@@ -1,0 +1,164 @@
+"""Class and neuron visualisation: the image a class score (or a neuron) likes best.
+
+Simonyan, Vedaldi & Zisserman (2014), sec. 2: start from a blank image and climb
+the *unnormalised* class score with an L2 penalty,
+
+    x* = argmax_x  S_c(x) - lambda ||x||_2^2 .
+
+Yosinski et al. (2015), "Understanding Neural Networks Through Deep
+Visualization", sec. 3, replace the lone L2 term by four regularisers applied
+between steps: L2 decay x <- (1 - decay) x, a Gaussian blur every few steps, zeroing
+pixels whose norm is below a percentile, and zeroing pixels whose contribution
+|x * grad| is below a percentile. CS231n's exercise adds jitter (a random roll
+undone after the step), which keeps the picture from locking onto one position.
+
+A neuron is visualised the same way, with S_c replaced by the activation of a
+channel (summed over positions) or of a single (channel, y, x) unit.
+
+    python -m vis.class_visualization --model squeezenet --target tarantula   (make class_visualization)
+"""
+import numpy as np
+
+from tinycnn import backend
+from vis import cli, render
+from vis._optimize import gaussian_blur, optimize
+
+# The four hyper-parameter sets of Yosinski et al. 2015, Table 1: L2 decay, blur sigma,
+# blur every, pixel-norm clip percentile, contribution clip percentile, iterations,
+# learning rate. Sets 1 and 4 grow their step size over the run for their Caffe model
+# (to 100 and 1e8 on 0-255 pixels); here every set uses the step of CS231n's recipe.
+YOSINSKI = {
+    "yosinski1": dict(decay=0.0, blur_sigma=0.5, blur_every=4, norm_pct=50, contrib_pct=0, steps=500),
+    "yosinski2": dict(decay=0.3, blur_sigma=0.0, blur_every=0, norm_pct=20, contrib_pct=0, steps=750),
+    "yosinski3": dict(decay=1e-4, blur_sigma=1.0, blur_every=4, norm_pct=0, contrib_pct=0, steps=1000),
+    "yosinski4": dict(decay=0.0, blur_sigma=0.5, blur_every=4, norm_pct=0, contrib_pct=90, steps=1000),
+}
+# CS231n 2017+ exercise (NetworkVisualization): L2 1e-3, lr 25, 100 iterations,
+# blur sigma 0.5 every 10, jitter 16 px, clamp to the valid pixel range
+CS231N = dict(l2=1e-3, lr=25.0, steps=100, blur_sigma=0.5, blur_every=10, jitter=16)
+
+
+def score_objective(net, target, l2=0.0):
+    """Objective (to minimise) -S(x) + l2 ||x||^2 and its gradient.
+
+    target: a class index, or (layer, channel) for a whole channel's summed
+    activation, or (layer, channel, y, x) for one unit.
+    """
+    def objective(x):
+        xp = backend.get_array_module(x)
+        if isinstance(target, tuple):
+            layer, channel, *where = target
+            out, cache = net.forward(x, until=layer)
+            dout = xp.zeros(out.shape, dtype=out.dtype)
+            if out.ndim == 2:
+                dout[:, channel] = 1.0
+            elif where:
+                dout[:, channel, where[0], where[1]] = 1.0
+            else:
+                dout[:, channel] = 1.0
+        else:
+            out, cache = net.forward(x)
+            dout = xp.zeros(out.shape, dtype=out.dtype)
+            dout[:, target] = 1.0
+        score = float((out * dout).sum())
+        dx, _ = net.backward(dout, cache, param_grads=False)
+        return -score + l2 * float((x * x).sum()), -dx + 2 * l2 * x
+    return objective
+
+
+def pixel_range(net):
+    """(lo, hi), each (1, 3, 1, 1): the normalised values of pixel 0 and pixel 1."""
+    mean = np.asarray(net.meta["mean"], np.float32).reshape(1, 3, 1, 1)
+    std = np.asarray(net.meta["std"], np.float32).reshape(1, 3, 1, 1)
+    return backend.asarray(-mean / std), backend.asarray((1 - mean) / std)
+
+
+def class_visualization(net, target, *, regularizer="cs231n", steps=None, lr=CS231N["lr"], seed=0,
+                        snapshot_every=None, log=None):
+    """The image (1, 3, S, S), normalised, that maximises ``target``; and the snapshots.
+
+    regularizer: "l2" (Simonyan et al.), "cs231n" (L2 + jitter + blur + clamp) or
+    "yosinski1".."yosinski4" (Yosinski et al.'s Table 1 sets, with jitter and clamp).
+    """
+    size = net.meta["input_size"]
+    lo, hi = pixel_range(net)
+    rng = np.random.default_rng(seed)
+    x0 = backend.asarray((rng.standard_normal((1, 3, size, size)) * 0.01).astype(np.float32))
+
+    def clamp(x, step):
+        xp = backend.get_array_module(x)
+        return xp.minimum(xp.maximum(x, lo), hi)
+
+    if regularizer == "l2":
+        objective, transforms, jitter, steps = score_objective(net, target, CS231N["l2"]), [clamp], 0, steps or 100
+    elif regularizer == "cs231n":
+        def blur(x, step):
+            return gaussian_blur(x, CS231N["blur_sigma"]) if step % CS231N["blur_every"] == 0 else x
+        objective = score_objective(net, target, CS231N["l2"])
+        transforms, jitter, steps = [clamp, blur], CS231N["jitter"], steps or CS231N["steps"]
+    elif regularizer in YOSINSKI:
+        p = YOSINSKI[regularizer]
+        objective, jitter, steps = score_objective(net, target), CS231N["jitter"], steps or p["steps"]
+        transforms = [clamp] + _yosinski_transforms(objective, **p)
+    else:
+        raise ValueError(f"unknown regularizer {regularizer!r}; choose l2, cs231n or "
+                         + ", ".join(YOSINSKI))
+    x, snapshots, _ = optimize(objective, x0, steps=steps, lr=lr, method="sgd", transforms=transforms,
+                               jitter=jitter, seed=seed, snapshot_every=snapshot_every, log=log)
+    return backend.to_numpy(x), snapshots
+
+
+def _yosinski_transforms(objective, *, decay, blur_sigma, blur_every, norm_pct, contrib_pct, steps):
+    """Yosinski et al.'s four regularisers as between-step transforms."""
+    def regularize(x, step):
+        xp = backend.get_array_module(x)
+        if decay:
+            x = x * (1 - decay)
+        if blur_sigma and blur_every and step % blur_every == 0:
+            x = gaussian_blur(x, blur_sigma)
+        if norm_pct:
+            norm = xp.sqrt((x * x).sum(axis=1, keepdims=True))
+            x = x * (norm >= xp.percentile(norm, norm_pct))
+        if contrib_pct:
+            _, g = objective(x)
+            contribution = abs((x * -g).sum(axis=1, keepdims=True))
+            x = x * (contribution >= xp.percentile(contribution, contrib_pct))
+        return x
+    return [regularize]
+
+
+def main(argv=None):
+    from tinycnn.images import class_index, deprocess
+    from tinycnn.models import load_model
+    p = cli.parser("Class / neuron visualisation by gradient ascent.", target=False)
+    p.add_argument("--target", nargs="+", default=None,
+                   help="classes (index or name); default: flamingo, billiard table, goose, tarantula "
+                        "(squeezenet) or all ten classes (cifar10)")
+    p.add_argument("--layer", default=None, help="visualise channels of this layer instead of classes")
+    p.add_argument("--channels", type=int, nargs="+", default=[0, 1, 2, 3])
+    p.add_argument("--regularizer", default="cs231n", help="l2, cs231n, yosinski1 .. yosinski4")
+    p.add_argument("--steps", type=int, default=None)
+    p.add_argument("--lr", type=float, default=CS231N["lr"])
+    args = p.parse_args(argv)
+    net = load_model(args.model)
+    if args.layer:
+        targets = [(args.layer, c) for c in args.channels]
+        labels = [f"{args.layer}:{c}" for c in args.channels]
+    else:
+        names = args.target or (["flamingo", "billiard table", "goose", "tarantula"] if args.model == "squeezenet"
+                                else list(net.meta["classes"]))
+        targets = [class_index(t, net.meta["classes"]) for t in names]
+        labels = [cli.short_name(net, t) for t in targets]
+    tiles = []
+    for target, label in zip(targets, labels):
+        x, _ = class_visualization(net, target, regularizer=args.regularizer, steps=args.steps, lr=args.lr,
+                                   seed=args.seed, log=lambda s, label=label: print(f"{label}: {s}", end="\r"))
+        image = deprocess(x[0], mean=net.meta["mean"], std=net.meta["std"])
+        tiles.append(render.caption(render.thumbnail(image, 224 if image.shape[0] > 32 else 128), label))
+    print()
+    out = render.caption(render.hstack(tiles), f"{args.model}, regulariser {args.regularizer}")
+    print(f"wrote {render.save(out, cli.output_path(args, 'class_visualization'))}")
+
+
+if __name__ == "__main__":
+    main()
