@@ -5,7 +5,7 @@ PY     := $(VENV)/bin/python
 
 .PHONY: install test gradcheck bench clean demo weights data train filters training_curve \
         saliency guided_backprop occlusion attribution max_patches neighbors embedding figures \
-        class_visualization
+        class_visualization fooling deepdream
 
 install: $(PY)
 	$(PY) -m pip install --upgrade pip >/dev/null
@@ -63,6 +63,12 @@ embedding:
 
 class_visualization:
 	$(PY) -m vis.class_visualization --model squeezenet
+
+fooling:
+	$(PY) -m vis.fooling --model squeezenet --image $(PHOTOS)/chelsea.png --target stingray
+
+deepdream:
+	$(PY) -m vis.deepdream --model squeezenet --image $(PHOTOS)/sky.jpg --layer fire5
 
 # every figure of vis part 1
 figures: demo saliency guided_backprop occlusion attribution max_patches neighbors embedding

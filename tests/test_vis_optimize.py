@@ -69,3 +69,36 @@ def test_class_visualization_raises_the_score(regularizer):
     assert x.min() >= -2 - 1e-6 and x.max() <= 2 + 1e-6     # clamped to pixels 0..1 in normalised units
     with pytest.raises(ValueError, match="unknown regularizer 'l3'"):
         class_visualization(net, 1, regularizer="l3")
+
+
+@pytest.mark.gradcheck
+@given(seeds)
+def test_deepdream_objective_gradient(seed):
+    from vis.deepdream import dream_objective
+    net = small_net()
+    x = on_device(np.random.default_rng(seed).standard_normal((1, 3, 6, 6)))
+    f = dream_objective(net, "relu")
+    numeric = numeric_grad(lambda: np.array(f(x)[0]), x, np.ones(()))
+    assert rel_error(to_numpy(f(x)[1]), to_numpy(numeric)) < 1e-6
+
+
+def test_deepdream_amplifies_the_layer():
+    from vis.deepdream import deepdream
+    net = small_net().astype(np.float32)
+    x = on_device(np.random.default_rng(0).normal(0, 0.5, (1, 3, 12, 12)).astype(np.float32))
+    out = deepdream(net, x, "relu", octaves=2, steps=5)
+    energy = [float((to_numpy(net.activations(on_device(a.astype(np.float32)), "relu")["relu"]) ** 2).sum())
+              for a in (to_numpy(x), out)]
+    assert out.shape == x.shape and energy[1] > energy[0]
+
+
+def test_fooling_image_flips_the_prediction():
+    from vis.fooling import fooling_image
+    # without ReLUs every class can win somewhere, so the target is reachable
+    net = tc.Network([("conv", tc.Conv2d(3, 2, 3)), ("flatten", tc.Flatten()), ("fc", tc.Linear(32, 3, seed=1))])
+    x = on_device(np.random.default_rng(0).standard_normal((1, 3, 6, 6)).astype(np.float32))
+    target = (int(to_numpy(net(x)).argmax()) + 1) % 3
+    fooled, steps = fooling_image(net, x, target, lr=0.1, max_steps=500)
+    assert int(to_numpy(net(on_device(fooled))).argmax()) == target and steps > 0
+    with pytest.raises(RuntimeError, match="still does not predict class"):
+        fooling_image(net, x, target, lr=1e-6, max_steps=2)

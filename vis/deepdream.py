@@ -1,0 +1,90 @@
+"""DeepDream: amplify whatever a layer already sees in a photo.
+
+Mordvintsev, Olah & Tyka (2015), "Inceptionism". Gradient *ascent* on
+
+    L(x) = 1/2 ||a(x)||^2,      a = the layer's activations,
+
+whose gradient at the layer is the activation itself, dL/da = a. Each step is
+normalised by the gradient's mean magnitude (x <- x + lr * g / mean|g|), jittered by a
+random roll, and clipped to the valid pixel range. Octaves: the image is processed
+from small to full size, each octave adding the detail the previous ones dreamt.
+Defaults from the original DeepDream notebook: 4 octaves at scale 1.4, 10 steps per
+octave, step 1.5 (in 0-255 pixel units; converted with the model's std), jitter 32 px.
+
+    python -m vis.deepdream --model squeezenet --image sky.jpg --layer fire5   (make deepdream)
+"""
+import numpy as np
+from scipy import ndimage
+
+from tinycnn import backend
+from vis import cli, render
+from vis._optimize import optimize
+from vis.class_visualization import pixel_range
+
+OCTAVES, OCTAVE_SCALE, STEPS, LR, JITTER = 4, 1.4, 10, 1.5, 32
+
+
+def dream_objective(net, layer):
+    """Objective (to minimise) -1/2 ||a(x)||^2 and its gradient (backward from a)."""
+    def objective(x):
+        a, cache = net.forward(x, until=layer)
+        dx, _ = net.backward(a, cache, param_grads=False)
+        return -0.5 * float((a * a).sum()), -dx
+    return objective
+
+
+def _resize(x, shape):
+    """Bilinear resize of (1, C, H, W) NumPy to spatial ``shape``."""
+    factors = (1, 1, shape[0] / x.shape[2], shape[1] / x.shape[3])
+    return ndimage.zoom(x, factors, order=1)
+
+
+def deepdream(net, x, layer, *, octaves=OCTAVES, octave_scale=OCTAVE_SCALE, steps=STEPS, lr=LR,
+              jitter=JITTER, seed=0, log=None):
+    """The dreamt image (1, C, H, W) NumPy, normalised like ``x``."""
+    base = backend.to_numpy(x).astype(np.float32)
+    pyramid = [base]
+    for _ in range(octaves - 1):
+        h, w = pyramid[-1].shape[2:]
+        pyramid.append(_resize(pyramid[-1], (max(1, round(h / octave_scale)), max(1, round(w / octave_scale)))))
+    lo, hi = pixel_range(net)
+    step = lr / (255.0 * float(np.mean(net.meta["std"])))       # 0-255 pixel units -> normalised units
+
+    def clip(img, step):
+        xp = backend.get_array_module(img)
+        return xp.minimum(xp.maximum(img, lo), hi)
+    detail = np.zeros_like(pyramid[-1])
+    for k, octave in enumerate(reversed(pyramid)):
+        detail = _resize(detail, octave.shape[2:])
+        img, _, _ = optimize(dream_objective(net, layer), backend.asarray(octave + detail), steps=steps, lr=step,
+                             method="mean", transforms=[clip], jitter=min(jitter, octave.shape[2] // 4),
+                             seed=seed + k)
+        detail = backend.to_numpy(img) - octave
+        if log:
+            log(f"octave {k + 1}/{octaves} ({octave.shape[2]}x{octave.shape[3]}) done")
+    return base + detail
+
+
+def main(argv=None):
+    from tinycnn.images import deprocess
+    from tinycnn.models import load_model
+    p = cli.parser("DeepDream: amplify a layer's activations.", target=False, layer="fire5")
+    p.add_argument("--octaves", type=int, default=OCTAVES)
+    p.add_argument("--steps", type=int, default=STEPS, help="steps per octave")
+    args = p.parse_args(argv)
+    net = load_model(args.model)
+    if args.model == "cifar10" and args.layer == "fire5":
+        args.layer = "relu4"
+    x, rgb = cli.load_inputs(net, args.image)
+    dreamt = deepdream(net, x[:1], args.layer, octaves=args.octaves, steps=args.steps, seed=args.seed,
+                       log=lambda s: print(s, end="\r"))
+    print()
+    out = deprocess(dreamt[0], mean=net.meta["mean"], std=net.meta["std"])
+    scale = 1 if out.shape[0] >= 128 else 4
+    image = render.caption(render.hstack([render.upscale(rgb[0], scale), render.upscale(out, scale)]),
+                           f"DeepDream on {args.model} {args.layer}: {args.octaves} octaves x {args.steps} steps")
+    print(f"wrote {render.save(image, cli.output_path(args, 'deepdream'))}")
+
+
+if __name__ == "__main__":
+    main()
