@@ -218,3 +218,19 @@ def test_backward_can_stop_at_a_layer(layer):
     np.testing.assert_allclose(to_numpy(dx), to_numpy(net.backward(dout, cache)[0]), rtol=1e-12, atol=1e-12)
     with pytest.raises(tc.UnknownLayerError, match="does not come before"):
         net.backward(grad, cache, start="pool1", stop="fc")
+
+
+def test_backward_from_several_layers_at_once():
+    # an objective on several layers: one backward pass equals the sum of separate ones
+    net, x = small_net(), image(11)
+    layers = ["relu1", "fire2.squeeze_relu", "fire2", "pool2"]
+    out, cache = net.forward(x, until="pool2", keep=layers)
+    rng = np.random.default_rng(4)
+    douts = {k: on_device(rng.standard_normal(cache.activations[k].shape)) for k in layers}
+    dx, _ = net.backward(douts, cache, param_grads=False)
+    separate = sum(to_numpy(net.backward(d, cache, start=k, param_grads=False)[0]) for k, d in douts.items())
+    np.testing.assert_allclose(to_numpy(dx), separate, rtol=1e-12, atol=1e-12)
+    out, cache = net.forward(x, until="fire2.expand.expand3x3.relu")
+    with pytest.raises(tc.UnknownLayerError, match="fire2.expand.expand1x1.relu were never used"):
+        net.backward({"fire2.expand.expand3x3.relu": on_device(np.ones(out.shape)),
+                      "fire2.expand.expand1x1.relu": on_device(np.ones((2, 2, 3, 3)))}, cache)

@@ -97,6 +97,7 @@ class _Run:
     rule: str
     param_grads: bool
     grads: dict = field(default_factory=dict)
+    extra: dict = field(default_factory=dict)   # {layer name: gradient} added on the way down
 
 
 def _backward_child(layer, dout, cache, start, stop, name, run):
@@ -138,6 +139,8 @@ class Sequential(Container):
         for k in range(len(caches) - 1, -1, -1):
             name, cache = caches[k]
             sub_start = start[1:] if k == len(caches) - 1 else ()
+            if prefix + name in run.extra:  # an objective also depends on this layer's output
+                dout = dout + run.extra.pop(prefix + name)
             if stop and stop[0] == name:
                 if len(stop) == 1:  # the gradient with respect to this layer's output
                     return dout
@@ -270,18 +273,25 @@ class Network(Sequential):
         names = [names] if isinstance(names, str) else list(names)
         for name in names:
             self.layer(name)
+        _, cache = self.forward(x, until=self.last_ready(names), keep=names)
+        return cache.activations
+
+    def last_ready(self, names):
+        """Of the given layers, the one whose output is computed last in a forward pass."""
         order = self.names()  # parents before children; a parent's output is ready after them
 
         def ready(name):
             return max(i for i, m in enumerate(order) if m == name or m.startswith(name + "."))
-        _, cache = self.forward(x, until=max(names, key=ready), keep=names)
-        return cache.activations
+        return max(names, key=ready)
 
     def backward(self, dout, cache, start=None, rule="backprop", param_grads=True, stop=None):
         """Backpropagate ``dout`` from a named layer to the input (or to ``stop``).
 
         dout:  gradient with respect to the output of ``start`` (default: the last
-               layer the forward pass ran), same shape as that output
+               layer the forward pass ran), same shape as that output; or a dict
+               {layer: gradient} when an objective depends on several layers (style
+               transfer): backward starts at the last of them and adds each other
+               gradient as it passes that layer
         rule:  the ReLU backward rule, "backprop" (true gradient), "deconvnet" or "guided"
         stop:  a layer before ``start``: return the gradient with respect to its output
                instead of the input (Grad-CAM needs it), skipping the layers before it
@@ -289,6 +299,13 @@ class Network(Sequential):
         gradient} for every parameter (zeros where no gradient was computed), or {}
         when param_grads is False.
         """
+        extra = {}
+        if isinstance(dout, dict):
+            for name in dout:
+                self.layer(name)
+            start = self.last_ready(list(dout))
+            extra = {k: v for k, v in dout.items() if k != start}
+            dout = dout[start]
         start = start or cache.until
         if start:
             self.layer(start)
@@ -297,8 +314,11 @@ class Network(Sequential):
                                         f"inside it, at '{cache.until}', so its output was never computed")
         if stop:
             self.layer(stop)
-        run = _Run(rule, param_grads)
+        run = _Run(rule, param_grads, extra=extra)
         dx = self.backward_path(dout, cache.layers, _split(start), _split(stop), "", run)
+        if run.extra:
+            raise UnknownLayerError(f"gradients for {', '.join(run.extra)} were never used: the backward "
+                                    f"pass from '{start}' does not pass through them")
         if not param_grads:
             return dx, {}
         xp = get_array_module(dout)
