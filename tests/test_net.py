@@ -52,11 +52,13 @@ def test_network_with_loss_gradient(seed):
     out, cache = net.forward(x)
     _, dscores = tc.softmax_cross_entropy(out, y)
     dx, grads = net.backward(dscores, cache)
+    # the loss is O(1) while some gradients are O(1e-4): round-off (eps |L| / h, about 1e-10)
+    # is then up to 1e-6 of them, hence the looser bound than for contracted outputs
     numeric = numeric_grad(lambda: tc.softmax_cross_entropy(net(x), y)[0], x, on_device(np.ones(())))
-    assert rel_error(to_numpy(dx), to_numpy(numeric)) < 1e-6
+    assert rel_error(to_numpy(dx), to_numpy(numeric)) < 1e-5
     w = net.layer("fire2.expand.expand3x3.conv").params["weight"]
     numeric_w = numeric_grad(lambda: tc.softmax_cross_entropy(net(x), y)[0], w, on_device(np.ones(())))
-    assert rel_error(to_numpy(grads["fire2.expand.expand3x3.conv.weight"]), to_numpy(numeric_w)) < 1e-6
+    assert rel_error(to_numpy(grads["fire2.expand.expand3x3.conv.weight"]), to_numpy(numeric_w)) < 1e-5
 
 
 @pytest.mark.gradcheck
