@@ -5,7 +5,7 @@ PY     := $(VENV)/bin/python
 
 .PHONY: install test gradcheck bench clean demo weights data train filters training_curve \
         saliency guided_backprop occlusion attribution max_patches neighbors embedding figures \
-        class_visualization fooling deepdream
+        class_visualization fooling deepdream style_transfer feature_inversion texture_synthesis
 
 install: $(PY)
 	$(PY) -m pip install --upgrade pip >/dev/null
@@ -69,6 +69,15 @@ fooling:
 
 deepdream:
 	$(PY) -m vis.deepdream --model squeezenet --image $(PHOTOS)/sky.jpg --layer fire5
+
+style_transfer:
+	$(PY) -m vis.style_transfer --content tubingen.jpg chelsea.png
+
+feature_inversion:
+	$(PY) -m vis.feature_inversion --model squeezenet --image $(PHOTOS)/kitten.jpg
+
+texture_synthesis:
+	$(PY) -m vis.texture_synthesis --texture textures/brick.png textures/grass.png styles/starry_night.jpg
 
 # every figure of vis part 1
 figures: demo saliency guided_backprop occlusion attribution max_patches neighbors embedding

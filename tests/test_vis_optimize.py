@@ -102,3 +102,39 @@ def test_fooling_image_flips_the_prediction():
     assert int(to_numpy(net(on_device(fooled))).argmax()) == target and steps > 0
     with pytest.raises(RuntimeError, match="still does not predict class"):
         fooling_image(net, x, target, lr=1e-6, max_steps=2)
+
+
+@pytest.mark.gradcheck
+@given(seeds)
+def test_synthesis_objective_gradient(seed):
+    # content + style + TV + alpha terms through the network: the objective of style
+    # transfer, feature inversion and texture synthesis
+    from vis.losses import gram_matrix
+    from vis.style_transfer import synthesis_objective
+    net = small_net()
+    rng = np.random.default_rng(seed)
+    x, other = (on_device(rng.standard_normal((1, 3, 6, 6))) for _ in range(2))
+    acts = net.activations(other, ["conv", "relu"])
+    f = synthesis_objective(net, content_target=acts["conv"], content_layer="conv", content_weight=0.3,
+                            style_targets={"relu": gram_matrix(acts["relu"]), "conv": gram_matrix(acts["conv"])},
+                            style_weights={"relu": 2.0, "conv": 0.5}, tv_weight=0.1, alpha_weight=1e-3)
+    numeric = numeric_grad(lambda: np.array(f(x)[0]), x, np.ones(()))
+    assert rel_error(to_numpy(f(x)[1]), to_numpy(numeric)) < 1e-6
+
+
+def test_style_transfer_texture_and_inversion_lower_their_losses():
+    from vis.feature_inversion import invert_features
+    from vis.style_transfer import style_transfer
+    from vis.texture_synthesis import synthesize_texture
+    net = small_net().astype(np.float32)
+    rng = np.random.default_rng(0)
+    content, style = (on_device(rng.standard_normal((1, 3, 8, 8)).astype(np.float32)) for _ in range(2))
+    x, _ = style_transfer(net, content, style, content_weight=1.0, style_weights=(1.0,), tv_weight=0.0,
+                          style_layers=("relu",), content_layer="conv", steps=30)
+    assert x.shape == (1, 3, 8, 8)
+    inverted = invert_features(net, content, "relu", steps=60, tv_weight=0.0)
+    target = to_numpy(net.activations(content, "relu")["relu"])
+    start = to_numpy(net.activations(on_device(np.zeros((1, 3, 8, 8), np.float32)), "relu")["relu"])
+    got = to_numpy(net.activations(on_device(inverted), "relu")["relu"])
+    assert np.linalg.norm(got - target) < np.linalg.norm(start - target)
+    assert synthesize_texture(net, style, ("relu",), steps=10).shape == (1, 3, 8, 8)

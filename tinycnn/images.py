@@ -35,13 +35,24 @@ def resize_center_crop(image, size):
     return np.asarray(im.crop((left, top, left + size, top + size)))
 
 
-def preprocess(image, *, size=None, mean=(0.0, 0.0, 0.0), std=(1.0, 1.0, 1.0)):
-    """uint8 (H, W, 3) -> float32 (1, 3, size, size): resize/crop, scale to [0, 1], normalise."""
+def resize_short_side(image, size):
+    """Resize (bicubic) so the short side is ``size``, keeping the aspect ratio."""
+    h, w = image.shape[:2]
+    scale = size / min(h, w)
+    return np.asarray(Image.fromarray(image).resize((max(1, round(w * scale)), max(1, round(h * scale))),
+                                                    Image.BICUBIC))
+
+
+def preprocess(image, *, size=None, crop=True, mean=(0.0, 0.0, 0.0), std=(1.0, 1.0, 1.0)):
+    """uint8 (H, W, 3) -> float32 (1, 3, H', W'): resize, scale to [0, 1], normalise.
+
+    size: the short side becomes ``size``; with crop the centre size x size is kept.
+    """
     image = np.asarray(image)
     if image.ndim != 3 or image.shape[2] != 3:
         raise ValueError(f"expected an RGB image of shape (H, W, 3), got {image.shape}")
     if size is not None:
-        image = resize_center_crop(image, size)
+        image = resize_center_crop(image, size) if crop else resize_short_side(image, size)
     x = image.astype(np.float32).transpose(2, 0, 1) / 255.0
     x = (x - np.reshape(mean, (3, 1, 1))) / np.reshape(std, (3, 1, 1))
     return x[None].astype(np.float32)

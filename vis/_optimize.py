@@ -41,19 +41,20 @@ def jittered(objective, max_shift, rng):
     return wrapped if max_shift else objective
 
 
-def optimize(objective, x0, *, steps, lr, method="adam", transforms=(), jitter=0, seed=0,
-             snapshot_every=None, log=None, log_every=10, betas=(0.9, 0.999)):
+def optimize(objective, x0, *, steps, lr=None, method="adam", transforms=(), jitter=0, seed=0,
+             snapshot_every=None, log=None, log_every=10, betas=(0.9, 0.999), bounds=None):
     """Minimise ``objective`` from ``x0``; returns (x, snapshots, losses).
 
     transforms: functions (x, step) -> x applied after each step (blur, clamp, ...).
-    lr: a number or a function step -> number (schedules).
+    lr: a number or a function step -> number (schedules); unused by L-BFGS.
+    bounds: (lo, hi) arrays broadcastable to x, box constraints for L-BFGS-B.
     """
     rng = np.random.default_rng(seed)
     f = jittered(objective, jitter, rng)
     x = x0.copy()
     snapshots, losses = [], []
     if method == "lbfgs":
-        return _lbfgs(objective, x, steps, log, log_every)
+        return _lbfgs(objective, x, steps, log, log_every, bounds)
     xp = backend.get_array_module(x)
     m = v = None
     for step in range(steps):
@@ -82,8 +83,12 @@ def optimize(objective, x0, *, steps, lr, method="adam", transforms=(), jitter=0
     return x, snapshots, losses
 
 
-def _lbfgs(objective, x, steps, log, log_every):
+def _lbfgs(objective, x, steps, log, log_every, bounds):
     shape, dtype = x.shape, x.dtype
+    box = None
+    if bounds is not None:
+        lo, hi = (np.broadcast_to(backend.to_numpy(b), shape).ravel() for b in bounds)
+        box = list(zip(lo.astype(np.float64), hi.astype(np.float64)))
     losses, count = [], [0]
 
     def fun(flat):
@@ -94,5 +99,6 @@ def _lbfgs(objective, x, steps, log, log_every):
             log(f"evaluation {count[0]}: loss {float(loss):.4g}")
         return float(loss), backend.to_numpy(g).astype(np.float64).ravel()
     result = sciopt.minimize(fun, backend.to_numpy(x).astype(np.float64).ravel(), jac=True,
-                             method="L-BFGS-B", options={"maxiter": steps})
+                             method="L-BFGS-B", bounds=box,
+                             options={"maxiter": steps, "ftol": 0.0, "gtol": 0.0})  # run all the steps asked for
     return backend.asarray(result.x.reshape(shape).astype(dtype)), [], losses

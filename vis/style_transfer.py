@@ -1,0 +1,136 @@
+"""Neural style transfer: the content of one image painted in the style of another.
+
+Gatys, Ecker & Bethge (2016), "Image Style Transfer Using Convolutional Neural
+Networks". Content is a layer's activations, style is the Gram matrices (channel
+correlations, which forget where things are) of several layers. From the content
+image (or noise), minimise
+
+    L(x) = w_c ||F_c(x) - F_c(content)||^2 + sum_l w_l ||G_l(x) - G_l(style)||^2 + w_tv TV(x)
+
+with G = F F^T / (H W C) and TV the sum of squared neighbour differences
+(vis.losses). All terms come from one forward pass; one backward pass carries the
+gradients of every layer at once. Presets are the three parameter sets of CS231n's
+exercise on SqueezeNet 1.1: content layer fire2, style layers relu1, fire3, fire4,
+fire5 (torchvision features 3; 1, 4, 6, 7), Adam at 3.0 then 0.1 from step 180,
+200 steps.
+
+    python -m vis.style_transfer --content tubingen.jpg --style starry_night   (make style_transfer)
+"""
+import numpy as np
+
+from tinycnn import backend
+from vis import cli, render
+from vis._optimize import optimize
+from vis.class_visualization import pixel_range
+from vis.losses import alpha_norm, content_loss, gram_matrix, style_loss, tv_loss
+
+CONTENT_LAYER = "fire2"
+STYLE_LAYERS = ("relu1", "fire3", "fire4", "fire5")
+# CS231n (assignment 3, StyleTransfer): image size, style size, content weight,
+# style weights (for STYLE_LAYERS), TV weight
+PRESETS = {
+    "composition_vii": dict(image_size=192, style_size=512, content_weight=5e-2,
+                            style_weights=(20000, 500, 12, 1), tv_weight=5e-2),
+    "the_scream": dict(image_size=192, style_size=224, content_weight=3e-2,
+                       style_weights=(200000, 800, 12, 1), tv_weight=2e-2),
+    "starry_night": dict(image_size=192, style_size=192, content_weight=6e-2,
+                         style_weights=(300000, 1000, 15, 3), tv_weight=2e-2),
+}
+STEPS, LR, DECAYED_LR, DECAY_AT = 200, 3.0, 0.1, 180
+
+
+def synthesis_objective(net, *, content_target=None, content_layer=CONTENT_LAYER, content_weight=0.0,
+                        style_targets=None, style_weights=None, tv_weight=0.0, alpha_weight=0.0, alpha=6.0):
+    """x -> (loss, dloss/dx) for any mix of content, style (Gram), TV and alpha-norm terms."""
+    style_targets, style_weights = style_targets or {}, style_weights or {}
+    layers = list(style_weights) + ([content_layer] if content_weight else [])
+
+    def objective(x):
+        _, cache = net.forward(x, until=net.last_ready(layers), keep=layers)
+        acts = cache.activations
+        loss, douts = style_loss(acts, style_targets, style_weights)
+        if content_weight:
+            lc, dc = content_loss(content_weight, acts[content_layer], content_target)
+            loss += lc
+            douts[content_layer] = douts[content_layer] + dc if content_layer in douts else dc
+        dx, _ = net.backward(douts, cache, param_grads=False)
+        lt, dt = tv_loss(x, tv_weight)
+        la, da = alpha_norm(x, alpha_weight, alpha)
+        return loss + lt + la, dx + dt + da
+    return objective
+
+
+def style_targets_of(net, style, layers):
+    """{layer: Gram matrix} of the style image."""
+    acts = net.activations(style, list(layers))
+    return {k: gram_matrix(acts[k]) for k in layers}
+
+
+def style_transfer(net, content, style, *, content_weight, style_weights, tv_weight, content_layer=CONTENT_LAYER,
+                   style_layers=STYLE_LAYERS, steps=STEPS, init="content", method="adam", seed=0,
+                   snapshot_every=None, log=None):
+    """The stylised image (1, 3, H, W) NumPy, normalised like ``content``; and snapshots.
+
+    content, style: normalised images on the active backend (any sizes).
+    init: "content" or "noise". method: "adam" (CS231n's schedule) or "lbfgs" (Gatys).
+    """
+    weights = dict(zip(style_layers, style_weights))
+    objective = synthesis_objective(
+        net, content_target=net.activations(content, content_layer)[content_layer], content_layer=content_layer,
+        content_weight=content_weight, style_targets=style_targets_of(net, style, style_layers),
+        style_weights=weights, tv_weight=tv_weight)
+    lo, hi = pixel_range(net)
+    if init == "noise":
+        rng = np.random.default_rng(seed)
+        x0 = lo + backend.asarray(rng.random(content.shape).astype(np.float32)) * (hi - lo)
+    else:
+        x0 = content.copy()
+
+    def clamp(x, step):
+        xp = backend.get_array_module(x)
+        return xp.minimum(xp.maximum(x, lo), hi)
+    x, snapshots, _ = optimize(objective, x0, steps=steps, method=method, seed=seed,
+                               lr=lambda step: LR if step < DECAY_AT else DECAYED_LR,
+                               transforms=[clamp], snapshot_every=snapshot_every, log=log)
+    return backend.to_numpy(x), snapshots
+
+
+def load(net, path, size, crop=False):
+    from tinycnn.images import load_image, preprocess
+    return backend.asarray(preprocess(load_image(path), size=size, crop=crop, mean=net.meta["mean"],
+                                      std=net.meta["std"]))
+
+
+def main(argv=None):
+    from tinycnn.images import deprocess
+    from tinycnn.models import load_model
+    p = cli.parser("Neural style transfer (Gatys et al. 2016) with CS231n's presets.", target=False)
+    p.add_argument("--content", nargs="+", default=["tubingen.jpg"], help="content photos (in photos/ or paths)")
+    p.add_argument("--style", nargs="+", default=list(PRESETS), help=f"presets: {', '.join(PRESETS)}")
+    p.add_argument("--steps", type=int, default=STEPS)
+    p.add_argument("--init", default="content", choices=["content", "noise"])
+    p.add_argument("--method", default="adam", choices=["adam", "lbfgs"])
+    args = p.parse_args(argv)
+    net = load_model("squeezenet")
+    mean, std = net.meta["mean"], net.meta["std"]
+    folder = cli.images_dir()
+    rows = []
+    for c in args.content:
+        row = []
+        for s in args.style:
+            preset = PRESETS[s]
+            content = load(net, c if "/" in c else folder / "photos" / c, preset["image_size"])
+            style = load(net, folder / "styles" / f"{s}.jpg", preset["style_size"])
+            x, _ = style_transfer(net, content, style, content_weight=preset["content_weight"],
+                                  style_weights=preset["style_weights"], tv_weight=preset["tv_weight"],
+                                  steps=args.steps, init=args.init, method=args.method, seed=args.seed,
+                                  log=lambda msg, s=s: print(f"{s}: {msg}", end="\r"))
+            row.append(render.caption(deprocess(x[0], mean=mean, std=std), s))
+        first = render.caption(deprocess(backend.to_numpy(content)[0], mean=mean, std=std), str(c).split("/")[-1])
+        rows.append(render.hstack([first] + row))
+    print()
+    print(f"wrote {render.save(render.vstack(rows), args.out or 'figures/style_transfer.png')}")
+
+
+if __name__ == "__main__":
+    main()

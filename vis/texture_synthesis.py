@@ -1,0 +1,70 @@
+"""Texture synthesis: a new image with the same Gram matrices as a texture.
+
+Gatys, Ecker & Bethge (2015), "Texture Synthesis Using Convolutional Neural
+Networks". The Gram matrix G_l = F_l F_l^T of a layer's activations records which
+features occur together, but not where. Starting from noise, match them:
+
+    E = sum_l w_l E_l,    E_l = sum_ij (G_l - A_l)_ij^2 / (4 C_l^2 (H_l W_l)^2)
+
+(with the normalised Grams of vis.losses, E_l is a quarter of their squared
+difference; layers weighted equally, as in the paper). Matching only the first
+layer reproduces colours and fine grain; adding deeper layers brings back larger
+structures (bricks, blades of grass).
+
+    python -m vis.texture_synthesis --texture brick.png         (make texture_synthesis)
+"""
+import numpy as np
+
+from tinycnn import backend
+from vis import cli, render
+from vis._optimize import optimize
+from vis.class_visualization import pixel_range
+from vis.style_transfer import STEPS, load, style_targets_of, synthesis_objective
+
+LAYER_SETS = (("relu1",), ("relu1", "fire2"), ("relu1", "fire2", "fire3"),
+              ("relu1", "fire2", "fire3", "fire5"), ("relu1", "fire2", "fire3", "fire5", "fire7"))
+
+
+def synthesize_texture(net, texture, layers, *, size=None, steps=STEPS, seed=0, log=None):
+    """A (1, 3, S, S) NumPy image, from noise, whose Grams at ``layers`` match ``texture``'s.
+
+    Optimised with L-BFGS (within the valid pixel range), as Gatys et al. did."""
+    targets = style_targets_of(net, texture, layers)
+    objective = synthesis_objective(net, style_targets=targets, style_weights={k: 0.25 for k in layers})
+    lo, hi = pixel_range(net)
+    rng = np.random.default_rng(seed)
+    S = size or texture.shape[-1]
+    x0 = lo + backend.asarray(rng.random((1, 3, S, S)).astype(np.float32)) * (hi - lo)
+
+    out, _, _ = optimize(objective, x0, steps=steps, method="lbfgs", bounds=(lo, hi), log=log)
+    return backend.to_numpy(out)
+
+
+def main(argv=None):
+    from tinycnn.images import deprocess
+    from tinycnn.models import load_model
+    p = cli.parser("Gram-matrix texture synthesis with progressively more layers.", target=False)
+    p.add_argument("--texture", nargs="+", default=["textures/brick.png", "styles/starry_night.jpg"],
+                   help="texture images, relative to $TINYCNN_IMAGES_DIR or paths")
+    p.add_argument("--size", type=int, default=160)
+    p.add_argument("--steps", type=int, default=STEPS)
+    args = p.parse_args(argv)
+    net = load_model("squeezenet")
+    rows = []
+    for t in args.texture:
+        path = t if t.startswith("/") or t.startswith(".") else cli.images_dir() / t
+        texture = load(net, path, args.size, crop=True)
+        tiles = [render.caption(deprocess(backend.to_numpy(texture)[0], mean=net.meta["mean"], std=net.meta["std"]),
+                                str(t).split("/")[-1])]
+        for layers in LAYER_SETS:
+            out = synthesize_texture(net, texture, layers, steps=args.steps, seed=args.seed,
+                                     log=lambda s, layers=layers: print(f"{t} up to {layers[-1]}: {s}", end="\r"))
+            tiles.append(render.caption(deprocess(out[0], mean=net.meta["mean"], std=net.meta["std"]),
+                                        f"up to {layers[-1]}"))
+        rows.append(render.hstack(tiles))
+    print()
+    print(f"wrote {render.save(render.vstack(rows), args.out or 'figures/texture_synthesis.png')}")
+
+
+if __name__ == "__main__":
+    main()
