@@ -5,7 +5,7 @@ PY     := $(VENV)/bin/python
 
 .PHONY: install test gradcheck bench clean demo weights data train filters training_curve \
         saliency guided_backprop occlusion attribution max_patches neighbors embedding figures \
-        class_visualization fooling deepdream style_transfer feature_inversion texture_synthesis
+        class_visualization fooling deepdream style_transfer feature_inversion texture_synthesis multifaceted
 
 install: $(PY)
 	$(PY) -m pip install --upgrade pip >/dev/null
@@ -78,6 +78,9 @@ feature_inversion:
 
 texture_synthesis:
 	$(PY) -m vis.texture_synthesis --texture textures/brick.png textures/grass.png styles/starry_night.jpg
+
+multifaceted:
+	$(PY) -m vis.multifaceted --model cifar10 --target automobile
 
 # every figure of vis part 1
 figures: demo saliency guided_backprop occlusion attribution max_patches neighbors embedding

@@ -1,0 +1,103 @@
+"""Multifaceted feature visualisation: one class, several looks.
+
+Nguyen, Yosinski & Clune (2016), "Multifaceted Feature Visualization". A class is
+not one picture: a car is seen from the front, the side, the back. Take the
+training images of the class, embed their activations at a late layer, cluster
+them with k-means, and start the class visualisation (vis.class_visualization)
+from the mean image of each cluster instead of from a blank image. Each facet
+keeps its cluster's layout and colours while gradient ascent sharpens the class.
+
+k-means (Lloyd 1982) with k-means++ seeding (Arthur & Vassilvitskii 2007):
+alternate assigning each point to its nearest centre and moving each centre to
+the mean of its points, until no assignment changes.
+
+    python -m vis.multifaceted --model cifar10 --target car         (make multifaceted)
+"""
+import numpy as np
+
+from tinycnn import backend
+from vis import cli, render
+from vis._optimize import gaussian_blur, optimize
+from vis.class_visualization import CS231N, pixel_range, score_objective
+from vis.neighbors import features
+
+
+def kmeans(X, k, *, iterations=100, seed=0):
+    """(labels (N,), centres (k, D)) of k-means with k-means++ seeding."""
+    X = np.asarray(X, dtype=np.float64)
+    if len(X) < k:
+        raise ValueError(f"k-means with k={k} needs at least {k} points, got {len(X)}")
+    rng = np.random.default_rng(seed)
+    centres = [X[rng.integers(len(X))]]
+    for _ in range(k - 1):  # k-means++: next centre drawn with probability ~ squared distance
+        d2 = np.min([((X - c) ** 2).sum(1) for c in centres], axis=0)
+        centres.append(X[rng.choice(len(X), p=d2 / d2.sum())])
+    centres = np.array(centres)
+    labels = None
+    for _ in range(iterations):
+        d2 = (X ** 2).sum(1)[:, None] + (centres ** 2).sum(1)[None, :] - 2 * X @ centres.T
+        new = d2.argmin(axis=1)
+        if labels is not None and np.array_equal(new, labels):
+            break
+        labels = new
+        for j in range(k):
+            if np.any(labels == j):
+                centres[j] = X[labels == j].mean(axis=0)
+    return labels, centres
+
+
+def multifaceted(net, images, target, *, layer, k=4, steps=100, lr=CS231N["lr"], seed=0, log=None):
+    """k facets (k, 3, H, W) NumPy of class ``target``, from ``images`` (N, 3, H, W) of that class."""
+    labels, _ = kmeans(features(net, images, layer), k, seed=seed)
+    lo, hi = pixel_range(net)
+    facets = []
+    for j in range(k):
+        start = backend.asarray(images[labels == j].mean(axis=0, keepdims=True).astype(np.float32))
+
+        def regularize(x, step):
+            xp = backend.get_array_module(x)
+            x = xp.minimum(xp.maximum(x, lo), hi)
+            return gaussian_blur(x, CS231N["blur_sigma"]) if step % CS231N["blur_every"] == 0 else x
+        x, _, _ = optimize(score_objective(net, target, CS231N["l2"]), start, steps=steps, lr=lr, method="sgd",
+                           transforms=[regularize], jitter=max(1, images.shape[-1] // 14), seed=seed + j)
+        facets.append(backend.to_numpy(x)[0])
+        if log:
+            log(f"facet {j + 1}/{k} ({int((labels == j).sum())} images)")
+    return np.stack(facets), labels
+
+
+def main(argv=None):
+    from tinycnn.data import load_cifar10
+    from tinycnn.images import class_index, deprocess
+    from tinycnn.models import load_model, normalize
+    p = cli.parser("Multifaceted visualisation: k-means facets of a class (CIFAR-10 net).")
+    p.add_argument("--k", type=int, default=4)
+    p.add_argument("--layer", default="relu6")
+    p.add_argument("--steps", type=int, default=100)
+    p.add_argument("--lr", type=float, default=1.0)
+    args = p.parse_args(argv)
+    if args.model != "cifar10":
+        raise SystemExit("vis.multifaceted clusters training images: use --model cifar10 "
+                         "(there are no ImageNet training images here)")
+    net = load_model("cifar10")
+    target = class_index(args.target or "automobile", net.meta["classes"])
+    x, y = load_cifar10("train")
+    images = normalize(x[y == target][:2000], net)
+    facets, labels = multifaceted(net, images, target, layer=args.layer, k=args.k, steps=args.steps, lr=args.lr,
+                                  seed=args.seed, log=lambda s: print(s, end="\r"))
+    print()
+    mean, std = net.meta["mean"], net.meta["std"]
+    rows = []
+    for j in range(args.k):
+        members = np.flatnonzero(labels == j)[:6]
+        tiles = [render.upscale(deprocess(images[i], mean=mean, std=std), 3) for i in members]
+        tiles.append(render.upscale(deprocess(images[labels == j].mean(0), mean=mean, std=std), 3))
+        tiles.append(render.upscale(deprocess(facets[j], mean=mean, std=std), 3))
+        rows.append(render.grid(np.stack(tiles), ncols=len(tiles), pad=2))
+    image = render.caption(render.vstack(rows), f"{net.meta['classes'][target]}: cluster members | cluster mean "
+                                                "| facet (gradient ascent from the mean)")
+    print(f"wrote {render.save(image, cli.output_path(args, 'multifaceted'))}")
+
+
+if __name__ == "__main__":
+    main()
