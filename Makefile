@@ -23,6 +23,7 @@ gradcheck:
 
 bench:
 	$(PY) -m bench.conv
+	$(PY) -m bench.loops
 
 # figures from the shipped CIFAR-10 weights alone: no network, no ../shared needed
 demo: filters training_curve
