@@ -145,7 +145,7 @@ def torch_loop(task):
 def measure(task, impl, threads):
     """Run one loop in this process: {"seconds", "peak_mb"}."""
     if impl == "torch":
-        import torch
+        import torch  # noqa: F401  (only: is it installed?)
         torch.set_num_threads(threads)
     fn = (tinycnn_loop if impl == "tinycnn" else torch_loop)(task)
     try:

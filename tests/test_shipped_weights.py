@@ -3,8 +3,6 @@ import hashlib
 import re
 from pathlib import Path
 
-import numpy as np
-import pytest
 
 from tinycnn.data import load_cifar10
 from tinycnn.models import cifar10_net, normalize

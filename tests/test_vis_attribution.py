@@ -1,6 +1,5 @@
 """Saliency, guided backprop, occlusion and attribution on small networks with known answers."""
 import numpy as np
-import pytest
 
 import tinycnn as tc
 from tinycnn.backend import to_numpy

@@ -31,6 +31,27 @@ def gaussian_blur(x, sigma):
     return backend.asarray(out.astype(x.dtype))
 
 
+def pixel_range(net):
+    """(lo, hi), each (1, 3, 1, 1) on the backend: the normalised values of pixels 0 and 1."""
+    mean = np.asarray(net.meta["mean"], np.float32).reshape(1, 3, 1, 1)
+    std = np.asarray(net.meta["std"], np.float32).reshape(1, 3, 1, 1)
+    return backend.asarray(-mean / std), backend.asarray((1 - mean) / std)
+
+
+def clamp(lo, hi):
+    """A transform that keeps every pixel within [lo, hi] (arrays broadcastable to x)."""
+    def transform(x, step):
+        xp = backend.get_array_module(x)
+        return xp.minimum(xp.maximum(x, lo), hi)
+    return transform
+
+
+def uniform_image(shape, lo, hi, seed):
+    """Uniform noise between lo and hi: the usual starting point of image synthesis."""
+    rng = np.random.default_rng(seed)
+    return lo + backend.asarray(rng.random(shape).astype(np.float32)) * (hi - lo)
+
+
 def jittered(objective, max_shift, rng):
     """The objective seen through a random roll of up to ``max_shift`` px (Mordvintsev et al. 2015)."""
     def wrapped(x):

@@ -21,7 +21,7 @@ import numpy as np
 
 from tinycnn import backend
 from vis import cli, render
-from vis._optimize import gaussian_blur, optimize
+from vis._optimize import clamp, gaussian_blur, optimize, pixel_range
 
 # The four hyper-parameter sets of Yosinski et al. 2015, Table 1: L2 decay, blur sigma,
 # blur every, pixel-norm clip percentile, contribution clip percentile, iterations,
@@ -66,13 +66,6 @@ def score_objective(net, target, l2=0.0):
     return objective
 
 
-def pixel_range(net):
-    """(lo, hi), each (1, 3, 1, 1): the normalised values of pixel 0 and pixel 1."""
-    mean = np.asarray(net.meta["mean"], np.float32).reshape(1, 3, 1, 1)
-    std = np.asarray(net.meta["std"], np.float32).reshape(1, 3, 1, 1)
-    return backend.asarray(-mean / std), backend.asarray((1 - mean) / std)
-
-
 def class_visualization(net, target, *, regularizer="cs231n", steps=None, lr=CS231N["lr"], seed=0,
                         snapshot_every=None, log=None):
     """The image (1, 3, S, S), normalised, that maximises ``target``; and the snapshots.
@@ -85,21 +78,19 @@ def class_visualization(net, target, *, regularizer="cs231n", steps=None, lr=CS2
     rng = np.random.default_rng(seed)
     x0 = backend.asarray((rng.standard_normal((1, 3, size, size)) * 0.01).astype(np.float32))
 
-    def clamp(x, step):
-        xp = backend.get_array_module(x)
-        return xp.minimum(xp.maximum(x, lo), hi)
-
+    keep_in_range = clamp(lo, hi)
     if regularizer == "l2":
-        objective, transforms, jitter, steps = score_objective(net, target, CS231N["l2"]), [clamp], 0, steps or 100
+        objective, jitter, steps = score_objective(net, target, CS231N["l2"]), 0, steps or 100
+        transforms = [keep_in_range]
     elif regularizer == "cs231n":
         def blur(x, step):
             return gaussian_blur(x, CS231N["blur_sigma"]) if step % CS231N["blur_every"] == 0 else x
         objective = score_objective(net, target, CS231N["l2"])
-        transforms, jitter, steps = [clamp, blur], CS231N["jitter"], steps or CS231N["steps"]
+        transforms, jitter, steps = [keep_in_range, blur], CS231N["jitter"], steps or CS231N["steps"]
     elif regularizer in YOSINSKI:
         p = YOSINSKI[regularizer]
         objective, jitter, steps = score_objective(net, target), CS231N["jitter"], steps or p["steps"]
-        transforms = [clamp] + _yosinski_transforms(objective, **p)
+        transforms = [keep_in_range] + _yosinski_transforms(objective, **p)
     else:
         raise ValueError(f"unknown regularizer {regularizer!r}; choose l2, cs231n or "
                          + ", ".join(YOSINSKI))

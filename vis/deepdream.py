@@ -18,8 +18,7 @@ from scipy import ndimage
 
 from tinycnn import backend
 from vis import cli, render
-from vis._optimize import optimize
-from vis.class_visualization import pixel_range
+from vis._optimize import clamp, optimize, pixel_range
 
 OCTAVES, OCTAVE_SCALE, STEPS, LR, JITTER = 4, 1.4, 10, 1.5, 32
 
@@ -49,15 +48,11 @@ def deepdream(net, x, layer, *, octaves=OCTAVES, octave_scale=OCTAVE_SCALE, step
         pyramid.append(_resize(pyramid[-1], (max(1, round(h / octave_scale)), max(1, round(w / octave_scale)))))
     lo, hi = pixel_range(net)
     step = lr / (255.0 * float(np.mean(net.meta["std"])))       # 0-255 pixel units -> normalised units
-
-    def clip(img, step):
-        xp = backend.get_array_module(img)
-        return xp.minimum(xp.maximum(img, lo), hi)
     detail = np.zeros_like(pyramid[-1])
     for k, octave in enumerate(reversed(pyramid)):
         detail = _resize(detail, octave.shape[2:])
         img, _, _ = optimize(dream_objective(net, layer), backend.asarray(octave + detail), steps=steps, lr=step,
-                             method="mean", transforms=[clip], jitter=min(jitter, octave.shape[2] // 4),
+                             method="mean", transforms=[clamp(lo, hi)], jitter=min(jitter, octave.shape[2] // 4),
                              seed=seed + k)
         detail = backend.to_numpy(img) - octave
         if log:

@@ -25,7 +25,6 @@ import numpy as np
 from scipy.optimize import linear_sum_assignment
 from PIL import Image, ImageDraw
 
-from tinycnn import backend
 from vis import cli, render
 from vis.neighbors import features
 

@@ -13,12 +13,10 @@ layout but lose colour and detail. The optimiser and its schedule are CS231n's
 
     python -m vis.feature_inversion --image kitten.jpg        (make feature_inversion)
 """
-import numpy as np
 
 from tinycnn import backend
 from vis import cli, render
-from vis._optimize import optimize
-from vis.class_visualization import pixel_range
+from vis._optimize import clamp, optimize, pixel_range, uniform_image
 from vis.style_transfer import DECAY_AT, DECAYED_LR, LR, STEPS, synthesis_objective
 
 LAYERS = ("relu1", "fire2", "fire3", "fire5", "fire7", "fire9")
@@ -36,13 +34,8 @@ def invert_features(net, x, layer, *, tv_weight=TV_WEIGHT, alpha_weight=ALPHA_WE
                                     content_weight=1.0 / float((target * target).sum()),
                                     tv_weight=tv_weight, alpha_weight=alpha_weight)
     lo, hi = pixel_range(net)
-    rng = np.random.default_rng(seed)
-    x0 = lo + backend.asarray(rng.random(x.shape).astype(np.float32)) * (hi - lo)
-
-    def clamp(img, step):
-        xp = backend.get_array_module(img)
-        return xp.minimum(xp.maximum(img, lo), hi)
-    out, _, _ = optimize(objective, x0, steps=steps, method="adam", seed=seed, transforms=[clamp],
+    out, _, _ = optimize(objective, uniform_image(x.shape, lo, hi, seed), steps=steps, method="adam", seed=seed,
+                         transforms=[clamp(lo, hi)],
                          lr=lambda step: LR if step < DECAY_AT else DECAYED_LR, log=log)
     return backend.to_numpy(out)
 

@@ -3,7 +3,6 @@ style, total variation and the alpha-norm. Shared by style transfer, texture
 synthesis and feature inversion; every gradient is checked by finite differences
 in tests/test_vis_losses.py.
 """
-import numpy as np
 
 from tinycnn.backend import get_array_module
 

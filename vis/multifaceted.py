@@ -17,8 +17,8 @@ import numpy as np
 
 from tinycnn import backend
 from vis import cli, render
-from vis._optimize import gaussian_blur, optimize
-from vis.class_visualization import CS231N, pixel_range, score_objective
+from vis._optimize import clamp, gaussian_blur, optimize, pixel_range
+from vis.class_visualization import CS231N, score_objective
 from vis.neighbors import features
 
 
@@ -54,12 +54,10 @@ def multifaceted(net, images, target, *, layer, k=4, steps=100, lr=CS231N["lr"],
     for j in range(k):
         start = backend.asarray(images[labels == j].mean(axis=0, keepdims=True).astype(np.float32))
 
-        def regularize(x, step):
-            xp = backend.get_array_module(x)
-            x = xp.minimum(xp.maximum(x, lo), hi)
+        def blur(x, step):
             return gaussian_blur(x, CS231N["blur_sigma"]) if step % CS231N["blur_every"] == 0 else x
         x, _, _ = optimize(score_objective(net, target, CS231N["l2"]), start, steps=steps, lr=lr, method="sgd",
-                           transforms=[regularize], jitter=max(1, images.shape[-1] // 14), seed=seed + j)
+                           transforms=[clamp(lo, hi), blur], jitter=max(1, images.shape[-1] // 14), seed=seed + j)
         facets.append(backend.to_numpy(x)[0])
         if log:
             log(f"facet {j + 1}/{k} ({int((labels == j).sum())} images)")

@@ -16,12 +16,10 @@ fire5 (torchvision features 3; 1, 4, 6, 7), Adam at 3.0 then 0.1 from step 180,
 
     python -m vis.style_transfer --content tubingen.jpg --style starry_night   (make style_transfer)
 """
-import numpy as np
 
 from tinycnn import backend
 from vis import cli, render
-from vis._optimize import optimize
-from vis.class_visualization import pixel_range
+from vis._optimize import clamp, optimize, pixel_range, uniform_image
 from vis.losses import alpha_norm, content_loss, gram_matrix, style_loss, tv_loss
 
 CONTENT_LAYER = "fire2"
@@ -80,18 +78,10 @@ def style_transfer(net, content, style, *, content_weight, style_weights, tv_wei
         content_weight=content_weight, style_targets=style_targets_of(net, style, style_layers),
         style_weights=weights, tv_weight=tv_weight)
     lo, hi = pixel_range(net)
-    if init == "noise":
-        rng = np.random.default_rng(seed)
-        x0 = lo + backend.asarray(rng.random(content.shape).astype(np.float32)) * (hi - lo)
-    else:
-        x0 = content.copy()
-
-    def clamp(x, step):
-        xp = backend.get_array_module(x)
-        return xp.minimum(xp.maximum(x, lo), hi)
+    x0 = uniform_image(content.shape, lo, hi, seed) if init == "noise" else content.copy()
     x, snapshots, _ = optimize(objective, x0, steps=steps, method=method, seed=seed,
-                               lr=lambda step: LR if step < DECAY_AT else DECAYED_LR,
-                               transforms=[clamp], snapshot_every=snapshot_every, log=log)
+                               lr=lambda step: LR if step < DECAY_AT else DECAYED_LR, bounds=(lo, hi),
+                               transforms=[clamp(lo, hi)], snapshot_every=snapshot_every, log=log)
     return backend.to_numpy(x), snapshots
 
 

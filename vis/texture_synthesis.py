@@ -13,12 +13,10 @@ structures (bricks, blades of grass).
 
     python -m vis.texture_synthesis --texture brick.png         (make texture_synthesis)
 """
-import numpy as np
 
 from tinycnn import backend
 from vis import cli, render
-from vis._optimize import optimize
-from vis.class_visualization import pixel_range
+from vis._optimize import optimize, pixel_range, uniform_image
 from vis.style_transfer import STEPS, load, style_targets_of, synthesis_objective
 
 LAYER_SETS = (("relu1",), ("relu1", "fire2"), ("relu1", "fire2", "fire3"),
@@ -32,9 +30,8 @@ def synthesize_texture(net, texture, layers, *, size=None, steps=STEPS, seed=0, 
     targets = style_targets_of(net, texture, layers)
     objective = synthesis_objective(net, style_targets=targets, style_weights={k: 0.25 for k in layers})
     lo, hi = pixel_range(net)
-    rng = np.random.default_rng(seed)
     S = size or texture.shape[-1]
-    x0 = lo + backend.asarray(rng.random((1, 3, S, S)).astype(np.float32)) * (hi - lo)
+    x0 = uniform_image((1, 3, S, S), lo, hi, seed)
 
     out, _, _ = optimize(objective, x0, steps=steps, method="lbfgs", bounds=(lo, hi), log=log)
     return backend.to_numpy(out)
