@@ -34,6 +34,26 @@ def parser(description, *, target=True, layer=None, channel=False):
     return p
 
 
+def run(main):
+    """Run a technique's main(): bad input ends in one line on stderr (exit 2), not a traceback."""
+    import sys
+    from tinycnn.backend import BackendError
+    from tinycnn.data import DataError
+    try:
+        main()
+    except (ValueError, LookupError, FileNotFoundError, TypeError, BackendError, DataError, OSError) as e:
+        message = str(e).strip("'\"")
+        sys.exit(f"error: {message}")
+
+
+def check_channel(net, layer, channel):
+    """Raise a clear error unless ``channel`` exists in ``layer``'s output."""
+    x = backend.asarray(np.zeros((1, 3, net.meta["input_size"], net.meta["input_size"]), np.float32))
+    channels = net.activations(x, layer)[layer].shape[1]
+    if channel is not None and not 0 <= channel < channels:
+        raise ValueError(f"channel {channel} is out of range: layer '{layer}' has {channels} channels (0-{channels - 1})")
+
+
 def images_dir():
     path = Path(os.environ.get("TINYCNN_IMAGES_DIR", Path(__file__).resolve().parents[1] / ".." / "shared" / "images"))
     return path
@@ -55,8 +75,8 @@ def load_inputs(net, specs):
                                  size=size, mean=mean, std=std))
         else:
             if not Path(spec).is_file():
-                raise SystemExit(f"no image file at {spec} (set TINYCNN_IMAGES_DIR to the shared images "
-                                 "folder, or pass --image)")
+                raise FileNotFoundError(f"no image file at {spec} (set TINYCNN_IMAGES_DIR to the shared "
+                                        "images folder, or pass --image)")
             xs.append(preprocess(load_image(spec), size=size, mean=mean, std=std))
     x = np.concatenate(xs)
     return backend.asarray(x), [deprocess(im, mean=mean, std=std) for im in x]

@@ -18,7 +18,7 @@ import numpy as np
 
 from tinycnn.backend import to_numpy
 from tinycnn.layers import Conv2d
-from vis import render
+from vis import cli, render
 
 
 def filter_grid(net, layer, *, max_out=64, max_in=16, scale=None):
@@ -66,4 +66,4 @@ def main(argv=None):
 
 
 if __name__ == "__main__":
-    main()
+    cli.run(main)

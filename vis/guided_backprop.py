@@ -70,6 +70,7 @@ def main(argv=None):
     if args.model == "cifar10" and args.layer == "fire6":
         args.layer = "conv5"
     x, rgb = cli.load_inputs(net, args.image)
+    cli.check_channel(net, args.layer, args.channel)
     channel = args.channel if args.channel is not None else strongest_channel(net, x, args.layer)
     scale = 1 if rgb[0].shape[0] >= 128 else 4
     rows = []
@@ -84,4 +85,4 @@ def main(argv=None):
 
 
 if __name__ == "__main__":
-    main()
+    cli.run(main)

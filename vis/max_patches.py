@@ -107,6 +107,8 @@ def main(argv=None):
         args.image = sorted(str(f) for f in (cli.images_dir() / "photos").glob("*.*"))
     x, _ = cli.load_inputs(net, args.image)
     x = backend.to_numpy(x)
+    for c in args.channels:
+        cli.check_channel(net, args.layer, c)
     size = receptive_field(net, args.layer)[0]
     scale = max(1, 48 // size)
     rows = []
@@ -122,4 +124,4 @@ def main(argv=None):
 
 
 if __name__ == "__main__":
-    main()
+    cli.run(main)

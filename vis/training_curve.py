@@ -9,7 +9,7 @@ import argparse
 import json
 
 from tinycnn.weights import find_weights
-from vis import render
+from vis import cli, render
 
 
 def training_curve(history):
@@ -37,4 +37,4 @@ def main(argv=None):
 
 
 if __name__ == "__main__":
-    main()
+    cli.run(main)
