@@ -8,7 +8,7 @@
 
 Layers are addressed by dotted names; containers nest (a SqueezeNet Fire module is
 a ``Sequential`` holding a squeeze conv and a ``Concat`` of two expand branches), so
-"fire2", "fire2.squeeze" and "fire2.expand3x3_relu" are all names.
+"fire2", "fire2.squeeze" and "fire2.expand.3x3.relu" are all names.
 
 ``forward`` returns the output and a cache; the cache holds everything the backward
 pass needs and is never stored on the network, so several forward passes (the
