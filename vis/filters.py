@@ -27,7 +27,7 @@ def filter_grid(net, layer, *, max_out=64, max_in=16, scale=None):
     3 input channels: an RGB tile per output filter (at most ``max_out``).
     Otherwise: grayscale tiles for the first ``max_out`` x ``max_in`` (output, input)
     pairs, one row per output channel. ``scale``: pixels per weight (default: tiles
-    about 32 px wide).
+    about 48 px wide).
     """
     conv = net.layer(layer)
     if not isinstance(conv, Conv2d):
@@ -36,7 +36,7 @@ def filter_grid(net, layer, *, max_out=64, max_in=16, scale=None):
                          f"convolutions: {', '.join(convs)}")
     w = to_numpy(conv.params["weight"])                      # (F, C, K, K)
     F, C, K, _ = w.shape
-    scale = scale or max(1, 32 // K)
+    scale = scale or max(1, 48 // K)
     if C == 3:
         tiles = np.stack([render.to_uint8(f.transpose(1, 2, 0)) for f in w[:max_out]])  # (F, K, K, 3)
         ncols = int(np.ceil(np.sqrt(len(tiles))))
