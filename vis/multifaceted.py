@@ -72,7 +72,7 @@ def main(argv=None):
     p.add_argument("--k", type=int, default=4)
     p.add_argument("--layer", default="relu6")
     p.add_argument("--steps", type=int, default=100)
-    p.add_argument("--lr", type=float, default=1.0)
+    p.add_argument("--lr", type=float, default=0.3, help="step size: small, so each facet keeps its cluster's look")
     args = p.parse_args(argv)
     if args.model != "cifar10":
         raise SystemExit("vis.multifaceted clusters training images: use --model cifar10 "

@@ -48,8 +48,8 @@ def main(argv=None):
     from tinycnn.models import load_model
     p = cli.parser("Nearest neighbours in last-layer feature space vs pixel space.", target=False, layer=None)
     p.add_argument("--layer", default=None, help="feature layer (default: relu6 for cifar10, pool10 for squeezenet)")
-    p.add_argument("--queries", type=int, nargs="+", default=[0, 1, 2, 3, 4, 5],
-                   help="indices of the query images in the database (default: %(default)s)")
+    p.add_argument("--queries", type=int, nargs="+", default=None,
+                   help="indices of the query images in the database (default: 6 spread evenly over it)")
     p.add_argument("--k", type=int, default=6)
     p.add_argument("--count", type=int, default=10000, help="CIFAR-10 test images in the database")
     args = p.parse_args(argv)
@@ -62,7 +62,7 @@ def main(argv=None):
     x = backend.to_numpy(x)
     feats = features(net, x, layer, log=lambda s: print(s, end="\r", flush=True))
     print()
-    queries = np.array(args.queries)
+    queries = np.array(args.queries if args.queries else np.linspace(0, len(x) - 1, 6).astype(int))
     by_features = nearest_neighbors(feats[queries], feats, args.k, exclude=queries)
     by_pixels = nearest_neighbors(x[queries], x, args.k, exclude=queries)
     size = 96
