@@ -60,7 +60,9 @@ def main(argv=None):
     net = load_model(args.model)
     image = filter_grid(net, args.layer, max_out=args.max_out, max_in=args.max_in)
     F, C, K, _ = net.layer(args.layer).params["weight"].shape
-    image = render.caption(image, f"{args.model} {args.layer}: {F} filters of {C}x{K}x{K}")
+    shown = (f"first {min(F, args.max_out)} filters" if C == 3 else
+             f"rows: first {min(F, args.max_out)} filters, columns: first {min(C, args.max_in)} input channels")
+    image = render.caption(image, f"{args.model} {args.layer}: {F} filters of {C}x{K}x{K}; {shown}")
     path = render.save(image, args.out or f"figures/filters_{args.model}_{args.layer}.png")
     print(f"wrote {path}")
 
