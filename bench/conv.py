@@ -42,6 +42,8 @@ def distinct_layers(net, input_shape):
                 return forward(x)
             layer.forward = record  # an instance attribute: this network only
     net(backend.asarray(np.zeros(input_shape, dtype=np.float32)))
+    for _, layer in net.named_layers():
+        layer.__dict__.pop("forward", None)  # back to the class's forward: record only once
     return found
 
 
