@@ -64,6 +64,7 @@ embedding:
 
 class_visualization:
 	$(PY) -m vis.class_visualization --model squeezenet
+	$(PY) -m vis.class_visualization --model cifar10
 
 fooling:
 	$(PY) -m vis.fooling --model squeezenet --image $(PHOTOS)/chelsea.png --target stingray

@@ -74,6 +74,7 @@ def class_visualization(net, target, *, regularizer="cs231n", steps=None, lr=CS2
     "yosinski1".."yosinski4" (Yosinski et al.'s Table 1 sets, with jitter and clamp).
     """
     size = net.meta["input_size"]
+    jitter_px = max(1, round(CS231N["jitter"] * size / 224))  # CS231n's 16 px are for 224x224 images
     lo, hi = pixel_range(net)
     rng = np.random.default_rng(seed)
     x0 = backend.asarray((rng.standard_normal((1, 3, size, size)) * 0.01).astype(np.float32))
@@ -86,10 +87,10 @@ def class_visualization(net, target, *, regularizer="cs231n", steps=None, lr=CS2
         def blur(x, step):
             return gaussian_blur(x, CS231N["blur_sigma"]) if step % CS231N["blur_every"] == 0 else x
         objective = score_objective(net, target, CS231N["l2"])
-        transforms, jitter, steps = [keep_in_range, blur], CS231N["jitter"], steps or CS231N["steps"]
+        transforms, jitter, steps = [keep_in_range, blur], jitter_px, steps or CS231N["steps"]
     elif regularizer in YOSINSKI:
         p = YOSINSKI[regularizer]
-        objective, jitter, steps = score_objective(net, target), CS231N["jitter"], steps or p["steps"]
+        objective, jitter, steps = score_objective(net, target), jitter_px, steps or p["steps"]
         transforms = [keep_in_range] + _yosinski_transforms(objective, **p)
     else:
         raise ValueError(f"unknown regularizer {regularizer!r}; choose l2, cs231n or "
@@ -129,9 +130,11 @@ def main(argv=None):
     p.add_argument("--channels", type=int, nargs="+", default=[0, 1, 2, 3])
     p.add_argument("--regularizer", default="cs231n", help="l2, cs231n, yosinski1 .. yosinski4")
     p.add_argument("--steps", type=int, default=None)
-    p.add_argument("--lr", type=float, default=CS231N["lr"])
+    p.add_argument("--lr", type=float, default=None,
+                   help="step size (default: CS231n's 25 for squeezenet; 1 for cifar10, chosen by looking)")
     args = p.parse_args(argv)
     net = load_model(args.model)
+    args.lr = args.lr or (CS231N["lr"] if args.model == "squeezenet" else 1.0)
     if args.layer:
         targets = [(args.layer, c) for c in args.channels]
         labels = [f"{args.layer}:{c}" for c in args.channels]
