@@ -52,7 +52,8 @@ def segment(image, saliency, *, foreground_quantile=0.95, background_quantile=0.
     cell = (q[..., 0] * bins + q[..., 1]) * bins + q[..., 2]
     like_fg = (np.bincount(cell[fg], minlength=bins ** 3) + 1) / (fg.sum() + bins ** 3)  # Laplace-smoothed
     like_bg = (np.bincount(cell[bg], minlength=bins ** 3) + 1) / (bg.sum() + bins ** 3)
-    mask = ndimage.binary_opening(like_fg[cell] > like_bg[cell], iterations=2)
+    specks = max(1, round(min(saliency.shape) / 112))  # 2 px at 224, 1 px at 32
+    mask = ndimage.binary_opening(like_fg[cell] > like_bg[cell], iterations=specks)
     labels, _ = ndimage.label(mask)
     keep = np.unique(labels[fg & mask])
     return ndimage.binary_fill_holes(np.isin(labels, keep[keep > 0]))
