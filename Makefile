@@ -65,6 +65,8 @@ embedding:
 class_visualization:
 	$(PY) -m vis.class_visualization --model squeezenet
 	$(PY) -m vis.class_visualization --model cifar10
+	$(PY) -m vis.class_visualization --model squeezenet --layer fire6 --channels 330 100 \
+		--out figures/neuron_visualization_squeezenet.png
 
 fooling:
 	$(PY) -m vis.fooling --model squeezenet --image $(PHOTOS)/chelsea.png --target stingray

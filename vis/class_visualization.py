@@ -13,7 +13,7 @@ pixels whose norm is below a percentile, and zeroing pixels whose contribution
 undone after the step), which keeps the picture from locking onto one position.
 
 A neuron is visualised the same way, with S_c replaced by the activation of a
-channel (summed over positions) or of a single (channel, y, x) unit.
+channel (averaged over positions) or of a single (channel, y, x) unit.
 
     python -m vis.class_visualization --model squeezenet --target tarantula   (make class_visualization)
 """
@@ -41,7 +41,7 @@ CS231N = dict(l2=1e-3, lr=25.0, steps=100, blur_sigma=0.5, blur_every=10, jitter
 def score_objective(net, target, l2=0.0):
     """Objective (to minimise) -S(x) + l2 ||x||^2 and its gradient.
 
-    target: a class index, or (layer, channel) for a whole channel's summed
+    target: a class index, or (layer, channel) for a whole channel's mean
     activation, or (layer, channel, y, x) for one unit.
     """
     def objective(x):
@@ -54,8 +54,8 @@ def score_objective(net, target, l2=0.0):
                 dout[:, channel] = 1.0
             elif where:
                 dout[:, channel, where[0], where[1]] = 1.0
-            else:
-                dout[:, channel] = 1.0
+            else:  # the channel's mean, on the scale of a class score (itself a spatial mean)
+                dout[:, channel] = 1.0 / (out.shape[2] * out.shape[3])
         else:
             out, cache = net.forward(x)
             dout = xp.zeros(out.shape, dtype=out.dtype)
@@ -77,7 +77,7 @@ def class_visualization(net, target, *, regularizer="cs231n", steps=None, lr=CS2
     jitter_px = max(1, round(CS231N["jitter"] * size / 224))  # CS231n's 16 px are for 224x224 images
     lo, hi = pixel_range(net)
     rng = np.random.default_rng(seed)
-    x0 = backend.asarray((rng.standard_normal((1, 3, size, size)) * 0.01).astype(np.float32))
+    x0 = backend.asarray(rng.standard_normal((1, 3, size, size)).astype(np.float32))  # CS231n: randn * 1.0
 
     keep_in_range = clamp(lo, hi)
     if regularizer == "l2":
