@@ -134,8 +134,12 @@ def main(argv=None):
     p.add_argument("--resume", action="store_true", help="continue from --checkpoint")
     args = p.parse_args(argv)
 
-    x_train, y_train = load_cifar10("train")
-    x_test, y_test = load_cifar10("test")
+    from .data import DataError
+    try:
+        x_train, y_train = load_cifar10("train")
+        x_test, y_test = load_cifar10("test")
+    except DataError as e:
+        sys.exit(f"make train: {e}")
     if args.limit:
         keep = np.random.default_rng(args.seed).permutation(len(x_train))[:args.limit]
         x_train, y_train = x_train[keep], y_train[keep]
