@@ -5,7 +5,8 @@ PY     := $(VENV)/bin/python
 
 .PHONY: install test gradcheck bench clean demo weights data train filters training_curve \
         saliency guided_backprop occlusion attribution max_patches neighbors embedding figures \
-        class_visualization fooling deepdream style_transfer feature_inversion texture_synthesis multifaceted
+        class_visualization fooling deepdream style_transfer feature_inversion texture_synthesis multifaceted \
+        thumbnails
 
 install: $(PY)
 	$(PY) -m pip install --upgrade pip >/dev/null
@@ -36,23 +37,26 @@ filters:
 training_curve:
 	$(PY) -m vis.training_curve
 
-# techniques on SqueezeNet: need weights (make weights) and photos ($$TINYCNN_IMAGES_DIR)
-PHOTOS = $${TINYCNN_IMAGES_DIR:-../shared/images}/photos
+# techniques on SqueezeNet: need weights (make weights) and photos ($$TINYCNN_IMAGES_DIR);
+# a bare image name is looked up in $$TINYCNN_IMAGES_DIR and its photos/ folder
+FREE_PHOTOS = apple.jpg astronaut.png baboon.jpg building.jpg butterfly.jpg chelsea.png coffee.png dog.jpg \
+              eagle.jpg fruits.jpg giraffe.jpg grace_hopper.jpg HappyFish.jpg home.jpg horses.jpg kite.jpg \
+              motorcycle_left.png orange.jpg rocket.jpg squirrel_cls.jpg
 
 saliency:
-	$(PY) -m vis.saliency --image $(PHOTOS)/chelsea.png $(PHOTOS)/coffee.png $(PHOTOS)/dog.jpg
+	$(PY) -m vis.saliency --image chelsea.png coffee.png dog.jpg
 
 guided_backprop:
-	$(PY) -m vis.guided_backprop --layer fire6 --channel 330 --image $(PHOTOS)/chelsea.png $(PHOTOS)/dog.jpg
+	$(PY) -m vis.guided_backprop --layer fire6 --channel 330 --image chelsea.png dog.jpg
 
 occlusion:
-	$(PY) -m vis.occlusion --image $(PHOTOS)/chelsea.png $(PHOTOS)/coffee.png
+	$(PY) -m vis.occlusion --image chelsea.png coffee.png
 
 attribution:
-	$(PY) -m vis.attribution --image $(PHOTOS)/dog.jpg $(PHOTOS)/coffee.png
+	$(PY) -m vis.attribution --image dog.jpg coffee.png
 
 max_patches:
-	$(PY) -m vis.max_patches --model squeezenet --layer fire5 --channels 0 1 2 3 4 5
+	$(PY) -m vis.max_patches --model squeezenet --layer fire5 --channels 0 1 2 3 4 5 --image $(FREE_PHOTOS)
 	$(PY) -m vis.max_patches --model cifar10 --layer relu4 --channels 0 1 2 3 4 5 6 7 --out figures/max_patches_cifar10.png
 
 # on the CIFAR-10 test set: need data ($$TINYCNN_DATA_DIR or make data)
@@ -65,20 +69,19 @@ embedding:
 class_visualization:
 	$(PY) -m vis.class_visualization --model squeezenet
 	$(PY) -m vis.class_visualization --model cifar10
-	$(PY) -m vis.class_visualization --model squeezenet --layer fire6 --channels 330 100 \
-		--out figures/neuron_visualization_squeezenet.png
+	$(PY) -m vis.class_visualization --model squeezenet --layer fire6 --channels 330 100 --out figures/neuron_visualization_squeezenet.png
 
 fooling:
-	$(PY) -m vis.fooling --model squeezenet --image $(PHOTOS)/chelsea.png --target stingray
+	$(PY) -m vis.fooling --model squeezenet --image chelsea.png --target stingray
 
 deepdream:
-	$(PY) -m vis.deepdream --model squeezenet --image $(PHOTOS)/sky.jpg --layer fire5
+	$(PY) -m vis.deepdream --model squeezenet --image kite.jpg --layer fire5
 
 style_transfer:
-	$(PY) -m vis.style_transfer --content tubingen.jpg chelsea.png
+	$(PY) -m vis.style_transfer --content chelsea.png home.jpg
 
 feature_inversion:
-	$(PY) -m vis.feature_inversion --model squeezenet --image $(PHOTOS)/kitten.jpg
+	$(PY) -m vis.feature_inversion --model squeezenet --image giraffe.jpg
 
 texture_synthesis:
 	$(PY) -m vis.texture_synthesis --texture textures/brick.png textures/grass.png styles/starry_night.jpg
@@ -86,8 +89,13 @@ texture_synthesis:
 multifaceted:
 	$(PY) -m vis.multifaceted --model cifar10 --target automobile
 
-# every figure of vis part 1
-figures: demo saliency guided_backprop occlusion attribution max_patches neighbors embedding
+# every figure and the gallery page figures/index.html; FAST=1: reduced sizes and iterations
+figures:
+	$(PY) -m vis.gallery $(if $(FAST),--fast)
+
+# the README's thumbnails (docs/) from the figures of a full `make figures`
+thumbnails:
+	$(PY) -m vis.gallery --thumbnails docs
 
 # SqueezeNet 1.1 from torchvision's public checkpoint -> weights/squeezenet1_1.npz
 weights:

@@ -97,12 +97,18 @@ def load_cifar10(split="train", data_dir=None):
     """CIFAR-10 ``split`` ("train" or "test") as (x float32 (N, 3, 32, 32) in [0, 1], y int64)."""
     if split not in ("train", "test"):
         raise ValueError(f"split must be 'train' or 'test', got {split!r}")
+    path = find_cifar10(data_dir)
+    return load_python_batches(path, split) if path.is_dir() else load_jpeg_archive(path, split)
+
+
+def find_cifar10(data_dir=None):
+    """Where CIFAR-10 is: cifar-10-batches-py/ or cifar10-jpeg.npz in ``data_dir``,
+    $TINYCNN_DATA_DIR or data/; DataError naming the places otherwise."""
     dirs = [Path(d) for d in (data_dir, os.environ.get("TINYCNN_DATA_DIR"), PROJECT_ROOT / "data") if d]
     for d in dirs:
-        if (d / "cifar-10-batches-py").is_dir():
-            return load_python_batches(d / "cifar-10-batches-py", split)
-        if (d / "cifar10-jpeg.npz").is_file():
-            return load_jpeg_archive(d / "cifar10-jpeg.npz", split)
+        for name in ("cifar-10-batches-py", "cifar10-jpeg.npz"):
+            if (d / name).exists():
+                return d / name
     raise DataError("CIFAR-10 not found; looked for cifar-10-batches-py/ or cifar10-jpeg.npz in "
                     + ", ".join(str(d) for d in dirs) + ". Run `make data` to download it, or set TINYCNN_DATA_DIR.")
 

@@ -23,6 +23,8 @@ def load_image(path):
         raise FileNotFoundError(f"no image file at {path}") from None
     except UnidentifiedImageError:
         raise ValueError(f"{path} is not an image file Pillow can read") from None
+    except OSError as e:    # truncated or corrupt data, a folder, no permission
+        raise ValueError(f"cannot read the image {path}: {e.strerror or e}") from None
 
 
 def resize_center_crop(image, size):

@@ -90,12 +90,11 @@ def integrated_gradients(net, x, target, *, baseline=None, steps=64):
 
 
 def main(argv=None):
-    from tinycnn.models import load_model
     p = cli.parser("Grad-CAM, guided Grad-CAM, SmoothGrad and integrated gradients.", layer="fire9")
     p.add_argument("--steps", type=int, default=64, help="integrated-gradients steps (default: %(default)s)")
     p.add_argument("--samples", type=int, default=30, help="SmoothGrad samples (default: %(default)s)")
-    args = p.parse_args(argv)
-    net = load_model(args.model)
+    args = cli.parse_args(p, argv)
+    net = cli.load_net(args)
     if args.model == "cifar10" and args.layer == "fire9":
         args.layer = "relu5"
     x, rgb = cli.load_inputs(net, args.image)

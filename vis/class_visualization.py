@@ -121,7 +121,6 @@ def _yosinski_transforms(objective, *, decay, blur_sigma, blur_every, norm_pct, 
 
 def main(argv=None):
     from tinycnn.images import class_index, deprocess
-    from tinycnn.models import load_model
     p = cli.parser("Class / neuron visualisation by gradient ascent.", target=False)
     p.add_argument("--target", nargs="+", default=None,
                    help="classes (index or name); default: flamingo, billiard table, goose, tarantula "
@@ -132,8 +131,8 @@ def main(argv=None):
     p.add_argument("--steps", type=int, default=None)
     p.add_argument("--lr", type=float, default=None,
                    help="step size (default: CS231n's 25 for squeezenet; 1 for cifar10, chosen by looking)")
-    args = p.parse_args(argv)
-    net = load_model(args.model)
+    args = cli.parse_args(p, argv)
+    net = cli.load_net(args)
     args.lr = args.lr or (CS231N["lr"] if args.model == "squeezenet" else 1.0)
     if args.layer:
         targets = [(args.layer, c) for c in args.channels]

@@ -29,9 +29,36 @@ def parser(description, *, target=True, layer=None, channel=False):
         p.add_argument("--layer", default=layer, help="layer name (default: %(default)s)")
     if channel:
         p.add_argument("--channel", type=int, default=None, help="channel of the layer (default: the most active)")
+    p.add_argument("--weights", default=None,
+                   help="weights .npz of the model (default: found in weights/ or $TINYCNN_WEIGHTS_DIR)")
     p.add_argument("--out", default=None, help="PNG to write (default: under figures/)")
     p.add_argument("--seed", type=int, default=0, help="random seed (default: %(default)s)")
     return p
+
+
+def parse_args(p, argv=None):
+    """Parse, then check at once (not after a long run) that the output folder can be written."""
+    args = p.parse_args(argv)
+    check_writable(Path(args.out).parent if getattr(args, "out", None) else Path("figures"))
+    return args
+
+
+def check_writable(folder):
+    """Create ``folder`` if needed; OSError naming it unless files can be written there."""
+    folder = Path(folder)
+    try:
+        folder.mkdir(parents=True, exist_ok=True)
+        probe = folder / f".tinycnn-write-test-{os.getpid()}"
+        probe.touch()
+        probe.unlink()
+    except OSError as e:
+        raise OSError(f"cannot write to the output folder {folder}: {e.strerror or e}") from None
+
+
+def load_net(args, name=None):
+    """The model the command line asks for (--model, --weights)."""
+    from tinycnn.models import load_model
+    return load_model(name or args.model, args.weights)
 
 
 def run(main):
@@ -55,8 +82,21 @@ def check_channel(net, layer, channel):
 
 
 def images_dir():
-    path = Path(os.environ.get("TINYCNN_IMAGES_DIR", Path(__file__).resolve().parents[1] / ".." / "shared" / "images"))
-    return path
+    """$TINYCNN_IMAGES_DIR, else ../shared/images beside the project."""
+    return Path(os.environ.get("TINYCNN_IMAGES_DIR", Path(__file__).resolve().parents[1] / ".." / "shared" / "images"))
+
+
+def find_image(spec):
+    """An image path as given, else looked up in the images folder and its photos/ (so that
+    ``chelsea.png`` or ``styles/starry_night.jpg`` work from anywhere)."""
+    places = [Path(spec), images_dir() / spec, images_dir() / "photos" / spec]
+    for path in places:
+        if path.is_file():
+            return path
+    if Path(spec).is_dir():
+        raise IsADirectoryError(f"{spec} is a folder, not an image file")
+    raise FileNotFoundError(f"no image file at {spec} (also looked in {places[1].parent} and {places[2].parent}; "
+                            "set TINYCNN_IMAGES_DIR to the shared images folder, or pass a path)")
 
 
 def load_inputs(net, specs):
@@ -71,13 +111,13 @@ def load_inputs(net, specs):
             if cifar is None:
                 from tinycnn.data import load_cifar10
                 cifar = load_cifar10("test")[0]
-            xs.append(preprocess(np.rint(cifar[int(spec[6:])].transpose(1, 2, 0) * 255).astype(np.uint8),
+            index = spec[6:]
+            if not index.isdigit() or int(index) >= len(cifar):
+                raise ValueError(f"bad image {spec!r}: cifar:<index> takes a test-image index 0-{len(cifar) - 1}")
+            xs.append(preprocess(np.rint(cifar[int(index)].transpose(1, 2, 0) * 255).astype(np.uint8),
                                  size=size, mean=mean, std=std))
         else:
-            if not Path(spec).is_file():
-                raise FileNotFoundError(f"no image file at {spec} (set TINYCNN_IMAGES_DIR to the shared "
-                                        "images folder, or pass --image)")
-            xs.append(preprocess(load_image(spec), size=size, mean=mean, std=std))
+            xs.append(preprocess(load_image(find_image(spec)), size=size, mean=mean, std=std))
     x = np.concatenate(xs)
     return backend.asarray(x), [deprocess(im, mean=mean, std=std) for im in x]
 

@@ -62,12 +62,11 @@ def deepdream(net, x, layer, *, octaves=OCTAVES, octave_scale=OCTAVE_SCALE, step
 
 def main(argv=None):
     from tinycnn.images import deprocess
-    from tinycnn.models import load_model
     p = cli.parser("DeepDream: amplify a layer's activations.", target=False, layer="fire5")
     p.add_argument("--octaves", type=int, default=OCTAVES)
     p.add_argument("--steps", type=int, default=STEPS, help="steps per octave")
-    args = p.parse_args(argv)
-    net = load_model(args.model)
+    args = cli.parse_args(p, argv)
+    net = cli.load_net(args)
     if args.model == "cifar10" and args.layer == "fire5":
         args.layer = "relu4"
     x, rgb = cli.load_inputs(net, args.image)

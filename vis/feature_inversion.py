@@ -42,12 +42,11 @@ def invert_features(net, x, layer, *, tv_weight=TV_WEIGHT, alpha_weight=ALPHA_WE
 
 def main(argv=None):
     from tinycnn.images import deprocess
-    from tinycnn.models import load_model
     p = cli.parser("Feature inversion from successively deeper layers.", target=False)
     p.add_argument("--layers", nargs="+", default=list(LAYERS))
     p.add_argument("--steps", type=int, default=STEPS)
-    args = p.parse_args(argv)
-    net = load_model(args.model)
+    args = cli.parse_args(p, argv)
+    net = cli.load_net(args)
     x, rgb = cli.load_inputs(net, args.image)
     tiles = [render.caption(rgb[0], "original")]
     for layer in args.layers:

@@ -49,15 +49,15 @@ def filter_grid(net, layer, *, max_out=64, max_in=16, scale=None):
 
 
 def main(argv=None):
-    from tinycnn.models import load_model
     p = argparse.ArgumentParser(description="Draw a convolution's filters as a tile grid.")
     p.add_argument("--model", default="cifar10", help="cifar10 or squeezenet")
     p.add_argument("--layer", default="conv1", help="a Conv2d layer name, e.g. conv1 or fire2.expand.3x3.conv")
     p.add_argument("--max-out", type=int, default=64, help="output channels to show")
     p.add_argument("--max-in", type=int, default=16, help="input channels to show (higher layers)")
+    p.add_argument("--weights", default=None, help="weights .npz (default: the model's own)")
     p.add_argument("--out", default=None, help="PNG to write (default figures/filters_<model>_<layer>.png)")
-    args = p.parse_args(argv)
-    net = load_model(args.model)
+    args = cli.parse_args(p, argv)
+    net = cli.load_net(args)
     image = filter_grid(net, args.layer, max_out=args.max_out, max_in=args.max_in)
     F, C, K, _ = net.layer(args.layer).params["weight"].shape
     shown = (f"first {min(F, args.max_out)} filters" if C == 3 else

@@ -40,11 +40,10 @@ def fooling_image(net, x, target, *, lr=LR, max_steps=MAX_STEPS, log=None):
 
 def main(argv=None):
     from tinycnn.images import class_index, deprocess
-    from tinycnn.models import load_model
     p = cli.parser("Fooling images: imperceptible changes that flip the prediction.", target=False)
     p.add_argument("--target", default=None, help="class to fool towards (default: stingray, or 'ship' on cifar10)")
-    args = p.parse_args(argv)
-    net = load_model(args.model)
+    args = cli.parse_args(p, argv)
+    net = cli.load_net(args)
     x, rgb = cli.load_inputs(net, args.image)
     x = x[:1]
     target = class_index(args.target or ("stingray" if args.model == "squeezenet" else "ship"), net.meta["classes"])

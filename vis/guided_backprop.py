@@ -62,11 +62,10 @@ def as_image(grad):
 
 
 def main(argv=None):
-    from tinycnn.models import load_model
     p = cli.parser("Backprop vs deconvnet vs guided backprop for one neuron.", target=False,
                    layer="fire6", channel=True)
-    args = p.parse_args(argv)
-    net = load_model(args.model)
+    args = cli.parse_args(p, argv)
+    net = cli.load_net(args)
     if args.model == "cifar10" and args.layer == "fire6":
         args.layer = "conv5"
     x, rgb = cli.load_inputs(net, args.image)

@@ -91,14 +91,13 @@ def top_patches(net, images, layer, channel, k=8, *, one_per_image=True, batch_s
 
 
 def main(argv=None):
-    from tinycnn.models import load_model
     from tinycnn.images import deprocess
     p = cli.parser("Maximally activating patches of a few channels.", target=False, layer="fire5")
     p.add_argument("--channels", type=int, nargs="+", default=list(range(8)), help="channels, one row each")
     p.add_argument("--k", type=int, default=8, help="patches per channel (default: %(default)s)")
     p.add_argument("--count", type=int, default=2000, help="CIFAR-10 test images to search (cifar10 model)")
-    args = p.parse_args(argv)
-    net = load_model(args.model)
+    args = cli.parse_args(p, argv)
+    net = cli.load_net(args)
     if args.model == "cifar10":
         if args.layer == "fire5":
             args.layer = "relu4"

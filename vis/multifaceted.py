@@ -67,17 +67,17 @@ def multifaceted(net, images, target, *, layer, k=4, steps=100, lr=CS231N["lr"],
 def main(argv=None):
     from tinycnn.data import load_cifar10
     from tinycnn.images import class_index, deprocess
-    from tinycnn.models import load_model, normalize
+    from tinycnn.models import normalize
     p = cli.parser("Multifaceted visualisation: k-means facets of a class (CIFAR-10 net).")
     p.add_argument("--k", type=int, default=4)
     p.add_argument("--layer", default="relu6")
     p.add_argument("--steps", type=int, default=100)
     p.add_argument("--lr", type=float, default=0.3, help="step size: small, so each facet keeps its cluster's look")
-    args = p.parse_args(argv)
+    args = cli.parse_args(p, argv)
     if args.model != "cifar10":
         raise SystemExit("vis.multifaceted clusters training images: use --model cifar10 "
                          "(there are no ImageNet training images here)")
-    net = load_model("cifar10")
+    net = cli.load_net(args, "cifar10")
     target = class_index(args.target or "automobile", net.meta["classes"])
     x, y = load_cifar10("train")
     images = normalize(x[y == target][:2000], net)

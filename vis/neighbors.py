@@ -45,15 +45,14 @@ def nearest_neighbors(query_features, features, k, *, exclude=None):
 
 
 def main(argv=None):
-    from tinycnn.models import load_model
     p = cli.parser("Nearest neighbours in last-layer feature space vs pixel space.", target=False, layer=None)
     p.add_argument("--layer", default=None, help="feature layer (default: relu6 for cifar10, pool10 for squeezenet)")
     p.add_argument("--queries", type=int, nargs="+", default=None,
                    help="indices of the query images in the database (default: 6 spread evenly over it)")
     p.add_argument("--k", type=int, default=6)
     p.add_argument("--count", type=int, default=10000, help="CIFAR-10 test images in the database")
-    args = p.parse_args(argv)
-    net = load_model(args.model)
+    args = cli.parse_args(p, argv)
+    net = cli.load_net(args)
     layer = args.layer or ("relu6" if args.model == "cifar10" else "pool10")
     if args.image is None:
         args.image = ([f"cifar:{i}" for i in range(args.count)] if args.model == "cifar10"

@@ -44,12 +44,11 @@ def occlusion_map(net, x, target, *, size=None, stride=None, fill=0.0, batch_siz
 
 
 def main(argv=None):
-    from tinycnn.models import load_model
     p = cli.parser("Occlusion sensitivity (Zeiler & Fergus 2014).")
     p.add_argument("--size", type=int, default=None, help="patch size in pixels (default: image size / 8)")
     p.add_argument("--stride", type=int, default=None, help="patch stride (default: image size / 16)")
-    args = p.parse_args(argv)
-    net = load_model(args.model)
+    args = cli.parse_args(p, argv)
+    net = cli.load_net(args)
     x, rgb = cli.load_inputs(net, args.image)
     target = cli.targets(net, x, args.target)
     scale = 1 if rgb[0].shape[0] >= 128 else 4

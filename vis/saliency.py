@@ -60,9 +60,8 @@ def segment(image, saliency, *, foreground_quantile=0.95, background_quantile=0.
 
 
 def main(argv=None):
-    from tinycnn.models import load_model
-    args = cli.parser("Saliency maps (Simonyan et al. 2014) and saliency-seeded segmentation.").parse_args(argv)
-    net = load_model(args.model)
+    args = cli.parse_args(cli.parser("Saliency maps (Simonyan et al. 2014) and saliency-seeded segmentation."), argv)
+    net = cli.load_net(args)
     x, rgb = cli.load_inputs(net, args.image)
     target = cli.targets(net, x, args.target)
     sal = saliency_map(net, x, target)

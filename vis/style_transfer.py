@@ -93,24 +93,22 @@ def load(net, path, size, crop=False):
 
 def main(argv=None):
     from tinycnn.images import deprocess
-    from tinycnn.models import load_model
     p = cli.parser("Neural style transfer (Gatys et al. 2016) with CS231n's presets.", target=False)
     p.add_argument("--content", nargs="+", default=["tubingen.jpg"], help="content photos (in photos/ or paths)")
-    p.add_argument("--style", nargs="+", default=list(PRESETS), help=f"presets: {', '.join(PRESETS)}")
+    p.add_argument("--style", nargs="+", default=list(PRESETS), help=f"presets: {', '.join(PRESETS)}; or a style image (with starry_night's weights)")
     p.add_argument("--steps", type=int, default=STEPS)
     p.add_argument("--init", default="content", choices=["content", "noise"])
     p.add_argument("--method", default="adam", choices=["adam", "lbfgs"])
-    args = p.parse_args(argv)
-    net = load_model("squeezenet")
+    args = cli.parse_args(p, argv)
+    net = cli.load_net(args, "squeezenet")
     mean, std = net.meta["mean"], net.meta["std"]
-    folder = cli.images_dir()
     rows = []
     for c in args.content:
         row = []
         for s in args.style:
-            preset = PRESETS[s]
-            content = load(net, c if "/" in c else folder / "photos" / c, preset["image_size"])
-            style = load(net, folder / "styles" / f"{s}.jpg", preset["style_size"])
+            preset = PRESETS.get(s, PRESETS["starry_night"])
+            content = load(net, cli.find_image(c), preset["image_size"])
+            style = load(net, cli.find_image(f"styles/{s}.jpg" if s in PRESETS else s), preset["style_size"])
             x, _ = style_transfer(net, content, style, content_weight=preset["content_weight"],
                                   style_weights=preset["style_weights"], tv_weight=preset["tv_weight"],
                                   steps=args.steps, init=args.init, method=args.method, seed=args.seed,

@@ -39,18 +39,16 @@ def synthesize_texture(net, texture, layers, *, size=None, steps=STEPS, seed=0, 
 
 def main(argv=None):
     from tinycnn.images import deprocess
-    from tinycnn.models import load_model
     p = cli.parser("Gram-matrix texture synthesis with progressively more layers.", target=False)
     p.add_argument("--texture", nargs="+", default=["textures/brick.png", "styles/starry_night.jpg"],
                    help="texture images, relative to $TINYCNN_IMAGES_DIR or paths")
     p.add_argument("--size", type=int, default=160)
     p.add_argument("--steps", type=int, default=STEPS)
-    args = p.parse_args(argv)
-    net = load_model("squeezenet")
+    args = cli.parse_args(p, argv)
+    net = cli.load_net(args, "squeezenet")
     rows = []
     for t in args.texture:
-        path = t if t.startswith("/") or t.startswith(".") else cli.images_dir() / t
-        texture = load(net, path, args.size, crop=True)
+        texture = load(net, cli.find_image(t), args.size, crop=True)
         tiles = [render.caption(deprocess(backend.to_numpy(texture)[0], mean=net.meta["mean"], std=net.meta["std"]),
                                 str(t).split("/")[-1])]
         for layers in LAYER_SETS:

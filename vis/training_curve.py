@@ -27,7 +27,7 @@ def main(argv=None):
     p = argparse.ArgumentParser(description="Draw the CIFAR-10 net's training curve.")
     p.add_argument("--log", default=None, help="training log (default: weights/cifar10_net.log.json)")
     p.add_argument("--out", default="figures/training_curve.png")
-    args = p.parse_args(argv)
+    args = cli.parse_args(p, argv)
     log = json.loads(open(args.log or find_weights("cifar10_net.log.json")).read())
     final = log["history"][-1]
     image = render.caption(training_curve(log["history"]),

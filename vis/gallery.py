@@ -1,0 +1,346 @@
+"""The whole lecture in one command: every technique's figure, then a gallery page.
+
+Each entry of FIGURES is one figure: the command that draws it (the same command
+its ``make`` target runs), what it shows and the paper it comes from. The gallery
+runs the commands one by one (a progress line each), then writes
+``figures/index.html`` with every figure and its caption. ``--fast`` adds each
+figure's reduced-size, few-iteration options, so that every figure's code runs in a
+few minutes (CI does this); ``--thumbnails docs`` writes the README's small PNGs.
+
+    python -m vis.gallery                  (make figures)
+    python -m vis.gallery --fast           (make figures FAST=1)
+    python -m vis.gallery --only saliency occlusion
+    python -m vis.gallery --thumbnails docs
+"""
+import argparse
+import html
+import shlex
+import subprocess
+import sys
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+from PIL import Image
+
+
+@dataclass
+class Figure:
+    file: str                 # PNG name under the output folder
+    target: str               # the make target that draws it
+    title: str
+    shows: str                # what a reader sees
+    paper: str                # citation, and a link
+    url: str
+    args: list                # python -m vis.<args[0]> args[1:]
+    fast: list = field(default_factory=list)       # appended with --fast
+    needs: tuple = ()         # "squeezenet", "cifar10-data", "photos"
+    thumbnail: bool = True    # False where the inputs' licence keeps it out of docs/
+
+    @property
+    def command(self):
+        return "python -m vis." + shlex.join(self.args)
+
+
+SQ, DATA, PHOTOS = "squeezenet", "cifar10-data", "photos"
+# photos with CC0 / public-domain / permissive licences (see ../shared/README.md)
+FREE_PHOTOS = ["apple.jpg", "astronaut.png", "baboon.jpg", "building.jpg", "butterfly.jpg", "chelsea.png",
+               "coffee.png", "dog.jpg", "eagle.jpg", "fruits.jpg", "giraffe.jpg", "grace_hopper.jpg",
+               "HappyFish.jpg", "home.jpg", "horses.jpg", "kite.jpg", "motorcycle_left.png", "orange.jpg",
+               "rocket.jpg", "squirrel_cls.jpg"]
+SIMONYAN = ("Simonyan, Vedaldi & Zisserman 2014, Deep Inside Convolutional Networks", "https://arxiv.org/abs/1312.6034")
+GATYS_TEXTURE = ("Gatys, Ecker & Bethge 2015, Texture Synthesis Using Convolutional Neural Networks",
+                 "https://arxiv.org/abs/1505.07376")
+
+FIGURES = [
+    Figure("filters_cifar10_conv1.png", "filters", "First-layer filters",
+           "The 32 learnt 5x5 RGB filters of the CIFAR-10 net's first convolution, each scaled to its own "
+           "range: oriented edges, colour blobs and opponent colours.",
+           "Krizhevsky, Sutskever & Hinton 2012, ImageNet Classification with Deep CNNs (fig. 3)",
+           "https://papers.nips.cc/paper/4824", ["filters", "--model", "cifar10", "--layer", "conv1"]),
+    Figure("filters_cifar10_conv2.png", "filters", "Higher-layer filters",
+           "conv2's 3x3 weights, one row per filter, one column per input channel: hard to read, which is why "
+           "the techniques below look at activations and gradients instead.",
+           "CS231n, Visualizing and Understanding (lecture 13)", "http://cs231n.stanford.edu/",
+           ["filters", "--model", "cifar10", "--layer", "conv2", "--max-out", "16", "--max-in", "16"]),
+    Figure("training_curve.png", "training_curve", "Training the CIFAR-10 net",
+           "Loss and accuracy per epoch of the net that tinycnn trained itself and ships in weights/.",
+           "Krizhevsky 2009, Learning Multiple Layers of Features from Tiny Images (CIFAR-10)",
+           "https://www.cs.toronto.edu/~kriz/cifar.html", ["training_curve"]),
+    Figure("neighbors_cifar10.png", "neighbors", "Last-layer nearest neighbours",
+           "Test images (left column) and their nearest training images by the distance of 256-d relu6 features "
+           "(top) versus raw pixels (bottom): features find the same class in other poses, pixels find "
+           "similar colours.",
+           "Krizhevsky, Sutskever & Hinton 2012 (fig. 4)", "https://papers.nips.cc/paper/4824",
+           ["neighbors", "--model", "cifar10"], ["--count", "1000"], needs=(DATA,), thumbnail=False),
+    Figure("embedding_cifar10.png", "embedding", "PCA and t-SNE of features",
+           "relu6 features of CIFAR-10 test images in 2-D: PCA (top left) and t-SNE (bottom left) coloured by "
+           "class, and the t-SNE layout snapped to an image grid (right).",
+           "van der Maaten & Hinton 2008, Visualizing Data using t-SNE",
+           "https://www.jmlr.org/papers/v9/vandermaaten08a.html",
+           ["embedding", "--model", "cifar10"], ["--count", "300", "--iterations", "250", "--grid", "10"],
+           needs=(DATA,), thumbnail=False),
+    Figure("max_patches_squeezenet.png", "max_patches", "Maximally activating patches (SqueezeNet)",
+           "For six fire5 channels (rows), the receptive-field crops of the photos where the channel fires most.",
+           "Springenberg et al. 2015, Striving for Simplicity (fig. 4); Girshick et al. 2014",
+           "https://arxiv.org/abs/1412.6806",
+           ["max_patches", "--model", "squeezenet", "--layer", "fire5", "--channels", "0", "1", "2", "3", "4", "5",
+            "--image", *FREE_PHOTOS], ["--channels", "0", "1", "--k", "4"], needs=(SQ, PHOTOS)),
+    Figure("max_patches_cifar10.png", "max_patches", "Maximally activating patches (CIFAR-10 net)",
+           "For eight relu4 channels (rows), the crops of 2000 test images where each channel fires most.",
+           "Springenberg et al. 2015, Striving for Simplicity (fig. 4)", "https://arxiv.org/abs/1412.6806",
+           ["max_patches", "--model", "cifar10", "--layer", "relu4", "--channels", "0", "1", "2", "3", "4", "5", "6",
+            "7", "--out", "figures/max_patches_cifar10.png"], ["--count", "200"], needs=(DATA,), thumbnail=False),
+    Figure("occlusion_squeezenet.png", "occlusion", "Occlusion",
+           "A grey square slides over the image; the map is the predicted class's probability with the square "
+           "at each place (dark: the evidence the network needs).",
+           "Zeiler & Fergus 2014, Visualizing and Understanding Convolutional Networks",
+           "https://arxiv.org/abs/1311.2901",
+           ["occlusion", "--image", "chelsea.png", "coffee.png"], ["--size", "64", "--stride", "32"],
+           needs=(SQ, PHOTOS)),
+    Figure("saliency_squeezenet.png", "saliency", "Saliency maps",
+           "|d score / d pixel|, the maximum over colour channels: which pixels change the class score most; "
+           "right, the object segmented from the map.", SIMONYAN[0], SIMONYAN[1],
+           ["saliency", "--image", "chelsea.png", "coffee.png", "dog.jpg"], needs=(SQ, PHOTOS)),
+    Figure("guided_backprop_squeezenet.png", "guided_backprop", "Guided backprop of an intermediate neuron",
+           "The gradient of one fire6 neuron (channel 330) with respect to the image, through ReLUs with the "
+           "plain backprop, deconvnet and guided rules: guided is the sharpest.",
+           "Springenberg et al. 2015, Striving for Simplicity: The All Convolutional Net",
+           "https://arxiv.org/abs/1412.6806",
+           ["guided_backprop", "--layer", "fire6", "--channel", "330", "--image", "chelsea.png", "dog.jpg"],
+           needs=(SQ, PHOTOS)),
+    Figure("attribution_squeezenet.png", "attribution", "Grad-CAM, SmoothGrad, integrated gradients",
+           "Three later answers to 'which pixels mattered': class activation maps from fire9's gradients, "
+           "gradients averaged over noisy copies, and gradients integrated from a black image.",
+           "Selvaraju et al. 2017 (Grad-CAM); Smilkov et al. 2017; Sundararajan et al. 2017",
+           "https://arxiv.org/abs/1610.02391",
+           ["attribution", "--image", "dog.jpg", "coffee.png"], ["--steps", "8", "--samples", "4"],
+           needs=(SQ, PHOTOS)),
+    Figure("class_visualization_squeezenet.png", "class_visualization", "Class visualisation by gradient ascent",
+           "Images that maximise a class score: with only the L2 regulariser, then with blur, clipping of "
+           "small pixels and small gradients (Yosinski's regularisers).",
+           "Simonyan et al. 2014; Yosinski et al. 2015, Understanding Neural Networks Through Deep Visualization",
+           "https://arxiv.org/abs/1506.06579", ["class_visualization", "--model", "squeezenet"],
+           ["--steps", "10"], needs=(SQ,)),
+    Figure("class_visualization_cifar10.png", "class_visualization", "Class visualisation (CIFAR-10 net)",
+           "The same gradient ascent for all ten CIFAR-10 classes of the shipped net.",
+           SIMONYAN[0], SIMONYAN[1], ["class_visualization", "--model", "cifar10"], ["--steps", "10"]),
+    Figure("neuron_visualization_squeezenet.png", "class_visualization", "Neuron visualisation",
+           "Gradient ascent on the mean of one fire6 channel instead of a class: channel 330 (eyes and "
+           "wheels, the neuron of the guided-backprop figure) and channel 100.",
+           "Yosinski et al. 2015, Understanding Neural Networks Through Deep Visualization",
+           "https://arxiv.org/abs/1506.06579",
+           ["class_visualization", "--model", "squeezenet", "--layer", "fire6", "--channels", "330", "100",
+            "--out", "figures/neuron_visualization_squeezenet.png"], ["--steps", "10"], needs=(SQ,)),
+    Figure("multifaceted_cifar10.png", "multifaceted", "Multifaceted visualisation",
+           "The class 'automobile' has several faces: training images clustered by k-means on relu6, "
+           "and one visualisation started from each cluster's mean image.",
+           "Nguyen, Yosinski & Clune 2016, Multifaceted Feature Visualization", "https://arxiv.org/abs/1602.03616",
+           ["multifaceted", "--model", "cifar10", "--target", "automobile"], ["--steps", "10", "--k", "2"],
+           needs=(DATA,)),
+    Figure("fooling_squeezenet.png", "fooling", "Fooling images",
+           "A change too small to see (right, amplified) turns the cat into a 'stingray' for the network.",
+           "Szegedy et al. 2014, Intriguing properties of neural networks", "https://arxiv.org/abs/1312.6199",
+           ["fooling", "--model", "squeezenet", "--image", "chelsea.png", "--target", "stingray"],
+           needs=(SQ, PHOTOS)),
+    Figure("deepdream_squeezenet.png", "deepdream", "DeepDream",
+           "Gradient ascent on the image to amplify whatever fire5 already sees, over several octaves.",
+           "Mordvintsev, Olah & Tyka 2015, Inceptionism: Going Deeper into Neural Networks",
+           "https://research.google/blog/inceptionism-going-deeper-into-neural-networks/",
+           ["deepdream", "--model", "squeezenet", "--image", "kite.jpg", "--layer", "fire5"],
+           ["--octaves", "2", "--steps", "3"], needs=(SQ, PHOTOS)),
+    Figure("feature_inversion_squeezenet.png", "feature_inversion", "Feature inversion",
+           "Images whose features at one layer match the photo's, with a total-variation regulariser: "
+           "deeper layers keep the layout and lose the detail.",
+           "Mahendran & Vedaldi 2015, Understanding Deep Image Representations by Inverting Them",
+           "https://arxiv.org/abs/1412.0035",
+           ["feature_inversion", "--model", "squeezenet", "--image", "giraffe.jpg"], ["--steps", "10"],
+           needs=(SQ, PHOTOS)),
+    Figure("texture_synthesis.png", "texture_synthesis", "Gram-matrix texture synthesis",
+           "Noise optimised to match the Gram matrices of more and more layers: the texture's statistics, "
+           "not its layout.", GATYS_TEXTURE[0], GATYS_TEXTURE[1],
+           ["texture_synthesis", "--texture", "textures/brick.png", "textures/grass.png", "styles/starry_night.jpg"],
+           ["--texture", "textures/brick.png", "--size", "64", "--steps", "5"], needs=(SQ, PHOTOS)),
+    Figure("style_transfer.png", "style_transfer", "Neural style transfer",
+           "The content of a photo (fire2 features) with the style (Gram matrices of four layers) of three "
+           "paintings: CS231n's three parameter sets.",
+           "Gatys, Ecker & Bethge 2016, Image Style Transfer Using Convolutional Neural Networks",
+           "https://openaccess.thecvf.com/content_cvpr_2016/html/Gatys_Image_Style_Transfer_CVPR_2016_paper.html",
+           ["style_transfer", "--content", "chelsea.png", "home.jpg"],
+           ["--content", "chelsea.png", "--style", "starry_night", "--steps", "5"], needs=(SQ, PHOTOS)),
+]
+
+
+def missing_inputs(needs):
+    """Why a figure cannot be drawn here ('' when it can)."""
+    from tinycnn.data import DataError, find_cifar10
+    from tinycnn.weights import find_weights
+    from vis.cli import images_dir
+    for need in needs:
+        try:
+            if need == SQ:
+                find_weights("squeezenet1_1.npz")
+            elif need == DATA:
+                find_cifar10()
+            elif need == PHOTOS and not (images_dir() / "photos").is_dir():
+                return f"no photos in {images_dir()} (set TINYCNN_IMAGES_DIR)"
+        except (FileNotFoundError, DataError) as e:
+            return str(e).split(";")[0].split(". Run")[0]
+    return ""
+
+
+def out_args(figure, out_dir):
+    """The figure's command line with --out pointing into ``out_dir``."""
+    args = list(figure.args)
+    if "--out" in args:
+        args = args[:args.index("--out")] + args[args.index("--out") + 2:]
+    return args + ["--out", str(Path(out_dir) / figure.file)]
+
+
+def draw(figures, out_dir, *, fast=False, log=print):
+    """Run each figure's command; {file: (status, seconds, message)}, status drawn/skipped/failed."""
+    results = {}
+    for i, fig in enumerate(figures, 1):
+        head = f"[{i:2d}/{len(figures)}] {fig.file:40s}"
+        why = missing_inputs(fig.needs)
+        if why:
+            results[fig.file] = ("skipped", 0.0, why)
+            log(f"{head} skipped: {why}")
+            continue
+        log(f"{head} make {fig.target} ...", flush=True)
+        start = time.perf_counter()
+        args = out_args(fig, out_dir) + (fig.fast if fast else [])
+        # the command's own progress goes to a terminal, not into logs
+        done = subprocess.run([sys.executable, "-m", f"vis.{args[0]}", *args[1:]], stderr=subprocess.PIPE, text=True,
+                              stdout=None if sys.stdout.isatty() else subprocess.DEVNULL)
+        seconds = time.perf_counter() - start
+        if done.returncode == 0:
+            results[fig.file] = ("drawn", seconds, "")
+            log(f"{head} drawn in {seconds:.1f} s")
+        else:
+            lines = done.stderr.strip().splitlines() or [f"exit status {done.returncode}"]
+            results[fig.file] = ("failed", seconds, lines[-1])
+            log(f"{head} FAILED after {seconds:.1f} s: {lines[-1]}")
+    return results
+
+
+PAGE = """<!DOCTYPE html>
+<html lang="en">
+<head>
+<meta charset="utf-8">
+<title>tinycnn: visualizing and understanding CNNs</title>
+<link rel="icon" href="data:,">
+<style>
+body {{ font-family: system-ui, sans-serif; max-width: 1100px; margin: 2em auto; padding: 0 1em; color: #222; }}
+figure {{ margin: 2.5em 0; border-top: 1px solid #ddd; padding-top: 1em; }}
+figure img {{ max-width: 100%; height: auto; image-rendering: pixelated; border: 1px solid #eee; }}
+figcaption {{ margin-top: .6em; line-height: 1.45; }}
+code {{ background: #f4f4f4; padding: 1px 4px; font-size: 90%; word-break: break-all; }}
+.note {{ color: #a33; }}
+nav a {{ margin-right: .8em; white-space: nowrap; }}
+</style>
+</head>
+<body>
+<h1>tinycnn: visualizing and understanding CNNs</h1>
+<p>Every figure below was drawn by tinycnn's own NumPy code (no autodiff library), with the
+SqueezeNet 1.1 ImageNet model or the CIFAR-10 net that tinycnn trained itself.
+{mode} Drawn {when} in {total:.0f} s. Redraw all with <code>make figures</code>.</p>
+<nav>{nav}</nav>
+{body}
+</body>
+</html>
+"""
+
+
+def figure_html(fig, size):
+    width, height = size
+    return f"""<figure id="{html.escape(Path(fig.file).stem)}">
+<h2>{html.escape(fig.title)}</h2>
+<img src="{html.escape(fig.file)}" width="{width}" height="{height}" alt="{html.escape(fig.title)}">
+<figcaption>{html.escape(fig.shows)}<br>
+Paper: <a href="{html.escape(fig.url)}">{html.escape(fig.paper)}</a><br>
+Draw it: <code>make {html.escape(fig.target)}</code>, or <code>{html.escape(fig.command)}</code>
+</figcaption>
+</figure>"""
+
+
+def write_page(figures, out_dir, results, *, fast=False):
+    """figures/index.html: every drawn figure with its caption; skipped and failed ones listed."""
+    out_dir = Path(out_dir)
+    drawn = [f for f in figures if results.get(f.file, ("",))[0] == "drawn"]
+    blocks = [figure_html(f, Image.open(out_dir / f.file).size) for f in drawn]
+    left = [f for f in figures if f not in drawn]
+    if left:
+        items = "".join(f"<li><code>{html.escape(f.file)}</code> ({html.escape(f.title)}): "
+                        f"{html.escape(results.get(f.file, ('', 0, 'not run'))[2])}</li>" for f in left)
+        blocks.append(f'<section class="note"><h2>Not drawn</h2><ul>{items}</ul></section>')
+    nav = "".join(f'<a href="#{html.escape(Path(f.file).stem)}">{html.escape(f.title)}</a>' for f in drawn)
+    mode = ("<strong>Fast mode</strong> (<code>make figures FAST=1</code>): reduced sizes and iterations, "
+            "so these figures check the code rather than show the techniques at their best." if fast else "")
+    page = PAGE.format(mode=mode, when=time.strftime("%Y-%m-%d %H:%M"), nav=nav, body="\n".join(blocks),
+                       total=sum(r[1] for r in results.values()))
+    path = out_dir / "index.html"
+    path.write_text(page, encoding="utf-8")
+    return path
+
+
+def thumbnails(figures, src_dir, out_dir, width=240):
+    """Small PNGs of the figures whose inputs may be published, for the README."""
+    out_dir = Path(out_dir)
+    out_dir.mkdir(parents=True, exist_ok=True)
+    written = []
+    for fig in figures:
+        src = Path(src_dir) / fig.file
+        if not fig.thumbnail or not src.is_file():
+            continue
+        with Image.open(src) as im:
+            im = im.convert("RGB")
+            im.thumbnail((width, width * 3), Image.LANCZOS)
+            path = out_dir / f"thumb_{fig.file}"
+            im.quantize(colors=128, dither=Image.Dither.NONE).save(path, optimize=True)
+        written.append(path)
+    return written
+
+
+def select(names):
+    """The figures named by file, file stem or make target; ValueError naming unknown ones."""
+    if not names:
+        return list(FIGURES)
+    chosen = [f for f in FIGURES if f.target in names or f.file in names or Path(f.file).stem in names]
+    known = {f.target for f in FIGURES} | {Path(f.file).stem for f in FIGURES} | {f.file for f in FIGURES}
+    unknown = [n for n in names if n not in known]
+    if unknown:
+        raise ValueError(f"unknown figure {', '.join(unknown)}; choose from the make targets "
+                         f"{', '.join(sorted({f.target for f in FIGURES}))}")
+    return chosen
+
+
+def main(argv=None):
+    from vis import cli
+    p = argparse.ArgumentParser(description="Draw every figure of the lecture and the gallery page figures/index.html.")
+    p.add_argument("--out", default="figures", help="output folder (default: %(default)s)")
+    p.add_argument("--fast", action="store_true", help="reduced sizes and iterations: checks the code in minutes")
+    p.add_argument("--only", nargs="+", default=None, help="make targets or figure names to draw")
+    p.add_argument("--thumbnails", default=None, metavar="FOLDER",
+                   help="instead of drawing, write README thumbnails of the figures in --out to FOLDER")
+    args = p.parse_args(argv)
+    figures = select(args.only)
+    if args.thumbnails:
+        for path in thumbnails(figures, args.out, args.thumbnails):
+            print(f"wrote {path}")
+        return
+    cli.check_writable(args.out)
+    print(f"drawing {len(figures)} figures into {args.out}/" + (" (fast mode)" if args.fast else ""))
+    results = draw(figures, args.out, fast=args.fast)
+    page = write_page(figures, args.out, results, fast=args.fast)
+    counts = {s: sum(r[0] == s for r in results.values()) for s in ("drawn", "skipped", "failed")}
+    print(f"{counts['drawn']} drawn, {counts['skipped']} skipped, {counts['failed']} failed in "
+          f"{sum(r[1] for r in results.values()):.0f} s; open {page}")
+    if counts["failed"]:
+        sys.exit(1)
+
+
+if __name__ == "__main__":
+    from vis import cli
+    cli.run(main)
