@@ -1,10 +1,15 @@
 """The vis command lines: bad input ends in one clear line, not a traceback."""
+import os
 import subprocess
 import sys
+from pathlib import Path
 
+import numpy as np
 import pytest
 
 from .conftest import shared_dir
+
+ROOT = Path(__file__).resolve().parents[1]
 
 
 def run(*args):
@@ -36,3 +41,62 @@ def test_bad_input_is_one_line(tmp_path, monkeypatch):
         done = run(*args)
         assert done.returncode != 0 and message in done.stderr, (args, done.stderr)
         assert "Traceback" not in done.stderr and done.stderr.strip().count("\n") == 0, done.stderr
+
+
+def test_every_bad_input_of_the_issue_is_one_line(tmp_path):
+    """On the shipped CIFAR-10 net, so that it runs without ../shared."""
+    from PIL import Image
+    Image.new("RGB", (40, 40), "red").save(tmp_path / "red.png")
+    (tmp_path / "red.png").write_bytes((tmp_path / "red.png").read_bytes()[:60])      # truncated
+    Image.new("RGB", (40, 40), "blue").save(tmp_path / "blue.png")
+    (tmp_path / "notes.txt").write_text("not an image")
+    (tmp_path / "folder.jpg").mkdir()
+    shipped = ROOT / "weights" / "cifar10_net.npz"
+    (tmp_path / "truncated.npz").write_bytes(shipped.read_bytes()[:50_000])
+    np.savez(tmp_path / "other.npz", **{"features.0.weight": np.zeros((64, 3, 3, 3), np.float32)})
+    cifar = ["vis.saliency", "--model", "cifar10"]
+    good = ["--image", str(tmp_path / "blue.png")]
+    cases = [
+        (cifar + ["--image", str(tmp_path / "missing.png")], f"no image file at {tmp_path / 'missing.png'}"),
+        (cifar + ["--image", str(tmp_path / "red.png")], f"cannot read the image {tmp_path / 'red.png'}"),
+        (cifar + ["--image", str(tmp_path / "notes.txt")], "notes.txt is not an image file"),
+        (cifar + ["--image", str(tmp_path / "folder.jpg")], "folder.jpg is a folder, not an image file"),
+        (cifar + good + ["--target", "unicorn"], "unknown class 'unicorn'"),
+        (cifar + good + ["--target", "10"], "class index 10 is out of range: there are 10 classes"),
+        (["vis.guided_backprop", "--model", "cifar10", "--layer", "conv9"] + good, "unknown layer 'conv9'; did you mean"),
+        (["vis.guided_backprop", "--model", "cifar10", "--layer", "conv2", "--channel", "64"] + good,
+         "channel 64 is out of range: layer 'conv2' has 64 channels (0-63)"),
+        (cifar + good + ["--weights", str(tmp_path / "other.npz")], "does not match the network (is it from another model?)"),
+        (cifar + good + ["--weights", str(tmp_path / "truncated.npz")], "truncated.npz is not a readable .npz"),
+        (cifar + good + ["--out", str(tmp_path / "notes.txt" / "x.png")],
+         f"cannot write to the output folder {tmp_path / 'notes.txt'}: it is a file, not a folder"),
+        (["vis.gallery", "--only", "salency"], "unknown figure salency"),
+    ]
+    for args, message in cases:
+        done = run(*args)
+        assert done.returncode != 0 and message in done.stderr, (args, done.stderr)
+        assert "Traceback" not in done.stderr and done.stderr.strip().count("\n") == 0, done.stderr
+    assert not (tmp_path / "notes.txt").is_dir()
+
+
+def test_cupy_asked_for_but_missing_is_one_line():
+    try:
+        import cupy  # noqa: F401
+        pytest.skip("CuPy is installed here")
+    except ImportError:
+        pass
+    done = subprocess.run([sys.executable, "-m", "vis.filters"], capture_output=True, text=True, timeout=120,
+                          env={**os.environ, "TINYCNN_BACKEND": "cupy"})
+    assert done.returncode != 0 and "CuPy is not installed" in done.stderr and "Traceback" not in done.stderr
+
+
+def test_a_bare_image_name_is_found_in_the_images_folder(tmp_path, monkeypatch):
+    from PIL import Image
+    from vis import cli
+    (tmp_path / "photos").mkdir()
+    Image.new("RGB", (8, 8)).save(tmp_path / "photos" / "cat.png")
+    monkeypatch.setenv("TINYCNN_IMAGES_DIR", str(tmp_path))
+    assert cli.find_image("cat.png") == tmp_path / "photos" / "cat.png"
+    assert cli.find_image("photos/cat.png") == tmp_path / "photos" / "cat.png"
+    with pytest.raises(FileNotFoundError, match="no image file at dog.png"):
+        cli.find_image("dog.png")

@@ -46,6 +46,8 @@ def parse_args(p, argv=None):
 def check_writable(folder):
     """Create ``folder`` if needed; OSError naming it unless files can be written there."""
     folder = Path(folder)
+    if folder.exists() and not folder.is_dir():
+        raise NotADirectoryError(f"cannot write to the output folder {folder}: it is a file, not a folder")
     try:
         folder.mkdir(parents=True, exist_ok=True)
         probe = folder / f".tinycnn-write-test-{os.getpid()}"
@@ -69,7 +71,7 @@ def run(main):
     try:
         main()
     except (ValueError, LookupError, FileNotFoundError, TypeError, BackendError, DataError, OSError) as e:
-        message = str(e).strip("'\"")
+        message = e.args[0] if len(e.args) == 1 and isinstance(e.args[0], str) else str(e)   # KeyError quotes str()
         sys.exit(f"error: {message}")
 
 
