@@ -11,7 +11,7 @@ give back the photo almost exactly; deeper ones keep the objects' parts and
 layout but lose colour and detail. The optimiser and its schedule are CS231n's
 (Adam at 3.0, then 0.1 from step 180, 200 steps, from uniform noise).
 
-    python -m vis.feature_inversion --image kitten.jpg        (make feature_inversion)
+    python -m vis.feature_inversion --image giraffe.jpg        (make feature_inversion)
 """
 
 from tinycnn import backend
@@ -20,16 +20,30 @@ from vis._optimize import clamp, optimize, pixel_range, uniform_image
 from vis.style_transfer import DECAY_AT, DECAYED_LR, LR, STEPS, synthesis_objective
 
 LAYERS = ("relu1", "fire2", "fire3", "fire5", "fire7", "fire9")
-# TV weight for normalised images at 224x224, chosen here by looking at the results:
-# Mahendran & Vedaldi's published lambdas are for 0-255 Caffe images.
-TV_WEIGHT = 1e-4
+# TV weight by depth, for normalised images at 224x224: like Mahendran & Vedaldi, who
+# raise lambda_TV tenfold from shallow to deep layers, but the values are chosen here by
+# looking at the results (theirs are for 0-255 Caffe images). Too much TV blurs what a
+# shallow layer could give back exactly; too little leaves a deep layer's noise.
+TV_BY_DEPTH = (("pool1", 1e-6), ("pool3", 3e-6), ("pool5", 1e-5))    # up to and including this layer
+TV_DEEP = 1e-4
 ALPHA_WEIGHT = 0.0
 
 
-def invert_features(net, x, layer, *, tv_weight=TV_WEIGHT, alpha_weight=ALPHA_WEIGHT, steps=STEPS, seed=0,
-                    log=None):
-    """The image (1, 3, H, W) NumPy whose ``layer`` features best match those of ``x``."""
+def tv_weight_for(net, layer):
+    """The default total-variation weight for inverting ``layer`` (a top-level name or inside one)."""
+    order = [n for n in net.names() if "." not in n]
+    depth = order.index(layer.split(".")[0])
+    for upto, weight in TV_BY_DEPTH:
+        if upto in order and depth <= order.index(upto):
+            return weight
+    return TV_DEEP
+
+
+def invert_features(net, x, layer, *, tv_weight=None, alpha_weight=ALPHA_WEIGHT, steps=STEPS, seed=0, log=None):
+    """The image (1, 3, H, W) NumPy whose ``layer`` features best match those of ``x``.
+    tv_weight: None for tv_weight_for(net, layer)."""
     target = net.activations(x, layer)[layer]
+    tv_weight = tv_weight_for(net, layer) if tv_weight is None else tv_weight
     objective = synthesis_objective(net, content_target=target, content_layer=layer,
                                     content_weight=1.0 / float((target * target).sum()),
                                     tv_weight=tv_weight, alpha_weight=alpha_weight)
@@ -45,12 +59,13 @@ def main(argv=None):
     p = cli.parser("Feature inversion from successively deeper layers.", target=False)
     p.add_argument("--layers", nargs="+", default=list(LAYERS))
     p.add_argument("--steps", type=int, default=STEPS)
+    p.add_argument("--tv-weight", type=float, default=None, help="total-variation weight (default: by depth)")
     args = cli.parse_args(p, argv)
     net = cli.load_net(args)
     x, rgb = cli.load_inputs(net, args.image)
     tiles = [render.caption(rgb[0], "original")]
     for layer in args.layers:
-        out = invert_features(net, x[:1], layer, steps=args.steps, seed=args.seed,
+        out = invert_features(net, x[:1], layer, tv_weight=args.tv_weight, steps=args.steps, seed=args.seed,
                               log=lambda s, layer=layer: print(f"{layer}: {s}", end="\r"))
         tiles.append(render.caption(deprocess(out[0], mean=net.meta["mean"], std=net.meta["std"]), layer))
     print()

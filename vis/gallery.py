@@ -15,6 +15,7 @@ few minutes (CI does this); ``--thumbnails docs`` writes the README's small PNGs
 import argparse
 import html
 import shlex
+import shutil
 import subprocess
 import sys
 import time
@@ -44,6 +45,7 @@ class Figure:
 
 
 SQ, DATA, PHOTOS = "squeezenet", "cifar10-data", "photos"
+DEMO = ("filters_cifar10_conv1.png", "training_curve.png")      # make demo: the shipped weights alone
 # photos with CC0 / public-domain / permissive licences (see ../shared/README.md)
 FREE_PHOTOS = ["apple.jpg", "astronaut.png", "baboon.jpg", "building.jpg", "butterfly.jpg", "chelsea.png",
                "coffee.png", "dog.jpg", "eagle.jpg", "fruits.jpg", "giraffe.jpg", "grace_hopper.jpg",
@@ -69,9 +71,9 @@ FIGURES = [
            "Krizhevsky 2009, Learning Multiple Layers of Features from Tiny Images (CIFAR-10)",
            "https://www.cs.toronto.edu/~kriz/cifar.html", ["training_curve"]),
     Figure("neighbors_cifar10.png", "neighbors", "Last-layer nearest neighbours",
-           "Test images (left column) and their nearest training images by the distance of 256-d relu6 features "
-           "(top) versus raw pixels (bottom): features find the same class in other poses, pixels find "
-           "similar colours.",
+           "Test images (left column) and their six nearest neighbours among the 10,000 test images: by the "
+           "distance of 256-d relu6 features (middle), which finds the same class in other poses and colours, "
+           "and by raw pixels (right), which finds similar colours and layouts.",
            "Krizhevsky, Sutskever & Hinton 2012 (fig. 4)", "https://papers.nips.cc/paper/4824",
            ["neighbors", "--model", "cifar10"], ["--count", "1000"], needs=(DATA,), thumbnail=False),
     Figure("embedding_cifar10.png", "embedding", "PCA and t-SNE of features",
@@ -82,7 +84,8 @@ FIGURES = [
            ["embedding", "--model", "cifar10"], ["--count", "300", "--iterations", "250", "--grid", "10"],
            needs=(DATA,), thumbnail=False),
     Figure("max_patches_squeezenet.png", "max_patches", "Maximally activating patches (SqueezeNet)",
-           "For six fire5 channels (rows), the receptive-field crops of the photos where the channel fires most.",
+           "For six fire5 channels (rows), the 63x63 receptive-field crops of the 20 photos where the channel "
+           "fires most (grey: the part of a field that lies outside the image).",
            "Springenberg et al. 2015, Striving for Simplicity (fig. 4); Girshick et al. 2014",
            "https://arxiv.org/abs/1412.6806",
            ["max_patches", "--model", "squeezenet", "--layer", "fire5", "--channels", "0", "1", "2", "3", "4", "5",
@@ -93,15 +96,16 @@ FIGURES = [
            ["max_patches", "--model", "cifar10", "--layer", "relu4", "--channels", "0", "1", "2", "3", "4", "5", "6",
             "7", "--out", "figures/max_patches_cifar10.png"], ["--count", "200"], needs=(DATA,), thumbnail=False),
     Figure("occlusion_squeezenet.png", "occlusion", "Occlusion",
-           "A grey square slides over the image; the map is the predicted class's probability with the square "
-           "at each place (dark: the evidence the network needs).",
+           "A grey square slides over the image; the map shows how far the predicted class's probability falls "
+           "with the square at each place (bright: the evidence the network relies on).",
            "Zeiler & Fergus 2014, Visualizing and Understanding Convolutional Networks",
            "https://arxiv.org/abs/1311.2901",
            ["occlusion", "--image", "chelsea.png", "coffee.png"], ["--size", "64", "--stride", "32"],
            needs=(SQ, PHOTOS)),
     Figure("saliency_squeezenet.png", "saliency", "Saliency maps",
-           "|d score / d pixel|, the maximum over colour channels: which pixels change the class score most; "
-           "right, the object segmented from the map.", SIMONYAN[0], SIMONYAN[1],
+           "|d score / d pixel|, the maximum over colour channels: which pixels change the class score most "
+           "(the fine grid comes from conv1's stride of 2); right, the object segmented from the map.",
+           SIMONYAN[0], SIMONYAN[1],
            ["saliency", "--image", "chelsea.png", "coffee.png", "dog.jpg"], needs=(SQ, PHOTOS)),
     Figure("guided_backprop_squeezenet.png", "guided_backprop", "Guided backprop of an intermediate neuron",
            "The gradient of one fire6 neuron (channel 330) with respect to the image, through ReLUs with the "
@@ -138,7 +142,7 @@ FIGURES = [
            "and one visualisation started from each cluster's mean image.",
            "Nguyen, Yosinski & Clune 2016, Multifaceted Feature Visualization", "https://arxiv.org/abs/1602.03616",
            ["multifaceted", "--model", "cifar10", "--target", "automobile"], ["--steps", "10", "--k", "2"],
-           needs=(DATA,)),
+           needs=(DATA,), thumbnail=False),
     Figure("fooling_squeezenet.png", "fooling", "Fooling images",
            "A change too small to see (right, amplified) turns the cat into a 'stingray' for the network.",
            "Szegedy et al. 2014, Intriguing properties of neural networks", "https://arxiv.org/abs/1312.6199",
@@ -208,20 +212,20 @@ def draw(figures, out_dir, *, fast=False, log=print):
             results[fig.file] = ("skipped", 0.0, why)
             log(f"{head} skipped: {why}")
             continue
-        log(f"{head} make {fig.target} ...", flush=True)
+        live = sys.stdout.isatty()     # the command's own progress goes to a terminal, not into logs
+        log(f"{head} make {fig.target} ...", end="\n" if live else " ", flush=True)
         start = time.perf_counter()
         args = out_args(fig, out_dir) + (fig.fast if fast else [])
-        # the command's own progress goes to a terminal, not into logs
         done = subprocess.run([sys.executable, "-m", f"vis.{args[0]}", *args[1:]], stderr=subprocess.PIPE, text=True,
-                              stdout=None if sys.stdout.isatty() else subprocess.DEVNULL)
+                              stdout=None if live else subprocess.DEVNULL)
         seconds = time.perf_counter() - start
         if done.returncode == 0:
             results[fig.file] = ("drawn", seconds, "")
-            log(f"{head} drawn in {seconds:.1f} s")
+            log(f"{head} drawn in {seconds:.1f} s" if live else f"drawn in {seconds:.1f} s")
         else:
             lines = done.stderr.strip().splitlines() or [f"exit status {done.returncode}"]
             results[fig.file] = ("failed", seconds, lines[-1])
-            log(f"{head} FAILED after {seconds:.1f} s: {lines[-1]}")
+            log(f"{head if live else ''} FAILED after {seconds:.1f} s: {lines[-1]}")
     return results
 
 
@@ -300,6 +304,9 @@ def thumbnails(figures, src_dir, out_dir, width=240):
             path = out_dir / f"thumb_{fig.file}"
             im.quantize(colors=128, dither=Image.Dither.NONE).save(path, optimize=True)
         written.append(path)
+        if fig.file in DEMO:                 # the README's demo section shows these at full size
+            shutil.copyfile(src, out_dir / fig.file)
+            written.append(out_dir / fig.file)
     return written
 
 

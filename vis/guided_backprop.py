@@ -15,6 +15,7 @@ is why guided backprop images look like the part of the picture the neuron detec
     python -m vis.guided_backprop --model squeezenet --layer fire6 --channel 17   (make guided_backprop)
 """
 import numpy as np
+from PIL import Image
 
 from tinycnn import backend
 from vis import cli, render
@@ -61,6 +62,32 @@ def as_image(grad):
     return render.to_uint8(g, -hi, hi)
 
 
+def support(grads):
+    """(top, left, side) of the smallest square holding every pixel the (C, H, W)
+    gradients reach (the neuron's receptive field), kept inside the image."""
+    H, W = grads[0].shape[1:]
+    rows, cols = np.nonzero(np.abs(np.stack(grads)).sum(axis=(0, 1)))
+    if rows.size == 0:
+        return 0, 0, min(H, W)
+    side = min(max(rows.max() - rows.min(), cols.max() - cols.min()) + 1, H, W)
+    return min(rows.min(), H - side), min(cols.min(), W - side), side
+
+
+def zoomed(picture, box, size):
+    """The square box of an (H, W, 3) picture enlarged to size x size (nearest neighbour)."""
+    top, left, side = box
+    return np.asarray(Image.fromarray(picture[top:top + side, left:left + side]).resize((size, size), Image.NEAREST))
+
+
+def framed(picture, box):
+    """The picture with the box drawn in white."""
+    top, left, side = box
+    out = picture.copy()
+    out[[top, top + side - 1], left:left + side] = 255
+    out[top:top + side, [left, left + side - 1]] = 255
+    return out
+
+
 def main(argv=None):
     p = cli.parser("Backprop vs deconvnet vs guided backprop for one neuron.", target=False,
                    layer="fire6", channel=True)
@@ -71,15 +98,17 @@ def main(argv=None):
     x, rgb = cli.load_inputs(net, args.image)
     cli.check_channel(net, args.layer, args.channel)
     channel = args.channel if args.channel is not None else strongest_channel(net, x, args.layer)
-    scale = 1 if rgb[0].shape[0] >= 128 else 4
+    size = max(rgb[0].shape[0], 128)
     rows = []
     for n, image in enumerate(rgb):
-        pictures = [render.upscale(image, scale)]
-        for rule in ("backprop", "deconvnet", "guided"):
-            pictures.append(render.upscale(as_image(guided_backprop(net, x[n:n + 1], args.layer, channel, rule)[0]), scale))
+        grads = [guided_backprop(net, x[n:n + 1], args.layer, channel, rule)[0]
+                 for rule in ("backprop", "deconvnet", "guided")]
+        box = support(grads)                         # the neuron's receptive field, enlarged below
+        pictures = [zoomed(framed(image, box), (0, 0, image.shape[0]), size), zoomed(image, box, size)]
+        pictures += [zoomed(as_image(g), box, size) for g in grads]
         rows.append(render.hstack(pictures))
-    image = render.caption(render.vstack(rows), f"{args.model} {args.layer} channel {channel}, strongest position:"
-                                                "  image | backprop | deconvnet | guided backprop")
+    image = render.caption(render.vstack(rows), f"{args.model} {args.layer} channel {channel} at its strongest "
+                           "position: image (white: receptive field) | field enlarged | backprop | deconvnet | guided")
     print(f"wrote {render.save(image, cli.output_path(args, 'guided_backprop'))}")
 
 
