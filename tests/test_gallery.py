@@ -101,8 +101,13 @@ def test_thumbnails_only_for_publishable_inputs(tmp_path):
     from PIL import Image
     for fig in gallery.FIGURES[:5]:
         Image.new("RGB", (900, 300), "white").save(tmp_path / fig.file)
-    written = gallery.thumbnails(gallery.FIGURES[:5], tmp_path, tmp_path / "docs", width=240)
+    written = gallery.thumbnails(gallery.FIGURES[:5], tmp_path, tmp_path / "docs", height=100, max_width=240)
     thumbs = [p for p in written if p.name.startswith("thumb_")]
     assert [p.name for p in thumbs] == [f"thumb_{f.file}" for f in gallery.FIGURES[:5] if f.thumbnail]
-    assert all(Image.open(p).size == (240, 80) for p in thumbs)
+    for fig in gallery.FIGURES[:5]:
+        if fig.thumbnail:      # 900 x 300, cropped to fig.crop, then fitted into 240 x 100
+            t, b, l, r = fig.crop
+            w, h = 900 * (r - l), 300 * (b - t)
+            scale = min(100 / h, 240 / w)
+            assert Image.open(tmp_path / "docs" / f"thumb_{fig.file}").size == (round(w * scale), round(h * scale))
     assert sorted(p.name for p in written if p not in thumbs) == sorted(gallery.DEMO)

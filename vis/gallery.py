@@ -38,6 +38,7 @@ class Figure:
     fast: list = field(default_factory=list)       # appended with --fast
     needs: tuple = ()         # "squeezenet", "cifar10-data", "photos"
     thumbnail: bool = True    # False where the inputs' licence keeps it out of docs/
+    crop: tuple = (0, 1, 0, 1)   # the part of the figure its thumbnail shows: top, bottom, left, right
 
     @property
     def command(self):
@@ -65,7 +66,8 @@ FIGURES = [
            "conv2's 3x3 weights, one row per filter, one column per input channel: hard to read, which is why "
            "the techniques below look at activations and gradients instead.",
            "CS231n, Visualizing and Understanding (lecture 13)", "http://cs231n.stanford.edu/",
-           ["filters", "--model", "cifar10", "--layer", "conv2", "--max-out", "16", "--max-in", "16"]),
+           ["filters", "--model", "cifar10", "--layer", "conv2", "--max-out", "16", "--max-in", "16"],
+           crop=(0, .5, 0, .5)),
     Figure("training_curve.png", "training_curve", "Training the CIFAR-10 net",
            "Loss and accuracy per epoch of the net that tinycnn trained itself and ships in weights/.",
            "Krizhevsky 2009, Learning Multiple Layers of Features from Tiny Images (CIFAR-10)",
@@ -89,7 +91,7 @@ FIGURES = [
            "Springenberg et al. 2015, Striving for Simplicity (fig. 4); Girshick et al. 2014",
            "https://arxiv.org/abs/1412.6806",
            ["max_patches", "--model", "squeezenet", "--layer", "fire5", "--channels", "0", "1", "2", "3", "4", "5",
-            "--image", *FREE_PHOTOS], ["--channels", "0", "1", "--k", "4"], needs=(SQ, PHOTOS)),
+            "--image", *FREE_PHOTOS], ["--channels", "0", "1", "--k", "4"], needs=(SQ, PHOTOS), crop=(0, .5, 0, 1)),
     Figure("max_patches_cifar10.png", "max_patches", "Maximally activating patches (CIFAR-10 net)",
            "For eight relu4 channels (rows), the crops of 2000 test images where each channel fires most.",
            "Springenberg et al. 2015, Striving for Simplicity (fig. 4)", "https://arxiv.org/abs/1412.6806",
@@ -101,35 +103,36 @@ FIGURES = [
            "Zeiler & Fergus 2014, Visualizing and Understanding Convolutional Networks",
            "https://arxiv.org/abs/1311.2901",
            ["occlusion", "--image", "chelsea.png", "coffee.png"], ["--size", "64", "--stride", "32"],
-           needs=(SQ, PHOTOS)),
+           needs=(SQ, PHOTOS), crop=(.5, 1, 0, 1)),
     Figure("saliency_squeezenet.png", "saliency", "Saliency maps",
            "|d score / d pixel|, the maximum over colour channels: which pixels change the class score most "
            "(the fine grid comes from conv1's stride of 2); right, the object segmented from the map.",
            SIMONYAN[0], SIMONYAN[1],
-           ["saliency", "--image", "chelsea.png", "coffee.png", "dog.jpg"], needs=(SQ, PHOTOS)),
+           ["saliency", "--image", "chelsea.png", "coffee.png", "dog.jpg"], needs=(SQ, PHOTOS), crop=(0, .34, 0, 1)),
     Figure("guided_backprop_squeezenet.png", "guided_backprop", "Guided backprop of an intermediate neuron",
            "The gradient of one fire6 neuron (channel 330) with respect to the image, through ReLUs with the "
            "plain backprop, deconvnet and guided rules: guided is the sharpest.",
            "Springenberg et al. 2015, Striving for Simplicity: The All Convolutional Net",
            "https://arxiv.org/abs/1412.6806",
            ["guided_backprop", "--layer", "fire6", "--channel", "330", "--image", "chelsea.png", "dog.jpg"],
-           needs=(SQ, PHOTOS)),
+           needs=(SQ, PHOTOS), crop=(0, .5, 0, 1)),
     Figure("attribution_squeezenet.png", "attribution", "Grad-CAM, SmoothGrad, integrated gradients",
            "Three later answers to 'which pixels mattered': class activation maps from fire9's gradients, "
            "gradients averaged over noisy copies, and gradients integrated from a black image.",
            "Selvaraju et al. 2017 (Grad-CAM); Smilkov et al. 2017; Sundararajan et al. 2017",
            "https://arxiv.org/abs/1610.02391",
            ["attribution", "--image", "dog.jpg", "coffee.png"], ["--steps", "8", "--samples", "4"],
-           needs=(SQ, PHOTOS)),
+           needs=(SQ, PHOTOS), crop=(0, .5, 0, .6)),
     Figure("class_visualization_squeezenet.png", "class_visualization", "Class visualisation by gradient ascent",
            "Images that maximise a class score: with only the L2 regulariser, then with blur, clipping of "
            "small pixels and small gradients (Yosinski's regularisers).",
            "Simonyan et al. 2014; Yosinski et al. 2015, Understanding Neural Networks Through Deep Visualization",
            "https://arxiv.org/abs/1506.06579", ["class_visualization", "--model", "squeezenet"],
-           ["--steps", "10"], needs=(SQ,)),
+           ["--steps", "10"], needs=(SQ,), crop=(0, 1, 0, .5)),
     Figure("class_visualization_cifar10.png", "class_visualization", "Class visualisation (CIFAR-10 net)",
            "The same gradient ascent for all ten CIFAR-10 classes of the shipped net.",
-           SIMONYAN[0], SIMONYAN[1], ["class_visualization", "--model", "cifar10"], ["--steps", "10"]),
+           SIMONYAN[0], SIMONYAN[1], ["class_visualization", "--model", "cifar10"], ["--steps", "10"],
+           crop=(0, 1, 0, .4)),
     Figure("neuron_visualization_squeezenet.png", "class_visualization", "Neuron visualisation",
            "Gradient ascent on the mean of one fire6 channel instead of a class: channel 330 (eyes and "
            "wheels, the neuron of the guided-backprop figure) and channel 100.",
@@ -160,19 +163,21 @@ FIGURES = [
            "Mahendran & Vedaldi 2015, Understanding Deep Image Representations by Inverting Them",
            "https://arxiv.org/abs/1412.0035",
            ["feature_inversion", "--model", "squeezenet", "--image", "giraffe.jpg"], ["--steps", "10"],
-           needs=(SQ, PHOTOS)),
+           needs=(SQ, PHOTOS), crop=(0, 1, .43, 1)),
     Figure("texture_synthesis.png", "texture_synthesis", "Gram-matrix texture synthesis",
            "Noise optimised to match the Gram matrices of more and more layers: the texture's statistics, "
            "not its layout.", GATYS_TEXTURE[0], GATYS_TEXTURE[1],
            ["texture_synthesis", "--texture", "textures/brick.png", "textures/grass.png", "styles/starry_night.jpg"],
-           ["--texture", "textures/brick.png", "--size", "64", "--steps", "5"], needs=(SQ, PHOTOS)),
+           ["--texture", "textures/brick.png", "--size", "64", "--steps", "5"], needs=(SQ, PHOTOS),
+           crop=(.67, 1, 0, .66)),
     Figure("style_transfer.png", "style_transfer", "Neural style transfer",
            "The content of a photo (fire2 features) with the style (Gram matrices of four layers) of three "
            "paintings: CS231n's three parameter sets.",
            "Gatys, Ecker & Bethge 2016, Image Style Transfer Using Convolutional Neural Networks",
            "https://openaccess.thecvf.com/content_cvpr_2016/html/Gatys_Image_Style_Transfer_CVPR_2016_paper.html",
            ["style_transfer", "--content", "chelsea.png", "home.jpg"],
-           ["--content", "chelsea.png", "--style", "starry_night", "--steps", "5"], needs=(SQ, PHOTOS)),
+           ["--content", "chelsea.png", "--style", "starry_night", "--steps", "5"], needs=(SQ, PHOTOS),
+           crop=(0, .5, 0, .75)),
 ]
 
 
@@ -272,7 +277,9 @@ Draw it: <code>make {html.escape(fig.target)}</code>, or <code>{html.escape(fig.
 def write_page(figures, out_dir, results, *, fast=False):
     """figures/index.html: every drawn figure with its caption; skipped and failed ones listed."""
     out_dir = Path(out_dir)
-    drawn = [f for f in figures if results.get(f.file, ("",))[0] == "drawn"]
+    def shown(f):     # drawn now, or (not run this time, e.g. with --only) drawn before
+        return results[f.file][0] == "drawn" if f.file in results else (out_dir / f.file).is_file()
+    drawn = [f for f in figures if shown(f)]
     blocks = [figure_html(f, Image.open(out_dir / f.file).size) for f in drawn]
     left = [f for f in figures if f not in drawn]
     if left:
@@ -289,8 +296,9 @@ def write_page(figures, out_dir, results, *, fast=False):
     return path
 
 
-def thumbnails(figures, src_dir, out_dir, width=240):
-    """Small PNGs of the figures whose inputs may be published, for the README."""
+def thumbnails(figures, src_dir, out_dir, height=140, max_width=480):
+    """Small PNGs (a part of each figure, see Figure.crop) of the figures whose inputs
+    may be published, for the README."""
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
     written = []
@@ -299,8 +307,11 @@ def thumbnails(figures, src_dir, out_dir, width=240):
         if not fig.thumbnail or not src.is_file():
             continue
         with Image.open(src) as im:
-            im = im.convert("RGB")
-            im.thumbnail((width, width * 3), Image.LANCZOS)
+            top, bottom, left, right = fig.crop
+            im = im.convert("RGB").crop((round(left * im.width), round(top * im.height),
+                                         round(right * im.width), round(bottom * im.height)))
+            scale = min(height / im.height, max_width / im.width)
+            im = im.resize((round(im.width * scale), round(im.height * scale)), Image.LANCZOS)
             path = out_dir / f"thumb_{fig.file}"
             im.quantize(colors=128, dither=Image.Dither.NONE).save(path, optimize=True)
         written.append(path)
@@ -340,7 +351,7 @@ def main(argv=None):
     cli.check_writable(args.out)
     print(f"drawing {len(figures)} figures into {args.out}/" + (" (fast mode)" if args.fast else ""))
     results = draw(figures, args.out, fast=args.fast)
-    page = write_page(figures, args.out, results, fast=args.fast)
+    page = write_page(FIGURES, args.out, results, fast=args.fast)
     counts = {s: sum(r[0] == s for r in results.values()) for s in ("drawn", "skipped", "failed")}
     print(f"{counts['drawn']} drawn, {counts['skipped']} skipped, {counts['failed']} failed in "
           f"{sum(r[1] for r in results.values()):.0f} s; open {page}")
