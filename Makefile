@@ -1,40 +1,49 @@
-# tinycnn: `make install`, then `make test`. Everything runs inside .venv.
+# tinycnn: `make install`, then `make test`; `make` alone lists every target.
+# Everything runs inside .venv.
 PYTHON ?= python3
 VENV   ?= .venv
 PY     := $(VENV)/bin/python
 
-.PHONY: install test gradcheck bench clean demo weights data train filters training_curve \
+.DEFAULT_GOAL := help
+.PHONY: help ready install test gradcheck bench clean demo weights data train filters training_curve \
         saliency guided_backprop occlusion attribution max_patches neighbors embedding figures \
         class_visualization fooling deepdream style_transfer feature_inversion texture_synthesis multifaceted \
         thumbnails
 
-install: $(PY)
+help: ## this list
+	@echo "tinycnn: make <target>   (first: make install)"
+	@grep -E '^[a-z_]+:.*## ' $(MAKEFILE_LIST) | sed -E 's/^([a-z_]+):.*## (.*)/\1|\2/' | awk -F'|' '{printf "  %-22s %s\n", $$1, $$2}'
+
+ready:
+	@test -x $(PY) || { echo "error: $(PY) does not exist yet: run 'make install' first" >&2; exit 1; }
+
+install: $(PY) ## .venv with tinycnn, numpy, scipy, pillow, pytest, hypothesis
 	$(PY) -m pip install --upgrade pip >/dev/null
 	$(PY) -m pip install -e '.[test]'
 
 $(PY):
 	$(PYTHON) -m venv $(VENV)
 
-test:
+test: ready ## the whole test suite (about 2 minutes)
 	$(PY) -m pytest -q
 
 # the finite-difference gradient checks alone, with many more hypothesis examples
-gradcheck:
+gradcheck: ready ## only the finite-difference gradient checks, 400 examples each
 	HYPOTHESIS_PROFILE=gradcheck $(PY) -m pytest -q -m gradcheck
 
-bench:
+bench: ready ## speed and memory against PyTorch (needs torch)
 	$(PY) -m bench.conv
 	$(PY) -m bench.loops
 
 # figures from the shipped CIFAR-10 weights alone: no network, no ../shared needed
-demo: filters training_curve
+demo: filters training_curve ## figures from the shipped weights alone, offline
 	@echo "demo figures are in $(CURDIR)/figures/"
 
-filters:
+filters: ready ## first- and higher-layer filters of the CIFAR-10 net
 	$(PY) -m vis.filters --model cifar10 --layer conv1
 	$(PY) -m vis.filters --model cifar10 --layer conv2 --max-out 16 --max-in 16
 
-training_curve:
+training_curve: ready ## the CIFAR-10 net's loss and accuracy per epoch
 	$(PY) -m vis.training_curve
 
 # techniques on SqueezeNet: need weights (make weights) and photos ($$TINYCNN_IMAGES_DIR);
@@ -43,72 +52,72 @@ FREE_PHOTOS = apple.jpg astronaut.png baboon.jpg building.jpg butterfly.jpg chel
               eagle.jpg fruits.jpg giraffe.jpg grace_hopper.jpg HappyFish.jpg home.jpg horses.jpg kite.jpg \
               motorcycle_left.png orange.jpg rocket.jpg squirrel_cls.jpg
 
-saliency:
+saliency: ready ## saliency maps and segmentation (Simonyan et al. 2014)
 	$(PY) -m vis.saliency --image chelsea.png coffee.png dog.jpg
 
-guided_backprop:
+guided_backprop: ready ## backprop / deconvnet / guided backprop of one neuron
 	$(PY) -m vis.guided_backprop --layer fire6 --channel 330 --image chelsea.png dog.jpg
 
-occlusion:
+occlusion: ready ## occlusion maps (Zeiler & Fergus 2014)
 	$(PY) -m vis.occlusion --image chelsea.png coffee.png
 
-attribution:
+attribution: ready ## Grad-CAM, SmoothGrad, integrated gradients
 	$(PY) -m vis.attribution --image dog.jpg coffee.png
 
-max_patches:
+max_patches: ready ## maximally activating patches
 	$(PY) -m vis.max_patches --model squeezenet --layer fire5 --channels 0 1 2 3 4 5 --image $(FREE_PHOTOS)
 	$(PY) -m vis.max_patches --model cifar10 --layer relu4 --channels 0 1 2 3 4 5 6 7 --out figures/max_patches_cifar10.png
 
 # on the CIFAR-10 test set: need data ($$TINYCNN_DATA_DIR or make data)
-neighbors:
+neighbors: ready ## nearest neighbours in feature vs pixel space
 	$(PY) -m vis.neighbors --model cifar10
 
-embedding:
+embedding: ready ## PCA and t-SNE of features, image-grid embedding
 	$(PY) -m vis.embedding --model cifar10
 
-class_visualization:
+class_visualization: ready ## class and neuron visualisation by gradient ascent
 	$(PY) -m vis.class_visualization --model squeezenet
 	$(PY) -m vis.class_visualization --model cifar10
 	$(PY) -m vis.class_visualization --model squeezenet --layer fire6 --channels 330 100 --out figures/neuron_visualization_squeezenet.png
 
-fooling:
+fooling: ready ## fooling images
 	$(PY) -m vis.fooling --model squeezenet --image chelsea.png --target stingray
 
-deepdream:
+deepdream: ready ## DeepDream
 	$(PY) -m vis.deepdream --model squeezenet --image kite.jpg --layer fire5
 
-style_transfer:
+style_transfer: ready ## neural style transfer (CS231n's presets)
 	$(PY) -m vis.style_transfer --content chelsea.png home.jpg
 
-feature_inversion:
+feature_inversion: ready ## feature inversion with total variation
 	$(PY) -m vis.feature_inversion --model squeezenet --image giraffe.jpg
 
-texture_synthesis:
+texture_synthesis: ready ## Gram-matrix texture synthesis
 	$(PY) -m vis.texture_synthesis --texture textures/brick.png textures/grass.png styles/starry_night.jpg
 
-multifaceted:
+multifaceted: ready ## multifaceted visualisation
 	$(PY) -m vis.multifaceted --model cifar10 --target automobile
 
 # every figure and the gallery page figures/index.html; FAST=1: reduced sizes and iterations
-figures:
+figures: ready ## every figure and figures/index.html (FAST=1: about a minute)
 	$(PY) -m vis.gallery $(if $(FAST),--fast)
 
 # the README's thumbnails (docs/) from the figures of a full `make figures`
-thumbnails:
+thumbnails: ready ## the README's pictures in docs/, from figures/
 	$(PY) -m vis.gallery --thumbnails docs
 
 # SqueezeNet 1.1 from torchvision's public checkpoint -> weights/squeezenet1_1.npz
-weights:
+weights: ready ## download SqueezeNet 1.1 into weights/
 	$(PY) -m tinycnn.weights
 
 # the official CIFAR-10 "python version" -> data/cifar-10-batches-py
-data:
+data: ready ## download CIFAR-10 into data/
 	$(PY) -m tinycnn.data
 
 # reproduces weights/cifar10_net.npz (about 70 minutes on 2 CPU cores)
-train:
+train: ready ## retrain the shipped CIFAR-10 net (about 70 minutes)
 	$(PY) -m tinycnn.train --epochs 20 --seed 0 --out weights/cifar10_net.npz
 
-clean:
+clean: ## remove caches and figures/
 	rm -rf .pytest_cache .hypothesis build *.egg-info figures
 	find . -name __pycache__ -type d -prune -exec rm -rf {} +

@@ -138,3 +138,24 @@ def test_style_transfer_texture_and_inversion_lower_their_losses():
     got = to_numpy(net.activations(on_device(inverted), "relu")["relu"])
     assert np.linalg.norm(got - target) < np.linalg.norm(start - target)
     assert synthesize_texture(net, style, ("relu",), steps=10).shape == (1, 3, 8, 8)
+
+
+def test_texture_layer_weights_undo_a_rescaled_layer():
+    """Gatys et al. rescale the network so each layer's mean activation is 1; the weights do the
+    same, so scaling a layer's activations by k (conv weights and bias by k, ReLU is
+    positively homogeneous) leaves the weighted texture objective unchanged."""
+    from vis.style_transfer import style_targets_of, synthesis_objective
+    from vis.texture_synthesis import layer_weights
+    rng = np.random.default_rng(1)
+    texture, x = (on_device(rng.standard_normal((1, 3, 8, 8))) for _ in range(2))
+    losses = []
+    for k in (1.0, 7.0):
+        net = small_net()
+        net.layer("conv").params = {name: v * k for name, v in net.layer("conv").params.items()}
+        objective = synthesis_objective(net, style_targets=style_targets_of(net, texture, ("relu",)),
+                                        style_weights=layer_weights(net, texture, ("relu",)))
+        losses.append(float(objective(x)[0]))
+    assert losses[0] > 0 and abs(losses[1] - losses[0]) < 1e-9 * losses[0]
+    weights = layer_weights(small_net(), texture, ("conv", "relu"))
+    mean = float(to_numpy(small_net().activations(texture, "relu")["relu"]).mean())
+    assert weights["relu"] == pytest.approx(0.25 / mean ** 4)

@@ -11,6 +11,14 @@ difference; layers weighted equally, as in the paper). Matching only the first
 layer reproduces colours and fine grain; adding deeper layers brings back larger
 structures (bricks, blades of grass).
 
+Equal weights only balance the layers because Gatys et al. first rescaled VGG so
+that every filter's mean activation is 1. SqueezeNet's activations grow with depth
+(mean 0.4 at relu1, 16 at fire7 on the brick texture), and E_l grows with the fourth
+power of the activations, so unscaled the deepest layer would outweigh the first
+by 10^6 and leave coloured noise. The same rescaling, per layer, is a weight:
+
+    w_l = 1 / (4 mean(|F_l(texture)|)^4)      (layer_weights)
+
     python -m vis.texture_synthesis --texture brick.png         (make texture_synthesis)
 """
 
@@ -23,12 +31,19 @@ LAYER_SETS = (("relu1",), ("relu1", "fire2"), ("relu1", "fire2", "fire3"),
               ("relu1", "fire2", "fire3", "fire5"), ("relu1", "fire2", "fire3", "fire5", "fire7"))
 
 
+def layer_weights(net, texture, layers):
+    """{layer: 1 / (4 m^4)} with m the layer's mean absolute activation on the texture:
+    E_l weighted as if the layer were rescaled to mean activation 1 (Gatys et al.)."""
+    acts = net.activations(texture, list(layers))
+    return {k: 0.25 / max(float(abs(acts[k]).mean()), 1e-12) ** 4 for k in layers}
+
+
 def synthesize_texture(net, texture, layers, *, size=None, steps=STEPS, seed=0, log=None):
     """A (1, 3, S, S) NumPy image, from noise, whose Grams at ``layers`` match ``texture``'s.
 
     Optimised with L-BFGS (within the valid pixel range), as Gatys et al. did."""
     targets = style_targets_of(net, texture, layers)
-    objective = synthesis_objective(net, style_targets=targets, style_weights={k: 0.25 for k in layers})
+    objective = synthesis_objective(net, style_targets=targets, style_weights=layer_weights(net, texture, layers))
     lo, hi = pixel_range(net)
     S = size or texture.shape[-1]
     x0 = uniform_image((1, 3, S, S), lo, hi, seed)
