@@ -264,6 +264,8 @@ SqueezeNet 1.1 ImageNet model or the CIFAR-10 net that tinycnn trained itself.
 
 def figure_html(fig, size):
     width, height = size
+    if width <= 360:                # small figures (filters, a single image) shown twice as large
+        width, height = 2 * width, 2 * height
     return f"""<figure id="{html.escape(Path(fig.file).stem)}">
 <h2>{html.escape(fig.title)}</h2>
 <img src="{html.escape(fig.file)}" width="{width}" height="{height}" alt="{html.escape(fig.title)}">
@@ -286,7 +288,7 @@ def write_page(figures, out_dir, results, *, fast=False):
         items = "".join(f"<li><code>{html.escape(f.file)}</code> ({html.escape(f.title)}): "
                         f"{html.escape(results.get(f.file, ('', 0, 'not run'))[2])}</li>" for f in left)
         blocks.append(f'<section class="note"><h2>Not drawn</h2><ul>{items}</ul></section>')
-    nav = "".join(f'<a href="#{html.escape(Path(f.file).stem)}">{html.escape(f.title)}</a>' for f in drawn)
+    nav = "\n".join(f'<a href="#{html.escape(Path(f.file).stem)}">{html.escape(f.title)}</a>' for f in drawn)
     mode = ("<strong>Fast mode</strong> (<code>make figures FAST=1</code>): reduced sizes and iterations, "
             "so these figures check the code rather than show the techniques at their best." if fast else "")
     page = PAGE.format(mode=mode, when=time.strftime("%Y-%m-%d %H:%M"), nav=nav, body="\n".join(blocks),

@@ -135,10 +135,13 @@ def line_plot(series, *, title="", xlabel="", ylabel="", size=(480, 320), ylim=N
         x, _ = px(t, y0)
         d.line([x, h - bottom, x, h - bottom + 4], fill="black")
         d.text((x - 6, h - bottom + 6), f"{t:g}", fill="black", font=font)
+    # the legend goes in the upper corner the curves leave free: right for falling curves
+    falling = np.mean([y[0] > y[-1] for _, y in series.values()]) > 0.5
+    legend_x = w - right - 8 - max(d.textlength(label, font=font) for label in series) if falling else left + 8
     for k, (label, (x, y)) in enumerate(series.items()):
         c = colours[k % len(colours)]
         d.line([px(a, b) for a, b in zip(x, y)], fill=c, width=2)
-        d.text((left + 8, top + 6 + 14 * k), label, fill=c, font=font)
+        d.text((legend_x, top + 6 + 14 * k), label, fill=c, font=font)
     d.text((left, 6), title, fill="black", font=font)
     d.text((w // 2 - 20, h - 16), xlabel, fill="black", font=font)
     d.text((4, top - 16), ylabel, fill="black", font=font)
