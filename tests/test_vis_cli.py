@@ -20,9 +20,21 @@ def run(*args):
                                     "max_patches", "neighbors", "embedding", "class_visualization", "fooling",
                                     "deepdream", "feature_inversion", "texture_synthesis", "style_transfer",
                                     "multifaceted", "training_curve"])
-def test_every_module_explains_itself(module):
+def test_every_module_explains_itself(module, monkeypatch):
     done = run(f"vis.{module}", "--help")
     assert done.returncode == 0 and "usage:" in done.stdout
+    assert f"example:\n  python -m vis.{module} " in done.stdout
+    # every option says what it does
+    import argparse
+    import importlib
+
+    def check(parser, *args, **kwargs):
+        silent = [a.option_strings[-1] for a in parser._actions if a.option_strings and not a.help]
+        assert silent == [], f"vis.{module}: options without help: {silent}"
+        raise SystemExit(0)
+    monkeypatch.setattr(argparse.ArgumentParser, "parse_args", check)
+    with pytest.raises(SystemExit):
+        importlib.import_module(f"vis.{module}").main([])
 
 
 def test_bad_input_is_one_line(tmp_path, monkeypatch):

@@ -93,7 +93,7 @@ def main(argv=None):
     p = cli.parser("Grad-CAM, guided Grad-CAM, SmoothGrad and integrated gradients.", layer="fire9")
     p.add_argument("--steps", type=int, default=64, help="integrated-gradients steps (default: %(default)s)")
     p.add_argument("--samples", type=int, default=30, help="SmoothGrad samples (default: %(default)s)")
-    args = cli.parse_args(p, argv)
+    args = cli.parse_args(p, argv, __doc__)
     net = cli.load_net(args)
     if args.model == "cifar10" and args.layer == "fire9":
         args.layer = "relu5"

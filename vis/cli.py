@@ -36,8 +36,13 @@ def parser(description, *, target=True, layer=None, channel=False):
     return p
 
 
-def parse_args(p, argv=None):
-    """Parse, then check at once (not after a long run) that the output folder can be written."""
+def parse_args(p, argv=None, doc=None):
+    """Parse, then check at once (not after a long run) that the output folder can be written.
+    doc: the technique module's docstring, whose example commands end --help."""
+    examples = [line.strip() for line in (doc or "").splitlines() if line.strip().startswith("python -m")]
+    if examples and p.epilog is None:
+        p.epilog = "example:\n  " + "\n  ".join(examples)
+        p.formatter_class = argparse.RawDescriptionHelpFormatter
     args = p.parse_args(argv)
     check_writable(Path(args.out).parent if getattr(args, "out", None) else Path("figures"))
     return args

@@ -11,7 +11,7 @@ from small to full size, each octave adding the detail the previous ones dreamt.
 Defaults from the original DeepDream notebook: 4 octaves at scale 1.4, 10 steps per
 octave, step 1.5 (in 0-255 pixel units; converted with the model's std), jitter 32 px.
 
-    python -m vis.deepdream --model squeezenet --image sky.jpg --layer fire5   (make deepdream)
+    python -m vis.deepdream --model squeezenet --image kite.jpg --layer fire5   (make deepdream)
 """
 import numpy as np
 from scipy import ndimage
@@ -63,9 +63,9 @@ def deepdream(net, x, layer, *, octaves=OCTAVES, octave_scale=OCTAVE_SCALE, step
 def main(argv=None):
     from tinycnn.images import deprocess
     p = cli.parser("DeepDream: amplify a layer's activations.", target=False, layer="fire5")
-    p.add_argument("--octaves", type=int, default=OCTAVES)
+    p.add_argument("--octaves", type=int, default=OCTAVES, help="image scales, each 1.4x the last (default: %(default)s)")
     p.add_argument("--steps", type=int, default=STEPS, help="steps per octave")
-    args = cli.parse_args(p, argv)
+    args = cli.parse_args(p, argv, __doc__)
     net = cli.load_net(args)
     if args.model == "cifar10" and args.layer == "fire5":
         args.layer = "relu4"

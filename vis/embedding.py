@@ -147,10 +147,10 @@ def main(argv=None):
     p = cli.parser("PCA and t-SNE of last-layer features; scatter plot and image grid.", target=False)
     p.add_argument("--layer", default="relu6", help="feature layer (default: %(default)s)")
     p.add_argument("--count", type=int, default=2000, help="CIFAR-10 test images to embed")
-    p.add_argument("--iterations", type=int, default=1000)
+    p.add_argument("--iterations", type=int, default=1000, help="t-SNE iterations (default: %(default)s)")
     p.add_argument("--grid", type=int, default=24, help="the image grid is grid x grid")
     p.add_argument("--pca-first", type=int, default=50, help="PCA dimensions kept before t-SNE")
-    args = cli.parse_args(p, argv)
+    args = cli.parse_args(p, argv, __doc__)
     net = cli.load_net(args)
     if args.model != "cifar10":
         raise SystemExit("vis.embedding embeds CIFAR-10 test images: use --model cifar10")

@@ -57,10 +57,10 @@ def invert_features(net, x, layer, *, tv_weight=None, alpha_weight=ALPHA_WEIGHT,
 def main(argv=None):
     from tinycnn.images import deprocess
     p = cli.parser("Feature inversion from successively deeper layers.", target=False)
-    p.add_argument("--layers", nargs="+", default=list(LAYERS))
-    p.add_argument("--steps", type=int, default=STEPS)
+    p.add_argument("--layers", nargs="+", default=list(LAYERS), help="layers to invert, one image each (default: %(default)s)")
+    p.add_argument("--steps", type=int, default=STEPS, help="Adam steps per layer (default: %(default)s)")
     p.add_argument("--tv-weight", type=float, default=None, help="total-variation weight (default: by depth)")
-    args = cli.parse_args(p, argv)
+    args = cli.parse_args(p, argv, __doc__)
     net = cli.load_net(args)
     x, rgb = cli.load_inputs(net, args.image)
     tiles = [render.caption(rgb[0], "original")]

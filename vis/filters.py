@@ -56,7 +56,7 @@ def main(argv=None):
     p.add_argument("--max-in", type=int, default=16, help="input channels to show (higher layers)")
     p.add_argument("--weights", default=None, help="weights .npz (default: the model's own)")
     p.add_argument("--out", default=None, help="PNG to write (default figures/filters_<model>_<layer>.png)")
-    args = cli.parse_args(p, argv)
+    args = cli.parse_args(p, argv, __doc__)
     net = cli.load_net(args)
     image = filter_grid(net, args.layer, max_out=args.max_out, max_in=args.max_in)
     F, C, K, _ = net.layer(args.layer).params["weight"].shape

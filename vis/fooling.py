@@ -8,7 +8,7 @@ becomes the network's prediction:
 
 The difference x' - x, magnified, looks like noise.
 
-    python -m vis.fooling --model squeezenet --image chelsea.png --target "stingray"   (make fooling)
+    python -m vis.fooling --model squeezenet --image chelsea.png --target stingray   (make fooling)
 """
 import numpy as np
 
@@ -42,7 +42,7 @@ def main(argv=None):
     from tinycnn.images import class_index, deprocess
     p = cli.parser("Fooling images: imperceptible changes that flip the prediction.", target=False)
     p.add_argument("--target", default=None, help="class to fool towards (default: stingray, or 'ship' on cifar10)")
-    args = cli.parse_args(p, argv)
+    args = cli.parse_args(p, argv, __doc__)
     net = cli.load_net(args)
     x, rgb = cli.load_inputs(net, args.image)
     x = x[:1]

@@ -12,7 +12,7 @@ Understanding Convolutional Networks"):
 Only positive influence flows back through each ReLU under the guided rule, which
 is why guided backprop images look like the part of the picture the neuron detects.
 
-    python -m vis.guided_backprop --model squeezenet --layer fire6 --channel 17   (make guided_backprop)
+    python -m vis.guided_backprop --model squeezenet --layer fire6 --channel 330   (make guided_backprop)
 """
 import numpy as np
 from PIL import Image
@@ -91,7 +91,7 @@ def framed(picture, box):
 def main(argv=None):
     p = cli.parser("Backprop vs deconvnet vs guided backprop for one neuron.", target=False,
                    layer="fire6", channel=True)
-    args = cli.parse_args(p, argv)
+    args = cli.parse_args(p, argv, __doc__)
     net = cli.load_net(args)
     if args.model == "cifar10" and args.layer == "fire6":
         args.layer = "conv5"

@@ -96,7 +96,7 @@ def main(argv=None):
     p.add_argument("--channels", type=int, nargs="+", default=list(range(8)), help="channels, one row each")
     p.add_argument("--k", type=int, default=8, help="patches per channel (default: %(default)s)")
     p.add_argument("--count", type=int, default=2000, help="CIFAR-10 test images to search (cifar10 model)")
-    args = cli.parse_args(p, argv)
+    args = cli.parse_args(p, argv, __doc__)
     net = cli.load_net(args)
     if args.model == "cifar10":
         if args.layer == "fire5":

@@ -49,9 +49,9 @@ def main(argv=None):
     p.add_argument("--layer", default=None, help="feature layer (default: relu6 for cifar10, pool10 for squeezenet)")
     p.add_argument("--queries", type=int, nargs="+", default=None,
                    help="indices of the query images in the database (default: 6 spread evenly over it)")
-    p.add_argument("--k", type=int, default=6)
+    p.add_argument("--k", type=int, default=6, help="neighbours per query (default: %(default)s)")
     p.add_argument("--count", type=int, default=10000, help="CIFAR-10 test images in the database")
-    args = cli.parse_args(p, argv)
+    args = cli.parse_args(p, argv, __doc__)
     net = cli.load_net(args)
     layer = args.layer or ("relu6" if args.model == "cifar10" else "pool10")
     if args.image is None:

@@ -60,7 +60,8 @@ def segment(image, saliency, *, foreground_quantile=0.95, background_quantile=0.
 
 
 def main(argv=None):
-    args = cli.parse_args(cli.parser("Saliency maps (Simonyan et al. 2014) and saliency-seeded segmentation."), argv)
+    args = cli.parse_args(cli.parser("Saliency maps (Simonyan et al. 2014) and saliency-seeded segmentation."), argv,
+                          __doc__)
     net = cli.load_net(args)
     x, rgb = cli.load_inputs(net, args.image)
     target = cli.targets(net, x, args.target)

@@ -14,7 +14,7 @@ exercise on SqueezeNet 1.1: content layer fire2, style layers relu1, fire3, fire
 fire5 (torchvision features 3; 1, 4, 6, 7), Adam at 3.0 then 0.1 from step 180,
 200 steps.
 
-    python -m vis.style_transfer --content tubingen.jpg --style starry_night   (make style_transfer)
+    python -m vis.style_transfer --content chelsea.png --style starry_night   (make style_transfer)
 """
 
 from tinycnn import backend
@@ -96,10 +96,10 @@ def main(argv=None):
     p = cli.parser("Neural style transfer (Gatys et al. 2016) with CS231n's presets.", target=False)
     p.add_argument("--content", nargs="+", default=["tubingen.jpg"], help="content photos (in photos/ or paths)")
     p.add_argument("--style", nargs="+", default=list(PRESETS), help=f"presets: {', '.join(PRESETS)}; or a style image (with starry_night's weights)")
-    p.add_argument("--steps", type=int, default=STEPS)
-    p.add_argument("--init", default="content", choices=["content", "noise"])
-    p.add_argument("--method", default="adam", choices=["adam", "lbfgs"])
-    args = cli.parse_args(p, argv)
+    p.add_argument("--steps", type=int, default=STEPS, help="optimisation steps (default: %(default)s)")
+    p.add_argument("--init", default="content", choices=["content", "noise"], help="start from the content image or from noise")
+    p.add_argument("--method", default="adam", choices=["adam", "lbfgs"], help="Adam (CS231n) or L-BFGS (Gatys et al.)")
+    args = cli.parse_args(p, argv, __doc__)
     net = cli.load_net(args, "squeezenet")
     mean, std = net.meta["mean"], net.meta["std"]
     rows = []

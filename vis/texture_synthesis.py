@@ -19,7 +19,7 @@ by 10^6 and leave coloured noise. The same rescaling, per layer, is a weight:
 
     w_l = 1 / (4 mean(|F_l(texture)|)^4)      (layer_weights)
 
-    python -m vis.texture_synthesis --texture brick.png         (make texture_synthesis)
+    python -m vis.texture_synthesis --texture textures/brick.png   (make texture_synthesis)
 """
 
 from tinycnn import backend
@@ -57,9 +57,9 @@ def main(argv=None):
     p = cli.parser("Gram-matrix texture synthesis with progressively more layers.", target=False)
     p.add_argument("--texture", nargs="+", default=["textures/brick.png", "styles/starry_night.jpg"],
                    help="texture images, relative to $TINYCNN_IMAGES_DIR or paths")
-    p.add_argument("--size", type=int, default=160)
-    p.add_argument("--steps", type=int, default=STEPS)
-    args = cli.parse_args(p, argv)
+    p.add_argument("--size", type=int, default=160, help="side of the texture crop and the output in pixels (default: %(default)s)")
+    p.add_argument("--steps", type=int, default=STEPS, help="L-BFGS steps per image (default: %(default)s)")
+    args = cli.parse_args(p, argv, __doc__)
     net = cli.load_net(args, "squeezenet")
     rows = []
     for t in args.texture:

@@ -26,8 +26,8 @@ def training_curve(history):
 def main(argv=None):
     p = argparse.ArgumentParser(description="Draw the CIFAR-10 net's training curve.")
     p.add_argument("--log", default=None, help="training log (default: weights/cifar10_net.log.json)")
-    p.add_argument("--out", default="figures/training_curve.png")
-    args = cli.parse_args(p, argv)
+    p.add_argument("--out", default="figures/training_curve.png", help="PNG to write (default: %(default)s)")
+    args = cli.parse_args(p, argv, __doc__)
     log = json.loads(open(args.log or find_weights("cifar10_net.log.json")).read())
     final = log["history"][-1]
     image = render.caption(training_curve(log["history"]),
