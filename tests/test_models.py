@@ -53,7 +53,8 @@ def test_missing_weights_say_where_and_how(tmp_path, monkeypatch):
 
 def test_squeezenet_refuses_another_models_weights(tmp_path):
     cifar10_net(weights=False).save(tmp_path / "cifar.npz")
-    with pytest.raises(ValueError, match="does not match the network \\(is it from another model\\?\\)"):
+    with pytest.raises(ValueError, match=r"does not match SqueezeNet 1.1 \(keyed by torchvision's names\) "
+                                         r"\(is it from another model\?\): missing 52 key\(s\): features.0.weight"):
         squeezenet1_1(tmp_path / "cifar.npz")
 
 

@@ -79,11 +79,13 @@ def squeezenet1_1(weights=None, *, seed=0):
     if weights is not False:
         path = find_weights("squeezenet1_1.npz") if weights is None else weights
         stored = read_npz(path)
-        state = {name: stored[torchvision_name(name)] for name, _ in net.named_params()
-                 if torchvision_name(name) in stored}
-        extra = sorted(set(stored) - {torchvision_name(n) for n, _ in net.named_params()})
-        state.update({k: stored[k] for k in extra})  # reported as unexpected keys
-        net.load_state_dict(state, source=str(path))
+        wanted = [torchvision_name(name) for name, _ in net.named_params()]
+        missing, extra = [k for k in wanted if k not in stored], sorted(set(stored) - set(wanted))
+        if missing or extra:       # named as in the file: torchvision's keys
+            from .net import key_mismatch
+            raise key_mismatch(path, missing, extra, len(wanted), "SqueezeNet 1.1 (keyed by torchvision's names)")
+        net.load_state_dict({name: stored[torchvision_name(name)] for name, _ in net.named_params()},
+                            source=str(path))
     return net
 
 

@@ -35,6 +35,16 @@ class StateDictError(ValueError):
     """Saved parameters that do not match the network (missing, extra, wrong shape)."""
 
 
+def key_mismatch(source, missing, extra, expected, what="the network"):
+    """A StateDictError naming the first missing and unexpected keys of a weights file."""
+    def show(keys):
+        return ", ".join(keys[:6]) + (f" and {len(keys) - 6} more" if len(keys) > 6 else "")
+    parts = ([f"missing {len(missing)} key(s): {show(missing)}"] if missing else []) + \
+            ([f"unexpected {len(extra)} key(s): {show(extra)}"] if extra else [])
+    hint = " (is it from another model?)" if len(missing) + len(extra) > expected // 2 else ""
+    return StateDictError(f"{source} does not match {what}{hint}: " + "; ".join(parts))
+
+
 def _split(name):
     return tuple(name.split(".")) if name else ()
 
@@ -359,12 +369,7 @@ class Network(Sequential):
         missing = [k for k in own if k not in state]
         extra = [k for k in state if k not in own]
         if missing or extra:
-            def show(keys):
-                return ", ".join(keys[:6]) + (f" and {len(keys) - 6} more" if len(keys) > 6 else "")
-            parts = ([f"missing {len(missing)} key(s): {show(missing)}"] if missing else []) + \
-                    ([f"unexpected {len(extra)} key(s): {show(extra)}"] if extra else [])
-            hint = " (is it from another model?)" if len(missing) + len(extra) > len(own) // 2 else ""
-            raise StateDictError(f"{source} does not match the network{hint}: " + "; ".join(parts))
+            raise key_mismatch(source, missing, extra, len(own))
         for key, value in own.items():
             new = state[key]
             if tuple(new.shape) != tuple(value.shape):
