@@ -53,7 +53,7 @@ FREE_PHOTOS = apple.jpg astronaut.png baboon.jpg building.jpg butterfly.jpg chel
               motorcycle_left.png orange.jpg rocket.jpg squirrel_cls.jpg
 
 saliency: ready ## saliency maps and segmentation (Simonyan et al. 2014)
-	$(PY) -m vis.saliency --image chelsea.png coffee.png dog.jpg
+	$(PY) -m vis.saliency --image coffee.png eagle.jpg squirrel_cls.jpg
 
 guided_backprop: ready ## backprop / deconvnet / guided backprop of one neuron
 	$(PY) -m vis.guided_backprop --layer fire6 --channel 330 --image chelsea.png dog.jpg
@@ -62,7 +62,7 @@ occlusion: ready ## occlusion maps (Zeiler & Fergus 2014)
 	$(PY) -m vis.occlusion --image chelsea.png coffee.png
 
 attribution: ready ## Grad-CAM, SmoothGrad, integrated gradients
-	$(PY) -m vis.attribution --image dog.jpg coffee.png
+	$(PY) -m vis.attribution --image eagle.jpg coffee.png
 
 max_patches: ready ## maximally activating patches
 	$(PY) -m vis.max_patches --model squeezenet --layer fire5 --channels 0 1 2 3 4 5 --image $(FREE_PHOTOS)

@@ -108,7 +108,7 @@ FIGURES = [
            "|d score / d pixel|, the maximum over colour channels: which pixels change the class score most "
            "(the fine grid comes from conv1's stride of 2); right, the object segmented from the map.",
            SIMONYAN[0], SIMONYAN[1],
-           ["saliency", "--image", "chelsea.png", "coffee.png", "dog.jpg"], needs=(SQ, PHOTOS), crop=(0, .34, 0, 1)),
+           ["saliency", "--image", "coffee.png", "eagle.jpg", "squirrel_cls.jpg"], needs=(SQ, PHOTOS), crop=(0, .34, 0, 1)),
     Figure("guided_backprop_squeezenet.png", "guided_backprop", "Guided backprop of an intermediate neuron",
            "The gradient of one fire6 neuron (channel 330) with respect to the image, through ReLUs with the "
            "plain backprop, deconvnet and guided rules: guided is the sharpest.",
@@ -121,7 +121,7 @@ FIGURES = [
            "gradients averaged over noisy copies, and gradients integrated from a black image.",
            "Selvaraju et al. 2017 (Grad-CAM); Smilkov et al. 2017; Sundararajan et al. 2017",
            "https://arxiv.org/abs/1610.02391",
-           ["attribution", "--image", "dog.jpg", "coffee.png"], ["--steps", "8", "--samples", "4"],
+           ["attribution", "--image", "eagle.jpg", "coffee.png"], ["--steps", "8", "--samples", "4"],
            needs=(SQ, PHOTOS), crop=(0, .5, 0, .6)),
     Figure("class_visualization_squeezenet.png", "class_visualization", "Class visualisation by gradient ascent",
            "Images that maximise a class score: with only the L2 regulariser, then with blur, clipping of "

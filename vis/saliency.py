@@ -12,7 +12,9 @@ quantile the background, and GrabCut grows them over the image. GrabCut is not i
 NumPy or SciPy; its core idea is: learn the colours of each seed set, give every
 pixel to the set whose colours it matches, keep the regions that hold foreground
 seeds. That is what ``segment`` does, with colour histograms and SciPy's
-morphology standing in for GrabCut's Gaussian mixtures and graph cut.
+morphology standing in for GrabCut's Gaussian mixtures and graph cut. Like GrabCut
+it needs an object whose colours differ from its surroundings: a face that fills the
+frame (chelsea.png) breaks into patches, an eagle by the water comes out whole.
 
     python -m vis.saliency --model squeezenet --image chelsea.png      (make saliency)
 """
