@@ -70,47 +70,49 @@ def im2col(x, kh, kw, stride, pad):
     """Lay out every receptive field of every image as a column.
 
     x:    (N, C, H, W)
-    cols: (N, C*KH*KW, OH*CW)   rows ordered (c, i, j), columns ordered (y, x)
-    where OH = 1 + (H + 2*pad - KH) // stride and CW = col_width(...) >= OW.
+    cols: (C*KH*KW, N*OH*CW)   rows ordered (c, i, j), columns ordered (n, y, x)
+    where OH = 1 + (H + 2*pad - KH) // stride and CW = col_width(...) >= OW. The
+    images sit side by side, so a whole batch is one matrix product (small images
+    would otherwise make many thin ones).
     """
     xp = get_array_module(x)
     N, C, H, W = x.shape
     oh, cw = out_size(H, kh, stride, pad), col_width(W, kw, stride, pad)
-    cols = xp.empty((N, C, kh, kw, oh * cw), dtype=x.dtype)
+    cols = xp.empty((C, kh, kw, N, oh * cw), dtype=x.dtype)
     if stride == 1:
         # one spare zero row at the bottom keeps the last offset's slice inside the array
-        flat = pad_input(x, pad, pad, extra_h=1).reshape(N, C, -1)       # (N, C, (Hp+1)*Wp)
+        flat = pad_input(x, pad, pad, extra_h=1).reshape(N, C, -1).transpose(1, 0, 2)   # (C, N, (Hp+1)*Wp)
         for i in range(kh):
             for j in range(kw):
                 start = i * cw + j
-                cols[:, :, i, j] = flat[:, :, start:start + oh * cw]
+                cols[:, i, j] = flat[:, :, start:start + oh * cw]
     else:
-        x_pad = pad_input(x, pad, pad)
+        x_pad = pad_input(x, pad, pad).transpose(1, 0, 2, 3)                             # (C, N, Hp, Wp)
         for i, j, rows, cs in window_offsets(kh, kw, stride, oh, cw):
-            cols[:, :, i, j] = x_pad[:, :, rows, cs].reshape(N, C, oh * cw)
-    return cols.reshape(N, C * kh * kw, oh * cw)
+            cols[:, i, j] = x_pad[:, :, rows, cs].reshape(C, N, oh * cw)
+    return cols.reshape(C * kh * kw, N * oh * cw)
 
 
 def col2im(cols, x_shape, kh, kw, stride, pad):
     """Adjoint of im2col: add every column back onto the pixels it was read from.
 
-    cols: (N, C*KH*KW, OH*CW)
+    cols: (C*KH*KW, N*OH*CW)
     out:  (N, C, H, W) = x_shape
     """
     xp = get_array_module(cols)
     N, C, H, W = x_shape
     oh, cw = out_size(H, kh, stride, pad), col_width(W, kw, stride, pad)
     Hp, Wp = H + 2 * pad, W + 2 * pad
-    cols = cols.reshape(N, C, kh, kw, oh * cw)
+    cols = cols.reshape(C, kh, kw, N, oh * cw)
     if stride == 1:
-        flat = xp.zeros((N, C, (Hp + 1) * Wp), dtype=cols.dtype)
+        flat = xp.zeros((C, N, (Hp + 1) * Wp), dtype=cols.dtype)
         for i in range(kh):
             for j in range(kw):
                 start = i * cw + j
-                flat[:, :, start:start + oh * cw] += cols[:, :, i, j]
-        dx_pad = flat.reshape(N, C, Hp + 1, Wp)
+                flat[:, :, start:start + oh * cw] += cols[:, i, j]
+        dx_pad = flat.reshape(C, N, Hp + 1, Wp)
     else:
-        dx_pad = xp.zeros((N, C, Hp, Wp), dtype=cols.dtype)
+        dx_pad = xp.zeros((C, N, Hp, Wp), dtype=cols.dtype)
         for i, j, rows, cs in window_offsets(kh, kw, stride, oh, cw):
-            dx_pad[:, :, rows, cs] += cols[:, :, i, j].reshape(N, C, oh, cw)
-    return dx_pad[:, :, pad:pad + H, pad:pad + W]
+            dx_pad[:, :, rows, cs] += cols[:, i, j].reshape(C, N, oh, cw)
+    return dx_pad[:, :, pad:pad + H, pad:pad + W].transpose(1, 0, 2, 3)

@@ -61,9 +61,9 @@ class Conv2d(Layer):
 
         out[n, f, y, x] = b[f] + sum_{c,i,j} w[f, c, i, j] * x_pad[n, c, y*s + i, x*s + j]
 
-    Each image is one matrix product, W (F, C*K*K) @ cols (C*K*K, H'*W'), over its
-    im2col columns (see ``im2col.py``); the cache keeps only x, and backward rebuilds
-    the columns, so memory stays at the size of the activations.
+    A few images at a time are one matrix product, W (F, C*K*K) @ cols (C*K*K, n*H'*W'),
+    over their im2col columns (see ``im2col.py``); the cache keeps only x, and backward
+    rebuilds the columns, so memory stays at the size of the activations.
     """
 
     def __init__(self, in_channels, out_channels, kernel_size, stride=1, padding=0,
@@ -85,11 +85,11 @@ class Conv2d(Layer):
         return self.kernel_size == 1 and self.stride == 1 and self.padding == 0
 
     def _columns(self, x):
-        """(cols, CW): im2col of a few images, (n, C*K*K, H'*CW); a 1x1 conv needs none."""
+        """(cols, CW): im2col of a few images, (C*K*K, n*H'*CW); a 1x1 conv needs none."""
         K, s, p = self.kernel_size, self.stride, self.padding
         n, C, H, W = x.shape
         if self._pointwise():
-            return x.reshape(n, C, H * W), W
+            return x.transpose(1, 0, 2, 3).reshape(C, n * H * W), W
         return im2col(x, K, K, s, p), col_width(W, K, s, p)
 
     def _chunks(self, x_shape):
@@ -109,9 +109,9 @@ class Conv2d(Layer):
         oh, ow = out_size(H, K, self.stride, self.padding), out_size(W, K, self.stride, self.padding)
         out = xp.empty((N, F, oh, ow), dtype=xp.result_type(x, w))
         for chunk in self._chunks(x.shape):
-            cols, cw = self._columns(x[chunk])                     # (n, C*K*K, H'*CW)
-            y = (w.reshape(F, -1) @ cols).reshape(-1, F, oh, cw)   # (n, F, H', CW)
-            xp.add(y[..., :ow], b[:, None, None], out=out[chunk])
+            cols, cw = self._columns(x[chunk])                          # (C*K*K, n*H'*CW)
+            y = (w.reshape(F, -1) @ cols).reshape(F, -1, oh, cw)        # (F, n, H', CW): one product
+            xp.add(y[..., :ow].transpose(1, 0, 2, 3), b[:, None, None], out=out[chunk])
         return out, x
 
     def backward(self, dout, cache):
@@ -125,18 +125,17 @@ class Conv2d(Layer):
         dw = xp.zeros((F, C * K * K), dtype=dout.dtype)
         dx = xp.empty(x.shape, dtype=dout.dtype)
         for chunk in self._chunks(x.shape):
-            cols, cw = self._columns(x[chunk])                     # rebuilt, not cached
-            d = dout[chunk]
-            if cw != ow:                                           # junk columns get zero gradient
-                d = xp.zeros((d.shape[0], F, oh, cw), dtype=dout.dtype)
-                d[..., :ow] = dout[chunk]
-            d = d.reshape(-1, F, oh * cw)                           # (n, F, H'*CW)
-            dw += (d @ cols.transpose(0, 2, 1)).sum(axis=0)
-            dcols = w.reshape(F, -1).T @ d                          # (n, C*K*K, H'*CW)
+            cols, cw = self._columns(x[chunk])                          # rebuilt, not cached
+            n = cols.shape[1] // (oh * cw)
+            d = xp.zeros((F, n, oh, cw), dtype=dout.dtype)              # junk columns get zero gradient
+            d[..., :ow] = dout[chunk].transpose(1, 0, 2, 3)
+            d = d.reshape(F, n * oh * cw)                                # (F, n*H'*CW)
+            dw += d @ cols.T
+            dcols = w.reshape(F, -1).T @ d                               # (C*K*K, n*H'*CW)
             if self._pointwise():  # the columns are the pixels
-                dx[chunk] = dcols.reshape(-1, C, H, W)
+                dx[chunk] = dcols.reshape(C, n, H, W).transpose(1, 0, 2, 3)
             else:
-                dx[chunk] = col2im(dcols, (dcols.shape[0], C, H, W), K, K, self.stride, self.padding)
+                dx[chunk] = col2im(dcols, (n, C, H, W), K, K, self.stride, self.padding)
         return dx, {"weight": dw.reshape(w.shape), "bias": dout.sum(axis=(0, 2, 3))}
 
 

@@ -11,7 +11,7 @@ k-means (Lloyd 1982) with k-means++ seeding (Arthur & Vassilvitskii 2007):
 alternate assigning each point to its nearest centre and moving each centre to
 the mean of its points, until no assignment changes.
 
-    python -m vis.multifaceted --model cifar10 --target car         (make multifaceted)
+    python -m vis.multifaceted --model cifar10 --target automobile   (make multifaceted)
 """
 import numpy as np
 
