@@ -1,7 +1,7 @@
 """Finite-difference checks of every image-synthesis loss (float64, hypothesis)."""
 import numpy as np
 import pytest
-from hypothesis import given, strategies as st
+from hypothesis import assume, given, strategies as st
 
 from tinycnn.gradcheck import numeric_grad, rel_error
 from vis.losses import alpha_norm, content_loss, gram_matrix, gram_matrix_backward, style_loss, tv_loss
@@ -46,6 +46,14 @@ def test_content_and_style_loss_gradients(seed):
 @given(seeds, st.sampled_from([1.0, 2.0, 1.5, 3.0]))
 def test_tv_and_alpha_norm_gradients(seed, beta):
     x = features(seed, (1, 2, 5, 4))
+    if beta < 2:
+        # (dh^2 + dv^2)^(beta/2) has a kink where both differences vanish; centred differences
+        # are only accurate where the function is smooth on the scale of h, so draws with a
+        # pixel within 1e-3 of the kink are skipped (the bottom-right pixel has none, always 0)
+        dh, dv = np.zeros_like(x), np.zeros_like(x)
+        dh[..., :, :-1], dv[..., :-1, :] = np.diff(x, axis=-1), np.diff(x, axis=-2)
+        r = np.sqrt(dh ** 2 + dv ** 2)
+        assume(min(r[..., :-1, :].min(), r[..., :, :-1].min()) > 1e-3)
     _, g = tv_loss(x, 0.3, beta=beta)
     assert rel_error(g, numeric_grad(lambda: np.array(tv_loss(x, 0.3, beta=beta)[0]), x, np.ones(()))) < 1e-6
     _, g = alpha_norm(x, 0.2, alpha=6)
