@@ -74,9 +74,15 @@ def inspect_page(url, user_data_dir):
         session = _call(base, "POST", "/session", {"capabilities": {"alwaysMatch": caps}})["sessionId"]
         try:
             _call(base, "POST", f"/session/{session}/url", {"url": url})
-            images = _call(base, "POST", f"/session/{session}/execute/sync", {"args": [], "script": (
-                "return Array.from(document.images).map(i => ({src: i.getAttribute('src'), "
-                "complete: i.complete, width: i.naturalWidth}));")})
+            # the load event can come before Chromium has finished decoding images far down
+            # the page: wait (up to 30 s) until every image is complete, loaded or broken
+            for _ in range(300):
+                images = _call(base, "POST", f"/session/{session}/execute/sync", {"args": [], "script": (
+                    "return Array.from(document.images).map(i => ({src: i.getAttribute('src'), "
+                    "complete: i.complete, width: i.naturalWidth}));")})
+                if all(i["complete"] for i in images):
+                    break
+                time.sleep(0.1)
             title = _call(base, "POST", f"/session/{session}/execute/sync",
                           {"args": [], "script": "return document.title;"})
             console = _call(base, "POST", f"/session/{session}/se/log", {"type": "browser"})

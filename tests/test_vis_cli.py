@@ -83,6 +83,8 @@ def test_every_bad_input_of_the_issue_is_one_line(tmp_path):
         (cifar + good + ["--out", str(tmp_path / "notes.txt" / "x.png")],
          f"cannot write to the output folder {tmp_path / 'notes.txt'}: it is a file, not a folder"),
         (["vis.gallery", "--only", "salency"], "unknown figure salency"),
+        (["vis.gallery", "--out", str(tmp_path / "empty"), "--thumbnails", str(tmp_path / "docs")],
+         f"no figures in {tmp_path / 'empty'}/ to make thumbnails of"),
     ]
     for args, message in cases:
         done = run(*args)

@@ -111,7 +111,8 @@ FIGURES = [
            ["saliency", "--image", "coffee.png", "eagle.jpg", "squirrel_cls.jpg"], needs=(SQ, PHOTOS), crop=(0, .34, 0, 1)),
     Figure("guided_backprop_squeezenet.png", "guided_backprop", "Guided backprop of an intermediate neuron",
            "The gradient of one fire6 neuron (channel 330) with respect to the image, through ReLUs with the "
-           "plain backprop, deconvnet and guided rules: guided is the sharpest.",
+           "plain backprop, deconvnet and guided rules, shown enlarged over the neuron's receptive field "
+           "(framed in white on the photo): guided is the sharpest.",
            "Springenberg et al. 2015, Striving for Simplicity: The All Convolutional Net",
            "https://arxiv.org/abs/1412.6806",
            ["guided_backprop", "--layer", "fire6", "--channel", "330", "--image", "chelsea.png", "dog.jpg"],
@@ -254,7 +255,7 @@ nav a {{ margin-right: .8em; white-space: nowrap; }}
 <h1>tinycnn: visualizing and understanding CNNs</h1>
 <p>Every figure below was drawn by tinycnn's own NumPy code (no autodiff library), with the
 SqueezeNet 1.1 ImageNet model or the CIFAR-10 net that tinycnn trained itself.
-{mode} Drawn {when} in {total:.0f} s. Redraw all with <code>make figures</code>.</p>
+{mode} Last run {when}: {count} figure(s) in {total:.0f} s. Redraw all with <code>make figures</code>.</p>
 <nav>{nav}</nav>
 {body}
 </body>
@@ -268,7 +269,7 @@ def figure_html(fig, size):
         width, height = 2 * width, 2 * height
     return f"""<figure id="{html.escape(Path(fig.file).stem)}">
 <h2>{html.escape(fig.title)}</h2>
-<img src="{html.escape(fig.file)}" width="{width}" height="{height}" alt="{html.escape(fig.title)}">
+<img src="{html.escape(fig.file)}" width="{width}" height="{height}" alt="{html.escape(fig.title)}" loading="eager">
 <figcaption>{html.escape(fig.shows)}<br>
 Paper: <a href="{html.escape(fig.url)}">{html.escape(fig.paper)}</a><br>
 Draw it: <code>make {html.escape(fig.target)}</code>, or <code>{html.escape(fig.command)}</code>
@@ -292,7 +293,7 @@ def write_page(figures, out_dir, results, *, fast=False):
     mode = ("<strong>Fast mode</strong> (<code>make figures FAST=1</code>): reduced sizes and iterations, "
             "so these figures check the code rather than show the techniques at their best." if fast else "")
     page = PAGE.format(mode=mode, when=time.strftime("%Y-%m-%d %H:%M"), nav=nav, body="\n".join(blocks),
-                       total=sum(r[1] for r in results.values()))
+                       count=len(results), total=sum(r[1] for r in results.values()))
     path = out_dir / "index.html"
     path.write_text(page, encoding="utf-8")
     return path
@@ -347,7 +348,10 @@ def main(argv=None):
     args = p.parse_args(argv)
     figures = select(args.only)
     if args.thumbnails:
-        for path in thumbnails(figures, args.out, args.thumbnails):
+        written = thumbnails(figures, args.out, args.thumbnails)
+        if not written:
+            raise FileNotFoundError(f"no figures in {args.out}/ to make thumbnails of: run `make figures` first")
+        for path in written:
             print(f"wrote {path}")
         return
     cli.check_writable(args.out)
