@@ -5,14 +5,14 @@ VENV   ?= .venv
 PY     := $(VENV)/bin/python
 
 .DEFAULT_GOAL := help
-.PHONY: help ready install test gradcheck bench clean demo weights data train filters training_curve \
+.PHONY: help ready install test gradcheck bench gpu-check clean demo weights data train filters training_curve \
         saliency guided_backprop occlusion attribution max_patches neighbors embedding figures \
         class_visualization fooling deepdream style_transfer feature_inversion texture_synthesis multifaceted \
         thumbnails
 
 help: ## this list
 	@echo "tinycnn: make <target>   (first: make install)"
-	@grep -E '^[a-z_]+:.*## ' $(MAKEFILE_LIST) | sed -E 's/^([a-z_]+):.*## (.*)/\1|\2/' | awk -F'|' '{printf "  %-22s %s\n", $$1, $$2}'
+	@grep -E '^[a-z_-]+:.*## ' $(MAKEFILE_LIST) | sed -E 's/^([a-z_-]+):.*## (.*)/\1|\2/' | awk -F'|' '{printf "  %-22s %s\n", $$1, $$2}'
 
 ready:
 	@test -x $(PY) || { echo "error: $(PY) does not exist yet: run 'make install' first" >&2; exit 1; }
@@ -24,8 +24,11 @@ install: $(PY) ## .venv with tinycnn, numpy, scipy, pillow, pytest, hypothesis
 $(PY):
 	$(PYTHON) -m venv $(VENV)
 
-test: ready ## the whole test suite (about 2 minutes)
+# the second run puts the strict CuPy stand-in (tests/strict_cupy) on the path: the
+# core and vis tests again, with CuPy's rules, so a host/device mistake fails here
+test: ready ## the whole test suite, then again under the strict CuPy stand-in (about 6 minutes)
 	$(PY) -m pytest -q
+	TINYCNN_BACKEND=cupy PYTHONPATH=tests/strict_cupy $(PY) -m pytest -q -p no:cacheprovider --ignore=tests/test_gallery.py
 
 # the finite-difference gradient checks alone, with many more hypothesis examples
 gradcheck: ready ## only the finite-difference gradient checks, 400 examples each
@@ -34,6 +37,11 @@ gradcheck: ready ## only the finite-difference gradient checks, 400 examples eac
 bench: ready ## speed and memory against PyTorch (needs torch)
 	$(PY) -m bench.conv
 	$(PY) -m bench.loops
+
+# on a lent GPU machine (CuPy, PyTorch CUDA): no .venv needed there, plain python3 will do
+GPU_PY = $(if $(wildcard $(PY)),$(PY),python3)
+gpu-check: ## on a GPU: CuPy tests, NumPy vs CuPy, benchmarks vs PyTorch CUDA, figures (OUT=folder)
+	$(GPU_PY) -m bench.gpu_check --out $(or $(OUT),gpu-check)
 
 # figures from the shipped CIFAR-10 weights alone: no network, no ../shared needed
 demo: filters training_curve ## figures from the shipped weights alone, offline

@@ -4,6 +4,7 @@ import pytest
 from hypothesis import given
 
 import tinycnn as tc
+from tinycnn import backend
 from tinycnn.backend import to_numpy
 from tinycnn.gradcheck import check_layer, numeric_grad, rel_error
 
@@ -185,8 +186,9 @@ def test_bad_input_gets_a_clear_error():
         net(on_device(np.zeros((1, 3, 6, 6), dtype=np.int64)))
     bad = np.zeros((1, 3, 6, 6))
     bad[0, 0, 0, 0] = np.nan
-    with pytest.raises(ValueError, match="1 NaN or Inf"):
-        net(on_device(bad))
+    if backend.name() == "numpy":   # on a GPU the count would synchronise every forward pass
+        with pytest.raises(ValueError, match="1 NaN or Inf"):
+            net(on_device(bad))
     with pytest.raises(tc.ShapeError, match=r"layer 'conv1': Conv2d expects input of shape \(N, 3, H, W\), got \(1, 1, 6, 6\)"):
         net(on_device(np.zeros((1, 1, 6, 6))))
     wrong = tc.Network([("conv1", tc.Conv2d(3, 5, 1, dtype=np.float64)), ("fire2", net.layers["fire2"])])

@@ -1,4 +1,5 @@
 """The README works as written: its pictures exist, its make targets exist, its Python runs."""
+import importlib.util
 import re
 import subprocess
 import sys
@@ -21,16 +22,16 @@ def test_every_picture_is_committed_and_small():
 
 
 def test_every_make_target_exists():
-    targets = set(re.findall(r"^([a-z_]+):", (ROOT / "Makefile").read_text(), flags=re.M))
-    mentioned = set(re.findall(r"`make ([a-z_]+)", README))
+    targets = set(re.findall(r"^([a-z_-]+):", (ROOT / "Makefile").read_text(), flags=re.M))
+    mentioned = set(re.findall(r"`make ([a-z_-]+)", README))
     assert mentioned - targets == set()
     assert {f.target for f in gallery.FIGURES} <= mentioned
 
 
 @pytest.mark.parametrize("block", re.findall(r"```python\n(.*?)```", README, flags=re.S))
 def test_python_blocks_run(block, tmp_path):
-    if "cupy" in block:
-        pytest.skip("needs CuPy")
+    if "cupy" in block and importlib.util.find_spec("cupy") is None:
+        pytest.skip("needs CuPy (or the strict stand-in: make test runs it)")
     if "../shared" in block or "squeezenet1_1()" in block:
         if not (ROOT / ".." / "shared" / "weights" / "squeezenet1_1.npz").is_file():
             pytest.skip("needs ../shared (weights and photos)")

@@ -3,6 +3,7 @@ import numpy as np
 import pytest
 
 import tinycnn as tc
+from tinycnn.backend import asarray, to_numpy
 from tinycnn.models import cifar10_net, squeezenet1_1
 from vis.max_patches import crop, receptive_field, top_patches
 
@@ -31,13 +32,15 @@ def test_receptive_field_is_exact():
     size, jump, offset = receptive_field(net, "conv2")
     x = np.random.default_rng(0).standard_normal((1, 3, 32, 32)).astype(np.float64)
     net.astype(np.float64)
-    base = net.activations(x, "conv2")["conv2"][0, :, 5, 6]
+    def unit(image):
+        return to_numpy(net.activations(asarray(image), "conv2")["conv2"][0, :, 5, 6])
+    base = unit(x)
     top, left = 5 * jump - offset, 6 * jump - offset
     for r, c, inside in ((top, left, True), (top + size - 1, left + size - 1, True),
                          (top - 1, left, False), (top, left + size, False)):
         y = x.copy()
         y[0, :, r, c] += 10.0
-        changed = not np.allclose(net.activations(y, "conv2")["conv2"][0, :, 5, 6], base)
+        changed = not np.allclose(unit(y), base)
         assert changed == inside, (r, c)
 
 
@@ -45,7 +48,7 @@ def test_top_patches_match_brute_force():
     net = tc.Network([("conv", tc.Conv2d(3, 2, 3, stride=2, padding=1, seed=4)), ("relu", tc.ReLU())])
     images = np.random.default_rng(1).standard_normal((10, 3, 9, 9)).astype(np.float32)
     patches, values, where = top_patches(net, images, "relu", 1, k=5, batch_size=3, one_per_image=False)
-    act = net(images)[:, 1]
+    act = to_numpy(net(asarray(images)))[:, 1]
     np.testing.assert_allclose(values, np.sort(act.ravel())[::-1][:5])
     _, per_image, where_1 = top_patches(net, images, "relu", 1, k=5, batch_size=3)
     np.testing.assert_allclose(per_image, np.sort(act.reshape(10, -1).max(axis=1))[::-1][:5])

@@ -41,8 +41,12 @@ def numeric_grad(f, x, dout, h=1e-6):
 def rel_error(analytic, numeric):
     """max |a - n| / max(max |a|, max |n|): 0 when equal, about 1 when unrelated."""
     xp = get_array_module(analytic, numeric)
-    scale = max(float(xp.abs(analytic).max(initial=0)), float(xp.abs(numeric).max(initial=0)), 1e-12)
-    return float(xp.abs(analytic - numeric).max(initial=0)) / scale
+    if analytic.size == 0:
+        return 0.0
+
+    def largest(a):  # CuPy's max takes no ``initial``, hence the empty case above
+        return float(xp.abs(a).max())
+    return largest(analytic - numeric) / max(largest(analytic), largest(numeric), 1e-12)
 
 
 def check_layer(layer, x, *, seed=0, h=1e-6, tol=1e-6, **backward_args):
@@ -53,6 +57,8 @@ def check_layer(layer, x, *, seed=0, h=1e-6, tol=1e-6, **backward_args):
     Returns {"x": error, "<param>": error, ...}; raises AssertionError if any > tol.
     """
     params = dict(layer.named_params()) if hasattr(layer, "named_params") else layer.params
+    if params:  # a NumPy x for a layer on the GPU: move it where the parameters are
+        x = get_array_module(next(iter(params.values()))).asarray(x)
     for name, a in [("x", x)] + list(params.items()):
         if a.dtype != np.float64:
             raise ValueError(f"gradient checks need float64, but {name} is {a.dtype}: float32 "

@@ -29,6 +29,18 @@ def _expect_nchw(x, channels, what):
                          f"got {tuple(x.shape)}")
 
 
+def expect_same_device(x, w, what):
+    """Raise TypeError unless ``x`` lives where the parameter ``w`` does (host or GPU).
+
+    Without it, a NumPy input meets CuPy weights deep inside a product and fails
+    with CuPy's bare "Unsupported type".
+    """
+    have, want = get_array_module(x), get_array_module(w)
+    if have is not want:
+        raise TypeError(f"{what}: the input is a {have.__name__} array but the parameters live in "
+                        f"{want.__name__}; move it with tinycnn.backend.asarray(x)")
+
+
 class Layer:
     """Base class: parameters live in ``self.params``; no other state changes in forward."""
     params = {}
@@ -46,10 +58,12 @@ class Layer:
         return ""
 
 
-# im2col columns are built for a few images at a time, about this many bytes: small
-# enough to stay in cache and below glibc's 32 MB mmap threshold (so the buffer is
-# reused rather than freshly zeroed by the kernel on every call).
-CHUNK_BYTES = 8 * 2**20
+# im2col columns are built for a few images at a time, about this many bytes. On a CPU:
+# small enough to stay in cache and below glibc's 32 MB mmap threshold (so the buffer
+# is reused rather than freshly zeroed by the kernel on every call). On a GPU: big
+# enough that a whole batch is one product, since there each chunk costs a dozen
+# kernel launches and CuPy's memory pool reuses buffers anyway.
+CHUNK_BYTES = {"numpy": 8 * 2**20, "cupy": 512 * 2**20}
 
 
 class Conv2d(Layer):
@@ -92,23 +106,25 @@ class Conv2d(Layer):
             return x.transpose(1, 0, 2, 3).reshape(C, n * H * W), W
         return im2col(x, K, K, s, p), col_width(W, K, s, p)
 
-    def _chunks(self, x_shape):
-        """Slices of the batch, a few images each, that keep im2col's buffer small."""
+    def _chunks(self, x_shape, xp):
+        """Slices of the batch, a few images each, that keep im2col's buffer within
+        CHUNK_BYTES of the backend ``xp``."""
         N, C, H, W = x_shape
         K, s, p = self.kernel_size, self.stride, self.padding
         per_image = C * K * K * out_size(H, K, s, p) * col_width(W, K, s, p) * 4
-        step = N if self._pointwise() else max(1, CHUNK_BYTES // per_image)
+        step = N if self._pointwise() else max(1, CHUNK_BYTES[xp.__name__] // per_image)
         return [slice(n, n + step) for n in range(0, N, step)]
 
     def forward(self, x):
         _expect_nchw(x, self.in_channels, "Conv2d")
-        xp = get_array_module(x)
         w, b = self.params["weight"], self.params["bias"]
+        expect_same_device(x, w, "Conv2d")
+        xp = get_array_module(x)
         N, C, H, W = x.shape
         F, _, K, _ = w.shape
         oh, ow = out_size(H, K, self.stride, self.padding), out_size(W, K, self.stride, self.padding)
         out = xp.empty((N, F, oh, ow), dtype=xp.result_type(x, w))
-        for chunk in self._chunks(x.shape):
+        for chunk in self._chunks(x.shape, xp):
             cols, cw = self._columns(x[chunk])                          # (C*K*K, n*H'*CW)
             y = (w.reshape(F, -1) @ cols).reshape(F, -1, oh, cw)        # (F, n, H', CW): one product
             xp.add(y[..., :ow].transpose(1, 0, 2, 3), b[:, None, None], out=out[chunk])
@@ -124,7 +140,7 @@ class Conv2d(Layer):
         _, _, oh, ow = dout.shape
         dw = xp.zeros((F, C * K * K), dtype=dout.dtype)
         dx = xp.empty(x.shape, dtype=dout.dtype)
-        for chunk in self._chunks(x.shape):
+        for chunk in self._chunks(x.shape, xp):
             cols, cw = self._columns(x[chunk])                          # rebuilt, not cached
             n = cols.shape[1] // (oh * cw)
             d = xp.zeros((F, n, oh, cw), dtype=dout.dtype)              # junk columns get zero gradient
@@ -317,6 +333,7 @@ class Linear(Layer):
         if x.ndim != 2 or x.shape[1] != self.in_features:
             raise ShapeError(f"Linear expects input of shape (N, {self.in_features}), got {tuple(x.shape)}"
                              + (" (add a Flatten before it)" if x.ndim > 2 else ""))
+        expect_same_device(x, self.params["weight"], "Linear")
         return x @ self.params["weight"].T + self.params["bias"], x
 
     def backward(self, dout, cache):

@@ -1,0 +1,1 @@
+"""cupyx in the stand-in: only cupyx.scipy.ndimage."""
