@@ -56,7 +56,7 @@ def test_class_score_with_l2_gradient(seed):
     x = on_device(np.random.default_rng(seed).standard_normal((1, 3, 6, 6)))
     for target in (2, ("relu", 1), ("relu", 3, 2, 4)):
         f = score_objective(net, target, l2=0.1)
-        numeric = numeric_grad(lambda: np.array(f(x)[0]), x, np.ones(()))
+        numeric = numeric_grad(lambda: float(f(x)[0]), x, np.ones(()))
         assert rel_error(to_numpy(f(x)[1]), to_numpy(numeric)) < 1e-6
 
 
@@ -78,7 +78,7 @@ def test_deepdream_objective_gradient(seed):
     net = small_net()
     x = on_device(np.random.default_rng(seed).standard_normal((1, 3, 6, 6)))
     f = dream_objective(net, "relu")
-    numeric = numeric_grad(lambda: np.array(f(x)[0]), x, np.ones(()))
+    numeric = numeric_grad(lambda: float(f(x)[0]), x, np.ones(()))
     assert rel_error(to_numpy(f(x)[1]), to_numpy(numeric)) < 1e-6
 
 
@@ -118,7 +118,7 @@ def test_synthesis_objective_gradient(seed):
     f = synthesis_objective(net, content_target=acts["conv"], content_layer="conv", content_weight=0.3,
                             style_targets={"relu": gram_matrix(acts["relu"]), "conv": gram_matrix(acts["conv"])},
                             style_weights={"relu": 2.0, "conv": 0.5}, tv_weight=0.1, alpha_weight=1e-3)
-    numeric = numeric_grad(lambda: np.array(f(x)[0]), x, np.ones(()))
+    numeric = numeric_grad(lambda: float(f(x)[0]), x, np.ones(()))
     assert rel_error(to_numpy(f(x)[1]), to_numpy(numeric)) < 1e-6
 
 

@@ -80,6 +80,33 @@ def to_numpy(a):
     return np.asarray(a)
 
 
+def ndimage(like):
+    """scipy.ndimage for NumPy arrays, cupyx.scipy.ndimage for CuPy ones.
+
+    The two offer the same filters with the same arguments (gaussian_filter, zoom,
+    ...), so an image is blurred or resized where it lives, without a trip to the host.
+    """
+    if get_array_module(like) is np:
+        from scipy import ndimage as module
+    else:
+        from cupyx.scipy import ndimage as module
+    return module
+
+
+def to_floats(values):
+    """A list of Python floats from scalars that may live on the device: one copy, not one each.
+
+    Optimisation loops keep each step's loss on the device and convert them all at the
+    end, so the GPU never waits for the host to read a number mid-run.
+    """
+    if not values:
+        return []
+    xp = get_array_module(*values)
+    if xp is np:
+        return [float(v) for v in values]
+    return [float(v) for v in xp.stack([xp.asarray(v, dtype=xp.float64) for v in values]).get()]
+
+
 def random_generator(seed, like=None):
     """A seeded random Generator of the library ``like`` lives in (default: active).
 

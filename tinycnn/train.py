@@ -41,11 +41,11 @@ def augment(x, rng, pad=4):
 def evaluate(net, x, y, batch_size=500):
     """Accuracy of ``net`` on (x, y), in evaluation mode."""
     net.eval()
-    correct = 0
+    correct = 0                                   # counted on the device, read once at the end
     for i in range(0, len(x), batch_size):
-        scores = backend.to_numpy(net(backend.asarray(x[i:i + batch_size])))
-        correct += int((scores.argmax(axis=1) == y[i:i + batch_size]).sum())
-    return correct / len(x)
+        scores = net(backend.asarray(x[i:i + batch_size]))
+        correct = correct + (scores.argmax(axis=1) == backend.asarray(y[i:i + batch_size])).sum()
+    return int(correct) / len(x)
 
 
 def save_checkpoint(path, net, opt, epoch, rng, history):
@@ -94,23 +94,23 @@ def train(net, data, *, epochs, batch_size=128, lr=0.05, momentum=0.9, weight_de
         for k in range(steps_per_epoch):
             idx = order[k * batch_size:(k + 1) * batch_size]
             xb = backend.asarray(normalize(augment(x_train[idx], rng)))
-            yb = backend.asarray(y_train[idx])
             scores, cache = net.forward(xb)
-            loss, dscores = softmax_cross_entropy(scores, yb)
+            loss, dscores = softmax_cross_entropy(scores, y_train[idx])   # labels checked on the host
             _, grads = net.backward(dscores, cache)
             step_lr = warmup_cosine(epoch * steps_per_epoch + k, total, lr, warmup_epochs * steps_per_epoch)
             opt.step(grads, step_lr)
-            loss_sum += float(loss) * len(idx)
-            correct += int((backend.to_numpy(scores).argmax(axis=1) == y_train[idx]).sum())
+            # running sums stay on the device; they are read only when a progress line is due
+            loss_sum = loss_sum + loss.astype(np.float64) * len(idx)
+            correct = correct + (scores.argmax(axis=1) == backend.asarray(y_train[idx])).sum()
             seen += len(idx)
             if time.time() - last > 10 or k == steps_per_epoch - 1:
                 last = time.time()
                 rate = seen / (last - t0)
-                log(f"epoch {epoch + 1}/{epochs}  step {k + 1}/{steps_per_epoch}  loss {loss_sum / seen:.3f}  "
-                    f"train acc {correct / seen:.3f}  lr {step_lr:.4f}  {rate:.0f} img/s  "
+                log(f"epoch {epoch + 1}/{epochs}  step {k + 1}/{steps_per_epoch}  loss {float(loss_sum) / seen:.3f}  "
+                    f"train acc {int(correct) / seen:.3f}  lr {step_lr:.4f}  {rate:.0f} img/s  "
                     f"epoch ETA {(len(x_train) - seen) / rate:.0f}s")
         test_acc = evaluate(net, x_test_n, y_test)
-        history.append({"epoch": epoch + 1, "loss": loss_sum / seen, "train_acc": correct / seen,
+        history.append({"epoch": epoch + 1, "loss": float(loss_sum) / seen, "train_acc": int(correct) / seen,
                         "test_acc": test_acc, "lr": step_lr, "seconds": time.time() - t0})
         log(f"epoch {epoch + 1}: test accuracy {test_acc:.4f} ({time.time() - t0:.0f}s)")
         if checkpoint:

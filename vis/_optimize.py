@@ -13,22 +13,27 @@ position is favoured), Gaussian blur, clamping to the valid pixel range. Steps:
 
 Progress is printed every ``log_every`` steps; ``snapshot_every`` keeps copies of
 the image so a figure can show the optimisation unfold.
+
+On a GPU everything but L-BFGS stays on the device: the image, the gradient, the
+blur (cupyx.scipy.ndimage) and each step's loss, which is read back only on log
+steps and once at the end, so the host never waits for the GPU mid-run. L-BFGS is
+SciPy's and works on host vectors: each evaluation copies the image to the device
+and the loss and gradient back (one synchronisation per evaluation, by design).
 """
 import numpy as np
-from scipy import ndimage, optimize as sciopt
+from scipy import optimize as sciopt
 
 from tinycnn import backend
 
 
 def gaussian_blur(x, sigma):
-    """Blur each channel of (N, C, H, W) with a Gaussian of std ``sigma`` px (NumPy side).
+    """Blur each channel of (N, C, H, W) with a Gaussian of std ``sigma`` px, where x lives.
 
     The blur is a symmetric linear filter (reflect boundary), applied to the image
     between steps, not inside a gradient, so no adjoint is needed here."""
     if sigma <= 0:
         return x
-    out = ndimage.gaussian_filter(backend.to_numpy(x), sigma=(0, 0, sigma, sigma), mode="reflect")
-    return backend.asarray(out.astype(x.dtype))
+    return backend.ndimage(x).gaussian_filter(x, sigma=(0, 0, sigma, sigma), mode="reflect")
 
 
 def pixel_range(net):
@@ -75,7 +80,10 @@ def optimize(objective, x0, *, steps, lr=None, method="adam", transforms=(), jit
     x = x0.copy()
     snapshots, losses = [], []
     if method == "lbfgs":
-        return _lbfgs(objective, x, steps, log, log_every, bounds)
+        if jitter or transforms:
+            raise ValueError("L-BFGS needs a fixed objective: it takes no jitter and no transforms between "
+                             "steps (use bounds= to keep pixels in range), or choose method='adam'")
+        return _lbfgs(objective, x, steps, log, log_every, bounds, snapshot_every)
     xp = backend.get_array_module(x)
     m = v = None
     for step in range(steps):
@@ -96,15 +104,15 @@ def optimize(objective, x0, *, steps, lr=None, method="adam", transforms=(), jit
             raise ValueError(f"unknown method {method!r}; choose normalized, mean, sgd, adam or lbfgs")
         for t in transforms:
             x = t(x, step)
-        losses.append(float(loss))
+        losses.append(loss)                  # stays on the device until the end
         if snapshot_every and (step + 1) % snapshot_every == 0:
             snapshots.append(backend.to_numpy(x).copy())
         if log and (step % log_every == 0 or step == steps - 1):
             log(f"step {step + 1}/{steps}: loss {float(loss):.4g}")
-    return x, snapshots, losses
+    return x, snapshots, backend.to_floats(losses)
 
 
-def _lbfgs(objective, x, steps, log, log_every, bounds):
+def _lbfgs(objective, x, steps, log, log_every, bounds, snapshot_every=None):
     shape, dtype = x.shape, x.dtype
     box = None
     if bounds is not None:
@@ -113,13 +121,19 @@ def _lbfgs(objective, x, steps, log, log_every, bounds):
     losses, count = [], [0]
 
     def fun(flat):
-        loss, g = objective(backend.asarray(flat.reshape(shape).astype(dtype)))
-        losses.append(float(loss))
+        loss, g = objective(backend.asarray(flat.reshape(shape).astype(dtype)))   # host -> device
+        losses.append(float(loss))                                             # device -> host: the loss
         count[0] += 1
         if log and count[0] % log_every == 0:
-            log(f"evaluation {count[0]}: loss {float(loss):.4g}")
-        return float(loss), backend.to_numpy(g).astype(np.float64).ravel()
+            log(f"evaluation {count[0]}: loss {losses[-1]:.4g}")
+        return losses[-1], backend.to_numpy(g).astype(np.float64).ravel()      # and the gradient
+    snapshots, iterations = [], [0]
+
+    def snapshot(flat):
+        iterations[0] += 1
+        if snapshot_every and iterations[0] % snapshot_every == 0:
+            snapshots.append(flat.reshape(shape).astype(dtype))
     result = sciopt.minimize(fun, backend.to_numpy(x).astype(np.float64).ravel(), jac=True,
-                             method="L-BFGS-B", bounds=box,
+                             method="L-BFGS-B", bounds=box, callback=snapshot,
                              options={"maxiter": steps, "ftol": 0.0, "gtol": 0.0})  # run all the steps asked for
-    return backend.asarray(result.x.reshape(shape).astype(dtype)), [], losses
+    return backend.asarray(result.x.reshape(shape).astype(dtype)), snapshots, losses

@@ -58,14 +58,14 @@ def guided_grad_cam(net, x, target, layer):
 
 def smooth_grad(net, x, target, *, n=50, noise=0.15, seed=0):
     """(N, C, H, W) mean gradient over n noisy copies; noise is sigma / (max - min) of x."""
-    xp = backend.get_array_module(x)
-    rng = np.random.default_rng(seed)
+    rng = backend.random_generator(seed, like=x)          # noise drawn where x lives
+    target = backend.get_array_module(x).asarray(target)  # moved once, not on every sample
     sigma = noise * float(x.max() - x.min())
-    total = 0.0
+    total = backend.get_array_module(x).zeros_like(x)
     for _ in range(n):
-        noisy = x + xp.asarray(rng.normal(0.0, sigma, x.shape).astype(x.dtype))
-        total = total + backend.to_numpy(score_gradient(net, noisy, target))
-    return total / n
+        noisy = x + (sigma * rng.standard_normal(x.shape)).astype(x.dtype)
+        total += score_gradient(net, noisy, target)
+    return backend.to_numpy(total / n)
 
 
 def integrated_gradients(net, x, target, *, baseline=None, steps=64):
@@ -79,14 +79,14 @@ def integrated_gradients(net, x, target, *, baseline=None, steps=64):
         mean, std = net.meta.get("mean"), net.meta.get("std")
         black = -np.asarray(mean) / np.asarray(std) if mean is not None else np.zeros(x.shape[1])
         baseline = xp.asarray(np.broadcast_to(black.reshape(1, -1, 1, 1), x.shape).astype(x.dtype))
-    total = 0.0
+    total, target = xp.zeros_like(x), xp.asarray(target)
     for a in (np.arange(steps) + 0.5) / steps:            # midpoint rule on [0, 1]
-        total = total + backend.to_numpy(score_gradient(net, baseline + a * (x - baseline), target))
-    ig = backend.to_numpy(x - baseline) * total / steps
-    rows = np.arange(len(x))
-    s_x = backend.to_numpy(net(x))[rows, target]
-    s_0 = backend.to_numpy(net(baseline))[rows, target]
-    return ig, s_x - s_0 - ig.reshape(len(x), -1).sum(axis=1)
+        a = float(a)    # a Python float keeps float32 work in float32 (a NumPy float64 would promote it)
+        total += score_gradient(net, baseline + a * (x - baseline), target)
+    ig = (x - baseline) * total / steps
+    rows, cols = xp.arange(len(x)), target
+    gap = net(x)[rows, cols] - net(baseline)[rows, cols] - ig.reshape(len(x), -1).sum(axis=1)
+    return backend.to_numpy(ig), backend.to_numpy(gap)
 
 
 def main(argv=None):

@@ -22,6 +22,7 @@ import numpy as np
 from tinycnn import backend
 from vis import cli, render
 from vis._optimize import clamp, gaussian_blur, optimize, pixel_range
+from vis.losses import total
 
 # The four hyper-parameter sets of Yosinski et al. 2015, Table 1: L2 decay, blur sigma,
 # blur every, pixel-norm clip percentile, contribution clip percentile, iterations,
@@ -60,9 +61,9 @@ def score_objective(net, target, l2=0.0):
             out, cache = net.forward(x)
             dout = xp.zeros(out.shape, dtype=out.dtype)
             dout[:, target] = 1.0
-        score = float((out * dout).sum())
+        score = total(out * dout)                 # stays on the device (see vis/losses.py)
         dx, _ = net.backward(dout, cache, param_grads=False)
-        return -score + l2 * float((x * x).sum()), -dx + 2 * l2 * x
+        return -score + l2 * total(x * x), -dx + 2 * l2 * x
     return objective
 
 

@@ -14,11 +14,11 @@ octave, step 1.5 (in 0-255 pixel units; converted with the model's std), jitter 
     python -m vis.deepdream --model squeezenet --image kite.jpg --layer fire5   (make deepdream)
 """
 import numpy as np
-from scipy import ndimage
 
 from tinycnn import backend
 from vis import cli, render
 from vis._optimize import clamp, optimize, pixel_range
+from vis.losses import total
 
 OCTAVES, OCTAVE_SCALE, STEPS, LR, JITTER = 4, 1.4, 10, 1.5, 32
 
@@ -28,36 +28,37 @@ def dream_objective(net, layer):
     def objective(x):
         a, cache = net.forward(x, until=layer)
         dx, _ = net.backward(a, cache, param_grads=False)
-        return -0.5 * float((a * a).sum()), -dx
+        return -0.5 * total(a * a), -dx
     return objective
 
 
 def _resize(x, shape):
-    """Bilinear resize of (1, C, H, W) NumPy to spatial ``shape``."""
+    """Bilinear resize of (1, C, H, W) to spatial ``shape``, where x lives (host or GPU)."""
     factors = (1, 1, shape[0] / x.shape[2], shape[1] / x.shape[3])
-    return ndimage.zoom(x, factors, order=1)
+    return backend.ndimage(x).zoom(x, factors, order=1)
 
 
 def deepdream(net, x, layer, *, octaves=OCTAVES, octave_scale=OCTAVE_SCALE, steps=STEPS, lr=LR,
               jitter=JITTER, seed=0, log=None):
-    """The dreamt image (1, C, H, W) NumPy, normalised like ``x``."""
-    base = backend.to_numpy(x).astype(np.float32)
+    """The dreamt image (1, C, H, W) NumPy, normalised like ``x``; the octaves stay on x's device."""
+    xp = backend.get_array_module(x)
+    base = x.astype(np.float32)
     pyramid = [base]
     for _ in range(octaves - 1):
         h, w = pyramid[-1].shape[2:]
         pyramid.append(_resize(pyramid[-1], (max(1, round(h / octave_scale)), max(1, round(w / octave_scale)))))
     lo, hi = pixel_range(net)
     step = lr / (255.0 * float(np.mean(net.meta["std"])))       # 0-255 pixel units -> normalised units
-    detail = np.zeros_like(pyramid[-1])
+    detail = xp.zeros_like(pyramid[-1])
     for k, octave in enumerate(reversed(pyramid)):
         detail = _resize(detail, octave.shape[2:])
-        img, _, _ = optimize(dream_objective(net, layer), backend.asarray(octave + detail), steps=steps, lr=step,
+        img, _, _ = optimize(dream_objective(net, layer), octave + detail, steps=steps, lr=step,
                              method="mean", transforms=[clamp(lo, hi)], jitter=min(jitter, octave.shape[2] // 4),
                              seed=seed + k)
-        detail = backend.to_numpy(img) - octave
+        detail = img - octave
         if log:
             log(f"octave {k + 1}/{octaves} ({octave.shape[2]}x{octave.shape[3]}) done")
-    return base + detail
+    return backend.to_numpy(base + detail)
 
 
 def main(argv=None):

@@ -28,13 +28,13 @@ def fooling_image(net, x, target, *, lr=LR, max_steps=MAX_STEPS, log=None):
     """
     objective = score_objective(net, target)
     for step in range(max_steps + 1):
-        if int(backend.to_numpy(net(x)).argmax()) == target:
+        if int(net(x)[0].argmax()) == target:     # the one synchronisation per step
             return backend.to_numpy(x), step
         if step == max_steps:
             break
-        x, _, _ = optimize(objective, x, steps=1, lr=lr, method="normalized")
-        if log:
-            log(f"step {step + 1}: score {float(backend.to_numpy(net(x))[0, target]):.2f}")
+        x, _, losses = optimize(objective, x, steps=1, lr=lr, method="normalized")
+        if log:  # the loss is minus the score before the step
+            log(f"step {step + 1}: score {-losses[0]:.2f}")
     raise RuntimeError(f"the network still does not predict class {target} after {max_steps} steps")
 
 

@@ -40,14 +40,15 @@ def guided_backprop(net, x, layer, channel, rule="guided", position=None):
         dout = xp.zeros(out.shape, dtype=out.dtype)
         dout[:, channel] = 1.0
     else:
-        act = backend.to_numpy(out[:, channel])                        # (N, H', W')
+        N, C, H, W = out.shape
         dout = xp.zeros(out.shape, dtype=out.dtype)
         if position == "channel":
             dout[:, channel] = 1.0
-        else:
-            for n in range(len(x)):
-                y, x_ = position if position is not None else np.unravel_index(act[n].argmax(), act[n].shape)
-                dout[n, channel, y, x_] = 1.0
+        elif position is not None:
+            dout[:, channel, position[0], position[1]] = 1.0
+        else:  # each image's strongest position, found on the device
+            where = out[:, channel].reshape(N, H * W).argmax(axis=1)   # (N,) flat positions
+            dout.reshape(N, C, H * W)[xp.arange(N), channel, where] = 1.0
     dx, _ = net.backward(dout, cache, rule=rule, param_grads=False)
     return backend.to_numpy(dx)
 

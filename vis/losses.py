@@ -2,9 +2,18 @@
 style, total variation and the alpha-norm. Shared by style transfer, texture
 synthesis and feature inversion; every gradient is checked by finite differences
 in tests/test_vis_losses.py.
+
+Losses are 0-d float64 arrays where the features live (on a GPU: on the device), so
+summing the terms of a step needs no synchronisation; the optimisation driver reads
+them back. A term with weight 0 costs nothing: (0.0, 0).
 """
 
 from tinycnn.backend import get_array_module
+
+
+def total(a):
+    """sum(a) as a float64 scalar, where ``a`` lives (the sum itself in a's dtype)."""
+    return a.sum().astype(get_array_module(a).float64)
 
 
 def gram_matrix(features):
@@ -28,7 +37,7 @@ def gram_matrix_backward(dG, features):
 def content_loss(weight, features, target):
     """weight * sum (F - F0)^2 and its gradient with respect to F."""
     d = features - target
-    return weight * float((d * d).sum()), 2 * weight * d
+    return weight * total(d * d), 2 * weight * d
 
 
 def style_loss(features, targets, weights):
@@ -39,7 +48,7 @@ def style_loss(features, targets, weights):
     loss, grads = 0.0, {}
     for layer, w in weights.items():
         d = gram_matrix(features[layer]) - targets[layer]
-        loss += w * float((d * d).sum())
+        loss += w * total(d * d)
         grads[layer] = gram_matrix_backward(2 * w * d, features[layer])
     return loss, grads
 
@@ -52,6 +61,8 @@ def tv_loss(x, weight, beta=2.0, eps=1e-8):
     is CS231n's sum of squared neighbour differences exactly; for beta < 2 the root is
     not differentiable where both differences vanish, so eps is added under it there.
     """
+    if weight == 0:
+        return 0.0, 0
     xp = get_array_module(x)
     dh = xp.zeros_like(x)
     dv = xp.zeros_like(x)
@@ -59,21 +70,23 @@ def tv_loss(x, weight, beta=2.0, eps=1e-8):
     dv[..., :-1, :] = x[..., 1:, :] - x[..., :-1, :]
     s = dh * dh + dv * dv
     if beta == 2:
-        loss, ds = s.sum(), xp.ones_like(s)
+        loss, ds = total(s), xp.ones_like(s)
     else:
         s = s + eps
-        loss, ds = (s ** (beta / 2)).sum(), (beta / 2) * s ** (beta / 2 - 1)
+        loss, ds = total(s ** (beta / 2)), (beta / 2) * s ** (beta / 2 - 1)
     gh, gv = 2 * ds * dh, 2 * ds * dv          # dL/d(dh), dL/d(dv)
     dx = xp.zeros_like(x)
     dx[..., :, 1:] += gh[..., :, :-1]
     dx[..., :, :-1] -= gh[..., :, :-1]
     dx[..., 1:, :] += gv[..., :-1, :]
     dx[..., :-1, :] -= gv[..., :-1, :]
-    return weight * float(loss), weight * dx
+    return weight * loss, weight * dx
 
 
 def alpha_norm(x, weight, alpha=6.0):
     """weight * sum |x|^alpha (Mahendran & Vedaldi 2015; alpha = 6 keeps pixels in range)."""
+    if weight == 0:
+        return 0.0, 0
     xp = get_array_module(x)
     a = xp.abs(x)
-    return weight * float((a ** alpha).sum()), weight * alpha * a ** (alpha - 1) * xp.sign(x)
+    return weight * total(a ** alpha), weight * alpha * a ** (alpha - 1) * xp.sign(x)

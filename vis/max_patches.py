@@ -61,6 +61,26 @@ def crop(image, top, left, size, fill=0.0):
     return out
 
 
+def _batch_winners(a, k, one_per_image):
+    """The k largest of a batch's activations a (n, H', W'), ranked where a lives; only
+    they come back to the host: (values (k,), where (k, 3) rows of (image in batch, y, x))."""
+    xp = backend.get_array_module(a)
+    n, H, W = a.shape
+    flat = a.reshape(n, H * W)
+    if one_per_image:
+        pos = flat.argmax(axis=1)                                 # each image's strongest position
+        index = xp.arange(n) * (H * W) + pos
+    else:
+        index = xp.arange(n * H * W)
+    values = flat.ravel()[index]
+    # NumPy's default sort is not stable; a stable one keeps ties in image order, as the
+    # host merge does (CuPy's sort is stable already)
+    order = (xp.argsort(-values, kind="stable") if xp is np else xp.argsort(-values))[:k]
+    index = index[order]
+    where = xp.stack([index // (H * W), index % (H * W) // W, index % W], axis=1)
+    return backend.to_numpy(values[order]), backend.to_numpy(where).astype(int)
+
+
 def top_patches(net, images, layer, channel, k=8, *, one_per_image=True, batch_size=64, log=None):
     """The k strongest activations of ``channel`` of ``layer`` over ``images`` and their patches.
 
@@ -72,17 +92,13 @@ def top_patches(net, images, layer, channel, k=8, *, one_per_image=True, batch_s
     size, jump, offset = receptive_field(net, layer)
     best_values, best_where = np.empty(0), np.empty((0, 3), dtype=int)
     for start in range(0, len(images), batch_size):
-        act = backend.to_numpy(net.activations(backend.asarray(images[start:start + batch_size]), layer)[layer])
+        act = net.activations(backend.asarray(images[start:start + batch_size]), layer)[layer]
         if act.ndim != 4:
             raise ValueError(f"layer {layer!r} has no spatial positions (output {act.shape}); pick a conv layer")
-        a = act[:, channel]                                               # (n, H', W')
-        n, y, x = np.unravel_index(np.arange(a.size), a.shape)
-        if one_per_image:
-            flat = a.reshape(len(a), -1).argmax(axis=1)
-            n, y, x = np.arange(len(a)), *np.unravel_index(flat, a.shape[1:])
-        values = np.concatenate([best_values, a[n, y, x]])
-        where = np.concatenate([best_where, np.stack([n + start, y, x], axis=1)])
-        keep = np.argsort(-values, kind="stable")[:k]
+        values, where = _batch_winners(act[:, channel], k, one_per_image)   # ranked on the device
+        values = np.concatenate([best_values, values])
+        where = np.concatenate([best_where, where + [start, 0, 0]])
+        keep = np.argsort(-values, kind="stable")[:k]       # ties: the earlier image wins
         best_values, best_where = values[keep], where[keep]
         if log:
             log(f"{layer} channel {channel}: {min(start + batch_size, len(images))}/{len(images)} images")

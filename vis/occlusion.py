@@ -31,16 +31,16 @@ def occlusion_map(net, x, target, *, size=None, stride=None, fill=0.0, batch_siz
     stride = stride or max(1, H // 16)
     oh, ow = out_size(H, size, stride, 0), out_size(W, size, stride, 0)
     positions = [(i, j) for i in range(oh) for j in range(ow)]
-    probs = np.empty(len(positions))
+    probs = []
     for start in range(0, len(positions), batch_size):
         chunk = positions[start:start + batch_size]
         batch = xp.repeat(x, len(chunk), axis=0)
         for k, (i, j) in enumerate(chunk):
             batch[k, :, i * stride:i * stride + size, j * stride:j * stride + size] = fill
-        probs[start:start + len(chunk)] = backend.to_numpy(softmax(net(batch)))[:, target]
+        probs.append(softmax(net(batch))[:, target])                  # stays on the device
         if log:
             log(f"occlusion: {start + len(chunk)}/{len(positions)} positions")
-    return probs.reshape(oh, ow)
+    return backend.to_numpy(xp.concatenate(probs)).astype(np.float64).reshape(oh, ow)
 
 
 def main(argv=None):

@@ -81,7 +81,8 @@ def style_transfer(net, content, style, *, content_weight, style_weights, tv_wei
     x0 = uniform_image(content.shape, lo, hi, seed) if init == "noise" else content.copy()
     x, snapshots, _ = optimize(objective, x0, steps=steps, method=method, seed=seed,
                                lr=lambda step: LR if step < DECAY_AT else DECAYED_LR, bounds=(lo, hi),
-                               transforms=[clamp(lo, hi)], snapshot_every=snapshot_every, log=log)
+                               transforms=[] if method == "lbfgs" else [clamp(lo, hi)],   # L-BFGS: bounds
+                               snapshot_every=snapshot_every, log=log)
     return backend.to_numpy(x), snapshots
 
 
