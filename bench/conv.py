@@ -59,8 +59,12 @@ def cases():
 
 
 def sync():
+    """Wait for queued GPU work of both libraries, so wall time is what the GPU took."""
     if backend.name() == "cupy":
         backend.xp().cuda.Device().synchronize()
+        import torch
+        if torch.cuda.is_available():
+            torch.cuda.synchronize()
 
 
 def timed(fn, min_time=0.3, max_runs=50):

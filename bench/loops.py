@@ -9,8 +9,9 @@
 Each loop runs in its own process (so imports and caches do not mix), once with
 tinycnn and once with the same computation written with torch autograd, with the
 same thread count. Reported: wall time, the ratio tinycnn / PyTorch, and the rise
-of peak resident memory during the loop. Random weights are used when the
-SqueezeNet weights are absent: speed does not depend on their values.
+of peak resident memory during the loop (on a GPU, with TINYCNN_BACKEND=cupy: the
+peak GPU memory each library's allocator held, against PyTorch CUDA). Random weights
+are used when the SqueezeNet weights are absent: speed does not depend on their values.
 """
 import argparse
 import json
@@ -58,10 +59,29 @@ def tinycnn_loop(task):
                                   style_weights=p["style_weights"], tv_weight=p["tv_weight"], steps=STEPS[task])
 
 
+def _device():
+    from tinycnn import backend
+    return "cuda" if backend.name() == "cupy" else "cpu"
+
+
+def torch_blur(torch, x, sigma):
+    """scipy.ndimage.gaussian_filter(x, (0, 0, sigma, sigma), mode="reflect") in torch, on x's device."""
+    radius = int(4.0 * sigma + 0.5)                                     # SciPy's truncate=4
+    t = torch.arange(-radius, radius + 1, dtype=x.dtype, device=x.device)
+    k = torch.exp(-0.5 * (t / sigma) ** 2)
+    k = k / k.sum()
+    C = x.shape[1]
+    x = torch.nn.functional.pad(x, (radius, radius, radius, radius), mode="replicate" if radius >= x.shape[-1]
+                                else "reflect")
+    x = torch.nn.functional.conv2d(x, k.view(1, 1, 1, -1).expand(C, 1, 1, -1), groups=C)
+    return torch.nn.functional.conv2d(x, k.view(1, 1, -1, 1).expand(C, 1, -1, 1), groups=C)
+
+
 def torch_squeezenet(net, torch):
     """SqueezeNet 1.1 forward in torch.nn.functional, reading tinycnn's parameters."""
+    from tinycnn.backend import to_numpy
     F = torch.nn.functional
-    P = {k: torch.from_numpy(np.asarray(v)) for k, v in net.named_params()}
+    P = {k: torch.from_numpy(to_numpy(v)).to(_device()) for k, v in net.named_params()}
 
     def conv(x, name, **kw):
         return F.relu(F.conv2d(x, P[name + ".weight"], P[name + ".bias"], **kw))
@@ -93,10 +113,13 @@ def torch_loop(task):
     from vis.style_transfer import CONTENT_LAYER, DECAY_AT, DECAYED_LR, LR, PRESETS, STYLE_LAYERS
     net = _net()
     features, scores = torch_squeezenet(net, torch)
-    lo, hi = (torch.from_numpy(np.asarray(a)) for a in pixel_range(net))
+    from tinycnn.backend import to_numpy
+    device = _device()
+    lo, hi = (torch.from_numpy(to_numpy(a)).to(device) for a in pixel_range(net))
     if task == "class_visualization":
         def run():
             x = torch.from_numpy(np.random.default_rng(0).standard_normal((1, 3, 224, 224)).astype(np.float32) * 0.01)
+            x = x.to(device)
             rng = np.random.default_rng(0)
             for step in range(STEPS[task]):
                 dy, dx = (int(v) for v in rng.integers(-16, 17, size=2))
@@ -106,12 +129,14 @@ def torch_loop(task):
                 with torch.no_grad():
                     x = torch.roll(x + CS231N["lr"] * x.grad, (-dy, -dx), (2, 3))
                     x = torch.minimum(torch.maximum(x, lo), hi)
-                    if step % CS231N["blur_every"] == 0:
+                    if step % CS231N["blur_every"] == 0 and device == "cpu":
                         x = torch.from_numpy(ndimage.gaussian_filter(x.numpy(), (0, 0, 0.5, 0.5), mode="reflect"))
+                    elif step % CS231N["blur_every"] == 0:
+                        x = torch_blur(torch, x, 0.5)
             return x
         return run
     p = PRESETS["starry_night"]
-    content, style = (torch.from_numpy(a) for a in _inputs(p["image_size"]))
+    content, style = (torch.from_numpy(a).to(device) for a in _inputs(p["image_size"]))
 
     def gram(f):
         n, c, h, w = f.shape
@@ -156,7 +181,16 @@ def measure(task, impl, threads):
     before = _rss_kb("VmRSS:")
     t = time.perf_counter()
     fn()
+    if _device() == "cuda":  # the tinycnn loops end in a copy to the host; torch's must be waited for
+        import torch
+        torch.cuda.synchronize()
     seconds = time.perf_counter() - t
+    if _device() == "cuda":
+        if impl == "torch":
+            import torch
+            return {"seconds": seconds, "peak_mb": torch.cuda.max_memory_reserved() / 2**20}
+        from tinycnn import backend
+        return {"seconds": seconds, "peak_mb": backend.xp().get_default_memory_pool().total_bytes() / 2**20}
     return {"seconds": seconds, "peak_mb": (_rss_kb("VmHWM:") - before) / 1024}
 
 

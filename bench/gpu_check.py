@@ -1,0 +1,158 @@
+"""Everything a lent GPU should prove, in one command: `make gpu-check`.
+
+    python -m bench.gpu_check --out gpu-check        (make gpu-check; OUT=folder to choose)
+
+Steps, in order, each with its own time limit so the whole run stays under about 8
+minutes on an H100 (a step that runs out of time is recorded as such, and the rest go on):
+
+1. device:    CuPy sees the GPU (name, memory, CuPy / CUDA / PyTorch versions);
+2. tests:     the test suite with TINYCNN_BACKEND=cupy on the real GPU, including the
+              check that every name and keyword of the strict stand-in exists in CuPy
+              and the NumPy-vs-CuPy agreement test;
+3. agreement: SqueezeNet forward and backward on NumPy and on CuPy, float32 and
+              float64, largest relative difference;
+4. bench:     bench.conv and bench.loops against PyTorch CUDA (cuDNN) in the same run;
+5. figures:   `make figures FAST=1` drawn on the GPU, then the full `make figures` if
+              time is left (figures whose inputs are absent are skipped and listed).
+
+Writes gpu_check.json (every number) and gpu_check.log (every command's output) to
+the output folder. Needs CuPy and a GPU; PyTorch with CUDA for the comparisons.
+"""
+import argparse
+import json
+import os
+import platform
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+BUDGET_S = 400          # the whole run, start to end; the full figures only run if it allows
+
+
+class Run:
+    def __init__(self, out):
+        self.out = out
+        self.out.mkdir(parents=True, exist_ok=True)
+        self.log = open(out / "gpu_check.log", "w")
+        self.result = {"date": time.strftime("%Y-%m-%d %H:%M:%S %Z"), "host": platform.node(), "steps": {}}
+        self.start = time.perf_counter()
+
+    def left(self):
+        return BUDGET_S - (time.perf_counter() - self.start)
+
+    def say(self, text):
+        print(text, flush=True)
+        self.log.write(text + "\n")
+        self.log.flush()
+
+    def command(self, name, argv, timeout, env=None):
+        """Run argv, log its output, record {seconds, rc, tail}; returns the completed output."""
+        self.say(f"== {name}: {' '.join(argv)} (limit {timeout:.0f} s)")
+        t = time.perf_counter()
+        try:
+            done = subprocess.run(argv, cwd=ROOT, capture_output=True, text=True, timeout=timeout,
+                                  env=dict(os.environ, **(env or {})))
+            rc, output = done.returncode, done.stdout + done.stderr
+        except subprocess.TimeoutExpired as e:
+            rc, output = "timeout", (e.stdout or b"").decode(errors="replace") + (e.stderr or b"").decode(errors="replace")
+        seconds = time.perf_counter() - t
+        self.log.write(output + "\n")
+        tail = output.strip().splitlines()[-3:]
+        self.result["steps"][name] = {"seconds": round(seconds, 1), "rc": rc, "tail": tail}
+        self.say(f"   {name}: rc {rc} in {seconds:.1f} s; " + (tail[-1] if tail else ""))
+        self.save()
+        return output if rc == 0 else None
+
+    def save(self):
+        self.result["total_s"] = round(time.perf_counter() - self.start, 1)
+        (self.out / "gpu_check.json").write_text(json.dumps(self.result, indent=1))
+
+
+DEVICE = r"""
+import json, cupy
+props = cupy.cuda.runtime.getDeviceProperties(0)
+info = {"gpu": props["name"].decode(), "memory_gib": round(props["totalGlobalMem"] / 2**30, 1),
+        "cupy": cupy.__version__, "cuda_runtime": cupy.cuda.runtime.runtimeGetVersion()}
+try:
+    import torch
+    info.update(torch=torch.__version__, torch_cuda=torch.cuda.is_available(),
+                cudnn=torch.backends.cudnn.version() if torch.cuda.is_available() else None)
+except ImportError:
+    info["torch"] = None
+print(json.dumps(info))
+"""
+
+AGREEMENT = r"""
+import json, numpy as np
+from tests.test_backends_agree import compare_squeezenet
+print(json.dumps({"float32": compare_squeezenet(np.float32, 224), "float64": compare_squeezenet(np.float64, 224)}))
+"""
+
+
+def last_json(output):
+    """The JSON document at the end of a command's output."""
+    text = output.strip()
+    for start in [i for i, c in enumerate(text) if c in "[{"]:
+        try:
+            return json.loads(text[start:])
+        except ValueError:
+            continue
+    return None
+
+
+def main(argv=None):
+    p = argparse.ArgumentParser(description="Prove and measure tinycnn on a lent GPU (make gpu-check).")
+    p.add_argument("--out", default="gpu-check", help="folder for gpu_check.json and gpu_check.log (default: %(default)s)")
+    p.add_argument("--figures", default=None, help="folder for the figures (default: OUT/figures)")
+    p.add_argument("--skip", nargs="*", default=[], choices=["tests", "agreement", "bench", "figures"],
+                   help="steps to leave out")
+    args = p.parse_args(argv)
+    run = Run(Path(args.out))
+    py, cupy_env = sys.executable, {"TINYCNN_BACKEND": "cupy", "PYTHONUNBUFFERED": "1"}
+
+    out = run.command("device", [py, "-c", DEVICE], 120)
+    if out is None:
+        run.say("error: CuPy does not see a GPU here; nothing else can be checked")
+        sys.exit(2)
+    run.result["device"] = last_json(out)
+    run.say(f"   {run.result['device']}")
+
+    if "tests" not in args.skip:
+        out = run.command("tests", [py, "-m", "pytest", "-q", "-p", "no:cacheprovider", "-rfE",
+                                    "--ignore=tests/test_gallery.py"],
+                          min(200, run.left()), cupy_env)
+        run.result["tests"] = run.result["steps"]["tests"]["tail"][-1:] or None
+
+    if "agreement" not in args.skip:
+        out = run.command("agreement", [py, "-c", AGREEMENT], 120, cupy_env)
+        run.result["agreement_max_relative_error"] = last_json(out) if out else None
+
+    if "bench" not in args.skip:
+        out = run.command("bench_loops", [py, "-m", "bench.loops", "--json"], min(100, run.left()), cupy_env)
+        run.result["bench_loops"] = last_json(out) if out else None
+        out = run.command("bench_conv", [py, "-m", "bench.conv", "--json"], min(150, run.left()), cupy_env)
+        rows = last_json(out) if out else None
+        if rows:
+            ratios = [r["ratio"] for r in rows if r.get("ratio")]
+            geo = float(__import__("numpy").exp(__import__("numpy").log(ratios).mean())) if ratios else None
+            run.result["bench_conv"] = {"geometric_mean_ratio": geo, "rows": rows}
+
+    if "figures" not in args.skip:
+        figures = Path(args.figures) if args.figures else run.out / "figures"
+        run.command("figures_fast", [py, "-m", "vis.gallery", "--fast", "--out", str(figures / "fast")],
+                    min(150, run.left()), cupy_env)
+        if run.left() > 100:
+            run.command("figures_full", [py, "-m", "vis.gallery", "--out", str(figures / "full")],
+                        run.left() - 10, cupy_env)
+        else:
+            run.say(f"   figures_full: not run, {run.left():.0f} s left of the {BUDGET_S} s budget")
+    run.save()
+    failed = [k for k, v in run.result["steps"].items() if v["rc"] != 0]
+    run.say(f"done in {run.result['total_s']:.0f} s; " + (f"failed: {', '.join(failed)}" if failed else "all steps passed"))
+    sys.exit(1 if failed else 0)
+
+
+if __name__ == "__main__":
+    main()
