@@ -41,7 +41,7 @@ bench: ready ## speed and memory against PyTorch (needs torch)
 # on a lent GPU machine (CuPy, PyTorch CUDA): no .venv needed there, plain python3 will do
 GPU_PY = $(if $(wildcard $(PY)),$(PY),python3)
 gpu-check: ## on a GPU: CuPy tests, NumPy vs CuPy, benchmarks vs PyTorch CUDA, figures (OUT=folder)
-	$(GPU_PY) -m bench.gpu_check --out $(or $(OUT),gpu-check)
+	$(GPU_PY) -m bench.gpu_check --out $(or $(OUT),gpu-check) $(if $(FIGURES),--figures $(FIGURES))
 
 # figures from the shipped CIFAR-10 weights alone: no network, no ../shared needed
 demo: filters training_curve ## figures from the shipped weights alone, offline

@@ -19,6 +19,7 @@ Writes gpu_check.json (every number) and gpu_check.log (every command's output) 
 the output folder. Needs CuPy and a GPU; PyTorch with CUDA for the comparisons.
 """
 import argparse
+import importlib.util
 import json
 import os
 import platform
@@ -120,9 +121,10 @@ def main(argv=None):
     run.say(f"   {run.result['device']}")
 
     if "tests" not in args.skip:
-        out = run.command("tests", [py, "-m", "pytest", "-q", "-p", "no:cacheprovider", "-rfE",
-                                    "--ignore=tests/test_gallery.py"],
-                          min(200, run.left()), cupy_env)
+        parallel = ["-n", "8"] if importlib.util.find_spec("xdist") else []      # pytest-xdist, where present
+        out = run.command("tests", [py, "-m", "pytest", "-q", "-p", "no:cacheprovider", "-rfE", "--durations=8",
+                                    "--ignore=tests/test_gallery.py"] + parallel,
+                          min(200, run.left()), dict(cupy_env, HYPOTHESIS_PROFILE="gpu"))
         run.result["tests"] = run.result["steps"]["tests"]["tail"][-1:] or None
 
     if "agreement" not in args.skip:

@@ -16,6 +16,11 @@ settings.register_profile("default", max_examples=25, deadline=None,
                           suppress_health_check=[HealthCheck.too_slow])
 settings.register_profile("gradcheck", max_examples=400, deadline=None,
                           suppress_health_check=[HealthCheck.too_slow])
+# make gpu-check: a few examples each, so the whole suite fits a lent GPU's minutes (the
+# gradient arithmetic is the backend's own kernels either way; the agreement test
+# compares those kernels with NumPy's at full size)
+settings.register_profile("gpu", max_examples=5, deadline=None,
+                          suppress_health_check=[HealthCheck.too_slow])
 settings.load_profile(os.environ.get("HYPOTHESIS_PROFILE", "default"))
 
 
