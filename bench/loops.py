@@ -23,6 +23,7 @@ import time
 import numpy as np
 
 STEPS = {"class_visualization": 100, "style_transfer": 200}
+WARMUP = 3      # untimed steps first: CuPy compiles its kernels on first use, PyTorch picks cuDNN algorithms
 
 
 def _rss_kb(field):
@@ -52,11 +53,11 @@ def tinycnn_loop(task):
     from vis.style_transfer import PRESETS, style_transfer
     net = _net()
     if task == "class_visualization":
-        return lambda: class_visualization(net, 76, regularizer="cs231n", steps=STEPS[task])
+        return lambda steps: class_visualization(net, 76, regularizer="cs231n", steps=steps)
     p = PRESETS["starry_night"]
     content, style = (backend.asarray(a) for a in _inputs(p["image_size"]))
-    return lambda: style_transfer(net, content, style, content_weight=p["content_weight"],
-                                  style_weights=p["style_weights"], tv_weight=p["tv_weight"], steps=STEPS[task])
+    return lambda steps: style_transfer(net, content, style, content_weight=p["content_weight"],
+                                        style_weights=p["style_weights"], tv_weight=p["tv_weight"], steps=steps)
 
 
 def _device():
@@ -117,11 +118,11 @@ def torch_loop(task):
     device = _device()
     lo, hi = (torch.from_numpy(to_numpy(a)).to(device) for a in pixel_range(net))
     if task == "class_visualization":
-        def run():
+        def run(steps):
             x = torch.from_numpy(np.random.default_rng(0).standard_normal((1, 3, 224, 224)).astype(np.float32) * 0.01)
             x = x.to(device)
             rng = np.random.default_rng(0)
-            for step in range(STEPS[task]):
+            for step in range(steps):
                 dy, dx = (int(v) for v in rng.integers(-16, 17, size=2))
                 x = torch.roll(x, (dy, dx), (2, 3)).requires_grad_(True)
                 objective = scores(x)[0, 76] - CS231N["l2"] * (x * x).sum()
@@ -143,14 +144,14 @@ def torch_loop(task):
         f = f.reshape(n, c, h * w)
         return f @ f.transpose(1, 2) / (h * w * c)
 
-    def run():
+    def run(steps):
         with torch.no_grad():
             target = features(content)[CONTENT_LAYER]
             style_acts = features(style)
             grams = {k: gram(style_acts[k]) for k in STYLE_LAYERS}
         x = content.clone().requires_grad_(True)
         opt = torch.optim.Adam([x], lr=LR)
-        for step in range(STEPS[task]):
+        for step in range(steps):
             if step == DECAY_AT:
                 opt.param_groups[0]["lr"] = DECAYED_LR
             opt.zero_grad()
@@ -173,6 +174,7 @@ def measure(task, impl, threads):
         import torch  # noqa: F401  (only: is it installed?)
         torch.set_num_threads(threads)
     fn = (tinycnn_loop if impl == "tinycnn" else torch_loop)(task)
+    fn(WARMUP)
     try:
         with open("/proc/self/clear_refs", "w") as f:
             f.write("5")
@@ -180,7 +182,7 @@ def measure(task, impl, threads):
         pass
     before = _rss_kb("VmRSS:")
     t = time.perf_counter()
-    fn()
+    fn(STEPS[task])
     if _device() == "cuda":  # the tinycnn loops end in a copy to the host; torch's must be waited for
         import torch
         torch.cuda.synchronize()

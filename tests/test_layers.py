@@ -170,3 +170,31 @@ def test_layers_name_wrong_shapes(rng):
         tc.Conv2d(1, 1, 5).forward(on_device(np.zeros((1, 1, 3, 3))))
     with pytest.raises(ValueError, match="padding 2 must be at most half the kernel size 3"):
         tc.MaxPool2d(3, padding=2)
+
+
+@given(conv_geometry(), seeds)
+def test_backward_without_parameter_gradients_skips_them(geom, seed):
+    # the input gradient is the same to the bit; the columns dW would need are never built
+    import tinycnn.layers as layers
+    N, C, H, W, F, K, stride, pad = geom
+    rng = np.random.default_rng(seed)
+    conv = tc.Conv2d(C, F, K, stride, pad, seed=seed, dtype=np.float64)
+    x = on_device(rng.standard_normal((N, C, H, W)))
+    out, cache = conv.forward(x)
+    dout = on_device(rng.standard_normal(out.shape))
+    dx, grads = conv.backward(dout, cache)
+    real_im2col = layers.im2col
+    layers.im2col = None          # any call would fail
+    try:
+        dx_only, none = conv.backward(dout, cache, param_grads=False)
+    finally:
+        layers.im2col = real_im2col
+    assert none == {} and set(grads) == {"weight", "bias"}
+    np.testing.assert_array_equal(to_numpy(dx_only), to_numpy(dx))
+    fc = tc.Linear(C, F, seed=seed, dtype=np.float64)
+    xf = on_device(rng.standard_normal((N, C)))
+    _, cf = fc.forward(xf)
+    df = on_device(rng.standard_normal((N, F)))
+    assert fc.backward(df, cf, param_grads=False)[1] == {}
+    np.testing.assert_array_equal(to_numpy(fc.backward(df, cf, param_grads=False)[0]),
+                                  to_numpy(fc.backward(df, cf)[0]))

@@ -130,28 +130,36 @@ class Conv2d(Layer):
             xp.add(y[..., :ow].transpose(1, 0, 2, 3), b[:, None, None], out=out[chunk])
         return out, x
 
-    def backward(self, dout, cache):
-        """dout: (N, F, H', W') -> dx: (N, C, H, W), grads {"weight": (F, C, K, K), "bias": (F,)}"""
+    def backward(self, dout, cache, param_grads=True):
+        """dout: (N, F, H', W') -> dx: (N, C, H, W), grads {"weight": (F, C, K, K), "bias": (F,)}.
+
+        With param_grads=False the grads are {} and neither dW's product nor the
+        columns it needs are computed: dx needs only W (what every technique in vis/ asks).
+        """
         xp = get_array_module(dout)
         x = cache
         w = self.params["weight"]
         F, C, K, _ = w.shape
         N, _, H, W = x.shape
         _, _, oh, ow = dout.shape
-        dw = xp.zeros((F, C * K * K), dtype=dout.dtype)
+        cw = col_width(W, K, self.stride, self.padding)
+        dw = xp.zeros((F, C * K * K), dtype=dout.dtype) if param_grads else None
         dx = xp.empty(x.shape, dtype=dout.dtype)
         for chunk in self._chunks(x.shape, xp):
-            cols, cw = self._columns(x[chunk])                          # rebuilt, not cached
-            n = cols.shape[1] // (oh * cw)
+            n = x[chunk].shape[0]
             d = xp.zeros((F, n, oh, cw), dtype=dout.dtype)              # junk columns get zero gradient
             d[..., :ow] = dout[chunk].transpose(1, 0, 2, 3)
             d = d.reshape(F, n * oh * cw)                                # (F, n*H'*CW)
-            dw += d @ cols.T
+            if param_grads:
+                cols, _ = self._columns(x[chunk])                       # rebuilt, not cached
+                dw += d @ cols.T
             dcols = w.reshape(F, -1).T @ d                               # (C*K*K, n*H'*CW)
             if self._pointwise():  # the columns are the pixels
                 dx[chunk] = dcols.reshape(C, n, H, W).transpose(1, 0, 2, 3)
             else:
                 dx[chunk] = col2im(dcols, (n, C, H, W), K, K, self.stride, self.padding)
+        if not param_grads:
+            return dx, {}
         return dx, {"weight": dw.reshape(w.shape), "bias": dout.sum(axis=(0, 2, 3))}
 
 
@@ -336,9 +344,12 @@ class Linear(Layer):
         expect_same_device(x, self.params["weight"], "Linear")
         return x @ self.params["weight"].T + self.params["bias"], x
 
-    def backward(self, dout, cache):
+    def backward(self, dout, cache, param_grads=True):
+        """dout: (N, M) -> dx: (N, D), grads {"weight": (M, D), "bias": (M,)} ({} without param_grads)."""
         x = cache
         w = self.params["weight"]
+        if not param_grads:
+            return dout @ w, {}
         return dout @ w, {"weight": dout.T @ x, "bias": dout.sum(axis=0)}
 
 

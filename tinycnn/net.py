@@ -116,6 +116,8 @@ def _backward_child(layer, dout, cache, start, stop, name, run):
         return layer.backward_path(dout, cache, start, stop, name + ".", run)
     if isinstance(layer, ReLU):
         dx, g = layer.backward(dout, cache, rule=run.rule)
+    elif layer.params:      # layers with parameters skip their gradients when nobody wants them
+        dx, g = layer.backward(dout, cache, param_grads=run.param_grads)
     else:
         dx, g = layer.backward(dout, cache)
     if run.param_grads:
