@@ -10,7 +10,9 @@ and is checked against the installed CuPy wherever one runs with a GPU.
 
 Names NumPy has and CuPy lacks, or keywords CuPy does not take (``initial=`` and
 ``where=`` of the reductions, ``copy=`` of ``asarray``), are deliberately absent,
-so code that uses them fails here as it would on a GPU.
+so code that uses them fails here as it would on a GPU. Keywords CuPy takes and
+NumPy does not (argmax's ``dtype=``, ``subok=None``) are left out too: the stand-in
+offers what both libraries take, so code that passes here runs on either.
 """
 
 # A keyword that names the last positional argument of the sample call (sigma=, zoom=):
@@ -21,7 +23,7 @@ _UFUNC = {"out": None, "dtype": None, "casting": "same_kind"}
 _REDUCE = {"axis": None, "out": None, "keepdims": False}            # max, min, all, any
 _REDUCE_T = {"axis": None, "dtype": None, "out": None, "keepdims": False}   # sum, mean, prod
 _STAT = {"axis": None, "dtype": None, "out": None, "ddof": 0, "keepdims": False}
-_ARG = {"axis": None, "dtype": None, "out": None, "keepdims": False}    # argmax, argmin
+_ARG = {"axis": None, "out": None, "keepdims": False}                   # argmax, argmin
 
 
 def _one(xp, a):
@@ -51,15 +53,15 @@ FUNCTIONS = {
     "ones": (_shape, {"dtype": float, "order": "C"}),
     "empty": (_shape, {"dtype": float, "order": "C"}),
     "full": (lambda xp, a: ((2, 3), 1.0), {"dtype": None, "order": "C"}),
-    "zeros_like": (_one, {"dtype": None, "order": "K", "subok": None, "shape": None}),
-    "ones_like": (_one, {"dtype": None, "order": "K", "subok": None, "shape": None}),
-    "empty_like": (_one, {"dtype": None, "order": "K", "subok": None, "shape": None}),
-    "full_like": (lambda xp, a: (a, 1.0), {"dtype": None, "order": "K", "subok": None, "shape": None}),
+    "zeros_like": (_one, {"dtype": None, "order": "K", "shape": None}),
+    "ones_like": (_one, {"dtype": None, "order": "K", "shape": None}),
+    "empty_like": (_one, {"dtype": None, "order": "K", "shape": None}),
+    "full_like": (lambda xp, a: (a, 1.0), {"dtype": None, "order": "K", "shape": None}),
     "arange": (lambda xp, a: (0, 5), {"step": 1, "dtype": None}),
     "linspace": (lambda xp, a: (0.0, 1.0), {"num": 50, "endpoint": True, "retstep": False,
                                              "dtype": None, "axis": 0}),
     "eye": (lambda xp, a: (3,), {"M": None, "k": 0, "dtype": float, "order": "C"}),
-    "meshgrid": (_two, {"indexing": "xy", "sparse": False, "copy": True}),
+    "meshgrid": (lambda xp, a: (a[0], a[1]), {"indexing": "xy", "sparse": False, "copy": True}),  # 1-D only
     "asarray": (_one, {"dtype": None, "order": None}),
     "array": (_one, {"dtype": None, "copy": True, "order": "K", "subok": False, "ndmin": 0}),
     "ascontiguousarray": (_one, {"dtype": None}),
@@ -73,7 +75,7 @@ FUNCTIONS = {
     "expand_dims": (lambda xp, a: (a, 0), {}),
     "moveaxis": (lambda xp, a: (a, 0, 1), {}),
     "swapaxes": (lambda xp, a: (a, 0, 1), {}),
-    "broadcast_to": (lambda xp, a: (a, (2, 2, 2)), {}),
+    "broadcast_to": (lambda xp, a: (a, (2, 2, 3)), {}),
     "concatenate": (lambda xp, a: ([a, a],), {"axis": 0, "out": None, "dtype": None, "casting": "same_kind"}),
     "stack": (lambda xp, a: ([a, a],), {"axis": 0, "out": None, "dtype": None, "casting": "same_kind"}),
     "pad": (lambda xp, a: (a, 1), {"mode": "constant", "constant_values": 0}),
@@ -110,8 +112,8 @@ FUNCTIONS = {
     "isclose": (_two, {"rtol": 1e-05, "atol": 1e-08, "equal_nan": False}),
     "array_equal": (_two, {"equal_nan": False}),
     # linear algebra
-    "matmul": (_two, {"out": None, "dtype": None, "casting": "same_kind"}),
-    "dot": (_two, {"out": None}),
+    "matmul": (lambda xp, a: (a, a.T), {"out": None, "dtype": None, "casting": "same_kind"}),
+    "dot": (lambda xp, a: (a, a.T), {"out": None}),
     "tensordot": (_two, {"axes": 2}),
     "einsum": (lambda xp, a: ("ij,ij->i", a, a), {"out": None, "dtype": None}),
     "outer": (_two, {"out": None}),
@@ -127,21 +129,20 @@ METHODS = {
     "cumsum": ((), {"axis": None, "dtype": None, "out": None}),
     "reshape": (((-1,),), {"order": "C"}),
     "transpose": ((), {}),
-    "astype": (("float64",), {"order": "K", "casting": None, "subok": None, "copy": True}),
+    "astype": (("float64",), {"order": "K", "copy": True}),
     "copy": ((), {"order": "C"}),
     "ravel": ((), {"order": "C"}),
     "flatten": ((), {"order": "C"}),
     "squeeze": ((), {"axis": None}),
     "swapaxes": ((0, 1), {}),
     "clip": ((0, 1), {"out": None}),
-    "dot": (("self",), {"out": None}),
+    "dot": (("transpose",), {"out": None}),
     "take": (((0,),), {"axis": None, "out": None}),
     "repeat": ((2,), {"axis": None}),
     "argsort": ((), {"axis": -1, "kind": None}),
     "nonzero": ((), {}),
     "fill": ((0,), {}),
     "view": ((), {"dtype": None}),
-    "item": ((), {}),
     "tolist": ((), {}),
     "get": ((), {"stream": None, "order": "C", "out": None}),
 }
@@ -166,5 +167,5 @@ GENERATOR = {
     "random": ((), {"size": None, "dtype": "float64", "out": None}),
     "standard_normal": ((), {"size": None, "dtype": "float64", "out": None}),
     "integers": ((0, 10), {"size": None, "dtype": "int64", "endpoint": False}),
-    "uniform": ((), {"low": 0.0, "high": 1.0, "size": None, "dtype": "float64"}),
+    "uniform": ((), {"low": 0.0, "high": 1.0, "size": None}),
 }
