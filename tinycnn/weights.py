@@ -5,16 +5,15 @@ Lookup: a file is looked for in the project's ``weights/`` folder, then in
 and which command fetches it.
 
 Safety: ``.npz`` files are read with ``allow_pickle=False``, and PyTorch checkpoints
-(pickles inside a zip) are read by an unpickler that knows only the handful of
-globals a tensor checkpoint needs, so a malicious file cannot run code.
+(pickles inside a zip) are read by ``torch_checkpoint``, which knows only the handful
+of globals a tensor checkpoint needs and checks every tensor against its storage, so
+a malicious file cannot run code or read memory.
 
     make weights     # python -m tinycnn.weights: torchvision's squeezenet1_1 -> weights/squeezenet1_1.npz
 """
 import argparse
-import collections
 import hashlib
 import os
-import pickle
 import sys
 import urllib.error
 import urllib.request
@@ -22,6 +21,8 @@ import zipfile
 from pathlib import Path
 
 import numpy as np
+
+from .torch_checkpoint import UnsafeCheckpointError, read_torch_checkpoint  # noqa: F401 (public here)
 
 PROJECT_WEIGHTS = Path(__file__).resolve().parents[1] / "weights"
 HOW_TO_GET = {
@@ -32,10 +33,6 @@ HOW_TO_GET = {
 # sha256 starts with the 8 hex digits in its name, and so do we.
 SQUEEZENET_URL = "https://download.pytorch.org/models/squeezenet1_1-b8a52dc0.pth"
 SQUEEZENET_CHECKSUM = "sha256:b8a52dc0"
-
-
-class UnsafeCheckpointError(RuntimeError):
-    """A checkpoint asked to load something other than tensors."""
 
 
 def find_weights(filename):
@@ -61,85 +58,6 @@ def read_npz(path):
     except (ValueError, OSError, zipfile.BadZipFile) as e:
         from .net import StateDictError
         raise StateDictError(f"{path} is not a readable .npz of arrays: {e}") from None
-
-
-# -- PyTorch zip checkpoints, read without torch ------------------------------------------
-_STORAGE_DTYPES = {
-    "FloatStorage": np.float32, "DoubleStorage": np.float64, "HalfStorage": np.float16,
-    "BFloat16Storage": None, "LongStorage": np.int64, "IntStorage": np.int32,
-    "ShortStorage": np.int16, "CharStorage": np.int8, "ByteStorage": np.uint8, "BoolStorage": np.bool_,
-}
-
-
-class _StorageType:
-    def __init__(self, name):
-        if _STORAGE_DTYPES.get(name) is None:
-            raise UnsafeCheckpointError(f"unsupported tensor storage torch.{name}")
-        self.dtype = np.dtype(_STORAGE_DTYPES[name])
-
-
-def _rebuild_tensor(storage, offset, size, stride, *_):
-    """torch._utils._rebuild_tensor_v2: a strided view of a flat storage, copied."""
-    if not size:
-        return np.array(storage[offset])
-    item = storage.itemsize
-    view = np.lib.stride_tricks.as_strided(storage[offset:], shape=tuple(size),
-                                           strides=tuple(s * item for s in stride))
-    return np.array(view)
-
-
-def _rebuild_parameter(data, *_):
-    return data
-
-
-class _TensorUnpickler(pickle.Unpickler):
-    """Unpickles a checkpoint's data.pkl allowing only what a state dict of tensors needs."""
-
-    def __init__(self, file, archive, prefix):
-        super().__init__(file)
-        self.archive, self.prefix = archive, prefix
-
-    def find_class(self, module, name):
-        if (module, name) == ("collections", "OrderedDict"):
-            return collections.OrderedDict
-        if (module, name) == ("torch._utils", "_rebuild_tensor_v2"):
-            return _rebuild_tensor
-        if (module, name) == ("torch._utils", "_rebuild_parameter"):
-            return _rebuild_parameter
-        if module == "torch" and name in _STORAGE_DTYPES:
-            return _StorageType(name)
-        raise UnsafeCheckpointError(f"refusing to load {module}.{name} from the checkpoint: "
-                                    "a weights file should hold only tensors (is it malicious?)")
-
-    def persistent_load(self, pid):
-        kind, storage_type, key, _location, numel = pid
-        if kind != "storage" or not isinstance(storage_type, _StorageType):
-            raise UnsafeCheckpointError(f"unexpected persistent id {pid!r} in the checkpoint")
-        raw = self.archive.read(f"{self.prefix}/data/{key}")
-        return np.frombuffer(raw, dtype=storage_type.dtype.newbyteorder("<"), count=numel)
-
-
-def read_torch_checkpoint(path):
-    """{name: NumPy array} from a zip-format ``torch.save`` file, without torch.
-
-    The pickle inside is read by an unpickler that refuses every global except
-    OrderedDict, tensor rebuilding and storage types.
-    """
-    try:
-        archive = zipfile.ZipFile(path)
-    except zipfile.BadZipFile:
-        raise UnsafeCheckpointError(f"{path} is not a zip-format torch.save checkpoint "
-                                    "(legacy pickle checkpoints are not read, they are not safe)") from None
-    with archive:
-        pkl = [n for n in archive.namelist() if n.endswith("/data.pkl")]
-        if len(pkl) != 1:
-            raise UnsafeCheckpointError(f"{path} has no single */data.pkl: not a torch checkpoint")
-        prefix = pkl[0][:-len("/data.pkl")]
-        with archive.open(pkl[0]) as f:
-            state = _TensorUnpickler(f, archive, prefix).load()
-    if not isinstance(state, dict) or not all(isinstance(v, np.ndarray) for v in state.values()):
-        raise UnsafeCheckpointError(f"{path} does not hold a flat dict of tensors")
-    return dict(state)
 
 
 # -- downloading ----------------------------------------------------------------------------
