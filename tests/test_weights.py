@@ -116,3 +116,19 @@ def test_valid_forged_geometry_reads_exactly(tmp_path):
         got = weights.read_torch_checkpoint(path)["w"]
         np.testing.assert_array_equal(got, forge.expected_view(flat, offset, size, stride))
         assert got.shape == size and got.dtype == np.float32 and got.flags.writeable
+
+
+def test_fetch_squeezenet_checks_the_hash_of_an_existing_checkpoint(tmp_path):
+    folder = tmp_path / "w"
+    folder.mkdir()
+    pkl = forge.state_dict([("features.0.weight", forge.tensor(forge.storage("FloatStorage", "0", 2), 0, (2,), (1,)))])
+    (folder / "squeezenet1_1.pth").write_bytes(forge.archive([("data.pkl", pkl), ("data/0", bytes(8))]))
+    digest = hashlib.sha256((folder / "squeezenet1_1.pth").read_bytes()).hexdigest()
+    wrong = "sha256:" + ("0" if digest[0] != "0" else "1") * 8
+    with pytest.raises(weights.DownloadError, match=f"squeezenet1_1.pth has sha256 {digest}, expected one starting "
+                                                    f"with {wrong[7:]}.*delete it"):
+        weights.fetch_squeezenet(folder, url="http://127.0.0.1:9/never-fetched.pth", checksum=wrong)
+    assert not (folder / "squeezenet1_1.npz").exists()
+    out = weights.fetch_squeezenet(folder, url="http://127.0.0.1:9/never-fetched.pth", checksum="sha256:" + digest[:8])
+    with np.load(out, allow_pickle=False) as f:
+        np.testing.assert_array_equal(f["features.0.weight"], np.zeros(2, np.float32))

@@ -91,18 +91,37 @@ def download(url, path, *, checksum=None, timeout=15, log=print):
                             f"Fetch the file elsewhere and put it at {path}.") from None
     if not digest.hexdigest().startswith(expected):
         tmp.unlink(missing_ok=True)
-        raise DownloadError(f"{url} has {algorithm} {digest.hexdigest()}, expected one starting with "
-                            f"{expected}; the download is corrupt or not the expected file")
+        raise _hash_mismatch(url, algorithm, digest.hexdigest(), expected,
+                             "the download is corrupt or not the expected file")
     tmp.replace(path)
     return path
 
 
+def _hash_mismatch(what, algorithm, hexdigest, expected, hint):
+    return DownloadError(f"{what} has {algorithm} {hexdigest}, expected one starting with {expected}; {hint}")
+
+
+def check_file(path, checksum):
+    """DownloadError unless the file's digest starts with checksum's ("sha256:<hex prefix>")."""
+    algorithm, _, expected = checksum.partition(":")
+    digest = hashlib.new(algorithm)
+    with open(path, "rb") as f:
+        while chunk := f.read(1 << 20):
+            digest.update(chunk)
+    if not digest.hexdigest().startswith(expected):
+        raise _hash_mismatch(path, algorithm, digest.hexdigest(), expected,
+                             "it is not the expected file: delete it to download it again")
+
+
 def fetch_squeezenet(folder=PROJECT_WEIGHTS, url=SQUEEZENET_URL, checksum=SQUEEZENET_CHECKSUM):
-    """Download torchvision's squeezenet1_1 checkpoint and convert it to squeezenet1_1.npz."""
+    """Download torchvision's squeezenet1_1 checkpoint and convert it to squeezenet1_1.npz.
+    A squeezenet1_1.pth already in ``folder`` is converted only if its hash matches."""
     folder = Path(folder)
     folder.mkdir(parents=True, exist_ok=True)
     pth = folder / "squeezenet1_1.pth"
-    if not pth.is_file():
+    if pth.is_file():
+        check_file(pth, checksum)   # a file left there is trusted no more than a fresh download
+    else:
         download(url, pth, checksum=checksum)
     state = read_torch_checkpoint(pth)
     np.savez(folder / "squeezenet1_1.npz", **{k: v.astype(np.float32) for k, v in state.items()})
