@@ -170,3 +170,15 @@ def test_layers_name_wrong_shapes(rng):
         tc.Conv2d(1, 1, 5).forward(on_device(np.zeros((1, 1, 3, 3))))
     with pytest.raises(ValueError, match="padding 2 must be at most half the kernel size 3"):
         tc.MaxPool2d(3, padding=2)
+
+
+@pytest.mark.parametrize("layer", [tc.ReLU(), tc.GlobalAvgPool2d(), tc.Flatten(), tc.MaxPool2d(2), tc.AvgPool2d(2),
+                                   tc.Conv2d(3, 2, 3, dtype=np.float64), tc.Dropout(0.5)])
+def test_backward_returns_a_writable_gradient(layer):
+    # downstream code (accumulating gradients, guided backprop) updates dx in place
+    x = on_device(np.random.default_rng(0).standard_normal((2, 3, 4, 4)))
+    out, cache = layer.forward(x)
+    dx, _ = layer.backward(on_device(np.ones(out.shape)), cache)
+    expected = to_numpy(dx) + 1
+    dx += 1
+    np.testing.assert_array_equal(to_numpy(dx), expected)
