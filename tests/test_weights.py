@@ -12,6 +12,7 @@ import numpy as np
 import pytest
 
 from tinycnn import weights
+from tinycnn.net import StateDictError
 
 from . import forge
 
@@ -132,3 +133,37 @@ def test_fetch_squeezenet_checks_the_hash_of_an_existing_checkpoint(tmp_path):
     out = weights.fetch_squeezenet(folder, url="http://127.0.0.1:9/never-fetched.pth", checksum="sha256:" + digest[:8])
     with np.load(out, allow_pickle=False) as f:
         np.testing.assert_array_equal(f["features.0.weight"], np.zeros(2, np.float32))
+
+
+# -- .npz weights: the header is checked against the data before anything is allocated -------
+def npz_with_header(path, header, data=b"\0" * 64):
+    """An .npz whose member w.npy has the given .npy header dict over ``data`` bytes."""
+    member = io.BytesIO()
+    np.lib.format.write_array_header_1_0(member, header)
+    with zipfile.ZipFile(path, "w") as z:
+        z.writestr("w.npy", member.getvalue() + data)
+    return path
+
+
+def test_npz_declaring_a_huge_shape_fails_before_allocating_it(tmp_path):
+    import tracemalloc
+    path = npz_with_header(tmp_path / "huge.npz", {"descr": "<f4", "fortran_order": False, "shape": (1 << 29,)})
+    tracemalloc.start()
+    try:
+        with pytest.raises(StateDictError, match=r"w.npy declares shape \(536870912,\) of float32 "
+                                                         r"\(2147483648 bytes\) but holds 64"):
+            weights.read_npz(path)
+        peak = tracemalloc.get_traced_memory()[1]
+    finally:
+        tracemalloc.stop()
+    assert peak < 50e6, f"reading a 2 GB header over 64 bytes allocated {peak / 1e6:.0f} MB"
+
+
+def test_npz_of_python_objects_is_refused_without_unpickling(tmp_path):
+    class Boom:
+        def __reduce__(self):
+            return (os.system, (f"touch {tmp_path / 'canary'}",))
+    np.savez(tmp_path / "objects.npz", w=np.array([Boom()], dtype=object))
+    with pytest.raises(StateDictError, match="w.npy holds Python objects"):
+        weights.read_npz(tmp_path / "objects.npz")
+    assert not (tmp_path / "canary").exists()

@@ -4,24 +4,28 @@ Lookup: a file is looked for in the project's ``weights/`` folder, then in
 ``$TINYCNN_WEIGHTS_DIR``; a missing file is an error that says where it looked
 and which command fetches it.
 
-Safety: ``.npz`` files are read with ``allow_pickle=False``, and PyTorch checkpoints
-(pickles inside a zip) are read by ``torch_checkpoint``, which knows only the handful
-of globals a tensor checkpoint needs and checks every tensor against its storage, so
-a malicious file cannot run code or read memory.
+Safety: ``.npz`` files are read member by member, each header checked against the
+member's size before its data is read, and object arrays (pickles) are refused;
+PyTorch checkpoints (pickles inside a zip) are read by ``torch_checkpoint``, which
+knows only the handful of globals a tensor checkpoint needs and checks every tensor
+against its storage. A malicious file cannot run code, read memory or exhaust it.
 
     make weights     # python -m tinycnn.weights: torchvision's squeezenet1_1 -> weights/squeezenet1_1.npz
 """
 import argparse
 import hashlib
+import math
 import os
 import sys
 import urllib.error
 import urllib.request
 import zipfile
+import zlib
 from pathlib import Path
 
 import numpy as np
 
+from .archives import record_info, records
 from .torch_checkpoint import UnsafeCheckpointError, read_torch_checkpoint  # noqa: F401 (public here)
 
 PROJECT_WEIGHTS = Path(__file__).resolve().parents[1] / "weights"
@@ -49,15 +53,53 @@ def find_weights(filename):
 
 
 def read_npz(path):
-    """{key: array} from an .npz file, never unpickling objects."""
+    """{key: array} from an .npz file of numeric arrays, never unpickling objects.
+
+    Each member's .npy header is checked against the member's real size before its
+    data is read: a header declaring a huge shape over a few bytes fails at once,
+    without allocating that shape. Every problem is one StateDictError naming it.
+    """
+    from .net import StateDictError
     try:
-        with np.load(path, allow_pickle=False) as f:
-            return {k: f[k] for k in f.files}
+        archive = zipfile.ZipFile(path)
     except FileNotFoundError:
         raise FileNotFoundError(f"no weights file at {path}") from None
-    except (ValueError, OSError, zipfile.BadZipFile) as e:
-        from .net import StateDictError
+    except (zipfile.BadZipFile, OSError, EOFError, ValueError) as e:
         raise StateDictError(f"{path} is not a readable .npz of arrays: {e}") from None
+    with archive:
+        return {name[:-len(".npy")]: _read_npy(archive, name, path, StateDictError)
+                for name in records(archive, path, StateDictError)}
+
+
+def _read_npy(archive, name, source, error):
+    """One .npy member of an .npz, its header checked before its data is read."""
+    def bad(why):
+        return error(f"{source} is not a readable .npz of arrays: {name} {why}")
+    if not name.endswith(".npy"):
+        raise bad("is not an .npy member")
+    info = record_info(archive, name, source, error)
+    try:
+        with archive.open(info) as f:
+            version = np.lib.format.read_magic(f)
+            read_header = {(1, 0): np.lib.format.read_array_header_1_0,
+                           (2, 0): np.lib.format.read_array_header_2_0}.get(version)
+            if read_header is None:
+                raise bad(f"has .npy format version {version}, not 1.0 or 2.0")
+            shape, fortran, dtype = read_header(f)
+            held = info.file_size - f.tell()
+            if dtype.hasobject:
+                raise bad("holds Python objects (pickles), which tinycnn never loads")
+            if dtype.kind not in "biuf":
+                raise bad(f"has dtype {dtype}: weights are numbers")
+            if math.prod(shape) * dtype.itemsize != held:
+                raise bad(f"declares shape {shape} of {dtype} ({math.prod(shape) * dtype.itemsize} bytes) "
+                          f"but holds {held}")
+            data = bytearray(f.read())        # a bytearray: the array is writable, like np.load's
+    except error:
+        raise
+    except (ValueError, EOFError, OSError, zipfile.BadZipFile, zlib.error) as e:
+        raise bad(f"is corrupt: {e}") from None
+    return np.frombuffer(data, dtype).reshape(shape, order="F" if fortran else "C")
 
 
 # -- downloading ----------------------------------------------------------------------------
