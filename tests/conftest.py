@@ -1,7 +1,8 @@
 """Shared test set-up: hypothesis profiles, the array backend, shared data locations.
 
 The suite runs on the active backend (``TINYCNN_BACKEND=cupy make test`` runs it on
-a GPU); ``make gradcheck`` selects the "gradcheck" profile with many more examples.
+a GPU); ``make gradcheck`` selects the "gradcheck" profile with many more examples,
+``make fuzz`` the "fuzz" profile for the hostile-input tests (marked ``fuzz``).
 """
 import os
 from pathlib import Path
@@ -15,6 +16,8 @@ from tinycnn import backend
 settings.register_profile("default", max_examples=25, deadline=None,
                           suppress_health_check=[HealthCheck.too_slow])
 settings.register_profile("gradcheck", max_examples=400, deadline=None,
+                          suppress_health_check=[HealthCheck.too_slow])
+settings.register_profile("fuzz", max_examples=1000, deadline=None,
                           suppress_health_check=[HealthCheck.too_slow])
 settings.load_profile(os.environ.get("HYPOTHESIS_PROFILE", "default"))
 
