@@ -19,7 +19,13 @@ settings.register_profile("gradcheck", max_examples=400, deadline=None,
                           suppress_health_check=[HealthCheck.too_slow])
 settings.register_profile("fuzz", max_examples=1000, deadline=None,
                           suppress_health_check=[HealthCheck.too_slow])
-settings.load_profile(os.environ.get("HYPOTHESIS_PROFILE", "default"))
+PROFILE = os.environ.get("HYPOTHESIS_PROFILE", "default")
+settings.load_profile(PROFILE)
+
+
+def fuzz_settings(examples):
+    """A fuzz test's settings: ``examples`` examples in make test, the fuzz profile's many in make fuzz."""
+    return settings() if PROFILE == "fuzz" else settings(max_examples=examples)
 
 
 @pytest.fixture

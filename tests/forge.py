@@ -13,6 +13,7 @@ These helpers write such pickles opcode by opcode, so that tests can put anythin
 import io
 import pickle
 import pickletools
+import warnings
 import zipfile
 
 import numpy as np
@@ -55,12 +56,14 @@ def state_dict(items):
     return b"\x80\x02}(" + body + b"u."
 
 
-def archive(records, prefix="archive"):
-    """Zip bytes of (name, bytes) records, names relative to the prefix (duplicates allowed)."""
+def archive(records, prefixes=("archive",), compression=zipfile.ZIP_STORED):
+    """Zip bytes of (name, bytes) records under each prefix (duplicate names allowed)."""
     buffer = io.BytesIO()
-    with zipfile.ZipFile(buffer, "w") as z:
-        for name, data in records:
-            z.writestr(f"{prefix}/{name}", data)
+    with zipfile.ZipFile(buffer, "w", compression) as z, warnings.catch_warnings():
+        warnings.simplefilter("ignore", UserWarning)    # "Duplicate name": on purpose
+        for prefix in prefixes:
+            for name, data in records:
+                z.writestr(f"{prefix}/{name}", data)
     return buffer.getvalue()
 
 
@@ -71,5 +74,5 @@ def expected_view(flat, offset, size, stride):
     for axis, (n, s) in enumerate(zip(size, stride)):
         shape = [1] * len(size)
         shape[axis] = n
-        index = index + np.arange(n, dtype=np.int64).reshape(shape) * s
+        index = index + np.arange(n, dtype=np.int64).reshape(shape) * (s if n > 1 else 0)  # i0 = 0: any stride
     return flat[index]
