@@ -5,7 +5,7 @@ VENV   ?= .venv
 PY     := $(VENV)/bin/python
 
 .DEFAULT_GOAL := help
-.PHONY: help ready install test gradcheck bench gpu-check clean demo weights data train filters training_curve \
+.PHONY: help ready install test gradcheck fuzz bench gpu-check clean demo weights data train filters training_curve \
         saliency guided_backprop occlusion attribution max_patches neighbors embedding figures \
         class_visualization fooling deepdream style_transfer feature_inversion texture_synthesis multifaceted \
         thumbnails
@@ -33,6 +33,10 @@ test: ready ## the whole test suite, then again under the strict CuPy stand-in (
 # the finite-difference gradient checks alone, with many more hypothesis examples
 gradcheck: ready ## only the finite-difference gradient checks, 400 examples each
 	HYPOTHESIS_PROFILE=gradcheck $(PY) -m pytest -q -m gradcheck
+
+# hostile input (forged checkpoints, .npz files, images, command lines), many hypothesis examples
+fuzz: ready ## only the hostile-input fuzz tests, 1000 examples each (about 3 minutes)
+	HYPOTHESIS_PROFILE=fuzz $(PY) -m pytest -q -m fuzz
 
 bench: ready ## speed and memory against PyTorch (needs torch)
 	$(PY) -m bench.conv

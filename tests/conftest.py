@@ -1,7 +1,8 @@
 """Shared test set-up: hypothesis profiles, the array backend, shared data locations.
 
 The suite runs on the active backend (``TINYCNN_BACKEND=cupy make test`` runs it on
-a GPU); ``make gradcheck`` selects the "gradcheck" profile with many more examples.
+a GPU); ``make gradcheck`` selects the "gradcheck" profile with many more examples,
+``make fuzz`` the "fuzz" profile for the hostile-input tests (marked ``fuzz``).
 """
 import os
 from pathlib import Path
@@ -21,7 +22,15 @@ settings.register_profile("gradcheck", max_examples=400, deadline=None,
 # compares those kernels with NumPy's at full size)
 settings.register_profile("gpu", max_examples=5, deadline=None,
                           suppress_health_check=[HealthCheck.too_slow])
-settings.load_profile(os.environ.get("HYPOTHESIS_PROFILE", "default"))
+settings.register_profile("fuzz", max_examples=1000, deadline=None,
+                          suppress_health_check=[HealthCheck.too_slow])
+PROFILE = os.environ.get("HYPOTHESIS_PROFILE", "default")
+settings.load_profile(PROFILE)
+
+
+def fuzz_settings(examples):
+    """A fuzz test's settings: ``examples`` examples in make test, the fuzz profile's many in make fuzz."""
+    return settings() if PROFILE == "fuzz" else settings(max_examples=examples)
 
 
 @pytest.fixture

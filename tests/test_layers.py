@@ -198,3 +198,15 @@ def test_backward_without_parameter_gradients_skips_them(geom, seed):
     assert fc.backward(df, cf, param_grads=False)[1] == {}
     np.testing.assert_array_equal(to_numpy(fc.backward(df, cf, param_grads=False)[0]),
                                   to_numpy(fc.backward(df, cf)[0]))
+
+
+@pytest.mark.parametrize("layer", [tc.ReLU(), tc.GlobalAvgPool2d(), tc.Flatten(), tc.MaxPool2d(2), tc.AvgPool2d(2),
+                                   tc.Conv2d(3, 2, 3, dtype=np.float64), tc.Dropout(0.5)])
+def test_backward_returns_a_writable_gradient(layer):
+    # downstream code (accumulating gradients, guided backprop) updates dx in place
+    x = on_device(np.random.default_rng(0).standard_normal((2, 3, 4, 4)))
+    out, cache = layer.forward(x)
+    dx, _ = layer.backward(on_device(np.ones(out.shape)), cache)
+    expected = to_numpy(dx) + 1
+    dx += 1
+    np.testing.assert_array_equal(to_numpy(dx), expected)

@@ -238,3 +238,15 @@ def test_backward_from_several_layers_at_once():
     with pytest.raises(tc.UnknownLayerError, match="fire2.expand.expand1x1.relu were never used"):
         net.backward({"fire2.expand.expand3x3.relu": on_device(np.ones(out.shape)),
                       "fire2.expand.expand1x1.relu": on_device(np.ones((2, 2, 3, 3)))}, cache)
+
+
+def test_backward_can_stop_at_a_concat_branch():
+    # the gradient at a branch's output is its channels of the gradient at the Concat's output
+    net, x = small_net(), image(12)
+    out, cache = net.forward(x)
+    dout = on_device(np.random.default_rng(3).standard_normal(out.shape))
+    at_fire2 = to_numpy(net.backward(dout, cache, stop="fire2", param_grads=False)[0])    # (N, 2 + 4, H, W)
+    for stop, channels in [("fire2.expand.expand1x1", slice(0, 2)), ("fire2.expand.expand3x3", slice(2, 6)),
+                           ("fire2.expand.expand3x3.relu", slice(2, 6))]:
+        grad, _ = net.backward(dout, cache, stop=stop, param_grads=False)
+        np.testing.assert_array_equal(to_numpy(grad), at_fire2[:, channels], err_msg=stop)

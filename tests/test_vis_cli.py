@@ -51,7 +51,7 @@ def test_bad_input_is_one_line(tmp_path, monkeypatch):
     ]
     for args, message in cases:
         done = run(*args)
-        assert done.returncode != 0 and message in done.stderr, (args, done.stderr)
+        assert done.returncode == 2 and message in done.stderr, (args, done.returncode, done.stderr)
         assert "Traceback" not in done.stderr and done.stderr.strip().count("\n") == 0, done.stderr
 
 
@@ -88,7 +88,7 @@ def test_every_bad_input_of_the_issue_is_one_line(tmp_path):
     ]
     for args, message in cases:
         done = run(*args)
-        assert done.returncode != 0 and message in done.stderr, (args, done.stderr)
+        assert done.returncode == 2 and message in done.stderr, (args, done.returncode, done.stderr)
         assert "Traceback" not in done.stderr and done.stderr.strip().count("\n") == 0, done.stderr
     assert not (tmp_path / "notes.txt").is_dir()
 
@@ -101,7 +101,7 @@ def test_cupy_asked_for_but_missing_is_one_line():
         pass
     done = subprocess.run([sys.executable, "-m", "vis.filters"], capture_output=True, text=True, timeout=120,
                           env={**os.environ, "TINYCNN_BACKEND": "cupy"})
-    assert done.returncode != 0 and "CuPy is not installed" in done.stderr and "Traceback" not in done.stderr
+    assert done.returncode == 2 and "CuPy is not installed" in done.stderr and "Traceback" not in done.stderr
 
 
 def test_a_bare_image_name_is_found_in_the_images_folder(tmp_path, monkeypatch):

@@ -3,6 +3,8 @@ import hashlib
 import io
 import os
 import pickle
+import subprocess
+import sys
 import time
 import zipfile
 
@@ -10,6 +12,9 @@ import numpy as np
 import pytest
 
 from tinycnn import weights
+from tinycnn.net import StateDictError
+
+from . import forge
 
 
 def test_reads_a_checkpoint_written_by_torch(tmp_path):
@@ -69,3 +74,96 @@ def test_fetch_squeezenet_converts_to_npz(tmp_path):
     out = weights.fetch_squeezenet(tmp_path / "w", url=(tmp_path / "src.pth").as_uri(), checksum="sha256:" + digest[:8])
     with np.load(out, allow_pickle=False) as f:
         np.testing.assert_array_equal(f["features.0.weight"], state["features.0.weight"].numpy())
+
+
+# -- forged tensor geometry: refused like PyTorch's set_ refuses it -------------------------
+def forged(tmp_path, offset, size, stride, numel=6, data_bytes=None, storage_type="FloatStorage"):
+    """A checkpoint of one tensor "w" over a storage of ``numel`` float32 0, 1, 2, ..."""
+    data = np.arange(numel, dtype=np.float32).tobytes() if data_bytes is None else data_bytes
+    pkl = forge.state_dict([("w", forge.tensor(forge.storage(storage_type, "0", numel), offset, size, stride))])
+    path = tmp_path / "forged.pth"
+    path.write_bytes(forge.archive([("data.pkl", pkl), ("data/0", data)]))
+    return path
+
+
+READ_IN_A_CHILD = "import sys; from tinycnn import weights\n" \
+                  "try:\n    weights.read_torch_checkpoint(sys.argv[1])\n" \
+                  "except weights.UnsafeCheckpointError as e:\n    print('refused:', e)"
+
+
+@pytest.mark.parametrize("offset, size, stride, numel, why", [
+    (0, (4,), (1 << 40,), 6, "stride far past the storage (a segmentation fault before)"),
+    (0, (3,), (-1,), 6, "negative stride (read memory before the storage)"),
+    (10, (2,), (1,), 6, "offset past the end of the storage"),
+    (5, (2,), (1,), 6, "last element one past the end"),
+    (0, (2, 3), (3, 1), 1 << 20, "storage declares more elements than its bytes"),
+    (0, (-2,), (1,), 6, "negative size"),
+    (0, (2, 3), (1,), 6, "size and stride of different lengths"),
+    (-1, (2,), (1,), 6, "negative offset"),
+])
+def test_forged_geometry_is_refused_naming_the_tensor(tmp_path, offset, size, stride, numel, why):
+    path = forged(tmp_path, offset, size, stride, numel=numel, data_bytes=np.arange(6, dtype=np.float32).tobytes())
+    done = subprocess.run([sys.executable, "-c", READ_IN_A_CHILD, str(path)], capture_output=True, text=True,
+                          timeout=60)
+    assert done.returncode == 0, f"{why}: the reader died with status {done.returncode}: {done.stderr[-300:]}"
+    assert done.stdout.startswith("refused:") and "'w'" in done.stdout, (why, done.stdout)
+
+
+def test_valid_forged_geometry_reads_exactly(tmp_path):
+    flat = np.arange(12, dtype=np.float32)
+    for offset, size, stride in [(0, (3, 4), (4, 1)), (1, (4, 2), (1, 5)), (11, (), ()), (2, (2, 3), (0, 3)),
+                                 (12, (0, 5), (1, 1)), (3, (1, 3), (1 << 50, 2))]:
+        path = forged(tmp_path, offset, size, stride, numel=12)
+        got = weights.read_torch_checkpoint(path)["w"]
+        np.testing.assert_array_equal(got, forge.expected_view(flat, offset, size, stride))
+        assert got.shape == size and got.dtype == np.float32 and got.flags.writeable
+
+
+def test_fetch_squeezenet_checks_the_hash_of_an_existing_checkpoint(tmp_path):
+    folder = tmp_path / "w"
+    folder.mkdir()
+    pkl = forge.state_dict([("features.0.weight", forge.tensor(forge.storage("FloatStorage", "0", 2), 0, (2,), (1,)))])
+    (folder / "squeezenet1_1.pth").write_bytes(forge.archive([("data.pkl", pkl), ("data/0", bytes(8))]))
+    digest = hashlib.sha256((folder / "squeezenet1_1.pth").read_bytes()).hexdigest()
+    wrong = "sha256:" + ("0" if digest[0] != "0" else "1") * 8
+    with pytest.raises(weights.DownloadError, match=f"squeezenet1_1.pth has sha256 {digest}, expected one starting "
+                                                    f"with {wrong[7:]}.*delete it"):
+        weights.fetch_squeezenet(folder, url="http://127.0.0.1:9/never-fetched.pth", checksum=wrong)
+    assert not (folder / "squeezenet1_1.npz").exists()
+    out = weights.fetch_squeezenet(folder, url="http://127.0.0.1:9/never-fetched.pth", checksum="sha256:" + digest[:8])
+    with np.load(out, allow_pickle=False) as f:
+        np.testing.assert_array_equal(f["features.0.weight"], np.zeros(2, np.float32))
+
+
+# -- .npz weights: the header is checked against the data before anything is allocated -------
+def npz_with_header(path, header, data=b"\0" * 64):
+    """An .npz whose member w.npy has the given .npy header dict over ``data`` bytes."""
+    member = io.BytesIO()
+    np.lib.format.write_array_header_1_0(member, header)
+    with zipfile.ZipFile(path, "w") as z:
+        z.writestr("w.npy", member.getvalue() + data)
+    return path
+
+
+def test_npz_declaring_a_huge_shape_fails_before_allocating_it(tmp_path):
+    import tracemalloc
+    path = npz_with_header(tmp_path / "huge.npz", {"descr": "<f4", "fortran_order": False, "shape": (1 << 29,)})
+    tracemalloc.start()
+    try:
+        with pytest.raises(StateDictError, match=r"w.npy declares shape \(536870912,\) of float32 "
+                                                         r"\(2147483648 bytes\) but holds 64"):
+            weights.read_npz(path)
+        peak = tracemalloc.get_traced_memory()[1]
+    finally:
+        tracemalloc.stop()
+    assert peak < 50e6, f"reading a 2 GB header over 64 bytes allocated {peak / 1e6:.0f} MB"
+
+
+def test_npz_of_python_objects_is_refused_without_unpickling(tmp_path):
+    class Boom:
+        def __reduce__(self):
+            return (os.system, (f"touch {tmp_path / 'canary'}",))
+    np.savez(tmp_path / "objects.npz", w=np.array([Boom()], dtype=object))
+    with pytest.raises(StateDictError, match="w.npy holds Python objects"):
+        weights.read_npz(tmp_path / "objects.npz")
+    assert not (tmp_path / "canary").exists()

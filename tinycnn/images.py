@@ -6,25 +6,43 @@
     class_index("espresso", imagenet_classes())  # 967
 """
 import difflib
+import warnings
 from pathlib import Path
 
 import numpy as np
-from PIL import Image, UnidentifiedImageError
+from PIL import Image, ImageOps, UnidentifiedImageError
 
 _CLASSES_FILE = Path(__file__).with_name("imagenet_classes.txt")
 
 
 def load_image(path):
-    """An image file (JPEG, PNG, ...) as uint8 (H, W, 3) RGB; gray, RGBA and palette become RGB."""
+    """An image file (JPEG, PNG, ...) as uint8 (H, W, 3) RGB, upright.
+
+    Grey, palette and CMYK become RGB (Pillow's conversions; CMYK by
+    R = (255 - C)(255 - K) / 255); alpha is dropped, not composited (the colour
+    channels as stored); 16-bit images are scaled to 8 bits (v / 257), not clipped;
+    the EXIF orientation tag is applied, so a phone photo comes out as it is shown.
+    More pixels than Pillow's ``Image.MAX_IMAGE_PIXELS`` (a decompression bomb?),
+    and unreadable or truncated files, are one ValueError.
+    """
     try:
-        with Image.open(path) as im:
-            return np.asarray(im.convert("RGB"))
+        with warnings.catch_warnings():
+            warnings.simplefilter("error", Image.DecompressionBombWarning)
+            with Image.open(path) as im:
+                im = ImageOps.exif_transpose(im)
+                if im.mode in ("I;16", "I;16B", "I;16L", "I"):          # 16-bit grey
+                    grey = np.clip(np.rint(np.asarray(im, dtype=np.float64) / 257), 0, 255).astype(np.uint8)
+                    return np.repeat(grey[..., None], 3, axis=2)
+                return np.asarray(im.convert("RGB"))
     except FileNotFoundError:
         raise FileNotFoundError(f"no image file at {path}") from None
     except UnidentifiedImageError:
         raise ValueError(f"{path} is not an image file Pillow can read") from None
-    except OSError as e:    # truncated or corrupt data, a folder, no permission
-        raise ValueError(f"cannot read the image {path}: {e.strerror or e}") from None
+    except (Image.DecompressionBombError, Image.DecompressionBombWarning):
+        raise ValueError(f"{path} has more pixels than the {Image.MAX_IMAGE_PIXELS} Pillow reads "
+                         "(a decompression bomb?)") from None
+    except (OSError, SyntaxError, EOFError, ValueError) as e:    # truncated or corrupt data, a folder
+        raise ValueError(f"cannot read the image {path}: {getattr(e, 'strerror', None) or e}") from None
 
 
 def resize_center_crop(image, size):

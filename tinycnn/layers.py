@@ -319,7 +319,8 @@ class GlobalAvgPool2d(Layer):
     def backward(self, dout, cache):
         xp = get_array_module(dout)
         N, C, H, W = cache
-        return xp.broadcast_to(dout[:, :, None, None] / (H * W), cache), {}
+        # a copy: broadcast_to is a read-only view, and callers may update dx in place
+        return xp.broadcast_to(dout[:, :, None, None] / (H * W), cache).copy(), {}
 
 
 class Linear(Layer):

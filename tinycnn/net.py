@@ -196,6 +196,8 @@ class Concat(Container):
         if stop:  # only the channels of the branch holding the stop layer matter
             name, size = stop[0], sizes[list(caches).index(stop[0])]
             part = dout[:, offsets[name]:offsets[name] + size]
+            if len(stop) == 1:  # the branch itself: the gradient with respect to its output
+                return part
             return _backward_child(self.layers[name], part, caches[name], (), stop[1:], prefix + name, run)
         dx = 0
         for (name, sub_cache), size in zip(caches.items(), sizes):

@@ -4,24 +4,29 @@ Lookup: a file is looked for in the project's ``weights/`` folder, then in
 ``$TINYCNN_WEIGHTS_DIR``; a missing file is an error that says where it looked
 and which command fetches it.
 
-Safety: ``.npz`` files are read with ``allow_pickle=False``, and PyTorch checkpoints
-(pickles inside a zip) are read by an unpickler that knows only the handful of
-globals a tensor checkpoint needs, so a malicious file cannot run code.
+Safety: ``.npz`` files are read member by member, each header checked against the
+member's size before its data is read, and object arrays (pickles) are refused;
+PyTorch checkpoints (pickles inside a zip) are read by ``torch_checkpoint``, which
+knows only the handful of globals a tensor checkpoint needs and checks every tensor
+against its storage. A malicious file cannot run code, read memory or exhaust it.
 
     make weights     # python -m tinycnn.weights: torchvision's squeezenet1_1 -> weights/squeezenet1_1.npz
 """
 import argparse
-import collections
 import hashlib
+import math
 import os
-import pickle
 import sys
 import urllib.error
 import urllib.request
 import zipfile
+import zlib
 from pathlib import Path
 
 import numpy as np
+
+from .archives import record_info, records
+from .torch_checkpoint import UnsafeCheckpointError, read_torch_checkpoint  # noqa: F401 (public here)
 
 PROJECT_WEIGHTS = Path(__file__).resolve().parents[1] / "weights"
 HOW_TO_GET = {
@@ -32,10 +37,6 @@ HOW_TO_GET = {
 # sha256 starts with the 8 hex digits in its name, and so do we.
 SQUEEZENET_URL = "https://download.pytorch.org/models/squeezenet1_1-b8a52dc0.pth"
 SQUEEZENET_CHECKSUM = "sha256:b8a52dc0"
-
-
-class UnsafeCheckpointError(RuntimeError):
-    """A checkpoint asked to load something other than tensors."""
 
 
 def find_weights(filename):
@@ -52,94 +53,53 @@ def find_weights(filename):
 
 
 def read_npz(path):
-    """{key: array} from an .npz file, never unpickling objects."""
-    try:
-        with np.load(path, allow_pickle=False) as f:
-            return {k: f[k] for k in f.files}
-    except FileNotFoundError:
-        raise FileNotFoundError(f"no weights file at {path}") from None
-    except (ValueError, OSError, zipfile.BadZipFile) as e:
-        from .net import StateDictError
-        raise StateDictError(f"{path} is not a readable .npz of arrays: {e}") from None
+    """{key: array} from an .npz file of numeric arrays, never unpickling objects.
 
-
-# -- PyTorch zip checkpoints, read without torch ------------------------------------------
-_STORAGE_DTYPES = {
-    "FloatStorage": np.float32, "DoubleStorage": np.float64, "HalfStorage": np.float16,
-    "BFloat16Storage": None, "LongStorage": np.int64, "IntStorage": np.int32,
-    "ShortStorage": np.int16, "CharStorage": np.int8, "ByteStorage": np.uint8, "BoolStorage": np.bool_,
-}
-
-
-class _StorageType:
-    def __init__(self, name):
-        if _STORAGE_DTYPES.get(name) is None:
-            raise UnsafeCheckpointError(f"unsupported tensor storage torch.{name}")
-        self.dtype = np.dtype(_STORAGE_DTYPES[name])
-
-
-def _rebuild_tensor(storage, offset, size, stride, *_):
-    """torch._utils._rebuild_tensor_v2: a strided view of a flat storage, copied."""
-    if not size:
-        return np.array(storage[offset])
-    item = storage.itemsize
-    view = np.lib.stride_tricks.as_strided(storage[offset:], shape=tuple(size),
-                                           strides=tuple(s * item for s in stride))
-    return np.array(view)
-
-
-def _rebuild_parameter(data, *_):
-    return data
-
-
-class _TensorUnpickler(pickle.Unpickler):
-    """Unpickles a checkpoint's data.pkl allowing only what a state dict of tensors needs."""
-
-    def __init__(self, file, archive, prefix):
-        super().__init__(file)
-        self.archive, self.prefix = archive, prefix
-
-    def find_class(self, module, name):
-        if (module, name) == ("collections", "OrderedDict"):
-            return collections.OrderedDict
-        if (module, name) == ("torch._utils", "_rebuild_tensor_v2"):
-            return _rebuild_tensor
-        if (module, name) == ("torch._utils", "_rebuild_parameter"):
-            return _rebuild_parameter
-        if module == "torch" and name in _STORAGE_DTYPES:
-            return _StorageType(name)
-        raise UnsafeCheckpointError(f"refusing to load {module}.{name} from the checkpoint: "
-                                    "a weights file should hold only tensors (is it malicious?)")
-
-    def persistent_load(self, pid):
-        kind, storage_type, key, _location, numel = pid
-        if kind != "storage" or not isinstance(storage_type, _StorageType):
-            raise UnsafeCheckpointError(f"unexpected persistent id {pid!r} in the checkpoint")
-        raw = self.archive.read(f"{self.prefix}/data/{key}")
-        return np.frombuffer(raw, dtype=storage_type.dtype.newbyteorder("<"), count=numel)
-
-
-def read_torch_checkpoint(path):
-    """{name: NumPy array} from a zip-format ``torch.save`` file, without torch.
-
-    The pickle inside is read by an unpickler that refuses every global except
-    OrderedDict, tensor rebuilding and storage types.
+    Each member's .npy header is checked against the member's real size before its
+    data is read: a header declaring a huge shape over a few bytes fails at once,
+    without allocating that shape. Every problem is one StateDictError naming it.
     """
+    from .net import StateDictError
     try:
         archive = zipfile.ZipFile(path)
-    except zipfile.BadZipFile:
-        raise UnsafeCheckpointError(f"{path} is not a zip-format torch.save checkpoint "
-                                    "(legacy pickle checkpoints are not read, they are not safe)") from None
+    except FileNotFoundError:
+        raise FileNotFoundError(f"no weights file at {path}") from None
+    except (zipfile.BadZipFile, OSError, EOFError, ValueError) as e:
+        raise StateDictError(f"{path} is not a readable .npz of arrays: {e}") from None
     with archive:
-        pkl = [n for n in archive.namelist() if n.endswith("/data.pkl")]
-        if len(pkl) != 1:
-            raise UnsafeCheckpointError(f"{path} has no single */data.pkl: not a torch checkpoint")
-        prefix = pkl[0][:-len("/data.pkl")]
-        with archive.open(pkl[0]) as f:
-            state = _TensorUnpickler(f, archive, prefix).load()
-    if not isinstance(state, dict) or not all(isinstance(v, np.ndarray) for v in state.values()):
-        raise UnsafeCheckpointError(f"{path} does not hold a flat dict of tensors")
-    return dict(state)
+        return {name[:-len(".npy")]: _read_npy(archive, name, path, StateDictError)
+                for name in records(archive, path, StateDictError)}
+
+
+def _read_npy(archive, name, source, error):
+    """One .npy member of an .npz, its header checked before its data is read."""
+    def bad(why):
+        return error(f"{source} is not a readable .npz of arrays: {name} {why}")
+    if not name.endswith(".npy"):
+        raise bad("is not an .npy member")
+    info = record_info(archive, name, source, error)
+    try:
+        with archive.open(info) as f:
+            version = np.lib.format.read_magic(f)
+            read_header = {(1, 0): np.lib.format.read_array_header_1_0,
+                           (2, 0): np.lib.format.read_array_header_2_0}.get(version)
+            if read_header is None:
+                raise bad(f"has .npy format version {version}, not 1.0 or 2.0")
+            shape, fortran, dtype = read_header(f)
+            held = info.file_size - f.tell()
+            if dtype.hasobject:
+                raise bad("holds Python objects (pickles), which tinycnn never loads")
+            if dtype.kind not in "biuf":
+                raise bad(f"has dtype {dtype}: weights are numbers")
+            if math.prod(shape) * dtype.itemsize != held:
+                raise bad(f"declares shape {shape} of {dtype} ({math.prod(shape) * dtype.itemsize} bytes) "
+                          f"but holds {held}")
+            data = bytearray(f.read())        # a bytearray: the array is writable, like np.load's
+    except error:
+        raise
+    except (ValueError, EOFError, OSError, zipfile.BadZipFile, zlib.error) as e:
+        raise bad(f"is corrupt: {e}") from None
+    return np.frombuffer(data, dtype).reshape(shape, order="F" if fortran else "C")
 
 
 # -- downloading ----------------------------------------------------------------------------
@@ -173,18 +133,37 @@ def download(url, path, *, checksum=None, timeout=15, log=print):
                             f"Fetch the file elsewhere and put it at {path}.") from None
     if not digest.hexdigest().startswith(expected):
         tmp.unlink(missing_ok=True)
-        raise DownloadError(f"{url} has {algorithm} {digest.hexdigest()}, expected one starting with "
-                            f"{expected}; the download is corrupt or not the expected file")
+        raise _hash_mismatch(url, algorithm, digest.hexdigest(), expected,
+                             "the download is corrupt or not the expected file")
     tmp.replace(path)
     return path
 
 
+def _hash_mismatch(what, algorithm, hexdigest, expected, hint):
+    return DownloadError(f"{what} has {algorithm} {hexdigest}, expected one starting with {expected}; {hint}")
+
+
+def check_file(path, checksum):
+    """DownloadError unless the file's digest starts with checksum's ("sha256:<hex prefix>")."""
+    algorithm, _, expected = checksum.partition(":")
+    digest = hashlib.new(algorithm)
+    with open(path, "rb") as f:
+        while chunk := f.read(1 << 20):
+            digest.update(chunk)
+    if not digest.hexdigest().startswith(expected):
+        raise _hash_mismatch(path, algorithm, digest.hexdigest(), expected,
+                             "it is not the expected file: delete it to download it again")
+
+
 def fetch_squeezenet(folder=PROJECT_WEIGHTS, url=SQUEEZENET_URL, checksum=SQUEEZENET_CHECKSUM):
-    """Download torchvision's squeezenet1_1 checkpoint and convert it to squeezenet1_1.npz."""
+    """Download torchvision's squeezenet1_1 checkpoint and convert it to squeezenet1_1.npz.
+    A squeezenet1_1.pth already in ``folder`` is converted only if its hash matches."""
     folder = Path(folder)
     folder.mkdir(parents=True, exist_ok=True)
     pth = folder / "squeezenet1_1.pth"
-    if not pth.is_file():
+    if pth.is_file():
+        check_file(pth, checksum)   # a file left there is trusted no more than a fresh download
+    else:
         download(url, pth, checksum=checksum)
     state = read_torch_checkpoint(pth)
     np.savez(folder / "squeezenet1_1.npz", **{k: v.astype(np.float32) for k, v in state.items()})

@@ -122,18 +122,20 @@ def _yosinski_transforms(objective, *, decay, blur_sigma, blur_every, norm_pct, 
 
 def main(argv=None):
     from tinycnn.images import class_index, deprocess
-    p = cli.parser("Class / neuron visualisation by gradient ascent.", target=False)
+    p = cli.parser("Class / neuron visualisation by gradient ascent.", target=False, image=False)
     p.add_argument("--target", nargs="+", default=None,
                    help="classes (index or name); default: flamingo, billiard table, goose, tarantula "
                         "(squeezenet) or all ten classes (cifar10)")
     p.add_argument("--layer", default=None, help="visualise channels of this layer instead of classes")
-    p.add_argument("--channels", type=int, nargs="+", default=[0, 1, 2, 3], help="channels of --layer, one image each (default: %(default)s)")
+    p.add_argument("--channels", type=cli.index, nargs="+", default=[0, 1, 2, 3], help="channels of --layer, one image each (default: %(default)s)")
     p.add_argument("--regularizer", default="cs231n", help="l2, cs231n, yosinski1 .. yosinski4")
-    p.add_argument("--steps", type=int, default=None, help="gradient-ascent steps (default: the regulariser's own)")
-    p.add_argument("--lr", type=float, default=None,
+    p.add_argument("--steps", type=cli.count, default=None, help="gradient-ascent steps (default: the regulariser's own)")
+    p.add_argument("--lr", type=cli.positive, default=None,
                    help="step size (default: CS231n's 25 for squeezenet; 1 for cifar10, chosen by looking)")
     args = cli.parse_args(p, argv, __doc__)
     net = cli.load_net(args)
+    if args.layer:
+        cli.check_channel(net, args.layer, *args.channels)
     args.lr = args.lr or (CS231N["lr"] if args.model == "squeezenet" else 1.0)
     if args.layer:
         targets = [(args.layer, c) for c in args.channels]

@@ -2,9 +2,16 @@
 choosing the model, reading input images, naming the target class, the output path.
 Technique modules stay about their technique; this is the only place that knows
 where demo images live.
+
+Bad input (a bad argument, a missing file, an unknown layer) ends in one line
+``error: ...`` on stderr and exit status 2, argparse's convention, never a traceback.
+Arguments are checked before any heavy work: numbers by their argparse types
+(``count``, ``index``, ``positive``), layers and channels as soon as the model is loaded.
 """
 import argparse
+import math
 import os
+import sys
 from pathlib import Path
 
 import numpy as np
@@ -15,36 +22,77 @@ from tinycnn.images import class_index, deprocess, load_image, preprocess
 DEFAULT_PHOTO = "chelsea.png"     # a cat (scikit-image, public domain)
 
 
-def parser(description, *, target=True, layer=None, channel=False):
-    """An ArgumentParser with the options every technique shares."""
-    p = argparse.ArgumentParser(description=description)
+USAGE_ERROR = 2    # argparse's exit status for bad command lines; vis uses it for every bad input
+
+
+class ArgumentParser(argparse.ArgumentParser):
+    """argparse, but a bad command line is one ``error:`` line (no usage block)."""
+
+    def error(self, message):
+        self.exit(USAGE_ERROR, f"error: {self.prog}: {message} (see --help)\n")
+
+
+def _number(convert, ok, what):
+    def parse(text):
+        try:
+            value = convert(text)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"{text!r} is not {what}") from None
+        if not ok(value):
+            raise argparse.ArgumentTypeError(f"{text!r} is not {what}")
+        return value
+    parse.__name__ = what      # argparse names the type in its messages
+    return parse
+
+
+count = _number(int, lambda v: v > 0, "a positive integer")              # sizes, steps, how many
+index = _number(int, lambda v: v >= 0, "a non-negative integer")         # channels, seeds, image indices
+positive = _number(float, lambda v: math.isfinite(v) and v > 0, "a positive number")
+non_negative = _number(float, lambda v: math.isfinite(v) and v >= 0, "a non-negative number")
+
+
+def parser(description, *, target=True, layer=None, channel=False, image=True):
+    """An ArgumentParser with the options every technique shares (image=False: no --image,
+    for techniques that start from noise or read a data set)."""
+    p = ArgumentParser(description=description)
     p.add_argument("--model", default="squeezenet", help="squeezenet (ImageNet) or cifar10 (default: %(default)s)")
-    p.add_argument("--image", nargs="+", default=None,
-                   help="image files, or cifar:<index> for CIFAR-10 test images "
-                        f"(default: {DEFAULT_PHOTO} from $TINYCNN_IMAGES_DIR/photos, or cifar:0..3)")
+    if image:
+        p.add_argument("--image", nargs="+", default=None,
+                       help="image files, or cifar:<index> for CIFAR-10 test images "
+                            f"(default: {DEFAULT_PHOTO} from $TINYCNN_IMAGES_DIR/photos, or cifar:0..3)")
     if target:
         p.add_argument("--target", default=None,
                        help="class index or (part of a) class name (default: the predicted class)")
     if layer is not None:
         p.add_argument("--layer", default=layer, help="layer name (default: %(default)s)")
     if channel:
-        p.add_argument("--channel", type=int, default=None, help="channel of the layer (default: the most active)")
+        p.add_argument("--channel", type=index, default=None, help="channel of the layer (default: the most active)")
     p.add_argument("--weights", default=None,
                    help="weights .npz of the model (default: found in weights/ or $TINYCNN_WEIGHTS_DIR)")
     p.add_argument("--out", default=None, help="PNG to write (default: under figures/)")
-    p.add_argument("--seed", type=int, default=0, help="random seed (default: %(default)s)")
+    p.add_argument("--seed", type=index, default=0, help="random seed (default: %(default)s)")
     return p
 
 
-def parse_args(p, argv=None, doc=None):
-    """Parse, then check at once (not after a long run) that the output folder can be written.
+def parse_args(p, argv=None, doc=None, *, out_is_folder=False):
+    """Parse, then check at once (not after a long run) that no argument is an empty string
+    and that --out is not a folder (unless out_is_folder) in a folder that can be written.
     doc: the technique module's docstring, whose example commands end --help."""
     examples = [line.strip() for line in (doc or "").splitlines() if line.strip().startswith("python -m")]
     if examples and p.epilog is None:
         p.epilog = "example:\n  " + "\n  ".join(examples)
         p.formatter_class = argparse.RawDescriptionHelpFormatter
     args = p.parse_args(argv)
-    check_writable(Path(args.out).parent if getattr(args, "out", None) else Path("figures"))
+    for name, value in vars(args).items():
+        for v in value if isinstance(value, list) else [value]:
+            if v == "":
+                p.error(f"argument --{name.replace('_', '-')}: an empty string")
+    out = getattr(args, "out", None)
+    if out_is_folder:
+        return args
+    if out is not None and Path(out).is_dir():
+        p.error(f"argument --out: {out} is a folder; give the path of the PNG to write")
+    check_writable(Path(out).parent if out else Path("figures"))
     return args
 
 
@@ -70,22 +118,27 @@ def load_net(args, name=None):
 
 def run(main):
     """Run a technique's main(): bad input ends in one line on stderr (exit 2), not a traceback."""
-    import sys
     from tinycnn.backend import BackendError
     from tinycnn.data import DataError
     try:
         main()
     except (ValueError, LookupError, FileNotFoundError, TypeError, BackendError, DataError, OSError) as e:
         message = e.args[0] if len(e.args) == 1 and isinstance(e.args[0], str) else str(e)   # KeyError quotes str()
-        sys.exit(f"error: {message}")
+        print(f"error: {message}", file=sys.stderr)
+        sys.exit(USAGE_ERROR)
 
 
-def check_channel(net, layer, channel):
-    """Raise a clear error unless ``channel`` exists in ``layer``'s output."""
+def check_channel(net, layer, *channels):
+    """Raise a clear error unless ``layer`` exists and has every one of ``channels`` (None: any)."""
+    net.layer(layer)
+    channels = [c for c in channels if c is not None]
+    if not channels:
+        return
     x = backend.asarray(np.zeros((1, 3, net.meta["input_size"], net.meta["input_size"]), np.float32))
-    channels = net.activations(x, layer)[layer].shape[1]
-    if channel is not None and not 0 <= channel < channels:
-        raise ValueError(f"channel {channel} is out of range: layer '{layer}' has {channels} channels (0-{channels - 1})")
+    have = net.activations(x, layer)[layer].shape[1]
+    for channel in channels:
+        if not 0 <= channel < have:
+            raise ValueError(f"channel {channel} is out of range: layer '{layer}' has {have} channels (0-{have - 1})")
 
 
 def images_dir():
@@ -106,11 +159,21 @@ def find_image(spec):
                             "set TINYCNN_IMAGES_DIR to the shared images folder, or pass a path)")
 
 
+CIFAR10_TEST_IMAGES = 10000
+
+
+def cifar_images(count):
+    """Image specs of the first ``count`` CIFAR-10 test images."""
+    if count > CIFAR10_TEST_IMAGES:
+        raise ValueError(f"--count {count} is more than the {CIFAR10_TEST_IMAGES} CIFAR-10 test images")
+    return [f"cifar:{i}" for i in range(count)]
+
+
 def load_inputs(net, specs):
     """(x, rgb): the normalised batch (N, 3, S, S) on the active backend and the uint8 images."""
     size, mean, std = net.meta["input_size"], net.meta["mean"], net.meta["std"]
     if specs is None:
-        specs = [f"cifar:{i}" for i in range(4)] if size == 32 else [str(images_dir() / "photos" / DEFAULT_PHOTO)]
+        specs = cifar_images(4) if size == 32 else [str(images_dir() / "photos" / DEFAULT_PHOTO)]
     xs = []
     cifar = None
     for spec in specs:

@@ -144,16 +144,19 @@ def scatter(coords, labels, names, size=560):
 
 
 def main(argv=None):
-    p = cli.parser("PCA and t-SNE of last-layer features; scatter plot and image grid.", target=False)
+    p = cli.parser("PCA and t-SNE of last-layer features; scatter plot and image grid.", target=False, image=False)
     p.add_argument("--layer", default="relu6", help="feature layer (default: %(default)s)")
-    p.add_argument("--count", type=int, default=2000, help="CIFAR-10 test images to embed")
-    p.add_argument("--iterations", type=int, default=1000, help="t-SNE iterations (default: %(default)s)")
-    p.add_argument("--grid", type=int, default=24, help="the image grid is grid x grid")
-    p.add_argument("--pca-first", type=int, default=50, help="PCA dimensions kept before t-SNE")
+    p.add_argument("--count", type=cli.count, default=2000, help="CIFAR-10 test images to embed")
+    p.add_argument("--iterations", type=cli.count, default=1000, help="t-SNE iterations (default: %(default)s)")
+    p.add_argument("--grid", type=cli.count, default=24, help="the image grid is grid x grid")
+    p.add_argument("--pca-first", type=cli.count, default=50, help="PCA dimensions kept before t-SNE")
     args = cli.parse_args(p, argv, __doc__)
     net = cli.load_net(args)
     if args.model != "cifar10":
-        raise SystemExit("vis.embedding embeds CIFAR-10 test images: use --model cifar10")
+        raise ValueError("vis.embedding embeds CIFAR-10 test images: use --model cifar10")
+    cli.check_channel(net, args.layer)
+    if args.grid ** 2 > args.count:
+        raise ValueError(f"a {args.grid} x {args.grid} grid needs at least {args.grid ** 2} images, --count is {args.count}")
     from tinycnn.data import load_cifar10
     x_all, y_all = load_cifar10("test")
     keep = np.random.default_rng(args.seed).permutation(len(x_all))[:args.count]

@@ -58,10 +58,12 @@ def main(argv=None):
     from tinycnn.images import deprocess
     p = cli.parser("Feature inversion from successively deeper layers.", target=False)
     p.add_argument("--layers", nargs="+", default=list(LAYERS), help="layers to invert, one image each (default: %(default)s)")
-    p.add_argument("--steps", type=int, default=STEPS, help="Adam steps per layer (default: %(default)s)")
-    p.add_argument("--tv-weight", type=float, default=None, help="total-variation weight (default: by depth)")
+    p.add_argument("--steps", type=cli.count, default=STEPS, help="Adam steps per layer (default: %(default)s)")
+    p.add_argument("--tv-weight", type=cli.non_negative, default=None, help="total-variation weight (default: by depth)")
     args = cli.parse_args(p, argv, __doc__)
     net = cli.load_net(args)
+    for layer in args.layers:
+        cli.check_channel(net, layer)
     x, rgb = cli.load_inputs(net, args.image)
     tiles = [render.caption(rgb[0], "original")]
     for layer in args.layers:

@@ -12,7 +12,6 @@ Each tile is scaled on its own, w -> 255 * (w - min w) / (max w - min w).
 
     python -m vis.filters --model cifar10 --layer conv1      (make filters)
 """
-import argparse
 
 import numpy as np
 
@@ -49,11 +48,11 @@ def filter_grid(net, layer, *, max_out=64, max_in=16, scale=None):
 
 
 def main(argv=None):
-    p = argparse.ArgumentParser(description="Draw a convolution's filters as a tile grid.")
+    p = cli.ArgumentParser(description="Draw a convolution's filters as a tile grid.")
     p.add_argument("--model", default="cifar10", help="cifar10 or squeezenet")
     p.add_argument("--layer", default="conv1", help="a Conv2d layer name, e.g. conv1 or fire2.expand.3x3.conv")
-    p.add_argument("--max-out", type=int, default=64, help="output channels to show")
-    p.add_argument("--max-in", type=int, default=16, help="input channels to show (higher layers)")
+    p.add_argument("--max-out", type=cli.count, default=64, help="output channels to show")
+    p.add_argument("--max-in", type=cli.count, default=16, help="input channels to show (higher layers)")
     p.add_argument("--weights", default=None, help="weights .npz (default: the model's own)")
     p.add_argument("--out", default=None, help="PNG to write (default figures/filters_<model>_<layer>.png)")
     args = cli.parse_args(p, argv, __doc__)

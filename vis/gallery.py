@@ -12,7 +12,6 @@ few minutes (CI does this); ``--thumbnails docs`` writes the README's small PNGs
     python -m vis.gallery --only saliency occlusion
     python -m vis.gallery --thumbnails docs
 """
-import argparse
 import html
 import shlex
 import shutil
@@ -339,13 +338,13 @@ def select(names):
 
 def main(argv=None):
     from vis import cli
-    p = argparse.ArgumentParser(description="Draw every figure of the lecture and the gallery page figures/index.html.")
+    p = cli.ArgumentParser(description="Draw every figure of the lecture and the gallery page figures/index.html.")
     p.add_argument("--out", default="figures", help="output folder (default: %(default)s)")
     p.add_argument("--fast", action="store_true", help="reduced sizes and iterations: checks the code in minutes")
     p.add_argument("--only", nargs="+", default=None, help="make targets or figure names to draw")
     p.add_argument("--thumbnails", default=None, metavar="FOLDER",
                    help="instead of drawing, write README thumbnails of the figures in --out to FOLDER")
-    args = p.parse_args(argv)
+    args = cli.parse_args(p, argv, __doc__, out_is_folder=True)
     figures = select(args.only)
     if args.thumbnails:
         written = thumbnails(figures, args.out, args.thumbnails)

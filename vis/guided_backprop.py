@@ -96,8 +96,8 @@ def main(argv=None):
     net = cli.load_net(args)
     if args.model == "cifar10" and args.layer == "fire6":
         args.layer = "conv5"
-    x, rgb = cli.load_inputs(net, args.image)
     cli.check_channel(net, args.layer, args.channel)
+    x, rgb = cli.load_inputs(net, args.image)
     channel = args.channel if args.channel is not None else strongest_channel(net, x, args.layer)
     size = max(rgb[0].shape[0], 128)
     rows = []

@@ -109,21 +109,20 @@ def top_patches(net, images, layer, channel, k=8, *, one_per_image=True, batch_s
 def main(argv=None):
     from tinycnn.images import deprocess
     p = cli.parser("Maximally activating patches of a few channels.", target=False, layer="fire5")
-    p.add_argument("--channels", type=int, nargs="+", default=list(range(8)), help="channels, one row each")
-    p.add_argument("--k", type=int, default=8, help="patches per channel (default: %(default)s)")
-    p.add_argument("--count", type=int, default=2000, help="CIFAR-10 test images to search (cifar10 model)")
+    p.add_argument("--channels", type=cli.index, nargs="+", default=list(range(8)), help="channels, one row each")
+    p.add_argument("--k", type=cli.count, default=8, help="patches per channel (default: %(default)s)")
+    p.add_argument("--count", type=cli.count, default=2000, help="CIFAR-10 test images to search (cifar10 model)")
     args = cli.parse_args(p, argv, __doc__)
     net = cli.load_net(args)
     if args.model == "cifar10":
         if args.layer == "fire5":
             args.layer = "relu4"
-        args.image = args.image or [f"cifar:{i}" for i in range(args.count)]
+        args.image = args.image or cli.cifar_images(args.count)
     elif args.image is None:
         args.image = sorted(str(f) for f in (cli.images_dir() / "photos").glob("*.*"))
+    cli.check_channel(net, args.layer, *args.channels)
     x, _ = cli.load_inputs(net, args.image)
     x = backend.to_numpy(x)
-    for c in args.channels:
-        cli.check_channel(net, args.layer, c)
     size = receptive_field(net, args.layer)[0]
     scale = max(1, 48 // size)
     rows = []

@@ -68,16 +68,17 @@ def main(argv=None):
     from tinycnn.data import load_cifar10
     from tinycnn.images import class_index, deprocess
     from tinycnn.models import normalize
-    p = cli.parser("Multifaceted visualisation: k-means facets of a class (CIFAR-10 net).")
-    p.add_argument("--k", type=int, default=4, help="facets: k-means clusters of the class's images (default: %(default)s)")
+    p = cli.parser("Multifaceted visualisation: k-means facets of a class (CIFAR-10 net).", image=False)
+    p.add_argument("--k", type=cli.count, default=4, help="facets: k-means clusters of the class's images (default: %(default)s)")
     p.add_argument("--layer", default="relu6", help="layer whose features are clustered (default: %(default)s)")
-    p.add_argument("--steps", type=int, default=100, help="gradient-ascent steps per facet (default: %(default)s)")
-    p.add_argument("--lr", type=float, default=0.3, help="step size: small, so each facet keeps its cluster's look")
+    p.add_argument("--steps", type=cli.count, default=100, help="gradient-ascent steps per facet (default: %(default)s)")
+    p.add_argument("--lr", type=cli.positive, default=0.3, help="step size: small, so each facet keeps its cluster's look")
     args = cli.parse_args(p, argv, __doc__)
     if args.model != "cifar10":
-        raise SystemExit("vis.multifaceted clusters training images: use --model cifar10 "
+        raise ValueError("vis.multifaceted clusters training images: use --model cifar10 "
                          "(there are no ImageNet training images here)")
     net = cli.load_net(args, "cifar10")
+    cli.check_channel(net, args.layer)
     target = class_index(args.target or "automobile", net.meta["classes"])
     x, y = load_cifar10("train")
     images = normalize(x[y == target][:2000], net)

@@ -45,8 +45,8 @@ def occlusion_map(net, x, target, *, size=None, stride=None, fill=0.0, batch_siz
 
 def main(argv=None):
     p = cli.parser("Occlusion sensitivity (Zeiler & Fergus 2014).")
-    p.add_argument("--size", type=int, default=None, help="patch size in pixels (default: image size / 8)")
-    p.add_argument("--stride", type=int, default=None, help="patch stride (default: image size / 16)")
+    p.add_argument("--size", type=cli.count, default=None, help="patch size in pixels (default: image size / 8)")
+    p.add_argument("--stride", type=cli.count, default=None, help="patch stride (default: image size / 16)")
     args = cli.parse_args(p, argv, __doc__)
     net = cli.load_net(args)
     x, rgb = cli.load_inputs(net, args.image)

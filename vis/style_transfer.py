@@ -94,15 +94,17 @@ def load(net, path, size, crop=False):
 
 def main(argv=None):
     from tinycnn.images import deprocess
-    p = cli.parser("Neural style transfer (Gatys et al. 2016) with CS231n's presets.", target=False)
+    p = cli.parser("Neural style transfer (Gatys et al. 2016) with CS231n's presets.", target=False, image=False)
     p.add_argument("--content", nargs="+", default=["tubingen.jpg"], help="content photos (in photos/ or paths)")
     p.add_argument("--style", nargs="+", default=list(PRESETS), help=f"presets: {', '.join(PRESETS)}; or a style image (with starry_night's weights)")
-    p.add_argument("--steps", type=int, default=STEPS, help="optimisation steps (default: %(default)s)")
+    p.add_argument("--steps", type=cli.count, default=STEPS, help="optimisation steps (default: %(default)s)")
     p.add_argument("--init", default="content", choices=["content", "noise"], help="start from the content image or from noise")
     p.add_argument("--method", default="adam", choices=["adam", "lbfgs"], help="Adam (CS231n) or L-BFGS (Gatys et al.)")
     args = cli.parse_args(p, argv, __doc__)
     net = cli.load_net(args, "squeezenet")
     mean, std = net.meta["mean"], net.meta["std"]
+    for image in args.content + [f"styles/{s}.jpg" if s in PRESETS else s for s in args.style]:
+        cli.find_image(image)   # every file is there before the first (long) optimisation starts
     rows = []
     for c in args.content:
         row = []

@@ -54,13 +54,15 @@ def synthesize_texture(net, texture, layers, *, size=None, steps=STEPS, seed=0, 
 
 def main(argv=None):
     from tinycnn.images import deprocess
-    p = cli.parser("Gram-matrix texture synthesis with progressively more layers.", target=False)
+    p = cli.parser("Gram-matrix texture synthesis with progressively more layers.", target=False, image=False)
     p.add_argument("--texture", nargs="+", default=["textures/brick.png", "styles/starry_night.jpg"],
                    help="texture images, relative to $TINYCNN_IMAGES_DIR or paths")
-    p.add_argument("--size", type=int, default=160, help="side of the texture crop and the output in pixels (default: %(default)s)")
-    p.add_argument("--steps", type=int, default=STEPS, help="L-BFGS steps per image (default: %(default)s)")
+    p.add_argument("--size", type=cli.count, default=160, help="side of the texture crop and the output in pixels (default: %(default)s)")
+    p.add_argument("--steps", type=cli.count, default=STEPS, help="L-BFGS steps per image (default: %(default)s)")
     args = cli.parse_args(p, argv, __doc__)
     net = cli.load_net(args, "squeezenet")
+    for t in args.texture:
+        cli.find_image(t)       # every file is there before the first (long) synthesis starts
     rows = []
     for t in args.texture:
         texture = load(net, cli.find_image(t), args.size, crop=True)

@@ -5,7 +5,6 @@ Reads the log that ``make train`` writes beside the weights
 
     python -m vis.training_curve                 (part of make demo)
 """
-import argparse
 import json
 
 from tinycnn.weights import find_weights
@@ -24,7 +23,7 @@ def training_curve(history):
 
 
 def main(argv=None):
-    p = argparse.ArgumentParser(description="Draw the CIFAR-10 net's training curve.")
+    p = cli.ArgumentParser(description="Draw the CIFAR-10 net's training curve.")
     p.add_argument("--log", default=None, help="training log (default: weights/cifar10_net.log.json)")
     p.add_argument("--out", default="figures/training_curve.png", help="PNG to write (default: %(default)s)")
     args = cli.parse_args(p, argv, __doc__)
