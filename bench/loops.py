@@ -111,7 +111,8 @@ def torch_loop(task):
     import torch
     from scipy import ndimage
     from vis.class_visualization import CS231N, pixel_range
-    from vis.style_transfer import CONTENT_LAYER, DECAY_AT, DECAYED_LR, LR, PRESETS, STYLE_LAYERS
+    from vis._optimize import SYNTHESIS_DECAY_AT as DECAY_AT, SYNTHESIS_DECAYED_LR as DECAYED_LR, SYNTHESIS_LR as LR
+    from vis.style_transfer import CONTENT_LAYER, PRESETS, STYLE_LAYERS
     net = _net()
     features, scores = torch_squeezenet(net, torch)
     from tinycnn.backend import to_numpy

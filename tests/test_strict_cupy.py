@@ -7,7 +7,6 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from tinycnn import backend
 
 ROOT = Path(__file__).resolve().parent
 

@@ -80,7 +80,7 @@ def test_smoothgrad_and_integrated_gradients_accumulate_on_the_device():
 
 def test_lbfgs_copies_once_each_way_per_evaluation_as_documented():
     from vis._optimize import optimize
-    from vis.losses import total
+    from vis.objectives import total
     target = on_device(np.linspace(-1, 1, 48, dtype=np.float32).reshape(1, 3, 4, 4))
     evaluations = [0]
 

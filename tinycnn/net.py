@@ -295,6 +295,20 @@ class Network(Sequential):
         _, cache = self.forward(x, until=self.last_ready(names), keep=names)
         return cache.activations
 
+    def features(self, x, layer, *, batch_size=256, log=None):
+        """Flattened activations of ``layer`` for a host batch, a few images at a time.
+
+        x: (N, C, H, W) NumPy -> (N, D) float64 NumPy, D = the layer's output size
+        (the feature vectors of nearest neighbours, embeddings and clustering).
+        """
+        out = []
+        for start in range(0, len(x), batch_size):
+            act = self.activations(asarray(x[start:start + batch_size]), layer)[layer]
+            out.append(to_numpy(act).reshape(len(act), -1).astype(np.float64))
+            if log:
+                log(f"features {layer}: {min(start + batch_size, len(x))}/{len(x)}")
+        return np.concatenate(out)
+
     def last_ready(self, names):
         """Of the given layers, the one whose output is computed last in a forward pass."""
         order = self.names()  # parents before children; a parent's output is ready after them

@@ -26,6 +26,16 @@ from scipy import optimize as sciopt
 from tinycnn import backend
 
 
+# CS231n's style-transfer schedule (assignment 3), used by every Adam image synthesis
+# here (style transfer, feature inversion): 200 steps at learning rate 3.0, 0.1 from step 180
+SYNTHESIS_STEPS, SYNTHESIS_LR, SYNTHESIS_DECAYED_LR, SYNTHESIS_DECAY_AT = 200, 3.0, 0.1, 180
+
+
+def synthesis_lr(step):
+    """The learning rate of CS231n's schedule at ``step``."""
+    return SYNTHESIS_LR if step < SYNTHESIS_DECAY_AT else SYNTHESIS_DECAYED_LR
+
+
 def gaussian_blur(x, sigma):
     """Blur each channel of (N, C, H, W) with a Gaussian of std ``sigma`` px, where x lives.
 

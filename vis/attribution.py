@@ -27,17 +27,14 @@ from PIL import Image
 
 from tinycnn import backend
 from vis import cli, render
-from vis.guided_backprop import as_image
-from vis.saliency import score_gradient
+from vis.objectives import score_gradient, select
 
 
 def grad_cam(net, x, target, layer):
     """(N, H', W') Grad-CAM maps of class ``target`` (one per image) at conv ``layer``."""
     xp = backend.get_array_module(x)
     scores, cache = net.forward(x, keep=[layer])
-    dout = xp.zeros(scores.shape, dtype=scores.dtype)
-    dout[xp.arange(len(x)), xp.asarray(target)] = 1.0
-    grad, _ = net.backward(dout, cache, stop=layer, param_grads=False)   # dS/dA: (N, K, H', W')
+    grad, _ = net.backward(select(scores, target), cache, stop=layer, param_grads=False)   # dS/dA: (N, K, H', W')
     A = cache.activations[layer]
     alpha = grad.mean(axis=(2, 3), keepdims=True)                       # (N, K, 1, 1)
     return backend.to_numpy(xp.maximum((alpha * A).sum(axis=1), 0))
@@ -108,7 +105,7 @@ def main(argv=None):
         ggc = guided_grad_cam(net, xn, t, args.layer)[0]
         sg = np.abs(smooth_grad(net, xn, t, n=args.samples, seed=args.seed)[0]).max(axis=0)
         ig, gap = integrated_gradients(net, xn, t, steps=args.steps)
-        pictures = [image, render.overlay(image, cam), as_image(ggc), render.robust_colormap(sg),
+        pictures = [image, render.overlay(image, cam), render.as_image(ggc), render.robust_colormap(sg),
                     render.robust_colormap(np.abs(ig[0]).sum(axis=0))]
         total = ig[0].sum()
         rows.append(render.caption(render.hstack([render.upscale(im, scale) for im in pictures]),

@@ -22,7 +22,7 @@ import numpy as np
 from tinycnn import backend
 from vis import cli, render
 from vis._optimize import clamp, gaussian_blur, optimize, pixel_range
-from vis.losses import total
+from vis.objectives import score_objective
 
 # The four hyper-parameter sets of Yosinski et al. 2015, Table 1: L2 decay, blur sigma,
 # blur every, pixel-norm clip percentile, contribution clip percentile, iterations,
@@ -39,46 +39,20 @@ YOSINSKI = {
 CS231N = dict(l2=1e-3, lr=25.0, steps=100, blur_sigma=0.5, blur_every=10, jitter=16)
 
 
-def score_objective(net, target, l2=0.0):
-    """Objective (to minimise) -S(x) + l2 ||x||^2 and its gradient.
-
-    target: a class index, or (layer, channel) for a whole channel's mean
-    activation, or (layer, channel, y, x) for one unit.
-    """
-    def objective(x):
-        xp = backend.get_array_module(x)
-        if isinstance(target, tuple):
-            layer, channel, *where = target
-            out, cache = net.forward(x, until=layer)
-            dout = xp.zeros(out.shape, dtype=out.dtype)
-            if out.ndim == 2:
-                dout[:, channel] = 1.0
-            elif where:
-                dout[:, channel, where[0], where[1]] = 1.0
-            else:  # the channel's mean, on the scale of a class score (itself a spatial mean)
-                dout[:, channel] = 1.0 / (out.shape[2] * out.shape[3])
-        else:
-            out, cache = net.forward(x)
-            dout = xp.zeros(out.shape, dtype=out.dtype)
-            dout[:, target] = 1.0
-        score = total(out * dout)                 # stays on the device (see vis/losses.py)
-        dx, _ = net.backward(dout, cache, param_grads=False)
-        return -score + l2 * total(x * x), -dx + 2 * l2 * x
-    return objective
-
-
 def class_visualization(net, target, *, regularizer="cs231n", steps=None, lr=CS231N["lr"], seed=0,
-                        snapshot_every=None, log=None):
+                        x0=None, snapshot_every=None, log=None):
     """The image (1, 3, S, S), normalised, that maximises ``target``; and the snapshots.
 
     regularizer: "l2" (Simonyan et al.), "cs231n" (L2 + jitter + blur + clamp) or
     "yosinski1".."yosinski4" (Yosinski et al.'s Table 1 sets, with jitter and clamp).
+    x0: the starting image (1, 3, S, S) on the backend; default CS231n's randn from ``seed``.
     """
-    size = net.meta["input_size"]
+    size = x0.shape[-1] if x0 is not None else net.meta["input_size"]
     jitter_px = max(1, round(CS231N["jitter"] * size / 224))  # CS231n's 16 px are for 224x224 images
     lo, hi = pixel_range(net)
-    rng = np.random.default_rng(seed)
-    x0 = backend.asarray(rng.standard_normal((1, 3, size, size)).astype(np.float32))  # CS231n: randn * 1.0
+    if x0 is None:
+        rng = np.random.default_rng(seed)
+        x0 = backend.asarray(rng.standard_normal((1, 3, size, size)).astype(np.float32))  # CS231n: randn * 1.0
 
     keep_in_range = clamp(lo, hi)
     if regularizer == "l2":

@@ -128,6 +128,13 @@ def run(main):
         sys.exit(USAGE_ERROR)
 
 
+def load_one(net, path, size, crop=False):
+    """One image file as a normalised (1, 3, H, W) batch on the backend, its short side ``size``
+    (crop: centre-cropped to size x size)."""
+    return backend.asarray(preprocess(load_image(path), size=size, crop=crop, mean=net.meta["mean"],
+                                      std=net.meta["std"]))
+
+
 def check_channel(net, layer, *channels):
     """Raise a clear error unless ``layer`` exists and has every one of ``channels`` (None: any)."""
     net.layer(layer)

@@ -18,18 +18,9 @@ import numpy as np
 from tinycnn import backend
 from vis import cli, render
 from vis._optimize import clamp, optimize, pixel_range
-from vis.losses import total
+from vis.objectives import dream_objective
 
 OCTAVES, OCTAVE_SCALE, STEPS, LR, JITTER = 4, 1.4, 10, 1.5, 32
-
-
-def dream_objective(net, layer):
-    """Objective (to minimise) -1/2 ||a(x)||^2 and its gradient (backward from a)."""
-    def objective(x):
-        a, cache = net.forward(x, until=layer)
-        dx, _ = net.backward(a, cache, param_grads=False)
-        return -0.5 * total(a * a), -dx
-    return objective
 
 
 def _resize(x, shape):

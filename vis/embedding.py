@@ -26,7 +26,6 @@ from scipy.optimize import linear_sum_assignment
 from PIL import Image, ImageDraw
 
 from vis import cli, render
-from vis.neighbors import features
 
 # van der Maaten's reference implementation (tsne.py, 2008; bhtsne 2014)
 PERPLEXITY = 30.0
@@ -162,7 +161,7 @@ def main(argv=None):
     keep = np.random.default_rng(args.seed).permutation(len(x_all))[:args.count]
     x, y = x_all[keep], y_all[keep]
     from tinycnn.models import normalize
-    feats = features(net, normalize(x, net), args.layer)
+    feats = net.features(normalize(x, net), args.layer)
     reduced, _, ratio = pca(feats, args.pca_first)
     print(f"PCA: the first 2 components explain {ratio[:2].sum():.1%}, the first {args.pca_first} "
           f"{ratio.sum():.1%} of the variance")

@@ -5,7 +5,7 @@ Them". Given the features Phi_0 = Phi(x0) of an image at one layer, find
 
     x* = argmin_x ||Phi(x) - Phi_0||^2 / ||Phi_0||^2 + lambda_alpha ||x||_alpha^alpha + lambda_TV R_TV(x)
 
-from noise. R_TV is the total variation of vis.losses (beta = 2); the alpha-norm
+from noise. R_TV is the total variation of vis.objectives (beta = 2); the alpha-norm
 (alpha = 6) keeps pixels in range, here also enforced by clamping. Shallow layers
 give back the photo almost exactly; deeper ones keep the objects' parts and
 layout but lose colour and detail. The optimiser and its schedule are CS231n's
@@ -16,8 +16,8 @@ layout but lose colour and detail. The optimiser and its schedule are CS231n's
 
 from tinycnn import backend
 from vis import cli, render
-from vis._optimize import clamp, optimize, pixel_range, uniform_image
-from vis.style_transfer import DECAY_AT, DECAYED_LR, LR, STEPS, synthesis_objective
+from vis._optimize import SYNTHESIS_STEPS, clamp, optimize, pixel_range, synthesis_lr, uniform_image
+from vis.objectives import synthesis_objective
 
 LAYERS = ("relu1", "fire2", "fire3", "fire5", "fire7", "fire9")
 # TV weight by depth, for normalised images at 224x224: like Mahendran & Vedaldi, who
@@ -39,7 +39,7 @@ def tv_weight_for(net, layer):
     return TV_DEEP
 
 
-def invert_features(net, x, layer, *, tv_weight=None, alpha_weight=ALPHA_WEIGHT, steps=STEPS, seed=0, log=None):
+def invert_features(net, x, layer, *, tv_weight=None, alpha_weight=ALPHA_WEIGHT, steps=SYNTHESIS_STEPS, seed=0, log=None):
     """The image (1, 3, H, W) NumPy whose ``layer`` features best match those of ``x``.
     tv_weight: None for tv_weight_for(net, layer)."""
     target = net.activations(x, layer)[layer]
@@ -50,7 +50,7 @@ def invert_features(net, x, layer, *, tv_weight=None, alpha_weight=ALPHA_WEIGHT,
     lo, hi = pixel_range(net)
     out, _, _ = optimize(objective, uniform_image(x.shape, lo, hi, seed), steps=steps, method="adam", seed=seed,
                          transforms=[clamp(lo, hi)],
-                         lr=lambda step: LR if step < DECAY_AT else DECAYED_LR, log=log)
+                         lr=synthesis_lr, log=log)
     return backend.to_numpy(out)
 
 
@@ -58,7 +58,7 @@ def main(argv=None):
     from tinycnn.images import deprocess
     p = cli.parser("Feature inversion from successively deeper layers.", target=False)
     p.add_argument("--layers", nargs="+", default=list(LAYERS), help="layers to invert, one image each (default: %(default)s)")
-    p.add_argument("--steps", type=cli.count, default=STEPS, help="Adam steps per layer (default: %(default)s)")
+    p.add_argument("--steps", type=cli.count, default=SYNTHESIS_STEPS, help="Adam steps per layer (default: %(default)s)")
     p.add_argument("--tv-weight", type=cli.non_negative, default=None, help="total-variation weight (default: by depth)")
     args = cli.parse_args(p, argv, __doc__)
     net = cli.load_net(args)

@@ -15,7 +15,7 @@ import numpy as np
 from tinycnn import backend
 from vis import cli, render
 from vis._optimize import optimize
-from vis.class_visualization import score_objective
+from vis.objectives import score_objective
 
 # CS231n: learning rate 1 on normalised gradients; usually under 100 iterations
 LR, MAX_STEPS = 1.0, 100

@@ -15,10 +15,10 @@ is why guided backprop images look like the part of the picture the neuron detec
     python -m vis.guided_backprop --model squeezenet --layer fire6 --channel 330   (make guided_backprop)
 """
 import numpy as np
-from PIL import Image
 
 from tinycnn import backend
 from vis import cli, render
+from vis.objectives import select
 
 
 def strongest_channel(net, x, layer):
@@ -34,33 +34,10 @@ def guided_backprop(net, x, layer, channel, rule="guided", position=None):
     channel is most active in each image, or "channel" for the whole channel's sum.
     Returns (N, C, H, W) as a NumPy array.
     """
-    xp = backend.get_array_module(x)
     out, cache = net.forward(x, until=layer)
-    if out.ndim == 2:                       # a fully connected layer: a neuron is a channel
-        dout = xp.zeros(out.shape, dtype=out.dtype)
-        dout[:, channel] = 1.0
-    else:
-        N, C, H, W = out.shape
-        dout = xp.zeros(out.shape, dtype=out.dtype)
-        if position == "channel":
-            dout[:, channel] = 1.0
-        elif position is not None:
-            dout[:, channel, position[0], position[1]] = 1.0
-        else:  # each image's strongest position, found on the device
-            where = out[:, channel].reshape(N, H * W).argmax(axis=1)   # (N,) flat positions
-            dout.reshape(N, C, H * W)[xp.arange(N), channel, where] = 1.0
-    dx, _ = net.backward(dout, cache, rule=rule, param_grads=False)
+    where = {None: "strongest", "channel": "all"}.get(position, position)
+    dx, _ = net.backward(select(out, channel, where), cache, rule=rule, param_grads=False)
     return backend.to_numpy(dx)
-
-
-def as_image(grad):
-    """A (C, H, W) gradient shown as RGB, centred on grey; scaled to the 99.5th
-    percentile of its non-zero magnitudes so that a few large values do not wash
-    out the rest."""
-    g = grad.transpose(1, 2, 0)
-    nonzero = np.abs(g[g != 0])
-    hi = np.percentile(nonzero, 99.5) if nonzero.size else 1.0
-    return render.to_uint8(g, -hi, hi)
 
 
 def support(grads):
@@ -72,21 +49,6 @@ def support(grads):
         return 0, 0, min(H, W)
     side = min(max(rows.max() - rows.min(), cols.max() - cols.min()) + 1, H, W)
     return min(rows.min(), H - side), min(cols.min(), W - side), side
-
-
-def zoomed(picture, box, size):
-    """The square box of an (H, W, 3) picture enlarged to size x size (nearest neighbour)."""
-    top, left, side = box
-    return np.asarray(Image.fromarray(picture[top:top + side, left:left + side]).resize((size, size), Image.NEAREST))
-
-
-def framed(picture, box):
-    """The picture with the box drawn in white."""
-    top, left, side = box
-    out = picture.copy()
-    out[[top, top + side - 1], left:left + side] = 255
-    out[top:top + side, [left, left + side - 1]] = 255
-    return out
 
 
 def main(argv=None):
@@ -105,8 +67,9 @@ def main(argv=None):
         grads = [guided_backprop(net, x[n:n + 1], args.layer, channel, rule)[0]
                  for rule in ("backprop", "deconvnet", "guided")]
         box = support(grads)                         # the neuron's receptive field, enlarged below
-        pictures = [zoomed(framed(image, box), (0, 0, image.shape[0]), size), zoomed(image, box, size)]
-        pictures += [zoomed(as_image(g), box, size) for g in grads]
+        pictures = [render.zoomed(render.framed(image, box), (0, 0, image.shape[0]), size),
+                    render.zoomed(image, box, size)]
+        pictures += [render.zoomed(render.as_image(g), box, size) for g in grads]
         rows.append(render.hstack(pictures))
     image = render.caption(render.vstack(rows), f"{args.model} {args.layer} channel {channel} at its strongest "
                            "position: image (white: receptive field) | field enlarged | backprop | deconvnet | guided")

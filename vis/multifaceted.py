@@ -17,9 +17,9 @@ import numpy as np
 
 from tinycnn import backend
 from vis import cli, render
-from vis._optimize import clamp, gaussian_blur, optimize, pixel_range
-from vis.class_visualization import CS231N, score_objective
-from vis.neighbors import features
+# The one technique that imports another: a facet *is* a class visualisation, only
+# started from a cluster's mean image instead of noise (Nguyen et al. 2016, sec. 2.2).
+from vis.class_visualization import CS231N, class_visualization
 
 
 def kmeans(X, k, *, iterations=100, seed=0):
@@ -48,17 +48,12 @@ def kmeans(X, k, *, iterations=100, seed=0):
 
 def multifaceted(net, images, target, *, layer, k=4, steps=100, lr=CS231N["lr"], seed=0, log=None):
     """k facets (k, 3, H, W) NumPy of class ``target``, from ``images`` (N, 3, H, W) of that class."""
-    labels, _ = kmeans(features(net, images, layer), k, seed=seed)
-    lo, hi = pixel_range(net)
+    labels, _ = kmeans(net.features(images, layer), k, seed=seed)
     facets = []
     for j in range(k):
         start = backend.asarray(images[labels == j].mean(axis=0, keepdims=True).astype(np.float32))
-
-        def blur(x, step):
-            return gaussian_blur(x, CS231N["blur_sigma"]) if step % CS231N["blur_every"] == 0 else x
-        x, _, _ = optimize(score_objective(net, target, CS231N["l2"]), start, steps=steps, lr=lr, method="sgd",
-                           transforms=[clamp(lo, hi), blur], jitter=max(1, images.shape[-1] // 14), seed=seed + j)
-        facets.append(backend.to_numpy(x)[0])
+        x, _ = class_visualization(net, target, regularizer="cs231n", steps=steps, lr=lr, seed=seed + j, x0=start)
+        facets.append(x[0])
         if log:
             log(f"facet {j + 1}/{k} ({int((labels == j).sum())} images)")
     return np.stack(facets), labels

@@ -17,17 +17,6 @@ from tinycnn import backend
 from vis import cli, render
 
 
-def features(net, x, layer, *, batch_size=256, log=None):
-    """Flattened activations of ``layer`` for a NumPy batch: (N, D) float64 NumPy."""
-    out = []
-    for start in range(0, len(x), batch_size):
-        act = net.activations(backend.asarray(x[start:start + batch_size]), layer)[layer]
-        out.append(backend.to_numpy(act).reshape(len(act), -1).astype(np.float64))
-        if log:
-            log(f"features {layer}: {min(start + batch_size, len(x))}/{len(x)}")
-    return np.concatenate(out)
-
-
 def nearest_neighbors(query_features, features, k, *, exclude=None):
     """(Q, k) indices into ``features`` of each query's k nearest rows (Euclidean).
 
@@ -62,7 +51,7 @@ def main(argv=None):
         raise ValueError(f"--queries and --k must be below the number of images, {len(args.image)}")
     x, rgb = cli.load_inputs(net, args.image)
     x = backend.to_numpy(x)
-    feats = features(net, x, layer, log=lambda s: print(s, end="\r", flush=True))
+    feats = net.features(x, layer, log=lambda s: print(s, end="\r", flush=True))
     print()
     queries = np.array(args.queries if args.queries else np.linspace(0, len(x) - 1, 6).astype(int))
     by_features = nearest_neighbors(feats[queries], feats, args.k, exclude=queries)

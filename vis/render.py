@@ -148,6 +148,31 @@ def line_plot(series, *, title="", xlabel="", ylabel="", size=(480, 320), ylim=N
     return np.asarray(img)
 
 
+def as_image(grad):
+    """A (C, H, W) gradient shown as RGB, centred on grey; scaled to the 99.5th
+    percentile of its non-zero magnitudes so that a few large values do not wash
+    out the rest."""
+    g = grad.transpose(1, 2, 0)
+    nonzero = np.abs(g[g != 0])
+    hi = np.percentile(nonzero, 99.5) if nonzero.size else 1.0
+    return to_uint8(g, -hi, hi)
+
+
+def zoomed(picture, box, size):
+    """The square box of an (H, W, 3) picture enlarged to size x size (nearest neighbour)."""
+    top, left, side = box
+    return np.asarray(Image.fromarray(picture[top:top + side, left:left + side]).resize((size, size), Image.NEAREST))
+
+
+def framed(picture, box):
+    """The picture with the box drawn in white."""
+    top, left, side = box
+    out = picture.copy()
+    out[[top, top + side - 1], left:left + side] = 255
+    out[top:top + side, [left, left + side - 1]] = 255
+    return out
+
+
 def save(image, path):
     """Write a uint8 RGB array as PNG (creating folders) and return the path."""
     path = Path(path)

@@ -23,16 +23,7 @@ from scipy import ndimage
 
 from tinycnn import backend
 from vis import cli, render
-
-
-def score_gradient(net, x, target, rule="backprop"):
-    """dS_target / dx for a batch: (N, C, H, W); target is one class per image."""
-    xp = backend.get_array_module(x)
-    scores, cache = net.forward(x)
-    dout = xp.zeros(scores.shape, dtype=scores.dtype)
-    dout[xp.arange(len(x)), xp.asarray(target)] = 1.0   # select each image's target score
-    dx, _ = net.backward(dout, cache, rule=rule, param_grads=False)
-    return dx
+from vis.objectives import score_gradient
 
 
 def saliency_map(net, x, target):

@@ -8,7 +8,7 @@ image (or noise), minimise
     L(x) = w_c ||F_c(x) - F_c(content)||^2 + sum_l w_l ||G_l(x) - G_l(style)||^2 + w_tv TV(x)
 
 with G = F F^T / (H W C) and TV the sum of squared neighbour differences
-(vis.losses). All terms come from one forward pass; one backward pass carries the
+(vis.objectives). All terms come from one forward pass; one backward pass carries the
 gradients of every layer at once. Presets are the three parameter sets of CS231n's
 exercise on SqueezeNet 1.1: content layer fire2, style layers relu1, fire3, fire4,
 fire5 (torchvision features 3; 1, 4, 6, 7), Adam at 3.0 then 0.1 from step 180,
@@ -19,8 +19,8 @@ fire5 (torchvision features 3; 1, 4, 6, 7), Adam at 3.0 then 0.1 from step 180,
 
 from tinycnn import backend
 from vis import cli, render
-from vis._optimize import clamp, optimize, pixel_range, uniform_image
-from vis.losses import alpha_norm, content_loss, gram_matrix, style_loss, tv_loss
+from vis._optimize import SYNTHESIS_STEPS, clamp, optimize, pixel_range, synthesis_lr, uniform_image
+from vis.objectives import style_targets_of, synthesis_objective
 
 CONTENT_LAYER = "fire2"
 STYLE_LAYERS = ("relu1", "fire3", "fire4", "fire5")
@@ -34,38 +34,10 @@ PRESETS = {
     "starry_night": dict(image_size=192, style_size=192, content_weight=6e-2,
                          style_weights=(300000, 1000, 15, 3), tv_weight=2e-2),
 }
-STEPS, LR, DECAYED_LR, DECAY_AT = 200, 3.0, 0.1, 180
-
-
-def synthesis_objective(net, *, content_target=None, content_layer=CONTENT_LAYER, content_weight=0.0,
-                        style_targets=None, style_weights=None, tv_weight=0.0, alpha_weight=0.0, alpha=6.0):
-    """x -> (loss, dloss/dx) for any mix of content, style (Gram), TV and alpha-norm terms."""
-    style_targets, style_weights = style_targets or {}, style_weights or {}
-    layers = list(style_weights) + ([content_layer] if content_weight else [])
-
-    def objective(x):
-        _, cache = net.forward(x, until=net.last_ready(layers), keep=layers)
-        acts = cache.activations
-        loss, douts = style_loss(acts, style_targets, style_weights)
-        if content_weight:
-            lc, dc = content_loss(content_weight, acts[content_layer], content_target)
-            loss += lc
-            douts[content_layer] = douts[content_layer] + dc if content_layer in douts else dc
-        dx, _ = net.backward(douts, cache, param_grads=False)
-        lt, dt = tv_loss(x, tv_weight)
-        la, da = alpha_norm(x, alpha_weight, alpha)
-        return loss + lt + la, dx + dt + da
-    return objective
-
-
-def style_targets_of(net, style, layers):
-    """{layer: Gram matrix} of the style image."""
-    acts = net.activations(style, list(layers))
-    return {k: gram_matrix(acts[k]) for k in layers}
 
 
 def style_transfer(net, content, style, *, content_weight, style_weights, tv_weight, content_layer=CONTENT_LAYER,
-                   style_layers=STYLE_LAYERS, steps=STEPS, init="content", method="adam", seed=0,
+                   style_layers=STYLE_LAYERS, steps=SYNTHESIS_STEPS, init="content", method="adam", seed=0,
                    snapshot_every=None, log=None):
     """The stylised image (1, 3, H, W) NumPy, normalised like ``content``; and snapshots.
 
@@ -80,16 +52,10 @@ def style_transfer(net, content, style, *, content_weight, style_weights, tv_wei
     lo, hi = pixel_range(net)
     x0 = uniform_image(content.shape, lo, hi, seed) if init == "noise" else content.copy()
     x, snapshots, _ = optimize(objective, x0, steps=steps, method=method, seed=seed,
-                               lr=lambda step: LR if step < DECAY_AT else DECAYED_LR, bounds=(lo, hi),
+                               lr=synthesis_lr, bounds=(lo, hi),
                                transforms=[] if method == "lbfgs" else [clamp(lo, hi)],   # L-BFGS: bounds
                                snapshot_every=snapshot_every, log=log)
     return backend.to_numpy(x), snapshots
-
-
-def load(net, path, size, crop=False):
-    from tinycnn.images import load_image, preprocess
-    return backend.asarray(preprocess(load_image(path), size=size, crop=crop, mean=net.meta["mean"],
-                                      std=net.meta["std"]))
 
 
 def main(argv=None):
@@ -97,7 +63,7 @@ def main(argv=None):
     p = cli.parser("Neural style transfer (Gatys et al. 2016) with CS231n's presets.", target=False, image=False)
     p.add_argument("--content", nargs="+", default=["tubingen.jpg"], help="content photos (in photos/ or paths)")
     p.add_argument("--style", nargs="+", default=list(PRESETS), help=f"presets: {', '.join(PRESETS)}; or a style image (with starry_night's weights)")
-    p.add_argument("--steps", type=cli.count, default=STEPS, help="optimisation steps (default: %(default)s)")
+    p.add_argument("--steps", type=cli.count, default=SYNTHESIS_STEPS, help="optimisation steps (default: %(default)s)")
     p.add_argument("--init", default="content", choices=["content", "noise"], help="start from the content image or from noise")
     p.add_argument("--method", default="adam", choices=["adam", "lbfgs"], help="Adam (CS231n) or L-BFGS (Gatys et al.)")
     args = cli.parse_args(p, argv, __doc__)
@@ -110,8 +76,8 @@ def main(argv=None):
         row = []
         for s in args.style:
             preset = PRESETS.get(s, PRESETS["starry_night"])
-            content = load(net, cli.find_image(c), preset["image_size"])
-            style = load(net, cli.find_image(f"styles/{s}.jpg" if s in PRESETS else s), preset["style_size"])
+            content = cli.load_one(net, cli.find_image(c), preset["image_size"])
+            style = cli.load_one(net, cli.find_image(f"styles/{s}.jpg" if s in PRESETS else s), preset["style_size"])
             x, _ = style_transfer(net, content, style, content_weight=preset["content_weight"],
                                   style_weights=preset["style_weights"], tv_weight=preset["tv_weight"],
                                   steps=args.steps, init=args.init, method=args.method, seed=args.seed,

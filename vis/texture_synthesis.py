@@ -6,7 +6,7 @@ features occur together, but not where. Starting from noise, match them:
 
     E = sum_l w_l E_l,    E_l = sum_ij (G_l - A_l)_ij^2 / (4 C_l^2 (H_l W_l)^2)
 
-(with the normalised Grams of vis.losses, E_l is a quarter of their squared
+(with the normalised Grams of vis.objectives, E_l is a quarter of their squared
 difference; layers weighted equally, as in the paper). Matching only the first
 layer reproduces colours and fine grain; adding deeper layers brings back larger
 structures (bricks, blades of grass).
@@ -25,8 +25,9 @@ by 10^6 and leave coloured noise. The same rescaling, per layer, is a weight:
 from tinycnn import backend
 from vis import cli, render
 from vis._optimize import optimize, pixel_range, uniform_image
-from vis.style_transfer import STEPS, load, style_targets_of, synthesis_objective
+from vis.objectives import style_targets_of, synthesis_objective
 
+STEPS = 200     # L-BFGS iterations per image (Gatys et al. ran theirs to convergence)
 LAYER_SETS = (("relu1",), ("relu1", "fire2"), ("relu1", "fire2", "fire3"),
               ("relu1", "fire2", "fire3", "fire5"), ("relu1", "fire2", "fire3", "fire5", "fire7"))
 
@@ -65,7 +66,7 @@ def main(argv=None):
         cli.find_image(t)       # every file is there before the first (long) synthesis starts
     rows = []
     for t in args.texture:
-        texture = load(net, cli.find_image(t), args.size, crop=True)
+        texture = cli.load_one(net, cli.find_image(t), args.size, crop=True)
         tiles = [render.caption(deprocess(backend.to_numpy(texture)[0], mean=net.meta["mean"], std=net.meta["std"]),
                                 str(t).split("/")[-1])]
         for layers in LAYER_SETS:

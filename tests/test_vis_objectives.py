@@ -4,7 +4,7 @@ import pytest
 from hypothesis import assume, given, strategies as st
 
 from tinycnn.gradcheck import numeric_grad, rel_error
-from vis.losses import alpha_norm, content_loss, gram_matrix, gram_matrix_backward, style_loss, tv_loss
+from vis.objectives import alpha_norm, content_loss, gram_matrix, gram_matrix_backward, style_loss, tv_loss
 
 from .strategies import seeds
 
