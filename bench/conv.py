@@ -61,7 +61,7 @@ def cases():
 def sync():
     """Wait for queued GPU work of both libraries, so wall time is what the GPU took."""
     if backend.name() == "cupy":
-        backend.xp().cuda.Device().synchronize()
+        backend.active().cuda.Device().synchronize()
         try:
             import torch
         except ImportError:
@@ -115,7 +115,7 @@ def tinycnn_fns(layer, x):
         nonlocal dout
         out, cache = layer.forward(x)
         if dout is None:
-            dout = backend.xp().ones_like(out)
+            dout = backend.active().ones_like(out)
         return layer.backward(dout, cache)
     return forward, forward_backward
 

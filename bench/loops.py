@@ -193,7 +193,7 @@ def measure(task, impl, threads):
             import torch
             return {"seconds": seconds, "peak_mb": torch.cuda.max_memory_reserved() / 2**20}
         from tinycnn import backend
-        return {"seconds": seconds, "peak_mb": backend.xp().get_default_memory_pool().total_bytes() / 2**20}
+        return {"seconds": seconds, "peak_mb": backend.active().get_default_memory_pool().total_bytes() / 2**20}
     return {"seconds": seconds, "peak_mb": (_rss_kb("VmHWM:") - before) / 1024}
 
 

@@ -21,7 +21,7 @@ def counters():
 
 
 pytestmark = pytest.mark.skipif(
-    backend.name() != "cupy" or not hasattr(backend.xp(), "_standin_counters"),
+    backend.name() != "cupy" or not hasattr(backend.active(), "_standin_counters"),
     reason="counts transfers of the strict CuPy stand-in (make test runs it)")
 
 

@@ -3,7 +3,8 @@ from . import backend
 from .layers import (AvgPool2d, Conv2d, Dropout, Flatten, GlobalAvgPool2d, Linear, MaxPool2d,
                      ReLU, RELU_RULES, ShapeError)
 from .losses import softmax, softmax_cross_entropy
-from .net import Cache, Concat, Network, Sequential, StateDictError, UnknownLayerError
+from .net import Cache, Concat, Network, Sequential, UnknownLayerError
+from .weights import StateDictError
 
 __all__ = ["backend", "AvgPool2d", "Conv2d", "Dropout", "Flatten", "GlobalAvgPool2d", "Linear",
            "MaxPool2d", "ReLU", "RELU_RULES", "ShapeError", "softmax", "softmax_cross_entropy",

@@ -47,8 +47,8 @@ def use(name):
     return _active
 
 
-def xp():
-    """The active array module (numpy or cupy)."""
+def active():
+    """The active array module (numpy or cupy): ``backend.active().zeros(...)``."""
     if _active is None:
         use(os.environ.get("TINYCNN_BACKEND", "numpy").strip().lower() or "numpy")
     return _active
@@ -56,7 +56,7 @@ def xp():
 
 def name():
     """Name of the active backend: "numpy" or "cupy"."""
-    return xp().__name__
+    return active().__name__
 
 
 def get_array_module(*arrays):
@@ -70,7 +70,7 @@ def get_array_module(*arrays):
 
 def asarray(a, dtype=None):
     """Move ``a`` (NumPy, CuPy or nested lists) onto the active backend's device."""
-    return xp().asarray(a, dtype=dtype)
+    return active().asarray(a, dtype=dtype)
 
 
 def to_numpy(a):
@@ -113,5 +113,5 @@ def random_generator(seed, like=None):
     NumPy and CuPy both offer ``default_rng``; with the same seed they draw
     different streams, so results are reproducible per backend, not across them.
     """
-    mod = get_array_module(like) if like is not None else xp()
+    mod = get_array_module(like) if like is not None else active()
     return mod.random.default_rng(seed)

@@ -10,7 +10,7 @@ import numpy as np
 from .data import CIFAR10_MEAN, CIFAR10_STD, CLASSES
 from .layers import Conv2d, Dropout, Flatten, GlobalAvgPool2d, Linear, MaxPool2d, ReLU
 from .net import Concat, Network, Sequential
-from .weights import find_weights, read_npz
+from .weights import find_weights, key_mismatch, read_npz
 
 IMAGENET_MEAN = (0.485, 0.456, 0.406)
 IMAGENET_STD = (0.229, 0.224, 0.225)
@@ -82,7 +82,6 @@ def squeezenet1_1(weights=None, *, seed=0):
         wanted = [torchvision_name(name) for name, _ in net.named_params()]
         missing, extra = [k for k in wanted if k not in stored], sorted(set(stored) - set(wanted))
         if missing or extra:       # named as in the file: torchvision's keys
-            from .net import key_mismatch
             raise key_mismatch(path, missing, extra, len(wanted), "SqueezeNet 1.1 (keyed by torchvision's names)")
         net.load_state_dict({name: stored[torchvision_name(name)] for name, _ in net.named_params()},
                             source=str(path))

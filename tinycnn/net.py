@@ -25,24 +25,11 @@ import numpy as np
 
 from .backend import asarray, get_array_module, to_numpy
 from .layers import Dropout, Layer, ReLU, ShapeError
+from .weights import StateDictError, key_mismatch, read_npz   # noqa: F401 (StateDictError: public here too)
 
 
 class UnknownLayerError(LookupError):
     """A layer name that the network does not have."""
-
-
-class StateDictError(ValueError):
-    """Saved parameters that do not match the network (missing, extra, wrong shape)."""
-
-
-def key_mismatch(source, missing, extra, expected, what="the network"):
-    """A StateDictError naming the first missing and unexpected keys of a weights file."""
-    def show(keys):
-        return ", ".join(keys[:6]) + (f" and {len(keys) - 6} more" if len(keys) > 6 else "")
-    parts = ([f"missing {len(missing)} key(s): {show(missing)}"] if missing else []) + \
-            ([f"unexpected {len(extra)} key(s): {show(extra)}"] if extra else [])
-    hint = " (is it from another model?)" if len(missing) + len(extra) > expected // 2 else ""
-    return StateDictError(f"{source} does not match {what}{hint}: " + "; ".join(parts))
 
 
 def _split(name):
@@ -408,5 +395,4 @@ class Network(Sequential):
 
     def load(self, path):
         """Read parameters saved by ``save`` (strictly, see load_state_dict)."""
-        from .weights import read_npz
         return self.load_state_dict(read_npz(path), source=str(path))

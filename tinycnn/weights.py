@@ -39,6 +39,20 @@ SQUEEZENET_URL = "https://download.pytorch.org/models/squeezenet1_1-b8a52dc0.pth
 SQUEEZENET_CHECKSUM = "sha256:b8a52dc0"
 
 
+class StateDictError(ValueError):
+    """Saved parameters that do not match the network (missing, extra, wrong shape)."""
+
+
+def key_mismatch(source, missing, extra, expected, what="the network"):
+    """A StateDictError naming the first missing and unexpected keys of a weights file."""
+    def show(keys):
+        return ", ".join(keys[:6]) + (f" and {len(keys) - 6} more" if len(keys) > 6 else "")
+    parts = ([f"missing {len(missing)} key(s): {show(missing)}"] if missing else []) + \
+            ([f"unexpected {len(extra)} key(s): {show(extra)}"] if extra else [])
+    hint = " (is it from another model?)" if len(missing) + len(extra) > expected // 2 else ""
+    return StateDictError(f"{source} does not match {what}{hint}: " + "; ".join(parts))
+
+
 def find_weights(filename):
     """Path of ``filename`` in weights/ or $TINYCNN_WEIGHTS_DIR; FileNotFoundError otherwise."""
     places = [PROJECT_WEIGHTS]
@@ -59,7 +73,6 @@ def read_npz(path):
     data is read: a header declaring a huge shape over a few bytes fails at once,
     without allocating that shape. Every problem is one StateDictError naming it.
     """
-    from .net import StateDictError
     try:
         archive = zipfile.ZipFile(path)
     except FileNotFoundError:

@@ -87,17 +87,15 @@ def integrated_gradients(net, x, target, *, baseline=None, steps=64):
 
 
 def main(argv=None):
-    p = cli.parser("Grad-CAM, guided Grad-CAM, SmoothGrad and integrated gradients.", layer="fire9")
+    p = cli.parser("Grad-CAM, guided Grad-CAM, SmoothGrad and integrated gradients.", layer="attribution_layer")
     p.add_argument("--steps", type=cli.count, default=64, help="integrated-gradients steps (default: %(default)s)")
     p.add_argument("--samples", type=cli.count, default=30, help="SmoothGrad samples (default: %(default)s)")
     args = cli.parse_args(p, argv, __doc__)
     net = cli.load_net(args)
-    if args.model == "cifar10" and args.layer == "fire9":
-        args.layer = "relu5"
     cli.check_channel(net, args.layer)
     x, rgb = cli.load_inputs(net, args.image)
     target = cli.targets(net, x, args.target)
-    scale = 1 if rgb[0].shape[0] >= 128 else 4
+    scale = render.display_scale(rgb[0])
     rows = []
     for n, image in enumerate(rgb):
         xn, t = x[n:n + 1], target[n:n + 1]

@@ -105,18 +105,18 @@ def main(argv=None):
     p.add_argument("--regularizer", default="cs231n", help="l2, cs231n, yosinski1 .. yosinski4")
     p.add_argument("--steps", type=cli.count, default=None, help="gradient-ascent steps (default: the regulariser's own)")
     p.add_argument("--lr", type=cli.positive, default=None,
-                   help="step size (default: CS231n's 25 for squeezenet; 1 for cifar10, chosen by looking)")
+                   help="step size (default: CS231n's 25 for squeezenet; 1 for cifar10, chosen by looking: "
+                        "vis.cli.MODEL_DEFAULTS)")
     args = cli.parse_args(p, argv, __doc__)
     net = cli.load_net(args)
     if args.layer:
         cli.check_channel(net, args.layer, *args.channels)
-    args.lr = args.lr or (CS231N["lr"] if args.model == "squeezenet" else 1.0)
+    args.lr = args.lr or cli.model_default(args.model, "class_lr")
     if args.layer:
         targets = [(args.layer, c) for c in args.channels]
         labels = [f"{args.layer}:{c}" for c in args.channels]
     else:
-        names = args.target or (["flamingo", "billiard table", "goose", "tarantula"] if args.model == "squeezenet"
-                                else list(net.meta["classes"]))
+        names = args.target or cli.model_default(args.model, "classes") or list(net.meta["classes"])
         targets = [class_index(t, net.meta["classes"]) for t in names]
         labels = [cli.short_name(net, t) for t in targets]
     tiles = []

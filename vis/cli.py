@@ -21,6 +21,43 @@ from tinycnn.images import class_index, deprocess, load_image, preprocess
 
 DEFAULT_PHOTO = "chelsea.png"     # a cat (scikit-image, public domain)
 
+# What every technique uses on each model unless told otherwise: the one place that
+# knows both models (a third model is one more row). Layers are where each technique
+# shows most: Grad-CAM's last conv block, a neuron mid-network for guided backprop,
+# mid-level layers for DeepDream and patches, the last features for neighbours.
+MODEL_DEFAULTS = {
+    "squeezenet": dict(
+        attribution_layer="fire9", neuron_layer="fire6", dream_layer="fire5", patches_layer="fire5",
+        feature_layer="pool10",
+        classes=("flamingo", "billiard table", "goose", "tarantula"),   # class visualisation
+        class_lr=25.0,              # CS231n's gradient-ascent step for 224x224 ImageNet images
+        fool_target="stingray",
+        images="photos",            # default image set of max_patches and neighbors
+    ),
+    "cifar10": dict(
+        attribution_layer="relu5", neuron_layer="conv5", dream_layer="relu4", patches_layer="relu4",
+        feature_layer="relu6",
+        classes=None,               # all ten
+        class_lr=1.0,               # chosen by looking: 25 saturates 32x32 images at once
+        fool_target="ship",
+        images="cifar",
+    ),
+}
+
+
+def model_default(model, key):
+    """MODEL_DEFAULTS[model][key], or a clear error for a model with no row."""
+    if model not in MODEL_DEFAULTS:
+        raise ValueError(f"unknown model {model!r}; choose one of {', '.join(MODEL_DEFAULTS)}")
+    return MODEL_DEFAULTS[model][key]
+
+
+def default_images(args):
+    """The model's default image set (max_patches, neighbors): CIFAR-10 test images or every photo."""
+    if model_default(args.model, "images") == "cifar":
+        return cifar_images(args.count)
+    return sorted(str(f) for f in (images_dir() / "photos").glob("*.*"))
+
 
 USAGE_ERROR = 2    # argparse's exit status for bad command lines; vis uses it for every bad input
 
@@ -53,7 +90,8 @@ non_negative = _number(float, lambda v: math.isfinite(v) and v >= 0, "a non-nega
 
 def parser(description, *, target=True, layer=None, channel=False, image=True):
     """An ArgumentParser with the options every technique shares (image=False: no --image,
-    for techniques that start from noise or read a data set)."""
+    for techniques that start from noise or read a data set). layer: the MODEL_DEFAULTS key
+    of the technique's default layer (e.g. "dream_layer"), filled in by parse_args."""
     p = ArgumentParser(description=description)
     p.add_argument("--model", default="squeezenet", help="squeezenet (ImageNet) or cifar10 (default: %(default)s)")
     if image:
@@ -64,7 +102,9 @@ def parser(description, *, target=True, layer=None, channel=False, image=True):
         p.add_argument("--target", default=None,
                        help="class index or (part of a) class name (default: the predicted class)")
     if layer is not None:
-        p.add_argument("--layer", default=layer, help="layer name (default: %(default)s)")
+        shown = ", ".join(f"{row[layer]} on {model}" for model, row in MODEL_DEFAULTS.items())
+        p.add_argument("--layer", default=None, help=f"layer name (default: {shown})")
+        p.set_defaults(layer_default=layer)
     if channel:
         p.add_argument("--channel", type=index, default=None, help="channel of the layer (default: the most active)")
     p.add_argument("--weights", default=None,
@@ -83,6 +123,9 @@ def parse_args(p, argv=None, doc=None, *, out_is_folder=False):
         p.epilog = "example:\n  " + "\n  ".join(examples)
         p.formatter_class = argparse.RawDescriptionHelpFormatter
     args = p.parse_args(argv)
+    key = vars(args).pop("layer_default", None)
+    if key and args.layer is None:
+        args.layer = MODEL_DEFAULTS.get(args.model, MODEL_DEFAULTS["squeezenet"])[key]   # unknown models fail at load
     for name, value in vars(args).items():
         for v in value if isinstance(value, list) else [value]:
             if v == "":

@@ -54,20 +54,18 @@ def deepdream(net, x, layer, *, octaves=OCTAVES, octave_scale=OCTAVE_SCALE, step
 
 def main(argv=None):
     from tinycnn.images import deprocess
-    p = cli.parser("DeepDream: amplify a layer's activations.", target=False, layer="fire5")
+    p = cli.parser("DeepDream: amplify a layer's activations.", target=False, layer="dream_layer")
     p.add_argument("--octaves", type=cli.count, default=OCTAVES, help="image scales, each 1.4x the last (default: %(default)s)")
     p.add_argument("--steps", type=cli.count, default=STEPS, help="steps per octave")
     args = cli.parse_args(p, argv, __doc__)
     net = cli.load_net(args)
-    if args.model == "cifar10" and args.layer == "fire5":
-        args.layer = "relu4"
     cli.check_channel(net, args.layer)
     x, rgb = cli.load_inputs(net, args.image)
     dreamt = deepdream(net, x[:1], args.layer, octaves=args.octaves, steps=args.steps, seed=args.seed,
                        log=lambda s: print(s, end="\r"))
     print()
     out = deprocess(dreamt[0], mean=net.meta["mean"], std=net.meta["std"])
-    scale = 1 if out.shape[0] >= 128 else 4
+    scale = render.display_scale(out)
     image = render.caption(render.hstack([render.upscale(rgb[0], scale), render.upscale(out, scale)]),
                            f"DeepDream on {args.model} {args.layer}: {args.octaves} octaves x {args.steps} steps")
     print(f"wrote {render.save(image, cli.output_path(args, 'deepdream'))}")

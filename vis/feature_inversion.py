@@ -71,7 +71,7 @@ def main(argv=None):
                               log=lambda s, layer=layer: print(f"{layer}: {s}", end="\r"))
         tiles.append(render.caption(deprocess(out[0], mean=net.meta["mean"], std=net.meta["std"]), layer))
     print()
-    scale = 1 if rgb[0].shape[0] >= 128 else 4
+    scale = render.display_scale(rgb[0])
     image = render.hstack([render.upscale(t, scale) for t in tiles])
     print(f"wrote {render.save(image, cli.output_path(args, 'feature_inversion'))}")
 

@@ -41,12 +41,13 @@ def fooling_image(net, x, target, *, lr=LR, max_steps=MAX_STEPS, log=None):
 def main(argv=None):
     from tinycnn.images import class_index, deprocess
     p = cli.parser("Fooling images: imperceptible changes that flip the prediction.", target=False)
-    p.add_argument("--target", default=None, help="class to fool towards (default: stingray, or 'ship' on cifar10)")
+    p.add_argument("--target", default=None, help="class to fool towards (default: "
+                   + ", ".join(f"{row['fool_target']} on {m}" for m, row in cli.MODEL_DEFAULTS.items()) + ")")
     args = cli.parse_args(p, argv, __doc__)
     net = cli.load_net(args)
     x, rgb = cli.load_inputs(net, args.image)
     x = x[:1]
-    target = class_index(args.target or ("stingray" if args.model == "squeezenet" else "ship"), net.meta["classes"])
+    target = class_index(args.target or cli.model_default(args.model, "fool_target"), net.meta["classes"])
     before = int(backend.to_numpy(net(x)).argmax())
     fooled, steps = fooling_image(net, x, target, log=lambda s: print(s, end="\r"))
     print()
@@ -55,7 +56,7 @@ def main(argv=None):
     pixel_diff = diff * np.reshape(std, (3, 1, 1)) * 255                   # in 0-255 pixel units
     pictures = [rgb[0], deprocess(fooled[0], mean=mean, std=std),
                 render.to_uint8(diff.transpose(1, 2, 0), -np.abs(diff).max(), np.abs(diff).max())]
-    scale = 1 if rgb[0].shape[0] >= 128 else 4
+    scale = render.display_scale(rgb[0])
     image = render.caption(render.hstack([render.upscale(im, scale) for im in pictures]),
                            f"{cli.short_name(net, before)} -> {cli.short_name(net, target)} in {steps} steps; "
                            f"change: L-inf {np.abs(pixel_diff).max():.1f}, L2 {np.linalg.norm(pixel_diff):.0f} "

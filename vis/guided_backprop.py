@@ -53,11 +53,9 @@ def support(grads):
 
 def main(argv=None):
     p = cli.parser("Backprop vs deconvnet vs guided backprop for one neuron.", target=False,
-                   layer="fire6", channel=True)
+                   layer="neuron_layer", channel=True)
     args = cli.parse_args(p, argv, __doc__)
     net = cli.load_net(args)
-    if args.model == "cifar10" and args.layer == "fire6":
-        args.layer = "conv5"
     cli.check_channel(net, args.layer, args.channel)
     x, rgb = cli.load_inputs(net, args.image)
     channel = args.channel if args.channel is not None else strongest_channel(net, x, args.layer)

@@ -108,18 +108,13 @@ def top_patches(net, images, layer, channel, k=8, *, one_per_image=True, batch_s
 
 def main(argv=None):
     from tinycnn.images import deprocess
-    p = cli.parser("Maximally activating patches of a few channels.", target=False, layer="fire5")
+    p = cli.parser("Maximally activating patches of a few channels.", target=False, layer="patches_layer")
     p.add_argument("--channels", type=cli.index, nargs="+", default=list(range(8)), help="channels, one row each")
     p.add_argument("--k", type=cli.count, default=8, help="patches per channel (default: %(default)s)")
     p.add_argument("--count", type=cli.count, default=2000, help="CIFAR-10 test images to search (cifar10 model)")
     args = cli.parse_args(p, argv, __doc__)
     net = cli.load_net(args)
-    if args.model == "cifar10":
-        if args.layer == "fire5":
-            args.layer = "relu4"
-        args.image = args.image or cli.cifar_images(args.count)
-    elif args.image is None:
-        args.image = sorted(str(f) for f in (cli.images_dir() / "photos").glob("*.*"))
+    args.image = args.image or cli.default_images(args)
     cli.check_channel(net, args.layer, *args.channels)
     x, _ = cli.load_inputs(net, args.image)
     x = backend.to_numpy(x)

@@ -34,19 +34,17 @@ def nearest_neighbors(query_features, features, k, *, exclude=None):
 
 
 def main(argv=None):
-    p = cli.parser("Nearest neighbours in last-layer feature space vs pixel space.", target=False, layer=None)
-    p.add_argument("--layer", default=None, help="feature layer (default: relu6 for cifar10, pool10 for squeezenet)")
+    p = cli.parser("Nearest neighbours in last-layer feature space vs pixel space.", target=False,
+                   layer="feature_layer")
     p.add_argument("--queries", type=cli.index, nargs="+", default=None,
                    help="indices of the query images in the database (default: 6 spread evenly over it)")
     p.add_argument("--k", type=cli.count, default=6, help="neighbours per query (default: %(default)s)")
     p.add_argument("--count", type=cli.count, default=10000, help="CIFAR-10 test images in the database")
     args = cli.parse_args(p, argv, __doc__)
     net = cli.load_net(args)
-    layer = args.layer or ("relu6" if args.model == "cifar10" else "pool10")
+    layer = args.layer
     cli.check_channel(net, layer)
-    if args.image is None:
-        args.image = (cli.cifar_images(args.count) if args.model == "cifar10"
-                      else sorted(str(f) for f in (cli.images_dir() / "photos").glob("*.*")))
+    args.image = args.image or cli.default_images(args)
     if max(args.queries or [0]) >= len(args.image) or args.k >= len(args.image):
         raise ValueError(f"--queries and --k must be below the number of images, {len(args.image)}")
     x, rgb = cli.load_inputs(net, args.image)

@@ -51,7 +51,7 @@ def main(argv=None):
     net = cli.load_net(args)
     x, rgb = cli.load_inputs(net, args.image)
     target = cli.targets(net, x, args.target)
-    scale = 1 if rgb[0].shape[0] >= 128 else 4
+    scale = render.display_scale(rgb[0])
     rows = []
     for n, image in enumerate(rgb):
         base = float(backend.to_numpy(softmax(net(x[n:n + 1])))[0, target[n]])

@@ -52,6 +52,12 @@ def thumbnail(image, size):
     return np.asarray(Image.fromarray(image).resize((size, size), Image.BICUBIC))
 
 
+def display_scale(image):
+    """How much to enlarge an (H, W, ...) picture for a figure: 1 for photos, 4 for tiny
+    (CIFAR-10, 32x32) images, so that both read at about the same size."""
+    return 1 if image.shape[0] >= 128 else 4
+
+
 def upscale(image, factor):
     """Nearest-neighbour enlargement, so small filters and CIFAR images stay crisp."""
     return np.repeat(np.repeat(image, factor, axis=0), factor, axis=1)

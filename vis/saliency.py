@@ -59,7 +59,7 @@ def main(argv=None):
     x, rgb = cli.load_inputs(net, args.image)
     target = cli.targets(net, x, args.target)
     sal = saliency_map(net, x, target)
-    scale = 1 if rgb[0].shape[0] >= 128 else 4
+    scale = render.display_scale(rgb[0])
     rows = []
     for image, s, t in zip(rgb, sal, target):
         mask = segment(image, s)
