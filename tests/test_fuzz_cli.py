@@ -138,6 +138,7 @@ def test_a_bad_command_line_is_one_error_line_and_status_2(workdir, command):
     ("saliency", ["--out", "a_folder"], "argument --out: a_folder is a folder"),
     ("saliency", ["--target", ""], "argument --target: an empty string"),
     ("filters", ["--no-such-flag"], "unrecognized arguments: --no-such-flag"),
+    ("saliency", ["--out", "figures/x"], "figures/x has no image file extension; end it in .png"),
     ("class_visualization", ["--model", "cifar10", "--layer", "conv2", "--channels", "64"],
      "channel 64 is out of range: layer 'conv2' has 64 channels"),
     ("max_patches", ["--model", "cifar10", "--count", "20000"], "--count 20000 is more than the 10000"),

@@ -22,8 +22,9 @@ def run(*args):
                                     "multifaceted", "training_curve"])
 def test_every_module_explains_itself(module, monkeypatch):
     done = run(f"vis.{module}", "--help")
-    assert done.returncode == 0 and "usage:" in done.stdout
+    assert done.returncode == 0 and f"usage: python -m vis.{module} " in done.stdout   # as it is typed
     assert f"example:\n  python -m vis.{module} " in done.stdout
+    assert "--seed SEED" not in done.stdout or "random seed (default: 0)" in done.stdout
     # every option says what it does
     import argparse
     import importlib

@@ -15,6 +15,7 @@ import sys
 from pathlib import Path
 
 import numpy as np
+from PIL import Image
 
 from tinycnn import backend
 from tinycnn.images import class_index, deprocess, load_image, preprocess
@@ -62,11 +63,37 @@ def default_images(args):
 USAGE_ERROR = 2    # argparse's exit status for bad command lines; vis uses it for every bad input
 
 
+class HelpFormatter(argparse.RawDescriptionHelpFormatter):
+    """Every option's help ends with its default, unless its text gives it already or it has none."""
+
+    def _get_help_string(self, action):
+        text = action.help or ""
+        if "default" in text or action.default in (None, False, argparse.SUPPRESS) or not action.option_strings:
+            return text
+        value = action.default
+        shown = " ".join(map(str, value)) if isinstance(value, (list, tuple)) else str(value)
+        return f"{text} (default: {shown.replace('%', '%%')})"
+
+
 class ArgumentParser(argparse.ArgumentParser):
-    """argparse, but a bad command line is one ``error:`` line (no usage block)."""
+    """argparse, but a bad command line is one ``error:`` line (no usage block), the usage
+    names the command as it is typed (python -m vis.<technique>), and help shows defaults."""
+
+    def __init__(self, *args, module=None, **kwargs):
+        if module and "prog" not in kwargs:
+            kwargs["prog"] = f"python -m {module}"
+        super().__init__(*args, formatter_class=HelpFormatter, **kwargs)
 
     def error(self, message):
         self.exit(USAGE_ERROR, f"error: {self.prog}: {message} (see --help)\n")
+
+
+def _caller_module():
+    """The dotted name of the module that called parser() (vis.saliency, also when run as __main__)."""
+    import inspect
+    caller = inspect.stack()[2].frame.f_globals
+    spec = caller.get("__spec__")
+    return spec.name if spec is not None else caller.get("__name__")
 
 
 def _number(convert, ok, what):
@@ -92,7 +119,7 @@ def parser(description, *, target=True, layer=None, channel=False, image=True):
     """An ArgumentParser with the options every technique shares (image=False: no --image,
     for techniques that start from noise or read a data set). layer: the MODEL_DEFAULTS key
     of the technique's default layer (e.g. "dream_layer"), filled in by parse_args."""
-    p = ArgumentParser(description=description)
+    p = ArgumentParser(description=description, module=_caller_module())
     p.add_argument("--model", default="squeezenet", help="squeezenet (ImageNet) or cifar10 (default: %(default)s)")
     if image:
         p.add_argument("--image", nargs="+", default=None,
@@ -121,7 +148,6 @@ def parse_args(p, argv=None, doc=None, *, out_is_folder=False):
     examples = [line.strip() for line in (doc or "").splitlines() if line.strip().startswith("python -m")]
     if examples and p.epilog is None:
         p.epilog = "example:\n  " + "\n  ".join(examples)
-        p.formatter_class = argparse.RawDescriptionHelpFormatter
     args = p.parse_args(argv)
     key = vars(args).pop("layer_default", None)
     if key and args.layer is None:
@@ -135,6 +161,8 @@ def parse_args(p, argv=None, doc=None, *, out_is_folder=False):
         return args
     if out is not None and Path(out).is_dir():
         p.error(f"argument --out: {out} is a folder; give the path of the PNG to write")
+    if out is not None and Path(out).suffix.lower() not in Image.registered_extensions():
+        p.error(f"argument --out: {out} has no image file extension; end it in .png (or .jpg)")
     check_writable(Path(out).parent if out else Path("figures"))
     return args
 

@@ -48,7 +48,7 @@ def filter_grid(net, layer, *, max_out=64, max_in=16, scale=None):
 
 
 def main(argv=None):
-    p = cli.ArgumentParser(description="Draw a convolution's filters as a tile grid.")
+    p = cli.ArgumentParser(description="Draw a convolution's filters as a tile grid.", module="vis.filters")
     p.add_argument("--model", default="cifar10", help="cifar10 or squeezenet")
     p.add_argument("--layer", default="conv1", help="a Conv2d layer name, e.g. conv1 or fire2.expand.3x3.conv")
     p.add_argument("--max-out", type=cli.count, default=64, help="output channels to show")

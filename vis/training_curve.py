@@ -23,7 +23,7 @@ def training_curve(history):
 
 
 def main(argv=None):
-    p = cli.ArgumentParser(description="Draw the CIFAR-10 net's training curve.")
+    p = cli.ArgumentParser(description="Draw the CIFAR-10 net's training curve.", module="vis.training_curve")
     p.add_argument("--log", default=None, help="training log (default: weights/cifar10_net.log.json)")
     p.add_argument("--out", default="figures/training_curve.png", help="PNG to write (default: %(default)s)")
     args = cli.parse_args(p, argv, __doc__)
