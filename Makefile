@@ -126,7 +126,7 @@ weights: ready ## download SqueezeNet 1.1 into weights/
 data: ready ## download CIFAR-10 into data/
 	$(PY) -m tinycnn.data
 
-# reproduces weights/cifar10_net.npz (about 70 minutes on 2 CPU cores)
+# reproduces weights/cifar10_net.npz (about 70 minutes on 2 idle CPU cores; weights/README.md: 90 on busy ones)
 train: ready ## retrain the shipped CIFAR-10 net (about 70 minutes)
 	$(PY) -m tinycnn.train --epochs 20 --seed 0 --out weights/cifar10_net.npz
 
