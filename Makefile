@@ -5,10 +5,13 @@ VENV   ?= .venv
 PY     := $(VENV)/bin/python
 
 .DEFAULT_GOAL := help
-.PHONY: help ready install test gradcheck fuzz bench gpu-check clean demo weights data train filters training_curve \
-        saliency guided_backprop occlusion attribution max_patches neighbors embedding figures \
-        class_visualization fooling deepdream style_transfer feature_inversion texture_synthesis multifaceted \
-        thumbnails
+# the targets that draw one technique's figures (their commands are written once, in vis/gallery.py)
+FIGURE_TARGETS = filters training_curve saliency guided_backprop occlusion attribution max_patches neighbors \
+                 embedding class_visualization fooling deepdream style_transfer feature_inversion \
+                 texture_synthesis multifaceted
+
+.PHONY: help ready install test gradcheck fuzz bench gpu-check clean demo weights data train figures thumbnails \
+        $(FIGURE_TARGETS)
 
 help: ## this list
 	@echo "tinycnn: make <target>   (first: make install)"
@@ -51,68 +54,36 @@ gpu-check: ## on a GPU: CuPy tests, NumPy vs CuPy, benchmarks vs PyTorch CUDA, f
 demo: filters training_curve ## figures from the shipped weights alone, offline
 	@echo "demo figures are in $(CURDIR)/figures/"
 
-filters: ready ## first- and higher-layer filters of the CIFAR-10 net
-	$(PY) -m vis.filters --model cifar10 --layer conv1
-	$(PY) -m vis.filters --model cifar10 --layer conv2 --max-out 16 --max-in 16
-
-training_curve: ready ## the CIFAR-10 net's loss and accuracy per epoch
-	$(PY) -m vis.training_curve
-
+# one target per technique (make help lists them); each runs `python -m vis.gallery --only <target>`,
+# which runs that target's commands from vis/gallery.py (add --print to see them) and updates
+# figures/index.html; ARGS='--seed 1' appends options to every command
+GALLERY_ARGS = $(if $(ARGS), --args="$(ARGS)")
+filters: ## first- and higher-layer filters of the CIFAR-10 net
+training_curve: ## the CIFAR-10 net's loss and accuracy per epoch
 # techniques on SqueezeNet: need weights (make weights) and photos ($$TINYCNN_IMAGES_DIR);
 # a bare image name is looked up in $$TINYCNN_IMAGES_DIR and its photos/ folder
-FREE_PHOTOS = apple.jpg astronaut.png baboon.jpg building.jpg butterfly.jpg chelsea.png coffee.png dog.jpg \
-              eagle.jpg fruits.jpg giraffe.jpg grace_hopper.jpg HappyFish.jpg home.jpg horses.jpg kite.jpg \
-              motorcycle_left.png orange.jpg rocket.jpg squirrel_cls.jpg
-
-saliency: ready ## saliency maps and segmentation (Simonyan et al. 2014)
-	$(PY) -m vis.saliency --image coffee.png eagle.jpg squirrel_cls.jpg
-
-guided_backprop: ready ## backprop / deconvnet / guided backprop of one neuron
-	$(PY) -m vis.guided_backprop --layer fire6 --channel 330 --image chelsea.png dog.jpg
-
-occlusion: ready ## occlusion maps (Zeiler & Fergus 2014)
-	$(PY) -m vis.occlusion --image chelsea.png coffee.png
-
-attribution: ready ## Grad-CAM, SmoothGrad, integrated gradients
-	$(PY) -m vis.attribution --image eagle.jpg coffee.png
-
-max_patches: ready ## maximally activating patches
-	$(PY) -m vis.max_patches --model squeezenet --layer fire5 --channels 0 1 2 3 4 5 --image $(FREE_PHOTOS)
-	$(PY) -m vis.max_patches --model cifar10 --layer relu4 --channels 0 1 2 3 4 5 6 7 --out figures/max_patches_cifar10.png
-
+saliency: ## saliency maps and segmentation (Simonyan et al. 2014)
+guided_backprop: ## backprop / deconvnet / guided backprop of one neuron
+occlusion: ## occlusion maps (Zeiler & Fergus 2014)
+attribution: ## Grad-CAM, SmoothGrad, integrated gradients
+max_patches: ## maximally activating patches
 # on the CIFAR-10 test set: need data ($$TINYCNN_DATA_DIR or make data)
-neighbors: ready ## nearest neighbours in feature vs pixel space
-	$(PY) -m vis.neighbors --model cifar10
+neighbors: ## nearest neighbours in feature vs pixel space
+embedding: ## PCA and t-SNE of features, image-grid embedding
+class_visualization: ## class and neuron visualisation by gradient ascent
+fooling: ## fooling images
+deepdream: ## DeepDream
+style_transfer: ## neural style transfer (CS231n's presets)
+feature_inversion: ## feature inversion with total variation
+texture_synthesis: ## Gram-matrix texture synthesis
+multifaceted: ## multifaceted visualisation
+$(FIGURE_TARGETS): ready
+	$(PY) -m vis.gallery --only $@$(GALLERY_ARGS)
 
-embedding: ready ## PCA and t-SNE of features, image-grid embedding
-	$(PY) -m vis.embedding --model cifar10
-
-class_visualization: ready ## class and neuron visualisation by gradient ascent
-	$(PY) -m vis.class_visualization --model squeezenet
-	$(PY) -m vis.class_visualization --model cifar10
-	$(PY) -m vis.class_visualization --model squeezenet --layer fire6 --channels 330 100 --out figures/neuron_visualization_squeezenet.png
-
-fooling: ready ## fooling images
-	$(PY) -m vis.fooling --model squeezenet --image chelsea.png --target stingray
-
-deepdream: ready ## DeepDream
-	$(PY) -m vis.deepdream --model squeezenet --image kite.jpg --layer fire5
-
-style_transfer: ready ## neural style transfer (CS231n's presets)
-	$(PY) -m vis.style_transfer --content chelsea.png home.jpg
-
-feature_inversion: ready ## feature inversion with total variation
-	$(PY) -m vis.feature_inversion --model squeezenet --image giraffe.jpg
-
-texture_synthesis: ready ## Gram-matrix texture synthesis
-	$(PY) -m vis.texture_synthesis --texture textures/brick.png textures/grass.png styles/starry_night.jpg
-
-multifaceted: ready ## multifaceted visualisation
-	$(PY) -m vis.multifaceted --model cifar10 --target automobile
-
-# every figure and the gallery page figures/index.html; FAST=1: reduced sizes and iterations
+# every figure and the gallery page figures/index.html; FAST=1: reduced sizes and iterations;
+# ARGS as above
 figures: ready ## every figure and figures/index.html (FAST=1: about a minute)
-	$(PY) -m vis.gallery $(if $(FAST),--fast)
+	$(PY) -m vis.gallery$(if $(FAST), --fast)$(GALLERY_ARGS)
 
 # the README's thumbnails (docs/) from the figures of a full `make figures`
 thumbnails: ready ## the README's pictures in docs/, from figures/

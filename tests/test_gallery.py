@@ -1,12 +1,17 @@
 """make figures: every figure's code runs (fast mode), the gallery page is complete and
-loads in a real browser, and the make targets run the commands the captions show."""
+loads in a real browser; the make targets run the gallery, whose FIGURES hold the one
+copy of each figure's command, and --print shows those commands."""
 import html
+import os
 import re
+import shlex
 import subprocess
 import sys
 from pathlib import Path
 
+import numpy as np
 import pytest
+from PIL import Image
 
 from vis import gallery
 
@@ -77,13 +82,75 @@ def test_browser_check_sees_a_broken_page(tmp_path):
     assert "missing.png" in messages and "boom" in messages
 
 
-def test_make_targets_run_the_commands_the_captions_show():
-    """Each figure's command (the caption's) is what its make target runs."""
-    for target in sorted({f.target for f in gallery.FIGURES}):
-        done = subprocess.run(["make", "-n", "-s", target, "PY=python"], cwd=ROOT, capture_output=True, text=True)
-        ran = [" ".join(line.split()) for line in done.stdout.splitlines()]
-        for fig in (f for f in gallery.FIGURES if f.target == target):
-            assert fig.command in ran, (target, fig.command, ran)
+TARGETS = sorted({f.target for f in gallery.FIGURES})
+
+
+def make_dry_run(*args):
+    """The command lines `make -n args` would run, spaces normalised."""
+    done = subprocess.run(["make", "-n", "-s", *args, "PY=python"], cwd=ROOT, capture_output=True, text=True)
+    assert done.returncode == 0, done.stderr
+    return [" ".join(line.split()) for line in done.stdout.splitlines()]
+
+
+def run_gallery(*args, **kwargs):
+    return subprocess.run([sys.executable, "-m", "vis.gallery", *map(str, args)], cwd=ROOT, capture_output=True,
+                          text=True, **kwargs)
+
+
+def test_each_figure_target_runs_the_gallery_on_itself():
+    """FIGURES is the only copy of the commands: the Makefile runs no technique module itself,
+    and each figure's target (and no other, but demo) runs `vis.gallery --only <target>`."""
+    makefile = (ROOT / "Makefile").read_text()
+    assert set(re.findall(r"-m vis\.(\w+)", makefile)) == {"gallery"}
+    only = {}
+    for target in set(re.findall(r"^([a-z_-]+):", makefile, flags=re.M)):
+        ran = [line.split("vis.gallery --only ")[1] for line in make_dry_run(target) if "vis.gallery --only " in line]
+        if ran:
+            only[target] = ran
+    assert only == {t: [t] for t in TARGETS} | {"demo": ["filters", "training_curve"]}
+
+
+def test_make_passes_args_on():
+    assert make_dry_run("fooling", "ARGS=--seed 1")[-1] == 'python -m vis.gallery --only fooling --args="--seed 1"'
+    assert make_dry_run("figures", "FAST=1", "ARGS=--seed 1")[-1] == 'python -m vis.gallery --fast --args="--seed 1"'
+
+
+def test_every_figure_target_is_in_make_help():
+    done = subprocess.run(["make", "help"], cwd=ROOT, capture_output=True, text=True)
+    listed = {line.split()[0] for line in done.stdout.splitlines()[1:]}
+    assert set(TARGETS) <= listed, set(TARGETS) - listed
+
+
+def test_printed_commands_are_the_captions_and_draw_the_gallerys_figures(tmp_path):
+    """--print shows each figure's command as its caption does; run by hand, the printed
+    commands (with --out elsewhere) draw the same pixels as the gallery."""
+    assert run_gallery("--only", "filters", "--out", tmp_path / "gallery").returncode == 0
+    page = (tmp_path / "gallery" / "index.html").read_text()
+    printed = run_gallery("--only", "filters", "--print").stdout.splitlines()
+    files = [f.file for f in gallery.FIGURES if f.target == "filters"]
+    assert len(printed) == len(files) == 2
+    for line in printed:
+        assert f"<code>{html.escape(line)}</code>" in page, line
+    for line in run_gallery("--only", "filters", "--print", "--out", tmp_path / "by_hand").stdout.splitlines():
+        python, *argv = shlex.split(line)
+        assert python == "python"
+        subprocess.run([sys.executable, *argv], cwd=ROOT, check=True, capture_output=True)
+    for file in files:
+        by_hand, drawn = (np.asarray(Image.open(tmp_path / folder / file)) for folder in ("by_hand", "gallery"))
+        assert np.array_equal(by_hand, drawn), file
+
+
+def test_print_adds_the_fast_options_then_args():
+    done = run_gallery("--only", "embedding", "--fast", "--print", "--args=--seed 3 --grid 8")
+    assert done.stdout == ("python -m vis.embedding --model cifar10 --out figures/embedding_cifar10.png "
+                           "--count 300 --iterations 250 --grid 10 --seed 3 --grid 8\n")
+
+
+def test_a_figure_asked_for_whose_inputs_are_missing_fails(tmp_path):
+    """`make saliency` without photos is an error, not a skip (make figures skips it)."""
+    done = run_gallery("--only", "saliency", "--out", tmp_path, env={**os.environ, "TINYCNN_IMAGES_DIR": str(tmp_path)})
+    assert done.returncode == 1 and "saliency_squeezenet.png" in done.stdout and "FAILED: " in done.stdout, done.stdout
+    assert not (tmp_path / "saliency_squeezenet.png").exists()
 
 
 def test_every_technique_module_has_a_figure():
@@ -92,13 +159,14 @@ def test_every_technique_module_has_a_figure():
     assert modules - shown == {"cli", "render", "objectives", "gallery"}
 
 
-def test_unknown_figure_is_named():
-    with pytest.raises(ValueError, match="unknown figure salency"):
-        gallery.select(["salency"])
+def test_unknown_figure_is_named_with_the_known_targets():
+    done = run_gallery("--only", "salency", "--print")
+    assert done.returncode == 2 and done.stdout == ""
+    assert done.stderr.startswith("error: unknown figure salency; choose from the make targets attribution, ")
+    assert all(target in done.stderr for target in TARGETS) and done.stderr.count("\n") == 1
 
 
 def test_thumbnails_only_for_publishable_inputs(tmp_path):
-    from PIL import Image
     for fig in gallery.FIGURES[:5]:
         Image.new("RGB", (900, 300), "white").save(tmp_path / fig.file)
     written = gallery.thumbnails(gallery.FIGURES[:5], tmp_path, tmp_path / "docs", height=100, max_width=240)

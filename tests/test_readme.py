@@ -38,3 +38,11 @@ def test_python_blocks_run(block, tmp_path):
         block = "import os\nos.environ.setdefault('TINYCNN_WEIGHTS_DIR', '../shared/weights')\n" + block
     done = subprocess.run([sys.executable, "-c", block], cwd=ROOT, capture_output=True, text=True, timeout=300)
     assert done.returncode == 0, done.stderr
+
+
+def test_shown_print_commands_print_commands():
+    shown = re.findall(r"`python -m (vis\.gallery [^`<]*--print)`", README)
+    assert shown
+    for command in shown:
+        done = subprocess.run([sys.executable, "-m", *command.split()], cwd=ROOT, capture_output=True, text=True)
+        assert done.returncode == 0 and done.stdout.startswith("python -m vis."), (command, done.stderr)

@@ -1,15 +1,20 @@
 """The whole lecture in one command: every technique's figure, then a gallery page.
 
-Each entry of FIGURES is one figure: the command that draws it (the same command
-its ``make`` target runs), what it shows and the paper it comes from. The gallery
-runs the commands one by one (a progress line each), then writes
-``figures/index.html`` with every figure and its caption. ``--fast`` adds each
-figure's reduced-size, few-iteration options, so that every figure's code runs in a
-few minutes (CI does this); ``--thumbnails docs`` writes the README's small PNGs.
+Each entry of FIGURES is one figure: the command that draws it, what it shows and the
+paper it comes from. It is the one place where a figure's command is written: ``make
+figures`` runs them all, ``make saliency`` runs ``--only saliency``, one by one (a
+progress line each); then the gallery writes ``figures/index.html`` with every figure
+and its caption, which shows the command. ``--print`` prints the commands instead of
+running them, to run or change by hand. ``--fast`` adds each figure's reduced-size,
+few-iteration options, so that every figure's code runs in a few minutes (CI does
+this); ``--args`` appends options to every command; ``--thumbnails docs`` writes the
+README's small PNGs.
 
     python -m vis.gallery                  (make figures)
     python -m vis.gallery --fast           (make figures FAST=1)
     python -m vis.gallery --only saliency occlusion
+    python -m vis.gallery --only saliency --print
+    python -m vis.gallery --only fooling --args='--seed 1'     (make fooling ARGS='--seed 1')
     python -m vis.gallery --thumbnails docs
 """
 import html
@@ -33,15 +38,20 @@ class Figure:
     shows: str                # what a reader sees
     paper: str                # citation, and a link
     url: str
-    args: list                # python -m vis.<args[0]> args[1:]
+    args: list                # python -m vis.<args[0]> args[1:], then --out <folder>/<file>
     fast: list = field(default_factory=list)       # appended with --fast
     needs: tuple = ()         # "squeezenet", "cifar10-data", "photos"
     thumbnail: bool = True    # False where the inputs' licence keeps it out of docs/
     crop: tuple = (0, 1, 0, 1)   # the part of the figure its thumbnail shows: top, bottom, left, right
 
-    @property
-    def command(self):
-        return "python -m vis." + shlex.join(self.args)
+    def argv(self, out_dir="figures", *, fast=False, extra=()):
+        """The arguments of ``python -m`` that draw this figure into ``out_dir``."""
+        return [f"vis.{self.args[0]}", *self.args[1:], "--out", str(Path(out_dir) / self.file),
+                *(self.fast if fast else []), *extra]
+
+    def command(self, out_dir="figures", *, fast=False, extra=()):
+        """The command line (the caption shows it with the defaults: what ``make <target>`` runs)."""
+        return "python -m " + shlex.join(self.argv(out_dir, fast=fast, extra=extra))
 
 
 SQ, DATA, PHOTOS = "squeezenet", "cifar10-data", "photos"
@@ -95,7 +105,7 @@ FIGURES = [
            "For eight relu4 channels (rows), the crops of 2000 test images where each channel fires most.",
            "Springenberg et al. 2015, Striving for Simplicity (fig. 4)", "https://arxiv.org/abs/1412.6806",
            ["max_patches", "--model", "cifar10", "--layer", "relu4", "--channels", "0", "1", "2", "3", "4", "5", "6",
-            "7", "--out", "figures/max_patches_cifar10.png"], ["--count", "200"], needs=(DATA,), thumbnail=False),
+            "7"], ["--count", "200"], needs=(DATA,), thumbnail=False),
     Figure("occlusion_squeezenet.png", "occlusion", "Occlusion",
            "A grey square slides over the image; the map shows how far the predicted class's probability falls "
            "with the square at each place (bright: the evidence the network relies on).",
@@ -138,8 +148,8 @@ FIGURES = [
            "wheels, the neuron of the guided-backprop figure) and channel 100.",
            "Yosinski et al. 2015, Understanding Neural Networks Through Deep Visualization",
            "https://arxiv.org/abs/1506.06579",
-           ["class_visualization", "--model", "squeezenet", "--layer", "fire6", "--channels", "330", "100",
-            "--out", "figures/neuron_visualization_squeezenet.png"], ["--steps", "10"], needs=(SQ,)),
+           ["class_visualization", "--model", "squeezenet", "--layer", "fire6", "--channels", "330", "100"],
+           ["--steps", "10"], needs=(SQ,)),
     Figure("multifaceted_cifar10.png", "multifaceted", "Multifaceted visualisation",
            "The class 'automobile' has several faces: training images clustered by k-means on relu6, "
            "and one visualisation started from each cluster's mean image.",
@@ -199,29 +209,22 @@ def missing_inputs(needs):
     return ""
 
 
-def out_args(figure, out_dir):
-    """The figure's command line with --out pointing into ``out_dir``."""
-    args = list(figure.args)
-    if "--out" in args:
-        args = args[:args.index("--out")] + args[args.index("--out") + 2:]
-    return args + ["--out", str(Path(out_dir) / figure.file)]
-
-
-def draw(figures, out_dir, *, fast=False, log=print):
-    """Run each figure's command; {file: (status, seconds, message)}, status drawn/skipped/failed."""
+def draw(figures, out_dir, *, fast=False, extra=(), required=False, log=print):
+    """Run each figure's command; {file: (status, seconds, message)}, status drawn/skipped/failed.
+    A figure whose inputs are missing is skipped, or failed if ``required`` (asked for by name)."""
     results = {}
     for i, fig in enumerate(figures, 1):
         head = f"[{i:2d}/{len(figures)}] {fig.file:40s}"
         why = missing_inputs(fig.needs)
         if why:
-            results[fig.file] = ("skipped", 0.0, why)
-            log(f"{head} skipped: {why}")
+            results[fig.file] = ("failed" if required else "skipped", 0.0, why)
+            log(f"{head} {'FAILED' if required else 'skipped'}: {why}")
             continue
         live = sys.stdout.isatty()     # the command's own progress goes to a terminal, not into logs
         log(f"{head} make {fig.target} ...", end="\n" if live else " ", flush=True)
         start = time.perf_counter()
-        args = out_args(fig, out_dir) + (fig.fast if fast else [])
-        done = subprocess.run([sys.executable, "-m", f"vis.{args[0]}", *args[1:]], stderr=subprocess.PIPE, text=True,
+        done = subprocess.run([sys.executable, "-m", *fig.argv(out_dir, fast=fast, extra=extra)],
+                              stderr=subprocess.PIPE, text=True,
                               stdout=None if live else subprocess.DEVNULL)
         seconds = time.perf_counter() - start
         if done.returncode == 0:
@@ -271,7 +274,7 @@ def figure_html(fig, size):
 <img src="{html.escape(fig.file)}" width="{width}" height="{height}" alt="{html.escape(fig.title)}" loading="eager">
 <figcaption>{html.escape(fig.shows)}<br>
 Paper: <a href="{html.escape(fig.url)}">{html.escape(fig.paper)}</a><br>
-Draw it: <code>make {html.escape(fig.target)}</code>, or <code>{html.escape(fig.command)}</code>
+Draw it: <code>make {html.escape(fig.target)}</code>, or <code>{html.escape(fig.command())}</code>
 </figcaption>
 </figure>"""
 
@@ -336,16 +339,34 @@ def select(names):
     return chosen
 
 
+def split_options(text):
+    """--args as a list, split like a shell does; ValueError for an unclosed quote."""
+    try:
+        return shlex.split(text or "")
+    except ValueError as e:
+        raise ValueError(f"argument --args: {text!r}: {e}") from None
+
+
 def main(argv=None):
     from vis import cli
     p = cli.ArgumentParser(description="Draw every figure of the lecture and the gallery page figures/index.html.")
     p.add_argument("--out", default="figures", help="output folder (default: %(default)s)")
     p.add_argument("--fast", action="store_true", help="reduced sizes and iterations: checks the code in minutes")
-    p.add_argument("--only", nargs="+", default=None, help="make targets or figure names to draw")
-    p.add_argument("--thumbnails", default=None, metavar="FOLDER",
-                   help="instead of drawing, write README thumbnails of the figures in --out to FOLDER")
+    p.add_argument("--only", nargs="+", default=None,
+                   help="make targets or figure names to draw (a figure whose inputs are missing is then an error)")
+    p.add_argument("--args", default=None, metavar="OPTIONS",
+                   help="options appended to every figure's command, e.g. --args='--seed 1'")
+    instead = p.add_mutually_exclusive_group()
+    instead.add_argument("--print", action="store_true", help="print the commands instead of running them")
+    instead.add_argument("--thumbnails", default=None, metavar="FOLDER",
+                         help="instead of drawing, write README thumbnails of the figures in --out to FOLDER")
     args = cli.parse_args(p, argv, __doc__, out_is_folder=True)
     figures = select(args.only)
+    extra = split_options(args.args)
+    if args.print:
+        for fig in figures:
+            print(fig.command(args.out, fast=args.fast, extra=extra))
+        return
     if args.thumbnails:
         written = thumbnails(figures, args.out, args.thumbnails)
         if not written:
@@ -355,7 +376,7 @@ def main(argv=None):
         return
     cli.check_writable(args.out)
     print(f"drawing {len(figures)} figures into {args.out}/" + (" (fast mode)" if args.fast else ""))
-    results = draw(figures, args.out, fast=args.fast)
+    results = draw(figures, args.out, fast=args.fast, extra=extra, required=args.only is not None)
     page = write_page(FIGURES, args.out, results, fast=args.fast)
     counts = {s: sum(r[0] == s for r in results.values()) for s in ("drawn", "skipped", "failed")}
     print(f"{counts['drawn']} drawn, {counts['skipped']} skipped, {counts['failed']} failed in "
