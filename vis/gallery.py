@@ -26,7 +26,6 @@ import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
-import numpy as np
 from PIL import Image
 
 
@@ -349,7 +348,8 @@ def split_options(text):
 
 def main(argv=None):
     from vis import cli
-    p = cli.ArgumentParser(description="Draw every figure of the lecture and the gallery page figures/index.html.")
+    p = cli.ArgumentParser(description="Draw every figure of the lecture and the gallery page figures/index.html.",
+                           module="vis.gallery")
     p.add_argument("--out", default="figures", help="output folder (default: %(default)s)")
     p.add_argument("--fast", action="store_true", help="reduced sizes and iterations: checks the code in minutes")
     p.add_argument("--only", nargs="+", default=None,
