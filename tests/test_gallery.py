@@ -153,6 +153,16 @@ def test_a_figure_asked_for_whose_inputs_are_missing_fails(tmp_path):
     assert not (tmp_path / "saliency_squeezenet.png").exists()
 
 
+def test_progress_reaches_a_log_and_a_skip_says_what_to_do(tmp_path):
+    # output to a pipe, as in CI: a line when each figure starts and one when it ends
+    env = {**os.environ, "TINYCNN_DATA_DIR": str(tmp_path / "nothing")}
+    done = run_gallery("--only", "filters", "neighbors", "--fast", "--out", tmp_path, env=env)
+    lines = done.stdout.splitlines()
+    assert lines[0] == "drawing 3 figures into " + f"{tmp_path}/ (fast mode)"
+    assert [line.split()[-1] for line in lines[1:5]] == ["...", "s", "...", "s"]      # start, end (with its time)
+    assert "neighbors_cifar10.png" in lines[5] and "run `make data` to download it" in lines[5], lines[5]
+
+
 def test_every_technique_module_has_a_figure():
     modules = {p.stem for p in (ROOT / "vis").glob("*.py") if not p.stem.startswith("_")}
     shown = {f.args[0] for f in gallery.FIGURES}

@@ -18,6 +18,7 @@ README's small PNGs.
     python -m vis.gallery --thumbnails docs
 """
 import html
+import re
 import shlex
 import shutil
 import subprocess
@@ -204,7 +205,8 @@ def missing_inputs(needs):
             elif need == PHOTOS and not (images_dir() / "photos").is_dir():
                 return f"no photos in {images_dir()} (set TINYCNN_IMAGES_DIR)"
         except (FileNotFoundError, DataError) as e:
-            return str(e).split(";")[0].split(". Run")[0]
+            how = re.search(r"[Rr]un (`make \w+`[^.;]*)", str(e))       # what to do about it
+            return str(e).split(";")[0].split(". Run")[0] + (f"; run {how.group(1)}" if how else "")
     return ""
 
 
@@ -220,7 +222,7 @@ def draw(figures, out_dir, *, fast=False, extra=(), required=False, log=print):
             log(f"{head} {'FAILED' if required else 'skipped'}: {why}")
             continue
         live = sys.stdout.isatty()     # the command's own progress goes to a terminal, not into logs
-        log(f"{head} make {fig.target} ...", end="\n" if live else " ", flush=True)
+        log(f"{head} make {fig.target} ...", flush=True)          # a line when it starts, logs included
         start = time.perf_counter()
         done = subprocess.run([sys.executable, "-m", *fig.argv(out_dir, fast=fast, extra=extra)],
                               stderr=subprocess.PIPE, text=True,
@@ -228,11 +230,11 @@ def draw(figures, out_dir, *, fast=False, extra=(), required=False, log=print):
         seconds = time.perf_counter() - start
         if done.returncode == 0:
             results[fig.file] = ("drawn", seconds, "")
-            log(f"{head} drawn in {seconds:.1f} s" if live else f"drawn in {seconds:.1f} s")
+            log(f"{head} drawn in {seconds:.1f} s", flush=True)
         else:
             lines = done.stderr.strip().splitlines() or [f"exit status {done.returncode}"]
             results[fig.file] = ("failed", seconds, lines[-1])
-            log(f"{head if live else ''} FAILED after {seconds:.1f} s: {lines[-1]}")
+            log(f"{head} FAILED after {seconds:.1f} s: {lines[-1]}", flush=True)
     return results
 
 
@@ -375,7 +377,7 @@ def main(argv=None):
             print(f"wrote {path}")
         return
     cli.check_writable(args.out)
-    print(f"drawing {len(figures)} figures into {args.out}/" + (" (fast mode)" if args.fast else ""))
+    print(f"drawing {len(figures)} figure{'s' if len(figures) != 1 else ''} into {args.out}/" + (" (fast mode)" if args.fast else ""))
     results = draw(figures, args.out, fast=args.fast, extra=extra, required=args.only is not None)
     page = write_page(FIGURES, args.out, results, fast=args.fast)
     counts = {s: sum(r[0] == s for r in results.values()) for s in ("drawn", "skipped", "failed")}
