@@ -162,3 +162,14 @@ def test_texture_layer_weights_undo_a_rescaled_layer():
     weights = layer_weights(small_net(), texture, ("conv", "relu"))
     mean = float(to_numpy(small_net().activations(texture, "relu")["relu"]).mean())
     assert weights["relu"] == pytest.approx(0.25 / mean ** 4)
+
+
+def test_class_visualization_draws_one_row_per_regularizer(tmp_path):
+    # the figure compares regularisers on the same classes: one captioned row each
+    from PIL import Image
+    from vis.class_visualization import main
+    common = ["--model", "cifar10", "--target", "cat", "ship", "--steps", "2"]
+    main(common + ["--regularizer", "cs231n", "--out", str(tmp_path / "one.png")])
+    main(common + ["--regularizer", "l2", "cs231n", "yosinski1", "--out", str(tmp_path / "three.png")])
+    one, three = (np.asarray(Image.open(tmp_path / f)) for f in ("one.png", "three.png"))
+    assert one.shape[1] == three.shape[1] and three.shape[0] > 2.5 * one.shape[0]

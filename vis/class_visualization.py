@@ -102,7 +102,8 @@ def main(argv=None):
                         "(squeezenet) or all ten classes (cifar10)")
     p.add_argument("--layer", default=None, help="visualise channels of this layer instead of classes")
     p.add_argument("--channels", type=cli.index, nargs="+", default=[0, 1, 2, 3], help="channels of --layer, one image each (default: %(default)s)")
-    p.add_argument("--regularizer", default="cs231n", help="l2, cs231n, yosinski1 .. yosinski4")
+    p.add_argument("--regularizer", nargs="+", default=["cs231n"], choices=["l2", "cs231n", *YOSINSKI],
+                   metavar="NAME", help="l2, cs231n, yosinski1 .. yosinski4; several: one row each, same classes")
     p.add_argument("--steps", type=cli.count, default=None, help="gradient-ascent steps (default: the regulariser's own)")
     p.add_argument("--lr", type=cli.positive, default=None,
                    help="step size (default: CS231n's 25 for squeezenet; 1 for cifar10, chosen by looking: "
@@ -119,14 +120,19 @@ def main(argv=None):
         names = args.target or cli.model_default(args.model, "classes") or list(net.meta["classes"])
         targets = [class_index(t, net.meta["classes"]) for t in names]
         labels = [cli.short_name(net, t) for t in targets]
-    tiles = []
-    for target, label in zip(targets, labels):
-        x, _ = class_visualization(net, target, regularizer=args.regularizer, steps=args.steps, lr=args.lr,
-                                   seed=args.seed, log=lambda s, label=label: print(f"{label}: {s}", end="\r"))
-        image = deprocess(x[0], mean=net.meta["mean"], std=net.meta["std"])
-        tiles.append(render.caption(render.thumbnail(image, 224 if image.shape[0] > 32 else 128), label))
+    rows = []
+    for regularizer in args.regularizer:
+        tiles = []
+        for target, label in zip(targets, labels):
+            x, _ = class_visualization(net, target, regularizer=regularizer, steps=args.steps, lr=args.lr,
+                                       seed=args.seed, log=lambda s, label=label: print(f"{label}: {s}", end="\r"))
+            image = deprocess(x[0], mean=net.meta["mean"], std=net.meta["std"])
+            tiles.append(render.caption(render.thumbnail(image, 224 if image.shape[0] > 32 else 128), label))
+        steps = args.steps or (CS231N["steps"] if regularizer in ("l2", "cs231n") else YOSINSKI[regularizer]["steps"])
+        rows.append(render.caption(render.hstack(tiles), f"{args.model}, regulariser {regularizer}"
+                                   + (f" ({steps} steps)" if len(args.regularizer) > 1 else "")))
     print()
-    out = render.caption(render.hstack(tiles), f"{args.model}, regulariser {args.regularizer}")
+    out = rows[0] if len(rows) == 1 else render.vstack(rows)
     print(f"wrote {render.save(out, cli.output_path(args, 'class_visualization'))}")
 
 
