@@ -173,3 +173,16 @@ def test_class_visualization_draws_one_row_per_regularizer(tmp_path):
     main(common + ["--regularizer", "l2", "cs231n", "yosinski1", "--out", str(tmp_path / "three.png")])
     one, three = (np.asarray(Image.open(tmp_path / f)) for f in ("one.png", "three.png"))
     assert one.shape[1] == three.shape[1] and three.shape[0] > 2.5 * one.shape[0]
+
+
+def test_lbfgs_refuses_what_it_cannot_do_and_keeps_snapshots():
+    # L-BFGS needs a fixed objective: jitter or transforms between its steps are refused,
+    # not silently ignored; snapshots are taken every k iterations as with the other steps
+    target = on_device(np.linspace(-1, 1, 12).reshape(1, 3, 2, 2))
+    x0 = on_device(np.zeros((1, 3, 2, 2)))
+    for bad in (dict(jitter=1), dict(transforms=[lambda x, step: x])):
+        with pytest.raises(ValueError, match="L-BFGS needs a fixed objective"):
+            optimize(quadratic(target), x0, steps=5, method="lbfgs", **bad)
+    quartic = lambda x: (float((((x - target) ** 4)).sum()), 4 * (x - target) ** 3)   # noqa: E731
+    _, snapshots, losses = optimize(quartic, x0, steps=6, method="lbfgs", snapshot_every=2)
+    assert len(snapshots) == 3 and snapshots[0].shape == (1, 3, 2, 2) and losses[-1] < losses[0]
