@@ -1,7 +1,10 @@
 """PyTorch autograd as an independent oracle for forward and backward passes.
 
 Skipped when PyTorch is not installed (CI installs the CPU build so these run there).
-Agreement is required to 1e-5 relative (max-norm) in float32 and float64.
+Agreement is required to 1e-5 relative (max-norm) in float64 and 1e-4 in float32: a
+float32 gradient such as a bias's is a sum of many terms that can cancel, and two
+summation orders then differ by more than 1e-5 of the result (seen: 1.1e-5 for 50
+terms). A wrong gradient is off by far more than either.
 """
 import numpy as np
 import pytest
@@ -17,12 +20,13 @@ from .test_net import small_net
 
 torch = pytest.importorskip("torch", reason="PyTorch is not installed: pip install torch (CPU build) to run the oracle tests")
 F = torch.nn.functional
-TOL = 1e-5
+TOL = {np.dtype(np.float64): 1e-5, np.dtype(np.float32): 1e-4}
 
 
 def agree(ours, theirs, what):
     err = rel_error(to_numpy(ours).astype(np.float64), theirs.detach().double().numpy())
-    assert err < TOL, f"{what}: relative error {err:.2e} against PyTorch"
+    tol = TOL[np.dtype(ours.dtype)]
+    assert err < tol, f"{what}: relative error {err:.2e} against PyTorch ({ours.dtype}, tolerance {tol})"
 
 
 def tensor(a):
