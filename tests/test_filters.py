@@ -13,8 +13,8 @@ def net():
 
 def test_first_layer_is_rgb_tiles():
     image = filter_grid(net(), "conv1", scale=2)
-    # 5 tiles of 8x8 px in a 3-column grid, 1 px apart
-    assert image.shape == (2 * 9 + 1, 3 * 9 + 1, 3)
+    # 5 tiles of 8x8 px in one row (up to 8 a row), 1 px apart
+    assert image.shape == (1 * 9 + 1, 5 * 9 + 1, 3)
     w = to_numpy(net().layer("conv1").params["weight"][0])                    # (3, 4, 4)
     tile = image[1:9:2, 1:9:2]                                       # first tile, one pixel per weight
     expected = np.rint(255 * (w - w.min()) / (w.max() - w.min())).transpose(1, 2, 0)

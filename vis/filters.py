@@ -38,7 +38,7 @@ def filter_grid(net, layer, *, max_out=64, max_in=16, scale=None):
     scale = scale or max(1, 48 // K)
     if C == 3:
         tiles = np.stack([render.to_uint8(f.transpose(1, 2, 0)) for f in w[:max_out]])  # (F, K, K, 3)
-        ncols = int(np.ceil(np.sqrt(len(tiles))))
+        ncols = min(len(tiles), 8 if len(tiles) <= 32 else 16)       # wide rows, as in Krizhevsky et al.'s fig. 3
     else:
         sub = w[:max_out, :max_in]                           # (F', C', K, K)
         tiles = np.stack([render.to_uint8(s) for f in sub for s in f])
@@ -59,9 +59,11 @@ def main(argv=None):
     net = cli.load_net(args)
     image = filter_grid(net, args.layer, max_out=args.max_out, max_in=args.max_in)
     F, C, K, _ = net.layer(args.layer).params["weight"].shape
-    shown = (f"first {min(F, args.max_out)} filters" if C == 3 else
-             f"rows: first {min(F, args.max_out)} filters, columns: first {min(C, args.max_in)} input channels")
-    image = render.caption(image, f"{args.model} {args.layer}: {F} filters of {C}x{K}x{K}; {shown}")
+    if C == 3:
+        shown = "each scaled to its own range" if F <= args.max_out else f"the first {args.max_out}, each scaled to its own range"
+    else:
+        shown = f"rows: the first {min(F, args.max_out)} filters, columns: their first {min(C, args.max_in)} input channels"
+    image = render.caption(image, f"{args.model} {args.layer}: {F} filters of {C}x{K}x{K}, {shown}")
     path = render.save(image, args.out or f"figures/filters_{args.model}_{args.layer}.png")
     print(f"wrote {path}")
 

@@ -141,7 +141,7 @@ FIGURES = [
            "Simonyan et al. 2014; Yosinski et al. 2015, Understanding Neural Networks Through Deep Visualization",
            "https://arxiv.org/abs/1506.06579",
            ["class_visualization", "--model", "squeezenet", "--regularizer", "l2", "cs231n", "yosinski1"],
-           ["--steps", "10"], needs=(SQ,), crop=(0, 1, 0, .5)),
+           ["--steps", "10"], needs=(SQ,), crop=(1 / 3, .66, 0, .5)),
     Figure("class_visualization_cifar10.png", "class_visualization", "Class visualisation (CIFAR-10 net)",
            "The same gradient ascent for all ten CIFAR-10 classes of the shipped net.",
            SIMONYAN[0], SIMONYAN[1], ["class_visualization", "--model", "cifar10"], ["--steps", "10"],
