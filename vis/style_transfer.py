@@ -17,6 +17,8 @@ fire5 (torchvision features 3; 1, 4, 6, 7), Adam at 3.0 then 0.1 from step 180,
     python -m vis.style_transfer --content chelsea.png --style starry_night   (make style_transfer)
 """
 
+import numpy as np
+
 from tinycnn import backend
 from vis import cli, render
 from vis._optimize import SYNTHESIS_STEPS, clamp, optimize, pixel_range, synthesis_lr, uniform_image
@@ -86,7 +88,20 @@ def main(argv=None):
         first = render.caption(deprocess(backend.to_numpy(content)[0], mean=mean, std=std), str(c).split("/")[-1])
         rows.append(render.hstack([first] + row))
     print()
-    print(f"wrote {render.save(render.vstack(rows), args.out or 'figures/style_transfer.png')}")
+    print(f"wrote {render.save(render.vstack([style_row(args.style)] + rows), args.out or 'figures/style_transfer.png')}")
+
+
+def style_row(styles, height=160):
+    """The style images themselves, side by side at one height, each captioned with its name."""
+    from PIL import Image
+    from tinycnn.images import load_image
+    tiles = []
+    for s in styles:
+        painting = load_image(cli.find_image(f"styles/{s}.jpg" if s in PRESETS else s))
+        h, w = painting.shape[:2]
+        small = np.asarray(Image.fromarray(painting).resize((max(1, round(w * height / h)), height), Image.LANCZOS))
+        tiles.append(render.caption(small, f"style: {str(s).split('/')[-1]}"))
+    return render.hstack(tiles)
 
 
 if __name__ == "__main__":
