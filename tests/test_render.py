@@ -23,3 +23,15 @@ def test_to_uint8_and_colormap():
 def test_caption_widens_for_long_text():
     out = render.caption(np.zeros((10, 10, 3), np.uint8), "a caption longer than ten pixels")
     assert out.shape[1] > 10 and out.shape[0] > 10
+
+
+def test_faded_overlay_leaves_cold_pixels_alone_and_the_colour_bar_reads_top_down():
+    image = np.full((4, 4, 3), 100, np.uint8)
+    heat = np.zeros((4, 4))
+    heat[0, 0] = 1.0
+    out = render.overlay(image, heat, alpha=1.0, lo=0.0, hi=1.0, fade=True)
+    assert (out[3, 3] == 100).all() and not (out[0, 0] == 100).all()       # zero heat: no tint
+    np.testing.assert_array_equal(out[0, 0], render.colormap(np.array([[1.0]]), 0.0, 1.0)[0, 0])
+    bar = render.colorbar(0.0, 1.0, 50)
+    np.testing.assert_array_equal(bar[0, 0], render.colormap(np.array([[1.0]]), 0.0, 1.0)[0, 0])
+    np.testing.assert_array_equal(bar[-1, 0], render.colormap(np.array([[0.0]]), 0.0, 1.0)[0, 0])

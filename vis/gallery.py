@@ -107,8 +107,9 @@ FIGURES = [
            ["max_patches", "--model", "cifar10", "--layer", "relu4", "--channels", "0", "1", "2", "3", "4", "5", "6",
             "7"], ["--count", "200"], needs=(DATA,), thumbnail=False),
     Figure("occlusion_squeezenet.png", "occlusion", "Occlusion",
-           "A grey square slides over the image; the map shows how far the predicted class's probability falls "
-           "with the square at each place (bright: the evidence the network relies on).",
+           "A grey square a quarter of the image wide slides over it in 14-px steps: the middle panel is the "
+           "predicted class's probability with the square at each place, on a 0-1 scale; the right panel "
+           "tints where covering costs most (the evidence the network relies on), the rest untinted.",
            "Zeiler & Fergus 2014, Visualizing and Understanding Convolutional Networks",
            "https://arxiv.org/abs/1311.2901",
            ["occlusion", "--image", "chelsea.png", "coffee.png"], ["--size", "64", "--stride", "32"],

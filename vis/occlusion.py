@@ -12,6 +12,7 @@ Patches are evaluated in batches, so a 224x224 map costs a few dozen forward pas
     python -m vis.occlusion --model squeezenet --image chelsea.png     (make occlusion)
 """
 import numpy as np
+from PIL import Image
 
 from tinycnn import backend
 from tinycnn.im2col import out_size
@@ -22,12 +23,14 @@ from vis import cli, render
 def occlusion_map(net, x, target, *, size=None, stride=None, fill=0.0, batch_size=32, log=None):
     """(H', W') probability of class ``target`` with the patch at each position.
 
-    x: (1, C, H, W). size / stride default to H/8 and H/16 (a 28-px patch every 14 px
-    at 224, 4 every 2 at 32). fill: the value the patch holds (0 = the mean pixel).
+    x: (1, C, H, W). size / stride default to H/4 and H/16 (a 56-px patch every 14 px
+    at 224, 8 every 2 at 32): about the size of an object part, like the paper's grey
+    squares; a smaller patch leaves a face that fills the frame nearly untouched (its
+    other eye, its other ear still show). fill: the value the patch holds (0 = the mean pixel).
     """
     xp = backend.get_array_module(x)
     _, C, H, W = x.shape
-    size = size or max(1, H // 8)
+    size = size or max(1, H // 4)
     stride = stride or max(1, H // 16)
     oh, ow = out_size(H, size, stride, 0), out_size(W, size, stride, 0)
     positions = [(i, j) for i in range(oh) for j in range(ow)]
@@ -45,7 +48,7 @@ def occlusion_map(net, x, target, *, size=None, stride=None, fill=0.0, batch_siz
 
 def main(argv=None):
     p = cli.parser("Occlusion sensitivity (Zeiler & Fergus 2014).")
-    p.add_argument("--size", type=cli.count, default=None, help="patch size in pixels (default: image size / 8)")
+    p.add_argument("--size", type=cli.count, default=None, help="patch size in pixels (default: image size / 4)")
     p.add_argument("--stride", type=cli.count, default=None, help="patch stride (default: image size / 16)")
     args = cli.parse_args(p, argv, __doc__)
     net = cli.load_net(args)
@@ -59,9 +62,16 @@ def main(argv=None):
                              log=lambda s: print(s, end="\r", flush=True))
         print()
         big = render.upscale(image, scale)
-        rows.append(render.caption(render.hstack([big, render.overlay(big, -heat)]),
-                                   f"{cli.short_name(net, target[n])}: p = {base:.2f} unoccluded, "
-                                   f"min {heat.min():.2f} occluded (bright = probability falls)"))
+        side = big.shape[0]
+        # the map itself, one cell per patch position, on a fixed probability scale with its colour bar
+        cells = np.asarray(Image.fromarray(render.colormap(heat, 0.0, 1.0)).resize(big.shape[1::-1], Image.NEAREST))
+        drop = np.clip(base - heat, 0, None)          # how much covering each position costs
+        pictures = [big, render.hstack([cells, render.colorbar(0.0, 1.0, side)], pad=4),
+                    render.overlay(big, drop, alpha=0.8, lo=0.0, hi=max(drop.max(), 1e-6), fade=True)]
+        rows.append(render.caption(render.hstack(pictures),
+                                   f"{cli.short_name(net, target[n])}: p = {base:.2f} unoccluded | p with the "
+                                   f"grey square at each position ({heat.min():.2f} - {heat.max():.2f}) "
+                                   f"| where covering costs most (up to {drop.max():.2f})"))
     print(f"wrote {render.save(render.vstack(rows), cli.output_path(args, 'occlusion'))}")
 
 

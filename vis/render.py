@@ -36,12 +36,36 @@ def robust_colormap(values, percentile=99):
     return colormap(values, 0, np.percentile(values, percentile))
 
 
-def overlay(image, heat, alpha=0.5):
-    """Blend a colour-mapped heat map (any size, resized) over an RGB uint8 image."""
-    heat_rgb = colormap(heat)
+def overlay(image, heat, alpha=0.5, lo=None, hi=None, fade=False):
+    """Blend a colour-mapped heat map (any size, resized) over an RGB uint8 image.
+
+    lo, hi: the values at the ends of the colour map (default: the map's own range).
+    fade: blend each pixel in proportion to its heat, so that where the map is low the
+    photo shows through untinted (alpha at the top of the range, 0 at the bottom).
+    """
+    heat_rgb = colormap(heat, lo, hi)
     if heat_rgb.shape[:2] != image.shape[:2]:
         heat_rgb = np.asarray(Image.fromarray(heat_rgb).resize(image.shape[1::-1], Image.BILINEAR))
+    if fade:
+        lo = heat.min() if lo is None else lo
+        hi = heat.max() if hi is None else hi
+        weight = np.clip((heat - lo) / max(hi - lo, 1e-12), 0, 1).astype(np.float32)
+        alpha = alpha * np.asarray(Image.fromarray(weight).resize(image.shape[1::-1], Image.BILINEAR))[..., None]
     return np.rint((1 - alpha) * image + alpha * heat_rgb).astype(np.uint8)
+
+
+def colorbar(lo, hi, height, width=14, ticks=3):
+    """A vertical colour scale for colormap(values, lo, hi), hi at the top, with its values
+    written beside it: (height, width + 40, 3) uint8."""
+    bar = colormap(np.linspace(hi, lo, height)[:, None].repeat(width, axis=1), lo, hi)
+    canvas = Image.new("RGB", (width + 40, height), "white")
+    canvas.paste(Image.fromarray(bar), (0, 0))
+    draw = ImageDraw.Draw(canvas)
+    for k in range(ticks):
+        y = round(k * (height - 1) / (ticks - 1))
+        draw.text((width + 3, min(max(y - 6, 0), height - 13)), f"{hi - k * (hi - lo) / (ticks - 1):.2f}",
+                  fill=(0, 0, 0), font=_font(11))
+    return np.asarray(canvas)
 
 
 def thumbnail(image, size):
