@@ -253,7 +253,8 @@ PAGE = """<!DOCTYPE html>
 <style>
 body {{ font-family: system-ui, sans-serif; max-width: 1100px; margin: 2em auto; padding: 0 1em; color: #222; }}
 figure {{ margin: 2.5em 0; border-top: 1px solid #ddd; padding-top: 1em; }}
-figure img {{ max-width: 100%; height: auto; image-rendering: pixelated; border: 1px solid #eee; }}
+figure img {{ max-width: 100%; height: auto; border: 1px solid #eee; }}
+figure img.enlarged {{ image-rendering: pixelated; }}   /* crisp when doubled; wide figures shrink smoothly */
 figcaption {{ margin-top: .6em; line-height: 1.45; }}
 code {{ background: #f4f4f4; padding: 1px 4px; font-size: 90%; word-break: break-all; }}
 .note {{ color: #a33; }}
@@ -276,11 +277,13 @@ environment (<code>source .venv/bin/activate</code> first, or type <code>.venv/b
 
 def figure_html(fig, size):
     width, height = size
-    if width <= 360:                # small figures (filters, a single image) shown twice as large
+    enlarged = width <= 360         # small figures (filters, a single image) shown twice as large
+    if enlarged:
         width, height = 2 * width, 2 * height
     return f"""<figure id="{html.escape(Path(fig.file).stem)}">
 <h2>{html.escape(fig.title)}</h2>
-<img src="{html.escape(fig.file)}" width="{width}" height="{height}" alt="{html.escape(fig.title)}" loading="eager">
+<a href="{html.escape(fig.file)}" title="full size"><img src="{html.escape(fig.file)}" width="{width}" height="{height}"
+ alt="{html.escape(fig.title)}" loading="eager"{' class="enlarged"' if enlarged else ''}></a>
 <figcaption>{html.escape(fig.shows)}<br>
 Paper: <a href="{html.escape(fig.url)}">{html.escape(fig.paper)}</a><br>
 Draw it: <code>make {html.escape(fig.target)}</code>, or <code>{html.escape(fig.command())}</code>
