@@ -277,7 +277,7 @@ environment (<code>source .venv/bin/activate</code> first, or type <code>.venv/b
 
 def figure_html(fig, size):
     width, height = size
-    enlarged = width <= 360         # small figures (filters, a single image) shown twice as large
+    enlarged = width <= 420         # small figures (filters, a single image) shown twice as large
     if enlarged:
         width, height = 2 * width, 2 * height
     return f"""<figure id="{html.escape(Path(fig.file).stem)}">
