@@ -156,7 +156,8 @@ FIGURES = [
            ["--steps", "10"], needs=(SQ,)),
     Figure("multifaceted_cifar10.png", "multifaceted", "Multifaceted visualisation",
            "The class 'automobile' has several faces: training images clustered by k-means on relu6, "
-           "and one visualisation started from each cluster's mean image.",
+           "and one visualisation started from each cluster's mean image; each row says how far the class "
+           "score rose from the mean to its facet, and the facet's rank among the ten classes.",
            "Nguyen, Yosinski & Clune 2016, Multifaceted Feature Visualization", "https://arxiv.org/abs/1602.03616",
            ["multifaceted", "--model", "cifar10", "--target", "automobile"], ["--steps", "10", "--k", "2"],
            needs=(DATA,), thumbnail=False),

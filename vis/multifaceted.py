@@ -81,13 +81,21 @@ def main(argv=None):
                                   seed=args.seed, log=lambda s: print(s, end="\r"))
     print()
     mean, std = net.meta["mean"], net.meta["std"]
+    means = np.stack([images[labels == j].mean(0) for j in range(args.k)]).astype(np.float32)
+    # did the ascent reach the class? its score (and probability) at each start and each facet
+    scores = {name: backend.to_numpy(net(backend.asarray(a)))
+              for name, a in (("mean", means), ("facet", facets.astype(np.float32)))}
     rows = []
     for j in range(args.k):
         members = np.flatnonzero(labels == j)[:6]
         tiles = [render.upscale(deprocess(images[i], mean=mean, std=std), 3) for i in members]
-        tiles.append(render.upscale(deprocess(images[labels == j].mean(0), mean=mean, std=std), 3))
+        tiles.append(render.upscale(deprocess(means[j], mean=mean, std=std), 3))
         tiles.append(render.upscale(deprocess(facets[j], mean=mean, std=std), 3))
-        rows.append(render.grid(np.stack(tiles), ncols=len(tiles), pad=2))
+        s0, s1 = scores["mean"][j], scores["facet"][j]
+        rows.append(render.caption(render.grid(np.stack(tiles), ncols=len(tiles), pad=2),
+                                   f"cluster {j + 1}: {int((labels == j).sum())} images; class score "
+                                   f"{s0[target]:.1f} at the mean -> {s1[target]:.1f} at the facet "
+                                   f"(rank {int((s1 > s1[target]).sum()) + 1} of {len(s1)})", size=12))
     image = render.caption(render.vstack(rows), f"{net.meta['classes'][target]}: cluster members | cluster mean "
                                                 "| facet (gradient ascent from the mean)")
     print(f"wrote {render.save(image, cli.output_path(args, 'multifaceted'))}")
