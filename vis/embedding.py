@@ -172,9 +172,13 @@ def main(argv=None):
     tsne_plot = render.caption(scatter(coords, y, names), f"t-SNE of {args.layer}")
     cells = grid_embedding(coords, args.grid, args.grid)
     tiles = np.stack([np.rint(x[i].transpose(1, 2, 0) * 255).astype(np.uint8) for i in cells.ravel()])
-    grid_img = render.caption(render.grid(tiles, ncols=args.grid, pad=0), "t-SNE layout snapped to a grid")
+    plots = render.vstack([pca_plot, tsne_plot])
+    grid_img = render.grid(tiles, ncols=args.grid, pad=0)
+    side = plots.shape[0] - 30                               # as tall as the two plots, below its caption
+    grid_img = np.asarray(Image.fromarray(grid_img).resize((side, side), Image.NEAREST))   # pixels stay crisp
+    grid_img = render.caption(grid_img, "t-SNE layout snapped to a grid")
     out = args.out or "figures/embedding_cifar10.png"
-    print(f"wrote {render.save(render.hstack([render.vstack([pca_plot, tsne_plot]), grid_img]), out)}")
+    print(f"wrote {render.save(render.hstack([plots, grid_img]), out)}")
 
 
 if __name__ == "__main__":
