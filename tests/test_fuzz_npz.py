@@ -47,8 +47,10 @@ def npz_case(draw):
         return out.getvalue(), good
     if kind == "truncated file":
         np.savez(out, **good)
-        cut = draw(st.integers(0, len(out.getvalue()) - 1))   # zipfile reads an archive missing its last byte
-        return out.getvalue()[:cut], None if cut < len(out.getvalue()) - 1 else good
+        # at least two bytes short: whether zipfile reads an archive missing only the last byte (half of
+        # the end record's comment length) differs between versions (3.11 refuses it; a CI run drew it)
+        cut = draw(st.integers(0, len(out.getvalue()) - 2))
+        return out.getvalue()[:cut], None
     if kind == "garbage":
         return draw(st.binary(max_size=200)), None
     with zipfile.ZipFile(out, "w") as z:
