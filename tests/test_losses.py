@@ -5,7 +5,7 @@ from hypothesis import given
 
 import tinycnn as tc
 from tinycnn.backend import to_numpy
-from tinycnn.gradcheck import numeric_grad, rel_error
+from tinycnn.gradcheck import numeric_grad
 
 from .conftest import on_device
 from .strategies import seeds
@@ -20,7 +20,10 @@ def test_softmax_cross_entropy_gradient(seed):
     y = on_device(rng.integers(0, K, N))
     loss, dscores = tc.softmax_cross_entropy(scores, y)
     numeric = numeric_grad(lambda: tc.softmax_cross_entropy(scores, y)[0], scores, on_device(np.ones(())))
-    assert rel_error(to_numpy(dscores), to_numpy(numeric)) < 1e-6
+    # relative to at least 1e-3: a confident prediction has gradients near 5e-7, where centred
+    # differences' round-off (eps |loss| / h, about 1e-10) is already 1e-4 of them (seed 235172804)
+    a, n = to_numpy(dscores), to_numpy(numeric)
+    assert np.abs(a - n).max() / max(np.abs(a).max(), np.abs(n).max(), 1e-3) < 1e-6
 
 
 def test_softmax_cross_entropy_by_hand():
