@@ -50,7 +50,8 @@ class Run:
 
     def command(self, name, argv, timeout, env=None):
         """Run argv, log its output, record {seconds, rc, tail}; returns the completed output."""
-        self.say(f"== {name}: {' '.join(argv)} (limit {timeout:.0f} s)")
+        shown = " ".join(a if "\n" not in a else "<script>" for a in argv)     # inline scripts: not echoed
+        self.say(f"== {name}: {shown} (limit {timeout:.0f} s)")
         t = time.perf_counter()
         try:
             done = subprocess.run(argv, cwd=ROOT, capture_output=True, text=True, timeout=timeout,
@@ -112,6 +113,10 @@ def main(argv=None):
     args = p.parse_args(argv)
     run = Run(Path(args.out))
     py, cupy_env = sys.executable, {"TINYCNN_BACKEND": "cupy", "PYTHONUNBUFFERED": "1"}
+    if importlib.util.find_spec("cupy") is None:
+        run.say(f"error: CuPy is not installed for {py}; make gpu-check is for a GPU machine with CuPy "
+                "(pip install -e '.[gpu]' there)")
+        sys.exit(2)
 
     out = run.command("device", [py, "-c", DEVICE], 120)
     if out is None:

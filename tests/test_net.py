@@ -250,3 +250,11 @@ def test_backward_can_stop_at_a_concat_branch():
                            ("fire2.expand.expand3x3.relu", slice(2, 6))]:
         grad, _ = net.backward(dout, cache, stop=stop, param_grads=False)
         np.testing.assert_array_equal(to_numpy(grad), at_fire2[:, channels], err_msg=stop)
+
+
+@pytest.mark.skipif(backend.name() != "cupy", reason="needs the GPU backend (make test's stand-in pass runs it)")
+def test_a_host_input_to_a_network_on_the_device_is_one_clear_error():
+    with pytest.raises(TypeError, match="the network: the input is a numpy array but the parameters live in cupy"):
+        small_net()(np.zeros((1, 3, 6, 6), np.float32))
+    with pytest.raises(TypeError, match="Conv2d: the input is a numpy array"):
+        tc.Conv2d(3, 2, 3).forward(np.zeros((1, 3, 6, 6), np.float32))

@@ -24,7 +24,7 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from .backend import asarray, get_array_module, to_numpy
-from .layers import Dropout, Layer, ReLU, ShapeError
+from .layers import Dropout, Layer, ReLU, ShapeError, expect_same_device
 from .weights import StateDictError, key_mismatch, read_npz   # noqa: F401 (StateDictError: public here too)
 
 
@@ -245,10 +245,8 @@ class Network(Sequential):
             raise TypeError(f"expected a floating-point array, got dtype {x.dtype}; convert it with "
                             "x.astype(np.float32) (images: tinycnn.images.preprocess)")
         params = [p for _, p in self.named_params()]
-        if params and get_array_module(x) is not get_array_module(params[0]):
-            raise TypeError(f"the input is a {get_array_module(x).__name__} array but the network's "
-                            f"parameters live in {get_array_module(params[0]).__name__}; move it with "
-                            "tinycnn.backend.asarray(x)")
+        if params:
+            expect_same_device(x, params[0], "the network")
         if get_array_module(x) is np:
             bad = int((~np.isfinite(x)).sum())
             if bad:

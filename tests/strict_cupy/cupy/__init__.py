@@ -84,7 +84,7 @@ def _check_kwargs(name, kwargs, allowed):
         raise TypeError(f"{name}() got an unexpected keyword argument '{bad[0]}' (CuPy does not take it)")
 
 
-def _device_args(args, kwargs, sequence_first=False):
+def _device_args(args, kwargs):
     """Unwrap; inside device operations NumPy arrays are refused."""
     return [_unwrap(a) for a in args], {k: _unwrap(v) for k, v in kwargs.items()}
 
@@ -107,7 +107,7 @@ def _make_function(name, allowed, numpy_func):
 
 
 def _numpy_name(name):
-    return {"asarray": "asarray", "true_divide": "divide"}.get(name, name)
+    return "divide" if name == "true_divide" else name
 
 
 for _name, (_sample, _kw) in _api.FUNCTIONS.items():
