@@ -73,7 +73,7 @@ def test_every_bad_input_of_the_issue_is_one_line(tmp_path):
         (cifar + ["--image", str(tmp_path / "missing.png")], f"no image file at {tmp_path / 'missing.png'}"),
         (cifar + ["--image", str(tmp_path / "red.png")], f"cannot read the image {tmp_path / 'red.png'}"),
         (cifar + ["--image", str(tmp_path / "notes.txt")], "notes.txt is not an image file"),
-        (cifar + ["--image", str(tmp_path / "folder.jpg")], "folder.jpg is a folder, not an image file"),
+        (cifar + ["--image", str(tmp_path / "folder.jpg")], "folder.jpg holds no image files"),
         (cifar + good + ["--target", "unicorn"], "unknown class 'unicorn'"),
         (cifar + good + ["--target", "10"], "class index 10 is out of range: there are 10 classes"),
         (["vis.guided_backprop", "--model", "cifar10", "--layer", "conv9"] + good, "unknown layer 'conv9'; did you mean"),
@@ -115,3 +115,15 @@ def test_a_bare_image_name_is_found_in_the_images_folder(tmp_path, monkeypatch):
     assert cli.find_image("photos/cat.png") == tmp_path / "photos" / "cat.png"
     with pytest.raises(FileNotFoundError, match="no image file at dog.png"):
         cli.find_image("dog.png")
+
+
+def test_a_folder_stands_for_its_image_files(tmp_path):
+    from PIL import Image
+
+    from vis import cli
+    for name in ("b.png", "a.jpg"):
+        Image.new("RGB", (8, 8)).save(tmp_path / name)
+    (tmp_path / "notes.txt").write_text("not an image")
+    (tmp_path / "sub.png").mkdir()
+    assert cli.expand_folders([str(tmp_path), "cifar:3"]) == [str(tmp_path / "a.jpg"), str(tmp_path / "b.png"),
+                                                              "cifar:3"]

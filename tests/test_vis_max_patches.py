@@ -5,7 +5,8 @@ import pytest
 import tinycnn as tc
 from tinycnn.backend import asarray, to_numpy
 from tinycnn.models import cifar10_net, squeezenet1_1
-from vis.max_patches import crop, receptive_field, top_patches
+from tinycnn.images import resize_center_crop
+from vis.max_patches import crop, inside_fraction, receptive_field, top_patches, views
 
 
 @pytest.mark.parametrize("layer,expected", [
@@ -56,3 +57,35 @@ def test_top_patches_match_brute_force():
     i, y, x = where[0]
     np.testing.assert_array_equal(patches[0], crop(images[i], 2 * y - 1, 2 * x - 1, 3))
     assert act[i, y, x] == values[0]
+
+
+def test_inside_fraction_counts_the_pixels_of_each_field_in_the_image():
+    # the definition: crop a field out of an all-ones image with zero fill, count the ones
+    net = cifar10_net(weights=False)
+    size, jump, offset = receptive_field(net, "relu4")
+    frac = inside_fraction((8, 8), size, jump, offset, (32, 32))
+    ones = np.ones((1, 32, 32))
+    for y in range(8):
+        for x in range(8):
+            assert np.isclose(frac[y, x], crop(ones, y * jump - offset, x * jump - offset, size).mean(), rtol=1e-12)
+
+
+def test_inside_and_groups_restrict_the_search_as_a_brute_force_search_does():
+    net = tc.Network([("conv", tc.Conv2d(3, 2, 3, stride=2, padding=1, seed=4)), ("relu", tc.ReLU())])
+    images = np.random.default_rng(2).standard_normal((12, 3, 9, 9)).astype(np.float32)
+    groups = np.arange(12) // 3                                  # four photos, three views each
+    act = to_numpy(net(asarray(images)))[:, 1]                   # (12, 5, 5); fields inside: rows/cols 1-3
+    patches, values, where = top_patches(net, images, "relu", 1, k=3, groups=groups, inside=1.0, batch_size=5)
+    best = [act[3 * g:3 * g + 3, 1:4, 1:4].max() for g in range(4)]
+    np.testing.assert_allclose(values, np.sort(best)[::-1][:3])
+    assert len(set(groups[where[:, 0]])) == 3                    # one patch per photo
+    assert ((where[:, 1:] >= 1) & (where[:, 1:] <= 3)).all()
+    assert (patches != 0).all()                                  # no padding in any patch
+
+
+def test_views_tile_the_image_at_twice_the_size():
+    image = np.random.default_rng(3).integers(0, 256, (40, 60, 3), dtype=np.uint8)
+    v = views(image, 16, scales=(1, 2))
+    assert len(v) == 5 and all(t.shape == (16, 16, 3) for t in v)
+    big = np.concatenate([np.concatenate(v[1:3], axis=1), np.concatenate(v[3:5], axis=1)], axis=0)
+    np.testing.assert_array_equal(big, resize_center_crop(image, 32))

@@ -34,6 +34,8 @@ MODEL_DEFAULTS = {
         class_lr=25.0,              # CS231n's gradient-ascent step for 224x224 ImageNet images
         fool_target="stingray",
         images="photos",            # default image set of max_patches and neighbors
+        patch_scales=(1, 2),        # max_patches: few images, so each is searched at two sizes
+        patch_inside=1.0,           # max_patches: no padding in a patch (fields are 63 px of 224)
     ),
     "cifar10": dict(
         attribution_layer="relu5", neuron_layer="conv5", dream_layer="relu4", patches_layer="relu4",
@@ -42,6 +44,8 @@ MODEL_DEFAULTS = {
         class_lr=1.0,               # chosen by looking: 25 saturates 32x32 images at once
         fool_target="ship",
         images="cifar",
+        patch_scales=(1,),          # 32-px images: twice the size would be blur
+        patch_inside=0.0,           # relu4's 24-px fields hang over a 32-px image at 60 of 64 positions
     ),
 }
 
@@ -54,10 +58,26 @@ def model_default(model, key):
 
 
 def default_images(args):
-    """The model's default image set (max_patches, neighbors): CIFAR-10 test images or every photo."""
+    """The model's default image set (max_patches, neighbors): CIFAR-10 test images, or every
+    photo, painting and texture in the images folder."""
     if model_default(args.model, "images") == "cifar":
         return cifar_images(args.count)
-    return sorted(str(f) for f in (images_dir() / "photos").glob("*.*"))
+    return expand_folders([str(images_dir() / folder) for folder in ("photos", "styles", "textures")])
+
+
+def expand_folders(specs):
+    """Image specs with every folder replaced by the image files in it, sorted by name."""
+    out = []
+    for spec in specs:
+        if not Path(spec).is_dir():
+            out.append(spec)
+            continue
+        files = sorted(str(f) for f in Path(spec).iterdir()
+                       if f.is_file() and f.suffix.lower() in Image.registered_extensions())
+        if not files:
+            raise FileNotFoundError(f"the folder {spec} holds no image files")
+        out += files
+    return out
 
 
 USAGE_ERROR = 2    # argparse's exit status for bad command lines; vis uses it for every bad input
@@ -122,8 +142,8 @@ def parser(description, *, target=True, layer=None, channel=False, image=True):
     p = ArgumentParser(description=description, module=_caller_module())
     p.add_argument("--model", default="squeezenet", help="squeezenet (ImageNet) or cifar10 (default: %(default)s)")
     if image:
-        p.add_argument("--image", nargs="+", default=None,
-                       help="image files, or cifar:<index> for CIFAR-10 test images "
+        p.add_argument("--image", "--images", nargs="+", default=None,
+                       help="image files or folders of them, or cifar:<index> for CIFAR-10 test images "
                             f"(default: {DEFAULT_PHOTO} from $TINYCNN_IMAGES_DIR/photos, or cifar:0..3)")
     if target:
         p.add_argument("--target", default=None,
@@ -254,7 +274,7 @@ def load_inputs(net, specs):
         specs = cifar_images(4) if size == 32 else [str(images_dir() / "photos" / DEFAULT_PHOTO)]
     xs = []
     cifar = None
-    for spec in specs:
+    for spec in expand_folders(specs):
         if spec.startswith("cifar:"):
             if cifar is None:
                 from tinycnn.data import load_cifar10

@@ -61,6 +61,8 @@ FREE_PHOTOS = ["apple.jpg", "astronaut.png", "baboon.jpg", "building.jpg", "butt
                "coffee.png", "dog.jpg", "eagle.jpg", "fruits.jpg", "giraffe.jpg", "grace_hopper.jpg",
                "HappyFish.jpg", "home.jpg", "horses.jpg", "kite.jpg", "motorcycle_left.png", "orange.jpg",
                "rocket.jpg", "squirrel_cls.jpg"]
+FREE_PAINTINGS = ["styles/starry_night.jpg", "styles/the_scream.jpg", "styles/composition_vii.jpg"]
+FREE_TEXTURES = ["textures/brick.png", "textures/grass.png", "textures/gravel.png"]
 SIMONYAN = ("Simonyan, Vedaldi & Zisserman 2014, Deep Inside Convolutional Networks", "https://arxiv.org/abs/1312.6034")
 GATYS_TEXTURE = ("Gatys, Ecker & Bethge 2015, Texture Synthesis Using Convolutional Neural Networks",
                  "https://arxiv.org/abs/1505.07376")
@@ -95,12 +97,14 @@ FIGURES = [
            ["embedding", "--model", "cifar10"], ["--count", "300", "--iterations", "250", "--grid", "10"],
            needs=(DATA,), thumbnail=False),
     Figure("max_patches_squeezenet.png", "max_patches", "Maximally activating patches (SqueezeNet)",
-           "For six fire5 channels (rows), the 63x63 receptive-field crops of the 20 photos where the channel "
-           "fires most (grey: the part of a field that lies outside the image).",
+           "For six fire5 channels (rows), the 63x63 receptive-field crops where the channel fires most, among "
+           "26 freely licensed photos, paintings and textures, each searched whole and, at twice the size, in "
+           "quadrants: at most one crop per image, and only positions whose field lies inside the image.",
            "Springenberg et al. 2015, Striving for Simplicity (fig. 4); Girshick et al. 2014",
            "https://arxiv.org/abs/1412.6806",
            ["max_patches", "--model", "squeezenet", "--layer", "fire5", "--channels", "0", "1", "2", "3", "4", "5",
-            "--image", *FREE_PHOTOS], ["--channels", "0", "1", "--k", "4"], needs=(SQ, PHOTOS), crop=(0, .5, 0, 1)),
+            "--k", "10", "--image", *FREE_PHOTOS, *FREE_PAINTINGS, *FREE_TEXTURES],
+           ["--channels", "0", "1", "--k", "4"], needs=(SQ, PHOTOS), crop=(0, .5, 0, 1)),
     Figure("max_patches_cifar10.png", "max_patches", "Maximally activating patches (CIFAR-10 net)",
            "For eight relu4 channels (rows), the crops of 2000 test images where each channel fires most.",
            "Springenberg et al. 2015, Striving for Simplicity (fig. 4)", "https://arxiv.org/abs/1412.6806",
