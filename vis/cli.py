@@ -135,10 +135,11 @@ positive = _number(float, lambda v: math.isfinite(v) and v > 0, "a positive numb
 non_negative = _number(float, lambda v: math.isfinite(v) and v >= 0, "a non-negative number")
 
 
-def parser(description, *, target=True, layer=None, channel=False, image=True):
+def parser(description, *, target=True, layer=None, layers=False, channel=False, image=True):
     """An ArgumentParser with the options every technique shares (image=False: no --image,
     for techniques that start from noise or read a data set). layer: the MODEL_DEFAULTS key
-    of the technique's default layer (e.g. "dream_layer"), filled in by parse_args."""
+    of the technique's default layer (e.g. "dream_layer"), filled in by parse_args;
+    layers: --layer takes several names (args.layer is then always a list)."""
     p = ArgumentParser(description=description, module=_caller_module())
     p.add_argument("--model", default="squeezenet", help="squeezenet (ImageNet) or cifar10 (default: %(default)s)")
     if image:
@@ -150,7 +151,8 @@ def parser(description, *, target=True, layer=None, channel=False, image=True):
                        help="class index or (part of a) class name (default: the predicted class)")
     if layer is not None:
         shown = ", ".join(f"{row[layer]} on {model}" for model, row in MODEL_DEFAULTS.items())
-        p.add_argument("--layer", default=None, help=f"layer name (default: {shown})")
+        p.add_argument("--layer", default=None, nargs="+" if layers else None,
+                       help=f"layer name{'s, one panel each' if layers else ''} (default: {shown})")
         p.set_defaults(layer_default=layer)
     if channel:
         p.add_argument("--channel", type=index, default=None, help="channel of the layer (default: the most active)")
@@ -172,6 +174,8 @@ def parse_args(p, argv=None, doc=None, *, out_is_folder=False):
     key = vars(args).pop("layer_default", None)
     if key and args.layer is None:
         args.layer = MODEL_DEFAULTS.get(args.model, MODEL_DEFAULTS["squeezenet"])[key]   # unknown models fail at load
+        if any(a.dest == "layer" and a.nargs == "+" for a in p._actions):
+            args.layer = [args.layer]
     for name, value in vars(args).items():
         for v in value if isinstance(value, list) else [value]:
             if v == "":

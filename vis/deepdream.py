@@ -11,7 +11,14 @@ from small to full size, each octave adding the detail the previous ones dreamt.
 Defaults from the original DeepDream notebook: 4 octaves at scale 1.4, 10 steps per
 octave, step 1.5 (in 0-255 pixel units; converted with the model's std), jitter 32 px.
 
-    python -m vis.deepdream --model squeezenet --image kite.jpg --layer fire5   (make deepdream)
+What appears depends on the layer: shallow layers amplify colours and strokes, middle
+ones swirls and eye-like spots, the deepest the parts of the animals that fill
+ImageNet (a layer sweep: ``--layer`` with several names draws one panel each). The
+network sees the whole photo, uncropped, at any ``--size``: larger images leave room
+for more, smaller objects, as in the blog post's pictures.
+
+    python -m vis.deepdream --model squeezenet --image kite.jpg --layer fire5
+    python -m vis.deepdream --image kite.jpg --size 320 --layer relu1 fire3 fire5 fire7 fire9   (make deepdream)
 """
 import numpy as np
 
@@ -54,20 +61,36 @@ def deepdream(net, x, layer, *, octaves=OCTAVES, octave_scale=OCTAVE_SCALE, step
 
 def main(argv=None):
     from tinycnn.images import deprocess
-    p = cli.parser("DeepDream: amplify a layer's activations.", target=False, layer="dream_layer")
+    p = cli.parser("DeepDream: amplify a layer's activations.", target=False, layer="dream_layer", layers=True)
     p.add_argument("--octaves", type=cli.count, default=OCTAVES, help="image scales, each 1.4x the last (default: %(default)s)")
-    p.add_argument("--steps", type=cli.count, default=STEPS, help="steps per octave")
+    p.add_argument("--steps", type=cli.count, default=STEPS, help="steps per octave (default: %(default)s)")
+    p.add_argument("--size", type=cli.count, default=None,
+                   help="short side in px of the whole, uncropped photo (default: the model's input size, cropped)")
     args = cli.parse_args(p, argv, __doc__)
     net = cli.load_net(args)
-    cli.check_channel(net, args.layer)
-    x, rgb = cli.load_inputs(net, args.image)
-    dreamt = deepdream(net, x[:1], args.layer, octaves=args.octaves, steps=args.steps, seed=args.seed,
-                       log=lambda s: print(s, end="\r"))
+    for layer in args.layer:
+        cli.check_channel(net, layer)
+    if args.size:
+        spec = args.image[0] if args.image else cli.DEFAULT_PHOTO
+        if spec.startswith("cifar:"):
+            raise ValueError("--size needs a photo, not a CIFAR-10 image: give one with --image")
+        x = cli.load_one(net, cli.find_image(spec), args.size)
+    else:
+        x, _ = cli.load_inputs(net, args.image)
+    mean, std = net.meta["mean"], net.meta["std"]
+    pictures, labels = [deprocess(backend.to_numpy(x)[0], mean=mean, std=std)], ["photo"]
+    for layer in args.layer:
+        dreamt = deepdream(net, x[:1], layer, octaves=args.octaves, steps=args.steps, seed=args.seed,
+                           log=lambda s: print(f"{layer}: {s}", end="\r", flush=True))
+        pictures.append(deprocess(dreamt[0], mean=mean, std=std))
+        labels.append(layer)
     print()
-    out = deprocess(dreamt[0], mean=net.meta["mean"], std=net.meta["std"])
-    scale = render.display_scale(out)
-    image = render.caption(render.hstack([render.upscale(rgb[0], scale), render.upscale(out, scale)]),
-                           f"DeepDream on {args.model} {args.layer}: {args.octaves} octaves x {args.steps} steps")
+    scale = render.display_scale(pictures[0])
+    panels = [render.caption(render.upscale(pic, scale), label) for pic, label in zip(pictures, labels)]
+    columns = 2 if len(panels) > 3 else len(panels)
+    image = render.vstack([render.hstack(panels[i:i + columns]) for i in range(0, len(panels), columns)])
+    size = f"{x.shape[2]}x{x.shape[3]}"
+    image = render.caption(image, f"DeepDream on {args.model} at {size}: {args.octaves} octaves x {args.steps} steps")
     print(f"wrote {render.save(image, cli.output_path(args, 'deepdream'))}")
 
 

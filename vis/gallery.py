@@ -171,11 +171,15 @@ FIGURES = [
            ["fooling", "--model", "squeezenet", "--image", "chelsea.png", "--target", "stingray"],
            needs=(SQ, PHOTOS)),
     Figure("deepdream_squeezenet.png", "deepdream", "DeepDream",
-           "Gradient ascent on the image to amplify whatever fire5 already sees, over several octaves.",
+           "Gradient ascent on the whole kite photo (320 px high), over four octaves, amplifying what one layer "
+           "already sees, layer by layer: relu1 turns up colours and grain, fire3 draws strokes, fire5 swirls, "
+           "fire7 eyes and dog-like faces, fire9 the heads and bodies of animals.",
            "Mordvintsev, Olah & Tyka 2015, Inceptionism: Going Deeper into Neural Networks",
            "https://research.google/blog/inceptionism-going-deeper-into-neural-networks/",
-           ["deepdream", "--model", "squeezenet", "--image", "kite.jpg", "--layer", "fire5"],
-           ["--octaves", "2", "--steps", "3"], needs=(SQ, PHOTOS)),
+           ["deepdream", "--model", "squeezenet", "--image", "kite.jpg", "--size", "320",
+            "--layer", "relu1", "fire3", "fire5", "fire7", "fire9"],
+           ["--size", "128", "--layer", "fire3", "fire9", "--octaves", "2", "--steps", "3"], needs=(SQ, PHOTOS),
+           crop=(0.66, 1, 0, 1)),
     Figure("feature_inversion_squeezenet.png", "feature_inversion", "Feature inversion",
            "Images whose features at one layer match the photo's, with a total-variation regulariser: "
            "deeper layers keep the layout and lose the detail.",
