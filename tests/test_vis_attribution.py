@@ -1,5 +1,6 @@
 """Saliency, guided backprop, occlusion and attribution on small networks with known answers."""
 import numpy as np
+import pytest
 
 import tinycnn as tc
 from tinycnn.backend import to_numpy
@@ -7,7 +8,7 @@ from tinycnn.gradcheck import numeric_grad, rel_error
 from vis.attribution import grad_cam, integrated_gradients, smooth_grad
 from vis.guided_backprop import guided_backprop
 from vis.occlusion import occlusion_map
-from vis.saliency import saliency_map, segment
+from vis.saliency import saliency_map, segment, segment_histogram
 
 from .conftest import on_device
 
@@ -34,12 +35,13 @@ def test_saliency_is_the_max_abs_gradient():
     np.testing.assert_allclose(saliency_map(net, x, [2])[0], np.abs(numeric[0]).max(axis=0), rtol=1e-6, atol=1e-9)
 
 
-def test_segmentation_grows_salient_seeds_to_the_object():
+@pytest.mark.parametrize("method", [segment, segment_histogram])
+def test_segmentation_grows_salient_seeds_to_the_object(method):
     image = np.full((40, 40, 3), 30, np.uint8)
     image[10:30, 10:30] = 220                                   # the object: a bright square
     saliency = np.random.default_rng(0).random((40, 40)) * 0.1
     saliency[12:28, 12:28] += 1.0                               # salient inside it
-    mask = segment(image, saliency)
+    mask = method(image, saliency)
     assert mask[10:30, 10:30].mean() > 0.95 and mask[:8].mean() < 0.05
 
 

@@ -11,7 +11,8 @@ from tinycnn.models import cifar10_net, squeezenet1_1
 from vis import cli
 
 VIS = Path(__file__).resolve().parents[1] / "vis"
-SHARED = {"objectives", "_optimize", "render", "cli", "gallery", "__init__"}
+# grabcut: a segmentation building block (saliency seeds it), not a visualisation technique
+SHARED = {"objectives", "_optimize", "render", "cli", "gallery", "grabcut", "__init__"}
 TECHNIQUES = sorted(p.stem for p in VIS.glob("*.py") if p.stem not in SHARED)
 ALLOWED = {("multifaceted", "class_visualization")}   # a facet is a class visualisation from a cluster mean
 

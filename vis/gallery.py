@@ -120,9 +120,15 @@ FIGURES = [
            needs=(SQ, PHOTOS), crop=(.5, 1, 0, 1)),
     Figure("saliency_squeezenet.png", "saliency", "Saliency maps",
            "|d score / d pixel|, the maximum over colour channels: which pixels change the class score most "
-           "(the fine grid comes from conv1's stride of 2); right, the object segmented from the map.",
+           "(the fine grid comes from conv1's stride of 2). Then the object segmented from seeds, the map's top "
+           "5 % (foreground) and bottom 30 % (background): by colour histograms (third column), and by GrabCut "
+           "from the blurred map's seeds (right; its energy falls with each iteration, see the caption). GrabCut "
+           "cuts the eagle (and some water by its head) and the squirrel (and some branch) whole, the cup's "
+           "inside, where the saliency is, and only the cat's muzzle and a strip of cheek: the cat fills the "
+           "frame, so its background seeds lie on the cat.",
            SIMONYAN[0], SIMONYAN[1],
-           ["saliency", "--image", "coffee.png", "eagle.jpg", "squirrel_cls.jpg"], needs=(SQ, PHOTOS), crop=(0, .34, 0, 1)),
+           ["saliency", "--image", "coffee.png", "eagle.jpg", "squirrel_cls.jpg", "chelsea.png"], needs=(SQ, PHOTOS),
+           crop=(0, .25, 0, 1)),
     Figure("guided_backprop_squeezenet.png", "guided_backprop", "Guided backprop of an intermediate neuron",
            "The gradient of one fire6 neuron (channel 330) with respect to the image, through ReLUs with the "
            "plain backprop, deconvnet and guided rules, shown enlarged over the neuron's receptive field "

@@ -1,0 +1,156 @@
+"""GrabCut on synthetic images with known answers; its max flow, graph and EM checked on their own."""
+import itertools
+
+import numpy as np
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+from scipy.sparse.csgraph import maximum_flow
+
+from .strategies import seeds
+from vis import grabcut as gc
+
+
+def iou(a, b):
+    return (a & b).sum() / (a | b).sum()
+
+
+def disc_image(rng, size=40, noise=12.0):
+    """A disc, red on its left half and green on its right, on blue; and the disc's mask."""
+    yy, xx = np.mgrid[:size, :size]
+    disc = (yy - size / 2) ** 2 + (xx - size / 2) ** 2 < (size / 3) ** 2
+    colour = np.where(disc[..., None], np.where((xx < size / 2)[..., None], [200, 40, 40], [40, 200, 40]),
+                      [60, 60, 180])
+    return np.clip(colour + rng.normal(0, noise, colour.shape), 0, 255).astype(np.uint8), disc
+
+
+def random_costs(rng, h, w):
+    """Data costs (which may be negative, like -log densities) and n-links of an h x w image."""
+    z = rng.integers(0, 256, (h * w, 3)).astype(np.float64)
+    return rng.normal(0, 3, h * w), rng.normal(0, 3, h * w), gc.n_links(z, h, w, gamma=rng.uniform(0.5, 10))
+
+
+def test_two_colour_disc_grows_from_small_seeds():
+    image, disc = disc_image(np.random.default_rng(0))
+    fg, bg = np.zeros_like(disc), np.zeros_like(disc)
+    fg[17:23, 15:25] = True                  # a strip across the disc's middle: both of its colours
+    bg[:4, :4] = bg[-4:, -4:] = True         # two corners
+    mask, energies = gc.grabcut(image, fg, bg, return_energies=True)
+    assert iou(mask, disc) > 0.95
+    assert len(energies) == gc.ITERATIONS
+
+
+@settings(max_examples=5)
+@given(seeds, st.integers(8, 16))
+def test_noisy_square_is_recovered(seed, top):
+    rng = np.random.default_rng(seed)
+    square = np.zeros((36, 36), dtype=bool)
+    square[top:top + 16, top:top + 16] = True
+    image = np.where(square[..., None], [150, 120, 60], [70, 110, 140]) + rng.normal(0, 25, (36, 36, 3))
+    image = np.clip(image, 0, 255).astype(np.uint8)
+    fg, bg = np.zeros_like(square), np.zeros_like(square)
+    fg[top + 6:top + 10, top + 6:top + 10] = True
+    bg[:, :3] = True
+    assert iou(gc.grabcut(image, fg, bg, iterations=3, seed=seed), square) > 0.95
+
+
+def test_energy_does_not_rise_from_one_iteration_to_the_next():
+    image, disc = disc_image(np.random.default_rng(1), noise=40.0)
+    fg, bg = np.zeros_like(disc), np.zeros_like(disc)
+    fg[18:22, 18:22] = bg[:3] = True
+    energies = np.array(gc.grabcut(image, fg, bg, iterations=6, return_energies=True)[1])
+    # EM cannot lower the likelihood and the cut minimises E; only the rounding to integer
+    # capacities (at most 1/2 per edge, in units of 1 / scale) and the covariance prior are slack
+    assert np.all(np.diff(energies) <= 1e-6 * abs(energies[0])), energies
+
+
+@settings(max_examples=10)
+@given(seeds, st.integers(2, 7), st.integers(2, 7))
+def test_flow_value_is_the_capacity_of_the_returned_cut(seed, h, w):
+    rng = np.random.default_rng(seed)
+    d_fg, d_bg, links = random_costs(rng, h, w)
+    fg, bg = rng.random(h * w) < 0.15, rng.random(h * w) < 0.15
+    fg &= ~bg
+    graph, scale = gc.cut_graph(d_fg, d_bg, links, fg, bg)
+    p = h * w
+    side, value = gc.min_cut(graph, p, p + 1)
+    assert side[p] and not side[p + 1]
+    dense = graph.toarray().astype(np.int64)
+    assert dense[side][:, ~side].sum() == value == maximum_flow(graph, p, p + 1).flow_value
+    # the same cut in energy units: E(mask) less the seeds' data costs (fixed by the seeds) and
+    # the other pixels' shift min(d_fg, d_bg)
+    mask, seeded = side[:p], fg | bg
+    shift = np.where(mask, d_fg, d_bg)[seeded].sum() + np.minimum(d_fg, d_bg)[~seeded].sum()
+    rounding = 0.5 * graph.nnz / scale
+    assert abs(value / scale - (gc.energy(mask, d_fg, d_bg, links) - shift)) <= rounding
+
+
+@settings(max_examples=10)
+@given(seeds)
+def test_min_cut_is_the_least_energy_labelling_of_a_tiny_image(seed):
+    # every labelling of 3 x 3 pixels that respects the seeds, scored on the integer graph
+    rng = np.random.default_rng(seed)
+    d_fg, d_bg, links = random_costs(rng, 3, 3)
+    fg, bg = np.zeros(9, bool), np.zeros(9, bool)
+    fg[rng.integers(9)] = True
+    bg[rng.choice(np.flatnonzero(~fg))] = True
+    graph, _ = gc.cut_graph(d_fg, d_bg, links, fg, bg)
+    dense = graph.toarray().astype(np.int64)
+    best = min(dense[np.r_[labels, 1, 0].astype(bool)][:, ~np.r_[labels, 1, 0].astype(bool)].sum()
+               for labels in itertools.product([0, 1], repeat=9) if all(np.array(labels)[fg]) and
+               not any(np.array(labels)[bg]))
+    assert gc.min_cut(graph, 9, 10)[1] == best
+
+
+@settings(max_examples=10)
+@given(seeds, st.integers(2, 9), st.integers(2, 9))
+def test_n_links_are_non_negative_and_symmetric(seed, h, w):
+    rng = np.random.default_rng(seed)
+    d_fg, d_bg, links = random_costs(rng, h, w)
+    graph, _ = gc.cut_graph(d_fg, d_bg, links, rng.random(h * w) < 0.2, np.zeros(h * w, bool))
+    pixels = graph[:h * w][:, :h * w]
+    assert (links[2] >= 0).all() and (graph.data >= 0).all()
+    assert (pixels != pixels.T).nnz == 0
+    m, n, _ = links
+    assert len(m) == (h - 1) * w + h * (w - 1) + 2 * (h - 1) * (w - 1)      # 8-neighbour pairs, each once
+    assert len(set(zip(m, n)) | set(zip(n, m))) == 2 * len(m)
+
+
+@settings(max_examples=8)
+@given(seeds)
+def test_hard_seeds_are_respected(seed):
+    rng = np.random.default_rng(seed)
+    image = rng.integers(0, 256, (16, 20, 3)).astype(np.uint8)
+    fg, bg = rng.random((16, 20)) < 0.1, rng.random((16, 20)) < 0.1
+    fg[0, 0], bg[-1, -1] = True, True
+    fg &= ~bg
+    mask = gc.grabcut(image, fg, bg, components=3, iterations=2, seed=seed)
+    assert mask[fg].all() and not mask[bg].any()
+
+
+@settings(max_examples=25)
+@given(seeds, st.integers(1, 4), st.integers(5, 60))
+def test_em_never_lowers_the_penalised_log_likelihood(seed, k, n):
+    rng = np.random.default_rng(seed)
+    x = rng.normal(0, 1, (n, 3)) * rng.uniform(0.1, 30, 3) + rng.choice([0.0, 50.0], (n, 1))
+    x = np.rint(x) if seed % 2 else x                     # uint8-like ties, where components can collapse
+    centres, labels = gc.kmeans(x, k, rng=rng)
+    _, objective = gc.em(x, gc.m_step(x, np.eye(len(centres))[labels]), steps=8)
+    assert np.all(np.diff(objective) >= -1e-9 * np.abs(objective[:-1]).max()), objective
+
+
+def test_kmeans_caps_k_at_the_distinct_colours_and_leaves_no_cluster_empty():
+    x = np.repeat([[0.0, 0, 0], [10, 10, 10]], 20, axis=0)
+    centres, labels = gc.kmeans(x, 5)
+    assert len(centres) == 2 and set(np.bincount(labels)) == {20}
+
+
+@pytest.mark.parametrize("fg,bg,options,message", [
+    (np.zeros((4, 4), bool), np.ones((4, 4), bool), {}, "at least one foreground"),
+    (np.ones((4, 4), bool), np.ones((4, 4), bool), {}, "both a foreground and a background"),
+    (np.eye(4, dtype=bool), ~np.eye(4, dtype=bool), {"iterations": 0}, "at least one iteration"),
+    (np.eye(4, dtype=bool), ~np.eye(4, 5, dtype=bool), {}, "for an image of 4 x 4"),
+])
+def test_bad_seeds_are_refused(fg, bg, options, message):
+    with pytest.raises(ValueError, match=message):
+        gc.grabcut(np.zeros((4, 4, 3), np.uint8), fg, bg, **options)
