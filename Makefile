@@ -7,7 +7,7 @@ PY     := $(VENV)/bin/python
 .DEFAULT_GOAL := help
 # the targets that draw one technique's figures (their commands are written once, in vis/gallery.py)
 FIGURE_TARGETS = filters training_curve saliency guided_backprop occlusion attribution max_patches neighbors \
-                 embedding class_visualization fooling deepdream style_transfer feature_inversion \
+                 embedding class_visualization fooling deepdream style_transfer style_controls feature_inversion \
                  texture_synthesis multifaceted
 
 .PHONY: help ready install test gradcheck fuzz bench gpu-check clean demo weights data train figures thumbnails \
@@ -74,6 +74,7 @@ class_visualization: ## class and neuron visualisation by gradient ascent
 fooling: ## fooling images
 deepdream: ## DeepDream
 style_transfer: ## neural style transfer (CS231n's presets)
+style_controls: ## style transfer: blended styles, kept colours, content vs style
 feature_inversion: ## feature inversion with total variation
 texture_synthesis: ## Gram-matrix texture synthesis
 multifaceted: ## multifaceted visualisation

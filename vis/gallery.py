@@ -67,6 +67,10 @@ SIMONYAN = ("Simonyan, Vedaldi & Zisserman 2014, Deep Inside Convolutional Netwo
 GATYS_TEXTURE = ("Gatys, Ecker & Bethge 2015, Texture Synthesis Using Convolutional Neural Networks",
                  "https://arxiv.org/abs/1505.07376")
 
+GATYS_STYLE = ("Gatys, Ecker & Bethge 2016, Image Style Transfer Using Convolutional Neural Networks",
+               "https://openaccess.thecvf.com/content_cvpr_2016/html/Gatys_Image_Style_Transfer_CVPR_2016_paper.html")
+GATYS_CONTROL = ("Gatys et al. 2017, Controlling Perceptual Factors in Neural Style Transfer",
+                 "https://arxiv.org/abs/1611.07865")
 FIGURES = [
     Figure("filters_cifar10_conv1.png", "filters", "First-layer filters",
            "The 32 learnt 5x5 RGB filters of the CIFAR-10 net's first convolution, each scaled to its own "
@@ -201,14 +205,30 @@ FIGURES = [
            crop=(.67, 1, 0, .66)),
     Figure("style_transfer.png", "style_transfer", "Neural style transfer",
            "The content of a photo (fire2 features) with the style (Gram matrices of four layers) of three "
-           "paintings, shown on top: CS231n's three parameter sets. Edge rows drift to the style's colours "
-           "(the cyan line under Starry Night): they lie in fewer receptive fields, so the loss holds them "
-           "less, while Adam still moves them at full pace.",
-           "Gatys, Ecker & Bethge 2016, Image Style Transfer Using Convolutional Neural Networks",
-           "https://openaccess.thecvf.com/content_cvpr_2016/html/Gatys_Image_Style_Transfer_CVPR_2016_paper.html",
+           "paintings, shown on top: CS231n's three parameter sets, with 50 times its total-variation weight, "
+           "without which Adam's large steps leave per-pixel rainbow speckle (PyTorch draws the same).",
+           GATYS_STYLE[0], GATYS_STYLE[1],
            ["style_transfer", "--content", "chelsea.png", "home.jpg"],
            ["--content", "chelsea.png", "--style", "starry_night", "--steps", "5"], needs=(SQ, PHOTOS),
            crop=(.3, .65, 0, .75)),
+    Figure("style_mix.png", "style_controls", "Blending styles",
+           "One photo in two styles at once: the Gram targets of Starry Night and The Scream mixed with the "
+           "weights shown (the ends are each style alone).", GATYS_STYLE[0], GATYS_STYLE[1],
+           ["style_transfer", "--content", "chelsea.png", "--style", "starry_night", "the_scream",
+            "--mix", "1,0", "0.67,0.33", "0.33,0.67", "0,1"],
+           ["--mix", "0.5,0.5", "--steps", "5"], needs=(SQ, PHOTOS), crop=(.45, 1, 0, 1)),
+    Figure("style_colour.png", "style_controls", "Keeping the photo's colours",
+           "The Scream's brush strokes without its colours: plain transfer; luminance-only transfer (the "
+           "photo's chroma put back); the painting recoloured to the photo's colour mean and covariance first.",
+           GATYS_CONTROL[0], GATYS_CONTROL[1],
+           ["style_transfer", "--content", "home.jpg", "--style", "the_scream", "--colour", "none", "luminance",
+            "histogram"], ["--colour", "luminance", "--steps", "5"], needs=(SQ, PHOTOS), crop=(.45, 1, 0, 1)),
+    Figure("style_tradeoff.png", "style_controls", "Content against style",
+           "Composition VII with the content weight scaled from 0.01 to 10 times CS231n's: from paint with a "
+           "hint of the photo to the photo with a hint of paint.", GATYS_STYLE[0], GATYS_STYLE[1],
+           ["style_transfer", "--content", "chelsea.png", "--style", "composition_vii", "--content-scale",
+            "0.01", "0.1", "1", "10"], ["--content-scale", "1", "--steps", "5"], needs=(SQ, PHOTOS),
+           crop=(.45, 1, 0, 1)),
 ]
 
 

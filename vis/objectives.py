@@ -20,6 +20,7 @@ tests/test_vis_objectives.py. Losses are 0-d float64 arrays where the features l
 synchronisation; the driver reads them back. A term with weight 0 costs nothing: (0.0, 0).
 """
 import numbers
+import numpy as np
 
 from tinycnn.backend import get_array_module
 
@@ -125,6 +126,17 @@ def style_targets_of(net, style, layers):
     """{layer: Gram matrix} of the style image (1, 3, H, W)."""
     acts = net.activations(style, list(layers))
     return {k: gram_matrix(acts[k]) for k in layers}
+
+
+def mixed_style_targets(net, styles, weights, layers):
+    """{layer: sum_i w_i G_i}: the styles' Gram matrices blended with weights summing to 1
+    (Gatys et al. 2016, fig. 8): one target that holds some of each style's correlations."""
+    weights = np.asarray(weights, dtype=np.float64)
+    if len(weights) != len(styles) or (weights < 0).any() or weights.sum() <= 0:
+        raise ValueError(f"need one non-negative weight per style ({len(styles)}), not all zero; got {list(weights)}")
+    weights = weights / weights.sum()
+    grams = [style_targets_of(net, style, layers) for style in styles]
+    return {k: sum(float(w) * g[k] for w, g in zip(weights, grams)) for k in layers}
 
 
 # -- loss terms, each (loss, gradient) ------------------------------------------------------

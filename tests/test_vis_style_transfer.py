@@ -1,0 +1,83 @@
+"""Style controls: blended Gram targets, colour histogram matching, luminance-only transfer."""
+import numpy as np
+import pytest
+from hypothesis import assume, given, settings
+from hypothesis import strategies as st
+
+import tinycnn as tc
+from tinycnn.backend import asarray, to_numpy
+from vis.objectives import mixed_style_targets
+from vis.style_transfer import YIQ, luminance, match_colours, match_luminance, with_chroma
+
+from .strategies import seeds
+
+
+def _net():
+    return tc.Network([("conv", tc.Conv2d(3, 4, 3, padding=1, seed=1)), ("relu", tc.ReLU()),
+                       ("conv2", tc.Conv2d(4, 5, 3, stride=2, seed=2))])
+
+
+@given(seeds, st.lists(st.floats(0.0, 4.0), min_size=3, max_size=3).filter(lambda w: sum(w) > 0.1))
+@settings(max_examples=20, deadline=None)
+def test_blended_targets_are_the_weighted_sum_of_each_styles_gram(seed, weights):
+    net = _net().astype(np.float64)
+    rng = np.random.default_rng(seed)
+    styles = [rng.standard_normal((1, 3, 8 + 2 * k, 9)) for k in range(3)]     # any sizes
+    got = mixed_style_targets(net, [asarray(s) for s in styles], weights, ["relu", "conv2"])
+    for layer in ("relu", "conv2"):
+        expected = 0
+        for w, s in zip(weights, styles):      # the definition, written out with einsum
+            f = to_numpy(net.activations(asarray(s), layer)[layer])[0]
+            C, H, W = f.shape
+            expected = expected + w / sum(weights) * np.einsum("chw,dhw->cd", f, f) / (C * H * W)
+        np.testing.assert_allclose(to_numpy(got[layer])[0], expected, rtol=1e-10, atol=1e-12)
+
+
+@pytest.mark.parametrize("weights", [[1.0], [1.0, -1.0], [0.0, 0.0]])
+def test_blend_weights_are_checked(weights):
+    style = asarray(np.zeros((1, 3, 6, 6), np.float32))
+    with pytest.raises(ValueError, match="non-negative weight per style"):
+        mixed_style_targets(_net(), [style, style], weights, ["relu"])
+
+
+def _mid_range_image(rng, shape, mix):
+    """Colours in [0.3, 0.7] mixed across channels: correlated, never clipped after matching."""
+    base = rng.uniform(-1, 1, shape) @ mix
+    return 0.5 + 0.2 * base / np.abs(base).max()
+
+
+@given(seeds)
+@settings(max_examples=20, deadline=None)
+def test_histogram_matching_gives_the_contents_colour_mean_and_covariance(seed):
+    rng = np.random.default_rng(seed)
+    content = _mid_range_image(rng, (20, 30, 3), rng.standard_normal((3, 3)))
+    style = rng.uniform(0, 1, (16, 12, 3)) ** 2
+    out = match_colours(style, content).reshape(-1, 3)
+    assume(0 < out.min() and out.max() < 1)    # clipped: the moments no longer hold exactly
+    np.testing.assert_allclose(out.mean(0), content.reshape(-1, 3).mean(0), atol=1e-10)
+    np.testing.assert_allclose(np.cov(out, rowvar=False), np.cov(content.reshape(-1, 3), rowvar=False),
+                               atol=1e-10)
+
+
+@given(seeds)
+@settings(max_examples=20, deadline=None)
+def test_luminance_only_transfer_keeps_the_photos_chroma(seed):
+    rng = np.random.default_rng(seed)
+    photo = _mid_range_image(rng, (10, 12, 3), np.eye(3) + 0.3 * rng.standard_normal((3, 3)))
+    grey = np.repeat(rng.uniform(0.4, 0.6, (10, 12, 1)), 3, axis=2)     # a stylised luminance
+    out = with_chroma(grey, photo)
+    assume(0 < out.min() and out.max() < 1)
+    yiq_out, yiq_photo = out @ YIQ.T, photo @ YIQ.T
+    np.testing.assert_allclose(yiq_out[..., 0], grey[..., 0], atol=1e-12)      # Y from the stylised image
+    np.testing.assert_allclose(yiq_out[..., 1:], yiq_photo[..., 1:], atol=1e-12)   # I, Q from the photo
+    np.testing.assert_allclose(with_chroma(luminance(photo), photo), photo, atol=1e-12)
+
+
+def test_matched_luminance_has_the_photos_mean_and_spread():
+    rng = np.random.default_rng(1)
+    photo = _mid_range_image(rng, (10, 12, 3), np.eye(3))
+    style = rng.uniform(0.2, 0.9, (14, 9, 3))
+    out = match_luminance(style, photo)
+    assert np.allclose(out[..., 0], out[..., 1]) and np.allclose(out[..., 0], out[..., 2])   # grey
+    np.testing.assert_allclose(out.mean(), luminance(photo).mean(), atol=1e-12)
+    np.testing.assert_allclose(out.std(), luminance(photo).std(), atol=1e-12)
