@@ -8,7 +8,8 @@ from tinycnn.gradcheck import numeric_grad, rel_error
 from vis.attribution import grad_cam, integrated_gradients, smooth_grad
 from vis.guided_backprop import guided_backprop
 from vis.occlusion import occlusion_map
-from vis.saliency import saliency_map, segment, segment_histogram
+from vis.objectives import noisy_mean
+from vis.saliency import saliency_map, segment, segment_histogram, smooth_saliency_map
 
 from .conftest import on_device
 
@@ -33,6 +34,33 @@ def test_saliency_is_the_max_abs_gradient():
     net, x = relu_net(), x_batch(1)
     numeric = to_numpy(numeric_grad(lambda: net(x)[:, 2], x, on_device(np.ones(1))))
     np.testing.assert_allclose(saliency_map(net, x, [2])[0], np.abs(numeric[0]).max(axis=0), rtol=1e-6, atol=1e-9)
+
+
+def test_smooth_saliency_is_the_mean_of_the_noisy_copies_maps():
+    net, x = relu_net(), x_batch(2)
+    rng = tc.backend.random_generator(3, like=x)              # the draws noisy_mean makes, in its order
+    sigma = 0.2 * float(x.max() - x.min())
+    noisy = [x + (sigma * rng.standard_normal(x.shape)).astype(x.dtype) for _ in range(4)]
+    expected = np.mean([saliency_map(net, v, [1, 2]) for v in noisy], axis=0)
+    np.testing.assert_allclose(smooth_saliency_map(net, x, [1, 2], n=4, noise=0.2, seed=3), expected, rtol=1e-10)
+    np.testing.assert_allclose(smooth_saliency_map(net, x, [1, 2], n=3, noise=0.0), saliency_map(net, x, [1, 2]),
+                               rtol=1e-10)
+
+
+def test_noisy_mean_of_the_identity_is_near_x():
+    x = on_device(np.zeros((1, 3, 16, 16)) + np.arange(16.0))   # range 15: sigma = 1.5
+    mean = to_numpy(noisy_mean(lambda v: v, x, n=400, noise=0.1))
+    assert np.abs(mean - to_numpy(x)).max() < 5 * 1.5 / np.sqrt(400)
+
+
+@pytest.mark.parametrize("unknown_as_foreground", [False, True])
+def test_segment_with_either_first_foreground_model(unknown_as_foreground):
+    image = np.full((40, 40, 3), 30, np.uint8)
+    image[10:30, 10:30] = 220
+    saliency = np.random.default_rng(0).random((40, 40)) * 0.1
+    saliency[12:28, 12:28] += 1.0
+    mask = segment(image, saliency, unknown_as_foreground=unknown_as_foreground)
+    assert mask[10:30, 10:30].mean() > 0.95 and mask[:8].mean() < 0.05
 
 
 @pytest.mark.parametrize("method", [segment, segment_histogram])

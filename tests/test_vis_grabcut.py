@@ -40,6 +40,17 @@ def test_two_colour_disc_grows_from_small_seeds():
     assert len(energies) == gc.ITERATIONS
 
 
+def test_unknown_as_foreground_grows_a_colour_no_seed_touches():
+    # foreground seeds on the disc's red half only: fitted to them, the first foreground model has
+    # no green; started from every pixel but the background seeds (Rother et al.'s T_U), it has
+    image, disc = disc_image(np.random.default_rng(2))
+    fg, bg = np.zeros_like(disc), np.zeros_like(disc)
+    fg[17:23, 12:16] = True
+    bg[:3] = bg[-3:] = bg[:, :3] = bg[:, -3:] = True          # the frame, as Rother et al.'s rectangle
+    assert iou(gc.grabcut(image, fg, bg, unknown_as_foreground=True), disc) > 0.95
+    assert iou(gc.grabcut(image, fg, bg), disc) < 0.75
+
+
 @settings(max_examples=5)
 @given(seeds, st.integers(8, 16))
 def test_noisy_square_is_recovered(seed, top):

@@ -27,7 +27,7 @@ from PIL import Image
 
 from tinycnn import backend
 from vis import cli, render
-from vis.objectives import score_gradient, select
+from vis.objectives import noisy_mean, score_gradient, select
 
 
 def grad_cam(net, x, target, layer):
@@ -55,14 +55,9 @@ def guided_grad_cam(net, x, target, layer):
 
 def smooth_grad(net, x, target, *, n=50, noise=0.15, seed=0):
     """(N, C, H, W) mean gradient over n noisy copies; noise is sigma / (max - min) of x."""
-    rng = backend.random_generator(seed, like=x)          # noise drawn where x lives
     target = backend.get_array_module(x).asarray(target)  # moved once, not on every sample
-    sigma = noise * float(x.max() - x.min())
-    total = backend.get_array_module(x).zeros_like(x)
-    for _ in range(n):
-        noisy = x + (sigma * rng.standard_normal(x.shape)).astype(x.dtype)
-        total += score_gradient(net, noisy, target)
-    return backend.to_numpy(total / n)
+    return backend.to_numpy(noisy_mean(lambda noisy: score_gradient(net, noisy, target), x, n=n, noise=noise,
+                                       seed=seed))
 
 
 def integrated_gradients(net, x, target, *, baseline=None, steps=64):

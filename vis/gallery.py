@@ -124,12 +124,13 @@ FIGURES = [
            needs=(SQ, PHOTOS), crop=(.5, 1, 0, 1)),
     Figure("saliency_squeezenet.png", "saliency", "Saliency maps",
            "|d score / d pixel|, the maximum over colour channels: which pixels change the class score most "
-           "(the fine grid comes from conv1's stride of 2). Then the object segmented from seeds, the map's top "
-           "5 % (foreground) and bottom 30 % (background): by colour histograms (third column), and by GrabCut "
-           "from the blurred map's seeds (right; its energy falls with each iteration, see the caption). GrabCut "
-           "cuts the eagle (and some water by its head) and the squirrel (and some branch) whole, the cup's "
-           "inside, where the saliency is, and only the cat's muzzle and a strip of cheek: the cat fills the "
-           "frame, so its background seeds lie on the cat.",
+           "(the fine grid comes from conv1's stride of 2). Third column: the same map averaged over 50 noisy "
+           "copies of the photo (SmoothGrad), steadier, which seeds the segmentations: its top 5 % (foreground) "
+           "and bottom 30 % (background), grown by colour histograms (fourth column) and by GrabCut from the "
+           "blurred map (right; its energy falls with each iteration, see the caption). GrabCut cuts the eagle "
+           "(and a strip of water by its back), the squirrel (and its branch and some leaves), the middle of the "
+           "cat's face (eyes, nose, forehead; not its cheeks, and not the wall) and, still, only the cup's "
+           "inside, where the saliency is, not the red cup and saucer.",
            SIMONYAN[0], SIMONYAN[1],
            ["saliency", "--image", "coffee.png", "eagle.jpg", "squirrel_cls.jpg", "chelsea.png"], needs=(SQ, PHOTOS),
            crop=(0, .25, 0, 1)),

@@ -26,10 +26,13 @@ steps of EM started from the previous mixture do it, which cannot lower the like
 iteration to the next, but for the rounding of the cut's capacities to integers.
 
 Seeds are hard constraints (an edge too costly to cut ties a foreground seed to the
-source, a background seed to the sink), and the first mixtures are fitted to the seeds
-alone (k-means, then EM). In tinycnn the seeds come from a saliency map (Simonyan et al.
-2014, sec. 3.1): the pixels above its 95 % quantile are foreground seeds, those below
-its 30 % quantile background seeds; ``vis/saliency.py`` does that, on a slightly blurred map.
+source, a background seed to the sink). The first mixtures are fitted (k-means, then EM)
+to the seeds alone, or, with unknown_as_foreground, as in the paper: the user fixes only
+the background T_B, and every other pixel (the unknown T_U, labels free) starts as
+foreground, so the first foreground mixture is fitted to all of them. In tinycnn the
+seeds come from a saliency map (Simonyan et al. 2014, sec. 3.1): the pixels above its
+95 % quantile are foreground seeds, those below its 30 % quantile background seeds;
+``vis/saliency.py`` does that, on a blurred, noise-averaged map.
 
     python -m vis.saliency --model squeezenet      (make saliency)
 """
@@ -197,12 +200,14 @@ def min_cut(graph, source, sink):
 
 
 def grabcut(image, foreground, background, *, components=COMPONENTS, iterations=ITERATIONS, gamma=GAMMA,
-            seed=0, return_energies=False):
+            seed=0, unknown_as_foreground=False, return_energies=False):
     """Foreground mask (H, W) bool of image uint8 (H, W, 3) from hard seeds foreground, background
     (H, W) bool (Rother et al. 2004). With return_energies, also the list of E after each cut.
 
     components: Gaussians per mixture (the paper's K = 5); iterations: fit-and-cut rounds;
-    gamma: the pairwise weight (the paper's 50); seed: k-means++'s random draws.
+    gamma: the pairwise weight (the paper's 50); seed: k-means++'s random draws;
+    unknown_as_foreground: fit the first foreground mixture to every pixel that is not a
+    background seed (Rother et al.'s T_U initialised as foreground), not to the foreground seeds.
     """
     h, w, _ = image.shape
     foreground, background = np.asarray(foreground, dtype=bool), np.asarray(background, dtype=bool)
@@ -218,7 +223,8 @@ def grabcut(image, foreground, background, *, components=COMPONENTS, iterations=
     fg_seeds, bg_seeds = foreground.ravel(), background.ravel()
     links = n_links(z, h, w, gamma)
     rng = np.random.default_rng(seed)
-    fg, bg = fit_gmm(z[fg_seeds], components, rng=rng), fit_gmm(z[bg_seeds], components, rng=rng)
+    first_fg = ~bg_seeds if unknown_as_foreground else fg_seeds
+    fg, bg = fit_gmm(z[first_fg], components, rng=rng), fit_gmm(z[bg_seeds], components, rng=rng)
     energies = []
     for i in range(iterations):
         if i:

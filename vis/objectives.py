@@ -8,6 +8,7 @@ forward and one backward pass of the network, seeded at a layer by dL/d(output):
     select(out, c, ...)       the upstream gradient that picks a class score, a
                               channel (all positions, or its mean) or one unit
     score_gradient            dS_c/dx for a batch            (saliency, attribution)
+    noisy_mean                a map averaged over noisy copies of x (SmoothGrad: attribution, saliency)
     score_objective           -S(x) + l2 ||x||^2             (class / neuron visualisation, fooling)
     dream_objective           -1/2 ||a(x)||^2                (DeepDream)
     synthesis_objective       content + style (Gram) + TV + alpha-norm terms
@@ -22,7 +23,7 @@ synchronisation; the driver reads them back. A term with weight 0 costs nothing:
 import numbers
 import numpy as np
 
-from tinycnn.backend import get_array_module
+from tinycnn.backend import get_array_module, random_generator
 
 
 # -- targets: the upstream gradient that selects what to explain or maximise -------------
@@ -62,6 +63,17 @@ def score_gradient(net, x, target, rule="backprop"):
     scores, cache = net.forward(x)
     dx, _ = net.backward(select(scores, target), cache, rule=rule, param_grads=False)
     return dx
+
+
+def noisy_mean(f, x, *, n, noise, seed=0):
+    """Mean of f(x + eps) over n draws of eps ~ N(0, sigma^2), sigma = noise * (max - min) of x:
+    SmoothGrad's average (Smilkov et al. 2017, https://arxiv.org/abs/1706.03825), of any map f."""
+    rng = random_generator(seed, like=x)                  # noise drawn where x lives
+    sigma = noise * float(x.max() - x.min())
+    total = 0
+    for _ in range(n):
+        total = total + f(x + (sigma * rng.standard_normal(x.shape)).astype(x.dtype))
+    return total / n
 
 
 def score_objective(net, target, l2=0.0):
