@@ -129,8 +129,8 @@ FIGURES = [
            "and bottom 30 % (background), grown by colour histograms (fourth column) and by GrabCut from the "
            "blurred map (right; its energy falls with each iteration, see the caption). GrabCut cuts the eagle "
            "(and a strip of water by its back), the squirrel (and its branch and some leaves), the middle of the "
-           "cat's face (eyes, nose, forehead; not its cheeks, and not the wall) and, still, only the cup's "
-           "inside, where the saliency is, not the red cup and saucer.",
+           "cat's face (eyes, nose, forehead; not its cheeks, and not the wall) and, for the class espresso, "
+           "the coffee itself, where the saliency is, not the red cup and saucer.",
            SIMONYAN[0], SIMONYAN[1],
            ["saliency", "--image", "coffee.png", "eagle.jpg", "squirrel_cls.jpg", "chelsea.png"], needs=(SQ, PHOTOS),
            crop=(0, .25, 0, 1)),
