@@ -105,6 +105,39 @@ def test_maxpool_matches_naive_loops(geom, seed):
                                rtol=1e-12, atol=1e-12)
 
 
+@pytest.mark.parametrize("param_grads", [True, False])
+def test_pointwise_conv_matches_naive_loops_at_batch_three(param_grads):
+    # the batched-product path of 1x1 convolutions (stride 1, no padding)
+    rng = np.random.default_rng(5)
+    conv = tc.Conv2d(4, 6, 1, seed=3, dtype=np.float64)
+    x = rng.standard_normal((3, 4, 5, 7))
+    out, cache = conv.forward(on_device(x))
+    w, b = (to_numpy(conv.params[k]) for k in ("weight", "bias"))
+    assert rel_error(to_numpy(out), naive.conv_forward_naive(x, w, b, 1, 0)) < 1e-12
+    dout = rng.standard_normal(out.shape)
+    dx, grads = conv.backward(on_device(dout), cache, param_grads=param_grads)
+    ndx, ndw, ndb = naive.conv_backward_naive(dout, x, w, 1, 0)
+    assert rel_error(to_numpy(dx), ndx) < 1e-12
+    if param_grads:
+        assert rel_error(to_numpy(grads["weight"]), ndw) < 1e-12 and rel_error(to_numpy(grads["bias"]), ndb) < 1e-12
+    else:
+        assert grads == {}
+
+
+@pytest.mark.parametrize("K,H,W", [(2, 8, 8), (2, 7, 6), (3, 9, 10), (1, 3, 3)])
+def test_non_overlapping_maxpool_matches_naive_loops(K, H, W):
+    # the reshape path (stride = kernel, no padding), with ties and rows no window reads
+    rng = np.random.default_rng(K * H * W)
+    x = rng.integers(0, 3, (2, 3, H, W)).astype(np.float64)
+    pool = tc.MaxPool2d(K, K)
+    assert pool._tiles(H, W)
+    out, cache = pool.forward(on_device(x))
+    np.testing.assert_array_equal(to_numpy(out), naive.maxpool_forward_naive(x, K, K, 0, False))
+    dout = rng.standard_normal(out.shape)
+    dx, _ = pool.backward(on_device(dout), cache)
+    np.testing.assert_array_equal(to_numpy(dx), naive.maxpool_backward_naive(dout, x, K, K, 0, False))
+
+
 def test_float32_conv_stays_float32(rng):
     conv = tc.Conv2d(3, 4, 3, padding=1)
     out, cache = conv.forward(on_device(rng.standard_normal((2, 3, 5, 5)), np.float32))

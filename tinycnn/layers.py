@@ -99,11 +99,9 @@ class Conv2d(Layer):
         return self.kernel_size == 1 and self.stride == 1 and self.padding == 0
 
     def _columns(self, x):
-        """(cols, CW): im2col of a few images, (C*K*K, n*H'*CW); a 1x1 conv needs none."""
+        """(cols, CW): im2col of a few images, (C*K*K, n*H'*CW)."""
         K, s, p = self.kernel_size, self.stride, self.padding
         n, C, H, W = x.shape
-        if self._pointwise():
-            return x.transpose(1, 0, 2, 3).reshape(C, n * H * W), W
         return im2col(x, K, K, s, p), col_width(W, K, s, p)
 
     def _chunks(self, x_shape, xp):
@@ -112,7 +110,7 @@ class Conv2d(Layer):
         N, C, H, W = x_shape
         K, s, p = self.kernel_size, self.stride, self.padding
         per_image = C * K * K * out_size(H, K, s, p) * col_width(W, K, s, p) * 4
-        step = N if self._pointwise() else max(1, CHUNK_BYTES[xp.__name__] // per_image)
+        step = max(1, CHUNK_BYTES[xp.__name__] // per_image)
         return [slice(n, n + step) for n in range(0, N, step)]
 
     def forward(self, x):
@@ -123,6 +121,12 @@ class Conv2d(Layer):
         N, C, H, W = x.shape
         F, _, K, _ = w.shape
         oh, ow = out_size(H, K, self.stride, self.padding), out_size(W, K, self.stride, self.padding)
+        if self._pointwise():
+            # a 1x1 conv is one product per image, W (F, C) @ x_n (C, H*W), read in place:
+            # matmul batches over n, so neither x nor out is transposed into (C, N*H*W)
+            out = w.reshape(F, C) @ x.reshape(N, C, H * W)                # (N, F, H*W)
+            out += b[:, None]
+            return out.reshape(N, F, H, W), x
         out = xp.empty((N, F, oh, ow), dtype=xp.result_type(x, w))
         for chunk in self._chunks(x.shape, xp):
             cols, cw = self._columns(x[chunk])                          # (C*K*K, n*H'*CW)
@@ -142,6 +146,13 @@ class Conv2d(Layer):
         F, C, K, _ = w.shape
         N, _, H, W = x.shape
         _, _, oh, ow = dout.shape
+        if self._pointwise():      # per image: dx_n = W^T dout_n, dW = sum_n dout_n x_n^T
+            d = dout.reshape(N, F, H * W)
+            dx = (w.reshape(F, C).T @ d).reshape(N, C, H, W)
+            if not param_grads:
+                return dx, {}
+            dw = (d @ x.reshape(N, C, H * W).transpose(0, 2, 1)).sum(axis=0)   # (F, C)
+            return dx, {"weight": dw.reshape(w.shape), "bias": dout.sum(axis=(0, 2, 3))}
         cw = col_width(W, K, self.stride, self.padding)
         dw = xp.zeros((F, C * K * K), dtype=dout.dtype) if param_grads else None
         dx = xp.empty(x.shape, dtype=dout.dtype)
@@ -154,10 +165,7 @@ class Conv2d(Layer):
                 cols, _ = self._columns(x[chunk])                       # rebuilt, not cached
                 dw += d @ cols.T
             dcols = w.reshape(F, -1).T @ d                               # (C*K*K, n*H'*CW)
-            if self._pointwise():  # the columns are the pixels
-                dx[chunk] = dcols.reshape(C, n, H, W).transpose(1, 0, 2, 3)
-            else:
-                dx[chunk] = col2im(dcols, (n, C, H, W), K, K, self.stride, self.padding)
+            dx[chunk] = col2im(dcols, (n, C, H, W), K, K, self.stride, self.padding)
         if not param_grads:
             return dx, {}
         return dx, {"weight": dw.reshape(w.shape), "bias": dout.sum(axis=(0, 2, 3))}
@@ -238,12 +246,23 @@ class MaxPool2d(_Pool2d):
     maximum in row-major order wins (as in PyTorch), so routing is deterministic.
     """
 
+    def _tiles(self, H, W):
+        """Non-overlapping windows that need no padding (CIFAR's 2x2, stride 2): then the
+        windows are a reshape, (N, C, H', K, W', K), with no strided passes at all."""
+        oh, ow, eh, ew = self._geometry(H, W)
+        return self.kernel_size == self.stride and self.padding == 0 and eh == ew == 0
+
     def forward(self, x):
         self._check(x)
         xp = get_array_module(x)
         N, C, H, W = x.shape
         k, s = self.kernel_size, self.stride
         oh, ow, eh, ew = self._geometry(H, W)
+        if self._tiles(H, W):
+            tiles = x[:, :, :oh * k, :ow * k].reshape(N, C, oh, k, ow, k)
+            # the first maximum in row-major order within each window, as below
+            winner = tiles.transpose(0, 1, 2, 4, 3, 5).reshape(N, C, oh, ow, k * k).argmax(axis=-1)
+            return tiles.max(axis=(3, 5)), (x.shape, winner.astype(np.int8 if k * k < 128 else np.int32))
         x_pad = pad_input(x, self.padding, self.padding, -np.inf, eh, ew)
         # a K x K max is a max over K columns, then over K rows: 2(K-1) passes, not K*K
         row_max = x_pad[:, :, :, 0:s * ow:s].copy()                  # (N, C, Hp, W')
@@ -264,6 +283,17 @@ class MaxPool2d(_Pool2d):
     def backward(self, dout, cache):
         x_shape, winner = cache
         xp = get_array_module(dout)
+        N, C, H, W = x_shape
+        if self._tiles(H, W):     # one pass: each window's gradient lands on its winner
+            k = self.kernel_size
+            _, _, oh, ow = dout.shape
+            hit = winner[..., None] == xp.arange(k * k, dtype=winner.dtype)           # (N, C, H', W', K*K)
+            tiles = (hit * dout[..., None]).reshape(N, C, oh, ow, k, k).transpose(0, 1, 2, 4, 3, 5)
+            if oh * k == H and ow * k == W:
+                return tiles.reshape(N, C, H, W), {}
+            dx = xp.zeros(x_shape, dtype=dout.dtype)                  # rows/cols no window read
+            dx[:, :, :oh * k, :ow * k] = tiles.reshape(N, C, oh * k, ow * k)
+            return dx, {}
         return self._spread(x_shape, dout.dtype, xp, lambda k: (winner == k) * dout), {}
 
 
