@@ -68,6 +68,18 @@ def load_checkpoint(path, net, opt, rng):
         return int(f["epoch"]), json.loads(str(f["history"]))
 
 
+def train_step(net, opt, x, y, lr):
+    """One SGD step on a batch: forward, softmax cross-entropy, backward, update in place.
+
+    x: (N, C, H, W) on the network's device; y: (N,) integer labels. Returns (loss, scores).
+    """
+    scores, cache = net.forward(x)
+    loss, dscores = softmax_cross_entropy(scores, y)
+    _, grads = net.backward(dscores, cache)
+    opt.step(grads, lr)
+    return loss, scores
+
+
 def train(net, data, *, epochs, batch_size=128, lr=0.05, momentum=0.9, weight_decay=5e-4,
           warmup_epochs=1, seed=0, checkpoint=None, resume=False, log=print, normalize=None):
     """Train ``net`` on data = (x_train, y_train, x_test, y_test); returns the history.
@@ -94,11 +106,8 @@ def train(net, data, *, epochs, batch_size=128, lr=0.05, momentum=0.9, weight_de
         for k in range(steps_per_epoch):
             idx = order[k * batch_size:(k + 1) * batch_size]
             xb = backend.asarray(normalize(augment(x_train[idx], rng)))
-            scores, cache = net.forward(xb)
-            loss, dscores = softmax_cross_entropy(scores, y_train[idx])   # labels checked on the host
-            _, grads = net.backward(dscores, cache)
             step_lr = warmup_cosine(epoch * steps_per_epoch + k, total, lr, warmup_epochs * steps_per_epoch)
-            opt.step(grads, step_lr)
+            loss, scores = train_step(net, opt, xb, y_train[idx], step_lr)   # labels checked on the host
             # running sums stay on the device; they are read only when a progress line is due
             loss_sum = loss_sum + loss.astype(np.float64) * len(idx)
             correct = correct + (scores.argmax(axis=1) == backend.asarray(y_train[idx])).sum()
