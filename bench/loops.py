@@ -2,9 +2,23 @@
 
     python -m bench.loops            (part of make bench)
 
-- class visualisation: 100 steps of CS231n's recipe (jitter, L2, blur every 10,
+    python -m bench.loops --only dream --steps 1       (rows whose name contains "dream", 1 step)
+
+- class_visualization: 100 steps of CS231n's recipe (jitter, L2, blur every 10,
   clamp) on SqueezeNet 1.1 at 224x224;
-- style transfer: 200 Adam steps of the Starry Night preset at 192 px.
+- style_transfer: 200 Adam steps of the Starry Night preset at 192 px;
+- cifar_train_step: 20 training steps of the CIFAR-10 net, batch 64 at 32x32
+  (tinycnn.train.train_step: forward, softmax cross-entropy, backward, Nesterov SGD);
+- saliency_batch: saliency maps of 5 batches of 8 images at 224 (vis.saliency.saliency_map:
+  one forward and one backward of the class scores to the input);
+- deepdream_octave: 5 DeepDream octaves at 224, each 10 steps at fire5 with jitter, the
+  step normalised by the gradient's mean magnitude, and clamping (vis.deepdream);
+- texture_lbfgs: 20 L-BFGS iterations of Gram-matrix texture synthesis on a random
+  160x160 texture, up to fire7 (vis.texture_synthesis); both sides are driven by the
+  same SciPy L-BFGS-B, so only the loss and gradient computation differ.
+
+Every row's input is random (no data set needed); the CIFAR-10 net starts from its
+random initialisation, as ``make train`` does.
 
 Each loop runs in its own process (so imports and caches do not mix), once with
 tinycnn and once with the same computation written with torch autograd, with the
@@ -22,7 +36,8 @@ import time
 
 import numpy as np
 
-STEPS = {"class_visualization": 100, "style_transfer": 200}
+STEPS = {"class_visualization": 100, "style_transfer": 200, "cifar_train_step": 20, "saliency_batch": 5,
+         "deepdream_octave": 5, "texture_lbfgs": 20}
 WARMUP = 3      # untimed steps first: CuPy compiles its kernels on first use, PyTorch picks cuDNN algorithms
 
 
@@ -48,6 +63,9 @@ def _inputs(size, n=2, seed=0):
 
 
 def tinycnn_loop(task):
+    if task in ROWS:
+        net, inputs = row_inputs(task)
+        return ROWS[task][0](net, *inputs)
     from tinycnn import backend
     from vis.class_visualization import class_visualization
     from vis.style_transfer import PRESETS, style_transfer
@@ -107,17 +125,33 @@ def torch_squeezenet(net, torch):
     return features, scores
 
 
+def torch_pixel_range(net, torch):
+    """vis._optimize.pixel_range(net) as two torch tensors on the benchmark's device."""
+    from tinycnn.backend import to_numpy
+    from vis._optimize import pixel_range
+    return tuple(torch.from_numpy(to_numpy(a)).to(_device()) for a in pixel_range(net))
+
+
+def torch_gram(f):
+    """vis.objectives.gram_matrix in torch: F F^T / (H W C), (N, C, C)."""
+    n, c, h, w = f.shape
+    f = f.reshape(n, c, h * w)
+    return f @ f.transpose(1, 2) / (h * w * c)
+
+
 def torch_loop(task):
+    if task in ROWS:
+        net, inputs = row_inputs(task)
+        return ROWS[task][1](net, *inputs)
     import torch
     from scipy import ndimage
-    from vis.class_visualization import CS231N, pixel_range
+    from vis.class_visualization import CS231N
     from vis._optimize import SYNTHESIS_DECAY_AT as DECAY_AT, SYNTHESIS_DECAYED_LR as DECAYED_LR, SYNTHESIS_LR as LR
     from vis.style_transfer import CONTENT_LAYER, PRESETS, STYLE_LAYERS
     net = _net()
     features, scores = torch_squeezenet(net, torch)
-    from tinycnn.backend import to_numpy
     device = _device()
-    lo, hi = (torch.from_numpy(to_numpy(a)).to(device) for a in pixel_range(net))
+    lo, hi = torch_pixel_range(net, torch)
     if task == "class_visualization":
         def run(steps):
             x = torch.from_numpy(np.random.default_rng(0).standard_normal((1, 3, 224, 224)).astype(np.float32) * 0.01)
@@ -139,12 +173,7 @@ def torch_loop(task):
         return run
     p = PRESETS["starry_night"]
     content, style = (torch.from_numpy(a).to(device) for a in _inputs(p["image_size"]))
-
-    def gram(f):
-        n, c, h, w = f.shape
-        f = f.reshape(n, c, h * w)
-        return f @ f.transpose(1, 2) / (h * w * c)
-
+    gram = torch_gram
     def run(steps):
         with torch.no_grad():
             target = features(content)[CONTENT_LAYER]
@@ -169,13 +198,218 @@ def torch_loop(task):
     return run
 
 
-def measure(task, impl, threads):
-    """Run one loop in this process: {"seconds", "peak_mb"}."""
+# -- the rows of issue 15: a pair of functions each, (net, *inputs) -> run(steps) -> the result
+# as NumPy, tinycnn's calling the code a student's command runs, torch's the same computation
+CIFAR_BATCH, CIFAR_LR = 64, 0.05         # CIFAR-10 batch of the benchmark; tinycnn.train's peak rate
+SALIENCY_BATCH, IMAGE_SIZE = 8, 224
+DREAM_LAYER = "fire5"
+TEXTURE_SIZE = 160                       # vis.texture_synthesis's default --size, the figure's
+
+
+def row_inputs(task, seed=0):
+    """(net, inputs) of one of the rows below: random images, the net the technique runs on."""
+    rng = np.random.default_rng(seed)
+    if task == "cifar_train_step":
+        from tinycnn.models import cifar10_net
+        x = rng.standard_normal((CIFAR_BATCH, 3, 32, 32)).astype(np.float32)
+        return cifar10_net(weights=False, seed=seed).train(), (x, rng.integers(0, 10, CIFAR_BATCH))
+    size = TEXTURE_SIZE if task == "texture_lbfgs" else IMAGE_SIZE
+    n = SALIENCY_BATCH if task == "saliency_batch" else 1
+    x = rng.standard_normal((n, 3, size, size)).astype(np.float32)
+    return _net(), ((x, rng.integers(0, 1000, n)) if task == "saliency_batch" else (x,))
+
+
+def tinycnn_cifar_train_step(net, x, y):
+    """``steps`` training steps on one batch with tinycnn.train's optimiser; returns the parameters."""
+    from tinycnn import backend
+    from tinycnn.optim import SGD
+    from tinycnn.train import train_step
+    opt, xb = SGD(net), backend.asarray(x)
+
+    def run(steps):
+        for _ in range(steps):
+            train_step(net, opt, xb, y, CIFAR_LR)
+        return {k: backend.to_numpy(v) for k, v in net.named_params()}
+    return run
+
+
+def torch_cifar10(net, torch):
+    """The CIFAR-10 net (tinycnn.models.cifar10_net) in torch.nn.functional, on copies of
+    tinycnn's parameters; dropout as net's drop6 is set (p, training or not).
+
+    Returns (forward, params): forward(x) -> {layer: output} for every layer of the net, by
+    tinycnn's names; params {name: leaf tensor requiring grad}, by tinycnn's names.
+    """
+    from tinycnn.backend import to_numpy
+    F = torch.nn.functional
+    P = {k: torch.from_numpy(to_numpy(v).copy()).to(_device()).requires_grad_(True) for k, v in net.named_params()}
+    drop = net.layer("drop6")
+
+    def forward(x):
+        acts = {}
+        for block in (("1",), ("2", "3"), ("4", "5")):          # conv-relu, conv-relu, ..., max pool 2
+            for i in block:
+                w = P[f"conv{i}.weight"]
+                x = acts[f"conv{i}"] = F.conv2d(x, w, P[f"conv{i}.bias"], padding=w.shape[-1] // 2)
+                x = acts[f"relu{i}"] = F.relu(x)
+            x = acts[f"pool{block[-1]}"] = F.max_pool2d(x, 2)
+        x = acts["flatten"] = x.flatten(1)
+        x = acts["fc6"] = F.linear(x, P["fc6.weight"], P["fc6.bias"])
+        x = acts["relu6"] = F.relu(x)
+        x = acts["drop6"] = F.dropout(x, drop.p, training=drop.training)
+        acts["fc7"] = F.linear(x, P["fc7.weight"], P["fc7.bias"])
+        return acts
+    return forward, P
+
+
+def torch_cifar_train_step(net, x, y):
+    """The same steps in torch: cross-entropy, autograd, torch.optim.SGD with tinycnn's
+    hyper-parameters (Nesterov momentum; weight decay on weights only, as tinycnn.optim.SGD)."""
+    import torch
+    from tinycnn.optim import SGD
+    ours = SGD(net)
+    forward, P = torch_cifar10(net, torch)
+    groups = [{"params": [p for k, p in P.items() if k.endswith("weight")], "weight_decay": ours.weight_decay},
+              {"params": [p for k, p in P.items() if not k.endswith("weight")], "weight_decay": 0.0}]
+    opt = torch.optim.SGD(groups, lr=CIFAR_LR, momentum=ours.momentum, nesterov=ours.nesterov)
+    xb, yb = torch.from_numpy(x).to(_device()), torch.from_numpy(y).to(_device())
+
+    def run(steps):
+        for _ in range(steps):
+            opt.zero_grad()
+            torch.nn.functional.cross_entropy(forward(xb)["fc7"], yb).backward()
+            opt.step()
+        return {k: p.detach().cpu().numpy() for k, p in P.items()}
+    return run
+
+
+def tinycnn_saliency_batch(net, x, target):
+    """``steps`` times the saliency maps of the batch x for classes ``target``; returns the last."""
+    from tinycnn import backend
+    from vis.saliency import saliency_map
+    xb = backend.asarray(x)
+
+    def run(steps):
+        for _ in range(steps):
+            out = saliency_map(net, xb, target)
+        return out
+    return run
+
+
+def torch_saliency_batch(net, x, target):
+    """The same maps in torch: the scores, each image's target's gathered and summed, backward
+    to the input, max over colour channels of the gradient's magnitude."""
+    import torch
+    _, scores = torch_squeezenet(net, torch)
+    xb, t = torch.from_numpy(x).to(_device()), torch.from_numpy(target).to(_device())
+
+    def run(steps):
+        for _ in range(steps):
+            xg = xb.clone().requires_grad_(True)
+            scores(xg).gather(1, t[:, None]).sum().backward()
+            out = xg.grad.abs().amax(dim=1)
+        return out.cpu().numpy()
+    return run
+
+
+def tinycnn_deepdream_octave(net, x, dream_steps=None):
+    """``steps`` single-octave DeepDreams of x at DREAM_LAYER (vis.deepdream's 10 steps each)."""
+    from tinycnn import backend
+    from vis.deepdream import STEPS as DREAM_STEPS, deepdream
+    xb = backend.asarray(x)
+
+    def run(steps):
+        for _ in range(steps):
+            out = deepdream(net, xb, DREAM_LAYER, octaves=1, steps=dream_steps or DREAM_STEPS)
+        return out
+    return run
+
+
+def torch_deepdream_octave(net, x, dream_steps=None):
+    """The same octave in torch: ascent on 1/2 ||a||^2 at DREAM_LAYER, the gradient divided by
+    its mean magnitude, vis._optimize's roll jitter (same generator, same draws), clamping."""
+    import torch
+    from vis.deepdream import JITTER, LR, STEPS as DREAM_STEPS
+    features, _ = torch_squeezenet(net, torch)
+    lo, hi = torch_pixel_range(net, torch)
+    lr = LR / (255.0 * float(np.mean(net.meta["std"])))          # as vis.deepdream: 0-255 units -> normalised
+    jitter = min(JITTER, x.shape[2] // 4)
+    x0 = torch.from_numpy(x).to(_device())
+
+    def run(steps):
+        for _ in range(steps):
+            rng, img = np.random.default_rng(0), x0.clone()       # optimize's generator, the octave's seed 0
+            for _ in range(dream_steps or DREAM_STEPS):
+                dy, dx = (int(v) for v in rng.integers(-jitter, jitter + 1, size=2))
+                img.requires_grad_(True)
+                a = features(torch.roll(img, (dy, dx), (2, 3)), keep=(DREAM_LAYER,))[DREAM_LAYER]
+                (0.5 * (a * a).sum()).backward()
+                with torch.no_grad():
+                    g = img.grad
+                    img = torch.minimum(torch.maximum(img + lr * g / (g.abs().mean() + 1e-12), lo), hi)
+        return img.cpu().numpy()
+    return run
+
+
+def tinycnn_texture_lbfgs(net, texture):
+    """A texture synthesised from ``texture`` with ``steps`` L-BFGS iterations, up to the deepest layer set."""
+    from tinycnn import backend
+    from vis.texture_synthesis import LAYER_SETS, synthesize_texture
+    t = backend.asarray(texture)
+    return lambda steps: synthesize_texture(net, t, LAYER_SETS[-1], steps=steps)
+
+
+def torch_texture_lbfgs(net, texture):
+    """The same synthesis with the loss and gradient from torch autograd: the Grams of the same
+    layers, weighted by the numbers tinycnn's layer_weights computes, from the same start.
+
+    Driven by the project's own L-BFGS (vis._optimize.optimize(method="lbfgs"): SciPy's
+    L-BFGS-B with the pixel range as bounds, maxiter = steps, ftol = gtol = 0), so both rows
+    run the same optimiser and differ only in how they compute the loss and gradient.
+    torch.optim.LBFGS would be a different algorithm (no bounds, its own line search and
+    stopping rules), so it is not used.
+    """
+    import torch
+    from tinycnn import backend
+    from vis._optimize import optimize, pixel_range, uniform_image
+    from vis.texture_synthesis import LAYER_SETS, layer_weights
+    layers = LAYER_SETS[-1]
+    weights = layer_weights(net, backend.asarray(texture), layers)
+    features, _ = torch_squeezenet(net, torch)
+    device = _device()
+    with torch.no_grad():
+        acts = features(torch.from_numpy(texture).to(device), keep=layers)
+        targets = {k: torch_gram(acts[k]) for k in layers}
+
+    def objective(x):                        # x: the driver's backend array (a CuPy one on a GPU)
+        x = torch.as_tensor(x, device=device).requires_grad_(True)
+        acts = features(x, keep=layers)
+        loss = sum(w * ((torch_gram(acts[k]) - targets[k]) ** 2).sum() for k, w in weights.items())
+        loss.backward()
+        return loss.item(), x.grad.cpu().numpy()
+    lo, hi = pixel_range(net)
+    x0 = uniform_image(texture.shape, lo, hi, 0)                  # synthesize_texture's start, seed 0
+
+    def run(steps):
+        out, _, _ = optimize(objective, x0, steps=steps, method="lbfgs", bounds=(lo, hi))
+        return backend.to_numpy(out)
+    return run
+
+
+ROWS = {"cifar_train_step": (tinycnn_cifar_train_step, torch_cifar_train_step),
+        "saliency_batch": (tinycnn_saliency_batch, torch_saliency_batch),
+        "deepdream_octave": (tinycnn_deepdream_octave, torch_deepdream_octave),
+        "texture_lbfgs": (tinycnn_texture_lbfgs, torch_texture_lbfgs)}
+
+
+def measure(task, impl, threads, steps=None):
+    """Run one loop in this process: {"seconds", "peak_mb"}; ``steps`` (and at most as many
+    warm-up steps) instead of STEPS[task] when given."""
     if impl == "torch":
         import torch  # noqa: F401  (only: is it installed?)
         torch.set_num_threads(threads)
     fn = (tinycnn_loop if impl == "tinycnn" else torch_loop)(task)
-    fn(WARMUP)
+    fn(WARMUP if steps is None else min(WARMUP, steps))
     try:
         with open("/proc/self/clear_refs", "w") as f:
             f.write("5")
@@ -183,7 +417,7 @@ def measure(task, impl, threads):
         pass
     before = _rss_kb("VmRSS:")
     t = time.perf_counter()
-    fn(STEPS[task])
+    fn(steps or STEPS[task])
     if _device() == "cuda":  # the tinycnn loops end in a copy to the host; torch's must be waited for
         import torch
         torch.cuda.synchronize()
@@ -201,11 +435,18 @@ def main(argv=None):
     p = argparse.ArgumentParser(description="End-to-end loops: tinycnn vs PyTorch autograd.")
     p.add_argument("--json", action="store_true")
     p.add_argument("--threads", type=int, default=os.cpu_count())
+    p.add_argument("--only", metavar="TEXT", help="only the rows whose name contains TEXT")
+    p.add_argument("--steps", type=int, metavar="N", help="N steps per row (and at most N warm-up steps): a smoke test")
     p.add_argument("--child", nargs=2, help=argparse.SUPPRESS)
     args = p.parse_args(argv)
+    if args.steps is not None and args.steps < 1:
+        p.error("--steps must be at least 1")
     if args.child:
-        print(json.dumps(measure(*args.child, args.threads)))
+        print(json.dumps(measure(*args.child, args.threads, args.steps)))
         return
+    tasks = [t for t in STEPS if args.only is None or args.only in t]
+    if not tasks:
+        sys.exit(f"no row's name contains {args.only!r}; the rows: {', '.join(STEPS)}")
     try:
         import torch  # noqa: F401
         impls = ("tinycnn", "torch")
@@ -214,11 +455,12 @@ def main(argv=None):
               file=sys.stderr)
         impls = ("tinycnn",)
     rows = []
-    for task in STEPS:
-        row = {"name": task, "steps": STEPS[task]}
+    for task in tasks:
+        row = {"name": task, "steps": args.steps or STEPS[task]}
         for impl in impls:
             done = subprocess.run([sys.executable, "-m", "bench.loops", "--threads", str(args.threads),
-                                   "--child", task, impl], capture_output=True, text=True)
+                                   "--child", task, impl] + (["--steps", str(args.steps)] if args.steps else []),
+                                  capture_output=True, text=True)
             if done.returncode:
                 sys.exit(f"{task} with {impl} failed:\n{done.stderr}")
             result = json.loads(done.stdout.strip().splitlines()[-1])
