@@ -9,13 +9,14 @@ terms). A wrong gradient is off by far more than either.
 import numpy as np
 import pytest
 from hypothesis import given
+from hypothesis import strategies as st
 
 import tinycnn as tc
 from tinycnn.backend import to_numpy
 from tinycnn.gradcheck import rel_error
 
 from .conftest import on_device
-from .strategies import conv_geometry, pool_geometry, seeds
+from .strategies import conv_geometry, pool_geometry, reflection_geometry, seeds
 from .test_net import small_net
 
 torch = pytest.importorskip("torch", reason="PyTorch is not installed: pip install torch (CPU build) to run the oracle tests")
@@ -113,3 +114,18 @@ def test_small_network_agrees_with_torch(dtype):
     agree(dx, tx.grad, "dx")
     for k, p in params.items():
         agree(grads[k], p.grad, k)
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+@given(geom=reflection_geometry(), scale=st.integers(1, 3), seed=seeds)
+def test_style_layers_agree_with_torch(dtype, geom, scale, seed):
+    N, C, H, W, p = geom
+    rng = np.random.default_rng(seed + 1)   # not dout's seed: with dout ~ x instance norm's dx is O(eps)
+    x = on_device(rng.standard_normal((N, C, H, W)) * 2 + 1, dtype)
+    if H * W > 2:  # two pixels normalise to -1, +1 whatever they are: dx is O(eps), all cancellation
+        norm = tc.InstanceNorm2d(C, dtype=dtype)
+        norm.params = {"weight": on_device(rng.normal(1, 0.5, C), dtype), "bias": on_device(rng.standard_normal(C), dtype)}
+        compare_layer(norm, x, lambda x, weight, bias: F.instance_norm(x, weight=weight, bias=bias, eps=1e-5), seed)
+        compare_layer(tc.InstanceNorm2d(C, affine=False, dtype=dtype), x, lambda x: F.instance_norm(x, eps=1e-5), seed)
+    compare_layer(tc.Upsample2d(scale), x, lambda x: F.interpolate(x, scale_factor=scale, mode="nearest"), seed)
+    compare_layer(tc.ReflectionPad2d(p), x, lambda x: F.pad(x, (p, p, p, p), mode="reflect"), seed)
