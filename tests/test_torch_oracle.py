@@ -17,7 +17,7 @@ from tinycnn.gradcheck import rel_error
 
 from .conftest import on_device
 from .strategies import conv_geometry, pool_geometry, reflection_geometry, seeds
-from .test_net import small_net
+from .test_net import small_net, style_net
 
 torch = pytest.importorskip("torch", reason="PyTorch is not installed: pip install torch (CPU build) to run the oracle tests")
 F = torch.nn.functional
@@ -129,3 +129,36 @@ def test_style_layers_agree_with_torch(dtype, geom, scale, seed):
         compare_layer(tc.InstanceNorm2d(C, affine=False, dtype=dtype), x, lambda x: F.instance_norm(x, eps=1e-5), seed)
     compare_layer(tc.Upsample2d(scale), x, lambda x: F.interpolate(x, scale_factor=scale, mode="nearest"), seed)
     compare_layer(tc.ReflectionPad2d(p), x, lambda x: F.pad(x, (p, p, p, p), mode="reflect"), seed)
+
+
+def torch_style_net(p):
+    """tests.test_net.style_net written with torch.nn.functional, reading tinycnn's parameters."""
+    def norm(x, name):
+        return F.instance_norm(x, weight=p[name + ".weight"], bias=p[name + ".bias"], eps=1e-5)
+
+    def forward(x):
+        x = F.relu(norm(F.conv2d(x, p["conv1.weight"], p["conv1.bias"], padding=1), "in1"))
+        body = F.relu(norm(F.conv2d(x, p["res1.conv1.weight"], p["res1.conv1.bias"], padding=1), "res1.in1"))
+        x = x + F.conv2d(body, p["res1.conv2.weight"], p["res1.conv2.bias"], padding=1)
+        x = F.pad(F.interpolate(x, scale_factor=2, mode="nearest"), (1, 1, 1, 1), mode="reflect")
+        return F.conv2d(x, p["conv2.weight"], p["conv2.bias"])
+    return forward
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+def test_style_network_agrees_with_torch(dtype):
+    net = style_net(seed=3).astype(dtype)
+    x = on_device(np.random.default_rng(0).standard_normal((2, 3, 5, 5)), dtype)
+    out, cache = net.forward(x)
+    dout = np.random.default_rng(1).standard_normal(out.shape).astype(dtype)
+    dx, grads = net.backward(on_device(dout), cache)
+    params = {k: tensor(v) for k, v in net.named_params()}
+    tx = tensor(x)
+    tout = torch_style_net(params)(tx)
+    tout.backward(torch.from_numpy(dout))
+    agree(out, tout, "output")
+    agree(dx, tx.grad, "dx")
+    for k, p in params.items():
+        if k in ("conv1.bias", "res1.conv1.bias"):  # zero in both (instance norm follows): round-off
+            continue
+        agree(grads[k], p.grad, k)
