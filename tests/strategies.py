@@ -35,3 +35,18 @@ def pool_geometry(draw, max_size=8):
 
 
 seeds = st.integers(0, 2**32 - 1)
+
+
+@st.composite
+def image_shape(draw, max_size=6, min_pixels=1):
+    """(N, C, H, W) with at least ``min_pixels`` pixels per channel."""
+    h = draw(st.integers(1, max_size))
+    w = draw(st.integers(1 if h >= min_pixels else min_pixels, max_size))
+    return draw(st.integers(1, 2)), draw(st.integers(1, 3)), h, w
+
+
+@st.composite
+def reflection_geometry(draw, max_size=6):
+    """(N, C, H, W, p) with p < H and p < W, as reflection padding requires."""
+    N, C, H, W = draw(image_shape(max_size))
+    return N, C, H, W, draw(st.integers(0, min(H, W) - 1))

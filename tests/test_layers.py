@@ -2,6 +2,7 @@
 import numpy as np
 import pytest
 from hypothesis import given
+from hypothesis import strategies as st
 
 import tinycnn as tc
 from tinycnn import naive
@@ -9,7 +10,7 @@ from tinycnn.backend import to_numpy
 from tinycnn.gradcheck import check_layer, rel_error
 
 from .conftest import on_device
-from .strategies import conv_geometry, pool_geometry, seeds
+from .strategies import conv_geometry, image_shape, pool_geometry, reflection_geometry, seeds
 
 
 def float64_conv(C, F, K, stride, pad, seed):
@@ -203,6 +204,16 @@ def test_layers_name_wrong_shapes(rng):
         tc.Conv2d(1, 1, 5).forward(on_device(np.zeros((1, 1, 3, 3))))
     with pytest.raises(ValueError, match="padding 2 must be at most half the kernel size 3"):
         tc.MaxPool2d(3, padding=2)
+    with pytest.raises(tc.ShapeError, match=r"InstanceNorm2d expects input of shape \(N, 3, H, W\), got \(2, 4, 8, 8\)"):
+        tc.InstanceNorm2d(3).forward(on_device(np.zeros((2, 4, 8, 8))))
+    with pytest.raises(tc.ShapeError, match=r"InstanceNorm2d needs more than one pixel per channel, got \(2, 3, 1, 1\)"):
+        tc.InstanceNorm2d(3).forward(on_device(np.zeros((2, 3, 1, 1))))
+    with pytest.raises(tc.ShapeError, match=r"Upsample2d expects input of shape \(N, C, H, W\), got \(8, 8\)"):
+        tc.Upsample2d(2).forward(on_device(np.zeros((8, 8))))
+    with pytest.raises(ValueError, match="scale must be a positive integer, got 1.5"):
+        tc.Upsample2d(1.5)
+    with pytest.raises(tc.ShapeError, match=r"ReflectionPad2d\(3\) expects .* with H, W > 3, got \(1, 1, 8, 3\)"):
+        tc.ReflectionPad2d(3).forward(on_device(np.zeros((1, 1, 8, 3))))
 
 
 @given(conv_geometry(), seeds)
@@ -234,7 +245,9 @@ def test_backward_without_parameter_gradients_skips_them(geom, seed):
 
 
 @pytest.mark.parametrize("layer", [tc.ReLU(), tc.GlobalAvgPool2d(), tc.Flatten(), tc.MaxPool2d(2), tc.AvgPool2d(2),
-                                   tc.Conv2d(3, 2, 3, dtype=np.float64), tc.Dropout(0.5)])
+                                   tc.Conv2d(3, 2, 3, dtype=np.float64), tc.Dropout(0.5),
+                                   tc.InstanceNorm2d(3, dtype=np.float64), tc.Upsample2d(1), tc.Upsample2d(2),
+                                   tc.ReflectionPad2d(0), tc.ReflectionPad2d(2)])
 def test_backward_returns_a_writable_gradient(layer):
     # downstream code (accumulating gradients, guided backprop) updates dx in place
     x = on_device(np.random.default_rng(0).standard_normal((2, 3, 4, 4)))
@@ -243,3 +256,90 @@ def test_backward_returns_a_writable_gradient(layer):
     expected = to_numpy(dx) + 1
     dx += 1
     np.testing.assert_array_equal(to_numpy(dx), expected)
+
+
+# -- the layers of an image-to-image network ---------------------------------------------
+def float64_instance_norm(C, seed, affine=True):
+    norm = tc.InstanceNorm2d(C, affine=affine, dtype=np.float64)
+    if affine:  # away from the identity, so that a wrong weight or bias gradient shows
+        rng = np.random.default_rng(seed)
+        norm.params = {"weight": on_device(rng.normal(1, 0.5, C)), "bias": on_device(rng.standard_normal(C))}
+    return norm
+
+
+@pytest.mark.gradcheck
+@given(image_shape(min_pixels=3), seeds)
+def test_instance_norm_gradients(shape, seed):
+    # three pixels at least: two normalise to -1, +1 (up to eps) whatever they are, so their dx is
+    # O(eps) and finite differences measure round-off (the naive and PyTorch tests cover two pixels)
+    # dout must not be drawn with x's seed: with dout = x, <xhat, dout> is sigma * sum(xhat^2),
+    # constant up to eps, and the check would compare two round-off-sized gradients
+    x = on_device(np.random.default_rng(seed).standard_normal(shape))
+    assert set(check_layer(float64_instance_norm(shape[1], seed), x, seed=seed + 1)) == {"x", "weight", "bias"}
+    check_layer(float64_instance_norm(shape[1], seed, affine=False), x, seed=seed + 1)
+
+
+@pytest.mark.gradcheck
+@given(reflection_geometry(), st.integers(1, 3), seeds)
+def test_upsample_and_reflection_pad_gradients(geom, scale, seed):
+    N, C, H, W, p = geom
+    x = on_device(np.random.default_rng(seed).standard_normal((N, C, H, W)))
+    check_layer(tc.Upsample2d(scale), x, seed=seed)
+    check_layer(tc.ReflectionPad2d(p), x, seed=seed)
+
+
+@given(image_shape(min_pixels=2), seeds)
+def test_instance_norm_matches_naive_loops(shape, seed):
+    rng = np.random.default_rng(seed)
+    x = rng.standard_normal(shape) * 3 + 1
+    norm = float64_instance_norm(shape[1], seed)
+    out, _ = norm.forward(on_device(x))
+    w, b = (to_numpy(norm.params[k]) for k in ("weight", "bias"))
+    np.testing.assert_allclose(to_numpy(out), naive.instance_norm_naive(x, w, b, 1e-5), rtol=1e-10, atol=1e-10)
+    # without the affine part every image's channel has mean 0 and variance 1 (up to eps)
+    plain = to_numpy(tc.InstanceNorm2d(shape[1], eps=0.0, affine=False).forward(on_device(x))[0])
+    np.testing.assert_allclose(plain.mean(axis=(2, 3)), 0, atol=1e-12)
+    np.testing.assert_allclose(plain.var(axis=(2, 3)), 1, rtol=1e-10)
+
+
+@given(reflection_geometry(), seeds)
+def test_reflection_pad_matches_naive_loops(geom, seed):
+    N, C, H, W, p = geom
+    rng = np.random.default_rng(seed)
+    x = rng.standard_normal((N, C, H, W))
+    pad = tc.ReflectionPad2d(p)
+    out, cache = pad.forward(on_device(x))
+    np.testing.assert_array_equal(to_numpy(out), naive.reflection_pad_naive(x, p))
+    dout = rng.standard_normal(out.shape)
+    dx, _ = pad.backward(on_device(dout), cache)
+    np.testing.assert_allclose(to_numpy(dx), naive.reflection_pad_backward_naive(dout, x.shape, p), rtol=1e-12)
+
+
+def test_upsample_and_reflection_pad_by_hand():
+    x = on_device(np.array([[[[1.0, 2.0], [3.0, 4.0]]]]))
+    up, cache = tc.Upsample2d(2).forward(x)
+    np.testing.assert_array_equal(to_numpy(up)[0, 0], [[1, 1, 2, 2], [1, 1, 2, 2], [3, 3, 4, 4], [3, 3, 4, 4]])
+    dx, _ = tc.Upsample2d(2).backward(on_device(np.arange(16.0).reshape(1, 1, 4, 4)), cache)
+    np.testing.assert_array_equal(to_numpy(dx)[0, 0], [[0 + 1 + 4 + 5, 2 + 3 + 6 + 7], [8 + 9 + 12 + 13, 10 + 11 + 14 + 15]])
+    row = on_device(np.array([[[[1.0, 2.0, 3.0, 4.0]] * 3]]))     # [a b c d] -> [c b | a b c d | c b]
+    np.testing.assert_array_equal(to_numpy(tc.ReflectionPad2d(2).forward(row)[0])[0, 0, 0], [3, 2, 1, 2, 3, 4, 3, 2])
+
+
+def test_float32_style_layers_stay_float32(rng):
+    x = on_device(rng.standard_normal((2, 3, 5, 5)), np.float32)
+    for layer in (tc.InstanceNorm2d(3), tc.Upsample2d(2), tc.ReflectionPad2d(2)):
+        out, cache = layer.forward(x)
+        dx, grads = layer.backward(out, cache)
+        assert out.dtype == dx.dtype == np.float32 and all(g.dtype == np.float32 for g in grads.values())
+
+
+@given(image_shape(min_pixels=2), seeds)
+def test_instance_norm_without_parameter_gradients(shape, seed):
+    rng = np.random.default_rng(seed)
+    norm = float64_instance_norm(shape[1], seed)
+    out, cache = norm.forward(on_device(rng.standard_normal(shape)))
+    dout = on_device(rng.standard_normal(out.shape))
+    dx, grads = norm.backward(dout, cache)
+    dx_only, none = norm.backward(dout, cache, param_grads=False)
+    assert none == {} and set(grads) == {"weight", "bias"}
+    np.testing.assert_array_equal(to_numpy(dx_only), to_numpy(dx))

@@ -33,6 +33,28 @@ def small_net(seed=0, dtype=np.float64, classes=5):
     ])
 
 
+def style_net(seed=0, dtype=np.float64):
+    """conv -> instance norm -> relu -> residual(conv, norm, relu, conv) -> upsample ->
+    reflection pad -> conv: the layers of fast style transfer's image-to-image net, tiny."""
+    rng = np.random.default_rng(seed)
+
+    def conv(cin, cout, k, **kw):
+        layer = tc.Conv2d(cin, cout, k, seed=seed + cout + k, dtype=dtype, **kw)
+        layer.params["bias"] = on_device(rng.normal(0, 0.5, cout), dtype)
+        return layer
+
+    def norm(C):  # away from the identity, so that wrong weight or bias gradients show
+        layer = tc.InstanceNorm2d(C, dtype=dtype)
+        layer.params = {"weight": on_device(rng.normal(1, 0.5, C), dtype), "bias": on_device(rng.normal(0, 0.5, C), dtype)}
+        return layer
+    return tc.Network([
+        ("conv1", conv(3, 4, 3, padding=1)), ("in1", norm(4)), ("relu1", tc.ReLU()),
+        ("res1", tc.Residual([("conv1", conv(4, 4, 3, padding=1)), ("in1", norm(4)), ("relu", tc.ReLU()),
+                              ("conv2", conv(4, 4, 3, padding=1))])),
+        ("up", tc.Upsample2d(2)), ("pad", tc.ReflectionPad2d(1)), ("conv2", conv(4, 3, 3)),
+    ])
+
+
 def image(seed, n=2, size=6):
     return on_device(np.random.default_rng(seed).standard_normal((n, 3, size, size)))
 
@@ -63,11 +85,13 @@ def test_network_with_loss_gradient(seed):
 
 
 @pytest.mark.gradcheck
-@pytest.mark.parametrize("layer", ["relu1", "pool1", "fire2.squeeze_relu", "fire2.expand.expand3x3.relu",
-                                   "fire2.expand.expand1x1", "fire2"])
-def test_backward_from_a_named_layer(layer):
+@pytest.mark.parametrize("model,layer", [("small_net", name) for name in (
+    "relu1", "pool1", "fire2.squeeze_relu", "fire2.expand.expand3x3.relu", "fire2.expand.expand1x1", "fire2")]
+    # from inside a residual block only its body carries the gradient; from the block, both branches
+    + [("style_net", name) for name in ("res1.relu", "res1.conv2", "res1")])
+def test_backward_from_a_named_layer(model, layer):
     # d<act_layer(x), dout>/dx by finite differences, against backward(start=layer)
-    net, x = small_net(), image(7)
+    net, x = {"small_net": small_net, "style_net": style_net}[model](), image(7)
     out, cache = net.forward(x, until=layer)
     dout = on_device(np.random.default_rng(1).standard_normal(out.shape))
     dx, grads = net.backward(dout, cache)
@@ -78,7 +102,8 @@ def test_backward_from_a_named_layer(layer):
     dx_full, grads_full = net.backward(dout, full, start=layer)
     np.testing.assert_allclose(to_numpy(dx_full), to_numpy(dx), rtol=1e-12, atol=1e-12)
     assert set(grads_full) == set(grads) == {k for k, _ in net.named_params()}
-    assert not to_numpy(grads_full["fc.weight"]).any()  # after the start layer: zero
+    last = list(grads_full)[-1]
+    assert not to_numpy(grads_full[last]).any()  # the last layer's, after the start layer: zero
 
 
 def test_activations_match_layer_by_layer():
@@ -258,3 +283,92 @@ def test_a_host_input_to_a_network_on_the_device_is_one_clear_error():
         small_net()(np.zeros((1, 3, 6, 6), np.float32))
     with pytest.raises(TypeError, match="Conv2d: the input is a numpy array"):
         tc.Conv2d(3, 2, 3).forward(np.zeros((1, 3, 6, 6), np.float32))
+
+
+# -- a residual block inside an image-to-image net ---------------------------------------
+@pytest.mark.gradcheck
+@given(seeds)
+def test_style_network_end_to_end_gradients(seed):
+    # the input and all 12 parameters, the residual block's included, by finite differences
+    net, x = style_net(seed % 1000), image(seed, size=4)
+    out, cache = net.forward(x)
+    dout = on_device(np.random.default_rng(seed + 1).standard_normal(out.shape))
+    dx, grads = net.backward(dout, cache)
+    params = dict(net.named_params())
+    assert len(params) == 12 and "res1.in1.weight" in grads
+    for name, analytic in [("x", dx)] + list(grads.items()):
+        numeric = numeric_grad(lambda: net(x), x if name == "x" else params[name], dout)
+        if name in ("conv1.bias", "res1.conv1.bias"):
+            # instance norm right after subtracts every channel's mean, bias included: no gradient
+            # (the finite differences keep their round-off, eps * |<net(x), dout>| / h, about 1e-8)
+            assert float(abs(analytic).max()) < 1e-10 and float(abs(numeric).max()) < 1e-6, name
+        else:
+            assert rel_error(to_numpy(analytic), to_numpy(numeric)) < 1e-6, name
+
+
+def test_residual_layers_are_named_and_their_activations_kept():
+    net, x = style_net(), image(5, size=4)
+    assert "res1.conv2" in net.names() and isinstance(net.layer("res1.in1"), tc.InstanceNorm2d)
+    assert {"res1.conv1.weight", "res1.in1.bias", "res1.conv2.bias"} <= {k for k, _ in net.named_params()}
+    acts = net.activations(x, ["relu1", "res1.relu", "res1.conv2", "res1"])
+    body, _ = net.layer("res1").layers["conv1"].forward(acts["relu1"])
+    for name in ("in1", "relu", "conv2"):
+        body, _ = net.layer("res1." + name).forward(body)
+        if name == "relu":
+            np.testing.assert_array_equal(to_numpy(acts["res1.relu"]), to_numpy(body))
+    np.testing.assert_array_equal(to_numpy(acts["res1.conv2"]), to_numpy(body))
+    np.testing.assert_array_equal(to_numpy(acts["res1"]), to_numpy(acts["relu1"] + body))   # x + body(x)
+    assert net(x).shape == (2, 3, 8, 8)
+
+
+@pytest.mark.parametrize("layer", ["res1.in1", "res1.conv2", "res1"])
+def test_backward_can_stop_inside_a_residual(layer):
+    # d<net(x), dout>/d(activation of layer): perturb the activation, rerun what follows it
+    net, x = style_net(), image(8, size=4)
+    out, cache = net.forward(x, keep=[layer])
+    dout = on_device(np.random.default_rng(2).standard_normal(out.shape))
+    grad, _ = net.backward(dout, cache, stop=layer)
+    res, tail = net.layers["res1"], tc.Network([(n, net.layers[n]) for n in ("up", "pad", "conv2")])
+    act = cache.activations[layer].copy()
+    if layer == "res1":
+        rest = lambda: tail(act)                                                       # noqa: E731
+    else:   # the block's input is fixed; the body's layers after ``layer`` run on the activation
+        names = list(res.layers)
+        after = tc.Sequential([(n, res.layers[n]) for n in names[names.index(layer.split(".")[1]) + 1:]])
+        x_in = net.forward(x, until="relu1")[0]
+        rest = lambda: tail(x_in + after.forward(act)[0])                                # noqa: E731
+    numeric = numeric_grad(rest, act, dout)
+    assert rel_error(to_numpy(grad), to_numpy(numeric)) < 1e-6
+
+
+def test_residual_backward_adds_both_branches_and_passes_the_rule():
+    res = style_net().layers["res1"]
+    x = image(9, size=4)[:, :1].repeat(4, axis=1) + on_device(np.random.default_rng(3).standard_normal((2, 4, 4, 4)))
+    out, cache = res.forward(x)
+    body = tc.Sequential(list(res.layers.items()))
+    np.testing.assert_allclose(to_numpy(out), to_numpy(x + body.forward(x)[0]), rtol=1e-12)
+    dout = on_device(np.random.default_rng(4).standard_normal(out.shape))
+    for rule in ("backprop", "guided"):
+        dx, grads = res.backward(dout, cache, rule=rule)
+        dbody, body_grads = body.backward(dout, body.forward(x)[1], rule=rule)
+        np.testing.assert_allclose(to_numpy(dx), to_numpy(dout + dbody), rtol=1e-12, atol=1e-12)
+        assert set(grads) == set(body_grads) == {"conv1.weight", "conv1.bias", "in1.weight", "in1.bias",
+                                                 "conv2.weight", "conv2.bias"}
+    assert not np.allclose(to_numpy(res.backward(dout, cache, rule="guided")[0]), to_numpy(res.backward(dout, cache)[0]))
+
+
+def test_a_residual_body_must_keep_the_shape():
+    net = tc.Network([("res1", tc.Residual([("conv", tc.Conv2d(3, 2, 1, dtype=np.float64))]))])
+    with pytest.raises(tc.ShapeError, match=r"layer 'res1': Residual needs a body that keeps the shape of its "
+                                            r"input, but it maps \(1, 3, 4, 4\) to \(1, 2, 4, 4\)"):
+        net(on_device(np.zeros((1, 3, 4, 4))))
+
+
+def test_a_container_listed_after_its_last_child_gets_its_own_output():
+    # fire2's output (the concat) comes after its last branch's: asked for both, in either order
+    net, x = small_net(), image(10)
+    for names in (["fire2.expand.expand3x3.relu", "fire2"], ["fire2", "fire2.expand.expand3x3.relu"]):
+        acts = net.activations(x, names)
+        assert acts["fire2"].shape[1] == 2 + 4 and acts["fire2.expand.expand3x3.relu"].shape[1] == 4
+    with pytest.raises(tc.UnknownLayerError, match="fire2 come after 'fire2.expand.expand3x3.relu'"):
+        net.forward(x, until="fire2.expand.expand3x3.relu", keep=["fire2"])

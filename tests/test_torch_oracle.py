@@ -9,14 +9,15 @@ terms). A wrong gradient is off by far more than either.
 import numpy as np
 import pytest
 from hypothesis import given
+from hypothesis import strategies as st
 
 import tinycnn as tc
 from tinycnn.backend import to_numpy
 from tinycnn.gradcheck import rel_error
 
 from .conftest import on_device
-from .strategies import conv_geometry, pool_geometry, seeds
-from .test_net import small_net
+from .strategies import conv_geometry, pool_geometry, reflection_geometry, seeds
+from .test_net import small_net, style_net
 
 torch = pytest.importorskip("torch", reason="PyTorch is not installed: pip install torch (CPU build) to run the oracle tests")
 F = torch.nn.functional
@@ -112,4 +113,52 @@ def test_small_network_agrees_with_torch(dtype):
     agree(loss, tloss, "loss")
     agree(dx, tx.grad, "dx")
     for k, p in params.items():
+        agree(grads[k], p.grad, k)
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+@given(geom=reflection_geometry(), scale=st.integers(1, 3), seed=seeds)
+def test_style_layers_agree_with_torch(dtype, geom, scale, seed):
+    N, C, H, W, p = geom
+    rng = np.random.default_rng(seed + 1)   # not dout's seed: with dout ~ x instance norm's dx is O(eps)
+    x = on_device(rng.standard_normal((N, C, H, W)) * 2 + 1, dtype)
+    if H * W > 2:  # two pixels normalise to -1, +1 whatever they are: dx is O(eps), all cancellation
+        norm = tc.InstanceNorm2d(C, dtype=dtype)
+        norm.params = {"weight": on_device(rng.normal(1, 0.5, C), dtype), "bias": on_device(rng.standard_normal(C), dtype)}
+        compare_layer(norm, x, lambda x, weight, bias: F.instance_norm(x, weight=weight, bias=bias, eps=1e-5), seed)
+        compare_layer(tc.InstanceNorm2d(C, affine=False, dtype=dtype), x, lambda x: F.instance_norm(x, eps=1e-5), seed)
+    compare_layer(tc.Upsample2d(scale), x, lambda x: F.interpolate(x, scale_factor=scale, mode="nearest"), seed)
+    compare_layer(tc.ReflectionPad2d(p), x, lambda x: F.pad(x, (p, p, p, p), mode="reflect"), seed)
+
+
+def torch_style_net(p):
+    """tests.test_net.style_net written with torch.nn.functional, reading tinycnn's parameters."""
+    def norm(x, name):
+        return F.instance_norm(x, weight=p[name + ".weight"], bias=p[name + ".bias"], eps=1e-5)
+
+    def forward(x):
+        x = F.relu(norm(F.conv2d(x, p["conv1.weight"], p["conv1.bias"], padding=1), "in1"))
+        body = F.relu(norm(F.conv2d(x, p["res1.conv1.weight"], p["res1.conv1.bias"], padding=1), "res1.in1"))
+        x = x + F.conv2d(body, p["res1.conv2.weight"], p["res1.conv2.bias"], padding=1)
+        x = F.pad(F.interpolate(x, scale_factor=2, mode="nearest"), (1, 1, 1, 1), mode="reflect")
+        return F.conv2d(x, p["conv2.weight"], p["conv2.bias"])
+    return forward
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+def test_style_network_agrees_with_torch(dtype):
+    net = style_net(seed=3).astype(dtype)
+    x = on_device(np.random.default_rng(0).standard_normal((2, 3, 5, 5)), dtype)
+    out, cache = net.forward(x)
+    dout = np.random.default_rng(1).standard_normal(out.shape).astype(dtype)
+    dx, grads = net.backward(on_device(dout), cache)
+    params = {k: tensor(v) for k, v in net.named_params()}
+    tx = tensor(x)
+    tout = torch_style_net(params)(tx)
+    tout.backward(torch.from_numpy(dout))
+    agree(out, tout, "output")
+    agree(dx, tx.grad, "dx")
+    for k, p in params.items():
+        if k in ("conv1.bias", "res1.conv1.bias"):  # zero in both (instance norm follows): round-off
+            continue
         agree(grads[k], p.grad, k)

@@ -1,4 +1,5 @@
-"""Naive loop versions of convolution and max pooling: the readable definitions.
+"""Naive loop versions of convolution, max pooling, instance normalisation and
+reflection padding: the readable definitions.
 
 They follow the equations pixel by pixel, so they are slow; the tests use them as
 the oracle that the vectorised layers in ``layers.py`` must agree with. NumPy only.
@@ -86,4 +87,48 @@ def maxpool_backward_naive(dout, x, kernel, stride, pad=0, ceil_mode=False):
                 if best is None or x[n, c, r, s] > x[n, c, best[0], best[1]]:
                     best = (r, s)
         dx[n, c, best[0], best[1]] += dout[n, c, y, x_]
+    return dx
+
+
+def instance_norm_naive(x, weight, bias, eps):
+    """out[n, c] = weight[c] * (x[n, c] - mu) / sqrt(var + eps) + bias[c], with mu and
+    var the mean and biased variance of the H*W pixels of x[n, c]."""
+    N, C, H, W = x.shape
+    out = np.empty_like(x)
+    for n in range(N):
+        for c in range(C):
+            pixels = [x[n, c, i, j] for i in range(H) for j in range(W)]
+            mu = sum(pixels) / len(pixels)
+            var = sum((v - mu) ** 2 for v in pixels) / len(pixels)
+            out[n, c] = weight[c] * (x[n, c] - mu) / np.sqrt(var + eps) + bias[c]
+    return out
+
+
+def _reflect(i, size):
+    """The pixel that padded index i (counted from the first real pixel) mirrors:
+    -1 -> 1, -2 -> 2, size -> size - 2, ... (the edge pixel is not repeated)."""
+    if i < 0:
+        return -i
+    if i >= size:
+        return 2 * (size - 1) - i
+    return i
+
+
+def reflection_pad_naive(x, p):
+    """out[n, c, y, x] = x[n, c, reflect(y - p), reflect(x - p)]: (N, C, H + 2p, W + 2p)."""
+    N, C, H, W = x.shape
+    out = np.empty((N, C, H + 2 * p, W + 2 * p), dtype=x.dtype)
+    for y in range(H + 2 * p):
+        for x_ in range(W + 2 * p):
+            out[:, :, y, x_] = x[:, :, _reflect(y - p, H), _reflect(x_ - p, W)]
+    return out
+
+
+def reflection_pad_backward_naive(dout, x_shape, p):
+    """Each padded pixel sends its gradient back to the pixel it copies."""
+    N, C, H, W = x_shape
+    dx = np.zeros(x_shape, dtype=dout.dtype)
+    for y in range(H + 2 * p):
+        for x_ in range(W + 2 * p):
+            dx[:, :, _reflect(y - p, H), _reflect(x_ - p, W)] += dout[:, :, y, x_]
     return dx

@@ -8,7 +8,8 @@
 
 Layers are addressed by dotted names; containers nest (a SqueezeNet Fire module is
 a ``Sequential`` holding a squeeze conv and a ``Concat`` of two expand branches), so
-"fire2", "fire2.squeeze" and "fire2.expand.3x3.relu" are all names.
+"fire2", "fire2.squeeze" and "fire2.expand.3x3.relu" are all names. A ``Residual``
+adds its input to its body's output (the residual blocks of fast style transfer).
 
 ``forward`` returns the output and a cache; the cache holds everything the backward
 pass needs and is never stored on the network, so several forward passes (the
@@ -83,7 +84,7 @@ def _forward_child(layer, x, until, keep, name, acts):
             out, cache = layer.forward(x)
         except ShapeError as e:
             raise ShapeError(f"layer '{name}': {e}") from None
-    if name in keep:
+    if name in keep and not (until and isinstance(layer, Container)):  # stopped inside: not its output
         acts[name] = out
     return out, cache
 
@@ -193,6 +194,35 @@ class Concat(Container):
         return dx
 
 
+class Residual(Sequential):
+    """A residual block (He et al. 2016): the body, a Sequential of named layers, plus
+    a shortcut that adds the block's input to the body's output.
+
+    x: (N, C, H, W) -> out = x + body(x): (N, C, H, W)   (the body keeps the shape)
+
+    The sum is an Add of two branches, the identity and the body: backward sends
+    dout down both and adds what comes back, dx = dout + d<body(x), dout>/dx. A
+    gradient that starts or stops inside the body never meets the shortcut.
+    """
+
+    def forward_path(self, x, until, keep, prefix, acts):
+        out, caches = super().forward_path(x, until, keep, prefix, acts)
+        if until:  # stopped inside the body: that layer's output is the result, nothing is added
+            return out, (True, caches)
+        if out.shape != x.shape:
+            where = f"layer '{prefix[:-1]}': " if prefix else ""
+            raise ShapeError(f"{where}Residual needs a body that keeps the shape of its input, "
+                             f"but it maps {tuple(x.shape)} to {tuple(out.shape)}")
+        return x + out, (False, caches)
+
+    def backward_path(self, dout, cache, start, stop, prefix, run):
+        stopped, caches = cache
+        body = super().backward_path(dout, caches, start, stop, prefix, run)
+        if stopped or start or stop:  # dout belongs to (or is wanted at) a layer inside the body
+            return body
+        return dout + body
+
+
 @dataclass
 class Cache:
     """What one forward pass of a Network leaves for its backward pass."""
@@ -298,8 +328,8 @@ class Network(Sequential):
         """Of the given layers, the one whose output is computed last in a forward pass."""
         order = self.names()  # parents before children; a parent's output is ready after them
 
-        def ready(name):
-            return max(i for i, m in enumerate(order) if m == name or m.startswith(name + "."))
+        def ready(name):  # a parent ties with its last child, but its output (a sum, a concat) comes later
+            return max(i for i, m in enumerate(order) if m == name or m.startswith(name + ".")), -name.count(".")
         return max(names, key=ready)
 
     def backward(self, dout, cache, start=None, rule="backprop", param_grads=True, stop=None):
