@@ -225,8 +225,8 @@ FIGURES = [
            ["style_transfer", "--content", "home.jpg", "--style", "the_scream", "--colour", "none", "luminance",
             "histogram"], ["--colour", "luminance", "--steps", "5"], needs=(SQ, PHOTOS), crop=(.45, 1, 0, 1)),
     Figure("style_tradeoff.png", "style_controls", "Content against style",
-           "Composition VII with the content weight scaled from 0.01 to 10 times CS231n's: from paint with a "
-           "hint of the photo to the photo with a hint of paint.", GATYS_STYLE[0], GATYS_STYLE[1],
+           "Composition VII with the content weight scaled from 0.01 to 10 times CS231n's: at 0.01 and 0.1 the "
+           "painting's patterns alone, the cat gone; at 1 both; at 10 the photo with a little paint.", GATYS_STYLE[0], GATYS_STYLE[1],
            ["style_transfer", "--content", "chelsea.png", "--style", "composition_vii", "--content-scale",
             "0.01", "0.1", "1", "10"], ["--content-scale", "1", "--steps", "5"], needs=(SQ, PHOTOS),
            crop=(.45, 1, 0, 1)),
