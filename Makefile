@@ -75,7 +75,7 @@ fooling: ## fooling images
 deepdream: ## DeepDream
 style_transfer: ## neural style transfer (CS231n's presets)
 feature_inversion: ## feature inversion with total variation
-texture_synthesis: ## Gram-matrix texture synthesis
+texture_synthesis: ## texture synthesis: Gram matrices, and Efros & Leung's nearest neighbours
 multifaceted: ## multifaceted visualisation
 $(FIGURE_TARGETS): ready
 	$(PY) -m vis.gallery --only $@$(GALLERY_ARGS)

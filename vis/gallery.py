@@ -181,10 +181,20 @@ FIGURES = [
            needs=(SQ, PHOTOS), crop=(0, 1, .43, 1)),
     Figure("texture_synthesis.png", "texture_synthesis", "Gram-matrix texture synthesis",
            "Noise optimised to match the Gram matrices of more and more layers: the texture's statistics, "
-           "not its layout.", GATYS_TEXTURE[0], GATYS_TEXTURE[1],
+           "not its layout; each caption gives the image's time.", GATYS_TEXTURE[0], GATYS_TEXTURE[1],
            ["texture_synthesis", "--texture", "textures/brick.png", "textures/grass.png", "styles/starry_night.jpg"],
            ["--texture", "textures/brick.png", "--size", "64", "--steps", "5"], needs=(SQ, PHOTOS),
            crop=(.67, 1, 0, .66)),
+    Figure("texture_nn.png", "texture_synthesis", "Nearest-neighbour texture synthesis",
+           "Before Gram matrices: the same three textures, each grown pixel by pixel from a 64 px source to "
+           "twice its side, every new pixel copied from a source window that matches its filled neighbours "
+           "(11x11, Gaussian-weighted). Each takes seconds (its caption says how many), against half a minute "
+           "to minutes for one Gram-matrix image above; it copies the source in pieces, so the bricks stay "
+           "crisp and the Starry Night's dark foreground spreads, where the Gram matrices keep only statistics.",
+           "Efros & Leung 1999, Texture Synthesis by Non-parametric Sampling",
+           "https://people.eecs.berkeley.edu/~efros/research/NPS/efros-iccv99.pdf",
+           ["texture_nn", "--texture", "textures/brick.png", "textures/grass.png", "styles/starry_night.jpg"],
+           ["--texture", "textures/brick.png", "--size", "24"], needs=(PHOTOS,), crop=(.67, 1, 0, 1)),
     Figure("style_transfer.png", "style_transfer", "Neural style transfer",
            "The content of a photo (fire2 features) with the style (Gram matrices of four layers) of three "
            "paintings, shown on top: CS231n's three parameter sets. Edge rows drift to the style's colours "
