@@ -76,7 +76,7 @@ deepdream: ## DeepDream
 style_transfer: ## neural style transfer (CS231n's presets)
 style_controls: ## style transfer: blended styles, kept colours, content vs style
 feature_inversion: ## feature inversion with total variation
-texture_synthesis: ## Gram-matrix texture synthesis
+texture_synthesis: ## texture synthesis: Gram matrices, and Efros & Leung's nearest neighbours
 multifaceted: ## multifaceted visualisation
 $(FIGURE_TARGETS): ready
 	$(PY) -m vis.gallery --only $@$(GALLERY_ARGS)

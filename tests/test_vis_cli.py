@@ -18,7 +18,7 @@ def run(*args):
 
 @pytest.mark.parametrize("module", ["filters", "saliency", "guided_backprop", "occlusion", "attribution",
                                     "max_patches", "neighbors", "embedding", "class_visualization", "fooling",
-                                    "deepdream", "feature_inversion", "texture_synthesis", "style_transfer",
+                                    "deepdream", "feature_inversion", "texture_synthesis", "texture_nn", "style_transfer",
                                     "multifaceted", "training_curve"])
 def test_every_module_explains_itself(module, monkeypatch):
     done = run(f"vis.{module}", "--help")

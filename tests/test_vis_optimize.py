@@ -72,6 +72,27 @@ def test_class_visualization_raises_the_score(regularizer):
         class_visualization(net, 1, regularizer="l3")
 
 
+def test_the_zero_start_is_zero_in_the_input_space_that_is_the_mean_image():
+    from tinycnn.images import deprocess
+    from vis.class_visualization import start_image
+    net = small_net().astype(np.float32)
+    net.layer("conv").params["bias"] += 0.1       # zero biases would leave the zero image's ReLUs, and gradient, dead
+    zero = start_image("zeros", (1, 3, 6, 6))
+    assert not to_numpy(zero).any()                          # exactly 0 in the normalised input ...
+    assert (deprocess(to_numpy(zero)[0], mean=net.meta["mean"], std=net.meta["std"]) == 128).all()  # ... = mean 0.5
+    # init names the start: the same run as passing that image, and randn stays the default
+    for init in ("zeros", "randn"):
+        x, _ = class_visualization(net, 1, regularizer="l2", init=init, steps=5, lr=1.0, seed=3)
+        same, _ = class_visualization(net, 1, regularizer="l2", steps=5, lr=1.0, seed=3,
+                                      x0=start_image(init, (1, 3, 6, 6), seed=3))
+        np.testing.assert_array_equal(x, same)
+        assert float(net(on_device(x))[0, 1]) > float(net(start_image(init, (1, 3, 6, 6), seed=3))[0, 1])
+    default, _ = class_visualization(net, 1, regularizer="l2", steps=5, lr=1.0, seed=3)
+    np.testing.assert_array_equal(default, x)
+    with pytest.raises(ValueError, match="unknown init 'ones'"):
+        class_visualization(net, 1, init="ones")
+
+
 @pytest.mark.gradcheck
 @given(seeds)
 def test_deepdream_objective_gradient(seed):
@@ -173,6 +194,11 @@ def test_class_visualization_draws_one_row_per_regularizer(tmp_path):
     main(common + ["--regularizer", "l2", "cs231n", "yosinski1", "--out", str(tmp_path / "three.png")])
     one, three = (np.asarray(Image.open(tmp_path / f)) for f in ("one.png", "three.png"))
     assert one.shape[1] == three.shape[1] and three.shape[0] > 2.5 * one.shape[0]
+    # --init: one for every row, or one per row; a zero-started row says so
+    main(common + ["--regularizer", "l2", "l2", "--init", "randn", "zeros", "--out", str(tmp_path / "two.png")])
+    assert np.asarray(Image.open(tmp_path / "two.png")).shape[0] > 1.5 * one.shape[0]
+    with pytest.raises(SystemExit):
+        main(common + ["--regularizer", "l2", "l2", "cs231n", "--init", "randn", "zeros"])
 
 
 def test_lbfgs_refuses_what_it_cannot_do_and_keeps_snapshots():

@@ -12,6 +12,14 @@ pixels whose norm is below a percentile, and zeroing pixels whose contribution
 |x * grad| is below a percentile. CS231n's exercise adds jitter (a random roll
 undone after the step), which keeps the picture from locking onto one position.
 
+Where to start: the lecture notes and Simonyan et al. start from the zero image
+(zero in the normalised input, i.e. the data set's mean image; Simonyan et al. add
+the mean back to the result), CS231n's exercise from standard normal noise
+(``init="zeros"`` or ``"randn"``, the default). The zero start can be stuck: SqueezeNet's
+class scores pass a ReLU (relu10) before their average, and where a class's conv10 map
+is negative everywhere on the mean image (flamingo's is) the score is 0 and its
+gradient exactly 0, so the image never moves; noise starts it where some unit is alive.
+
 A neuron is visualised the same way, with S_c replaced by the activation of a
 channel (averaged over positions) or of a single (channel, y, x) unit.
 
@@ -37,22 +45,34 @@ YOSINSKI = {
 # CS231n 2017+ exercise (NetworkVisualization): L2 1e-3, lr 25, 100 iterations,
 # blur sigma 0.5 every 10, jitter 16 px, clamp to the valid pixel range
 CS231N = dict(l2=1e-3, lr=25.0, steps=100, blur_sigma=0.5, blur_every=10, jitter=16)
+INITS = ("randn", "zeros")      # CS231n's exercise; the lecture notes and Simonyan et al. sec. 2
 
 
-def class_visualization(net, target, *, regularizer="cs231n", steps=None, lr=CS231N["lr"], seed=0,
+def start_image(init, shape, seed=0):
+    """The first image (on the backend), normalised: "randn" CS231n's standard normal noise from
+    ``seed``, "zeros" the zero image, which is zero in the normalised input space (the data set's
+    mean image once deprocessed), not black."""
+    if init == "randn":
+        return backend.asarray(np.random.default_rng(seed).standard_normal(shape).astype(np.float32))
+    if init == "zeros":
+        return backend.asarray(np.zeros(shape, np.float32))
+    raise ValueError(f"unknown init {init!r}; choose {' or '.join(INITS)}")
+
+
+def class_visualization(net, target, *, regularizer="cs231n", init="randn", steps=None, lr=CS231N["lr"], seed=0,
                         x0=None, snapshot_every=None, log=None):
     """The image (1, 3, S, S), normalised, that maximises ``target``; and the snapshots.
 
     regularizer: "l2" (Simonyan et al.), "cs231n" (L2 + jitter + blur + clamp) or
     "yosinski1".."yosinski4" (Yosinski et al.'s Table 1 sets, with jitter and clamp).
-    x0: the starting image (1, 3, S, S) on the backend; default CS231n's randn from ``seed``.
+    init: the start, "randn" (CS231n) or "zeros" (the lecture, Simonyan et al.): see start_image.
+    x0: the starting image (1, 3, S, S) on the backend, instead of ``init``.
     """
     size = x0.shape[-1] if x0 is not None else net.meta["input_size"]
     jitter_px = max(1, round(CS231N["jitter"] * size / 224))  # CS231n's 16 px are for 224x224 images
     lo, hi = pixel_range(net)
     if x0 is None:
-        rng = np.random.default_rng(seed)
-        x0 = backend.asarray(rng.standard_normal((1, 3, size, size)).astype(np.float32))  # CS231n: randn * 1.0
+        x0 = start_image(init, (1, 3, size, size), seed)
 
     keep_in_range = clamp(lo, hi)
     if regularizer == "l2":
@@ -104,11 +124,17 @@ def main(argv=None):
     p.add_argument("--channels", type=cli.index, nargs="+", default=[0, 1, 2, 3], help="channels of --layer, one image each (default: %(default)s)")
     p.add_argument("--regularizer", nargs="+", default=["cs231n"], choices=["l2", "cs231n", *YOSINSKI],
                    metavar="NAME", help="l2, cs231n, yosinski1 .. yosinski4; several: one row each, same classes")
+    p.add_argument("--init", nargs="+", default=["randn"], choices=INITS, metavar="INIT",
+                   help="start from randn (CS231n) or zeros (the mean image; the lecture, Simonyan et al.): "
+                        "one for every row, or one per --regularizer")
     p.add_argument("--steps", type=cli.count, default=None, help="gradient-ascent steps (default: the regulariser's own)")
     p.add_argument("--lr", type=cli.positive, default=None,
                    help="step size (default: CS231n's 25 for squeezenet; 1 for cifar10, chosen by looking: "
                         "vis.cli.MODEL_DEFAULTS)")
     args = cli.parse_args(p, argv, __doc__)
+    if len(args.init) not in (1, len(args.regularizer)):
+        p.error(f"argument --init: give one, or one per --regularizer ({len(args.regularizer)})")
+    inits = args.init * len(args.regularizer) if len(args.init) == 1 else args.init
     net = cli.load_net(args)
     if args.layer:
         cli.check_channel(net, args.layer, *args.channels)
@@ -121,16 +147,17 @@ def main(argv=None):
         targets = [class_index(t, net.meta["classes"]) for t in names]
         labels = [cli.short_name(net, t) for t in targets]
     rows = []
-    for regularizer in args.regularizer:
+    for regularizer, init in zip(args.regularizer, inits):
         tiles = []
         for target, label in zip(targets, labels):
-            x, _ = class_visualization(net, target, regularizer=regularizer, steps=args.steps, lr=args.lr,
+            x, _ = class_visualization(net, target, regularizer=regularizer, init=init, steps=args.steps, lr=args.lr,
                                        seed=args.seed, log=lambda s, label=label: print(f"{label}: {s}", end="\r"))
             image = deprocess(x[0], mean=net.meta["mean"], std=net.meta["std"])
             tiles.append(render.caption(render.thumbnail(image, 224 if image.shape[0] > 32 else 128), label))
         steps = args.steps or (CS231N["steps"] if regularizer in ("l2", "cs231n") else YOSINSKI[regularizer]["steps"])
+        start = {"randn": ", from noise", "zeros": ", from zeros (the mean image)"}[init] if len(set(inits)) > 1 else ""
         rows.append(render.caption(render.hstack(tiles), f"{args.model}, regulariser {regularizer}"
-                                   + (f" ({steps} steps)" if len(args.regularizer) > 1 else "")))
+                                   + (f" ({steps} steps)" if len(args.regularizer) > 1 else "") + start))
     print()
     out = rows[0] if len(rows) == 1 else render.vstack(rows)
     print(f"wrote {render.save(out, cli.output_path(args, 'class_visualization'))}")

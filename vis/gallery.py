@@ -151,13 +151,16 @@ FIGURES = [
            needs=(SQ, PHOTOS), crop=(0, .5, 0, .6)),
     Figure("class_visualization_squeezenet.png", "class_visualization", "Class visualisation by gradient ascent",
            "Images that maximise a class score, the same four classes with three regularisers: L2 alone "
-           "(Simonyan et al., 100 steps), CS231n's recipe (L2, jitter, blur every 10 steps, clamping; 100 "
-           "steps) and Yosinski et al.'s first set (blur every 4 steps, pixels below the median norm "
-           "zeroed; 500 steps).",
+           "(Simonyan et al., 100 steps) from CS231n's noise and, second row, from the lecture's zero image "
+           "(zero in the normalised input: the mean image), where flamingo never moves: its score there is 0 "
+           "behind SqueezeNet's last ReLU, and so is its gradient; CS231n's recipe (L2, jitter, blur every "
+           "10 steps, clamping; 100 steps) and Yosinski et al.'s first set (blur every 4 steps, pixels below "
+           "the median norm zeroed; 500 steps).",
            "Simonyan et al. 2014; Yosinski et al. 2015, Understanding Neural Networks Through Deep Visualization",
            "https://arxiv.org/abs/1506.06579",
-           ["class_visualization", "--model", "squeezenet", "--regularizer", "l2", "cs231n", "yosinski1"],
-           ["--steps", "10"], needs=(SQ,), crop=(1 / 3, .66, 0, .5)),
+           ["class_visualization", "--model", "squeezenet", "--regularizer", "l2", "l2", "cs231n", "yosinski1",
+            "--init", "randn", "zeros", "randn", "randn"],
+           ["--steps", "10"], needs=(SQ,), crop=(.5, .75, 0, .5)),
     Figure("class_visualization_cifar10.png", "class_visualization", "Class visualisation (CIFAR-10 net)",
            "The same gradient ascent for all ten CIFAR-10 classes of the shipped net.",
            SIMONYAN[0], SIMONYAN[1], ["class_visualization", "--model", "cifar10"], ["--steps", "10"],
@@ -200,10 +203,20 @@ FIGURES = [
            needs=(SQ, PHOTOS), crop=(0, 1, .43, 1)),
     Figure("texture_synthesis.png", "texture_synthesis", "Gram-matrix texture synthesis",
            "Noise optimised to match the Gram matrices of more and more layers: the texture's statistics, "
-           "not its layout.", GATYS_TEXTURE[0], GATYS_TEXTURE[1],
+           "not its layout; each caption gives the image's time.", GATYS_TEXTURE[0], GATYS_TEXTURE[1],
            ["texture_synthesis", "--texture", "textures/brick.png", "textures/grass.png", "styles/starry_night.jpg"],
            ["--texture", "textures/brick.png", "--size", "64", "--steps", "5"], needs=(SQ, PHOTOS),
            crop=(.67, 1, 0, .66)),
+    Figure("texture_nn.png", "texture_synthesis", "Nearest-neighbour texture synthesis",
+           "Before Gram matrices: the same three textures, each grown pixel by pixel from a 64 px source to "
+           "twice its side, every new pixel copied from a source window that matches its filled neighbours "
+           "(11x11, Gaussian-weighted). Each takes seconds (its caption says how many), against half a minute "
+           "to minutes for one Gram-matrix image above; it copies the source in pieces, so the bricks stay "
+           "crisp and the Starry Night's dark foreground spreads, where the Gram matrices keep only statistics.",
+           "Efros & Leung 1999, Texture Synthesis by Non-parametric Sampling",
+           "https://people.eecs.berkeley.edu/~efros/research/NPS/efros-iccv99.pdf",
+           ["texture_nn", "--texture", "textures/brick.png", "textures/grass.png", "styles/starry_night.jpg"],
+           ["--texture", "textures/brick.png", "--size", "24"], needs=(PHOTOS,), crop=(.67, 1, 0, 1)),
     Figure("style_transfer.png", "style_transfer", "Neural style transfer",
            "The content of a photo (fire2 features) with the style (Gram matrices of four layers) of three "
            "paintings, shown on top: CS231n's three parameter sets, with 50 times its total-variation weight, "

@@ -22,6 +22,8 @@ by 10^6 and leave coloured noise. The same rescaling, per layer, is a weight:
     python -m vis.texture_synthesis --texture textures/brick.png   (make texture_synthesis)
 """
 
+import time
+
 from tinycnn import backend
 from vis import cli, render
 from vis._optimize import optimize, pixel_range, uniform_image
@@ -70,10 +72,12 @@ def main(argv=None):
         tiles = [render.caption(deprocess(backend.to_numpy(texture)[0], mean=net.meta["mean"], std=net.meta["std"]),
                                 str(t).split("/")[-1])]
         for layers in LAYER_SETS:
+            start = time.perf_counter()
             out = synthesize_texture(net, texture, layers, steps=args.steps, seed=args.seed,
                                      log=lambda s, layers=layers: print(f"{t} up to {layers[-1]}: {s}", end="\r"))
+            seconds = time.perf_counter() - start
             tiles.append(render.caption(deprocess(out[0], mean=net.meta["mean"], std=net.meta["std"]),
-                                        f"up to {layers[-1]}"))
+                                        f"up to {layers[-1]}, {seconds:.0f} s"))
         rows.append(render.hstack(tiles))
     print()
     print(f"wrote {render.save(render.vstack(rows), args.out or 'figures/texture_synthesis.png')}")
