@@ -202,8 +202,9 @@ FIGURES = [
            ["feature_inversion", "--model", "squeezenet", "--image", "giraffe.jpg"], ["--steps", "10"],
            needs=(SQ, PHOTOS), crop=(0, 1, .43, 1)),
     Figure("texture_synthesis.png", "texture_synthesis", "Gram-matrix texture synthesis",
-           "Noise optimised to match the Gram matrices of more and more layers: the texture's statistics, "
-           "not its layout; each caption gives the image's time.", GATYS_TEXTURE[0], GATYS_TEXTURE[1],
+           "Noise optimised to match the Gram matrices of more and more layers of a 160-px sample: the "
+           "texture's statistics, not its layout, so the last image, with every layer, can be larger (240 px) "
+           "than the sample. Each caption gives the image's time.", GATYS_TEXTURE[0], GATYS_TEXTURE[1],
            ["texture_synthesis", "--texture", "textures/brick.png", "textures/grass.png", "styles/starry_night.jpg"],
            ["--texture", "textures/brick.png", "--size", "64", "--steps", "5"], needs=(SQ, PHOTOS),
            crop=(.67, 1, 0, .66)),

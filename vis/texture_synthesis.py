@@ -30,6 +30,7 @@ from vis._optimize import optimize, pixel_range, uniform_image
 from vis.objectives import style_targets_of, synthesis_objective
 
 STEPS = 200     # L-BFGS iterations per image (Gatys et al. ran theirs to convergence)
+LARGE = 1.5     # the lecture's point: a new image of the texture, larger than the sample
 LAYER_SETS = (("relu1",), ("relu1", "fire2"), ("relu1", "fire2", "fire3"),
               ("relu1", "fire2", "fire3", "fire5"), ("relu1", "fire2", "fire3", "fire5", "fire7"))
 
@@ -62,7 +63,11 @@ def main(argv=None):
                    help="texture images, relative to $TINYCNN_IMAGES_DIR or paths")
     p.add_argument("--size", type=cli.count, default=160, help="side of the texture crop and the output in pixels (default: %(default)s)")
     p.add_argument("--steps", type=cli.count, default=STEPS, help="L-BFGS steps per image (default: %(default)s)")
+    p.add_argument("--large", type=float, default=LARGE,
+                   help="the last column (every layer) at this multiple of --size (default: %(default)s)")
     args = cli.parse_args(p, argv, __doc__)
+    if not 0 < args.large <= 8:
+        raise ValueError(f"--large {args.large}: give a multiple of --size between 0 and 8")
     net = cli.load_net(args, "squeezenet")
     for t in args.texture:
         cli.find_image(t)       # every file is there before the first (long) synthesis starts
@@ -72,12 +77,16 @@ def main(argv=None):
         tiles = [render.caption(deprocess(backend.to_numpy(texture)[0], mean=net.meta["mean"], std=net.meta["std"]),
                                 str(t).split("/")[-1])]
         for layers in LAYER_SETS:
+            # the last column, every layer, is larger than the sample: Grams forget where
+            # things are, so any size has the same statistics
+            side = round(args.large * args.size) if layers == LAYER_SETS[-1] else args.size
             start = time.perf_counter()
-            out = synthesize_texture(net, texture, layers, steps=args.steps, seed=args.seed,
+            out = synthesize_texture(net, texture, layers, size=side, steps=args.steps, seed=args.seed,
                                      log=lambda s, layers=layers: print(f"{t} up to {layers[-1]}: {s}", end="\r"))
             seconds = time.perf_counter() - start
             tiles.append(render.caption(deprocess(out[0], mean=net.meta["mean"], std=net.meta["std"]),
-                                        f"up to {layers[-1]}, {seconds:.0f} s"))
+                                        f"up to {layers[-1]}{f', {side}x{side}' if side != args.size else ''}, "
+                                        f"{seconds:.0f} s"))
         rows.append(render.hstack(tiles))
     print()
     print(f"wrote {render.save(render.vstack(rows), args.out or 'figures/texture_synthesis.png')}")
