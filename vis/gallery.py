@@ -207,7 +207,7 @@ FIGURES = [
            "than the sample. Each caption gives the image's time.", GATYS_TEXTURE[0], GATYS_TEXTURE[1],
            ["texture_synthesis", "--texture", "textures/brick.png", "textures/grass.png", "styles/starry_night.jpg"],
            ["--texture", "textures/brick.png", "--size", "64", "--steps", "5"], needs=(SQ, PHOTOS),
-           crop=(.67, 1, 0, .66)),
+           crop=(.69, 1, .46, 1)),
     Figure("texture_nn.png", "texture_synthesis", "Nearest-neighbour texture synthesis",
            "Before Gram matrices: the same three textures, each grown pixel by pixel from a 64 px source to "
            "twice its side, every new pixel copied from a source window that matches its filled neighbours "
