@@ -41,9 +41,12 @@ gradcheck: ready ## only the finite-difference gradient checks, 400 examples eac
 fuzz: ready ## only the hostile-input fuzz tests, 1000 examples each (about 3 minutes)
 	HYPOTHESIS_PROFILE=fuzz $(PY) -m pytest -q -m fuzz
 
+# the loops twice: at every core, then at one thread (what python -m vis.* uses) idle and
+# beside a competing CPU-bound process
 bench: ready ## speed and memory against PyTorch (needs torch)
 	$(PY) -m bench.conv
 	$(PY) -m bench.loops
+	$(PY) -m bench.loops --threads 1 --load
 
 # on a lent GPU machine (CuPy, PyTorch CUDA): no .venv needed there, plain python3 will do
 GPU_PY = $(if $(wildcard $(PY)),$(PY),python3)

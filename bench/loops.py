@@ -408,6 +408,9 @@ def measure(task, impl, threads, steps=None):
     if impl == "torch":
         import torch  # noqa: F401  (only: is it installed?)
         torch.set_num_threads(threads)
+    else:
+        from tinycnn.threads import set_blas_threads
+        set_blas_threads(threads)       # NumPy's OpenBLAS, as many threads as torch's
     fn = (tinycnn_loop if impl == "tinycnn" else torch_loop)(task)
     fn(WARMUP if steps is None else min(WARMUP, steps))
     try:
@@ -437,6 +440,8 @@ def main(argv=None):
     p.add_argument("--threads", type=int, default=os.cpu_count())
     p.add_argument("--only", metavar="TEXT", help="only the rows whose name contains TEXT")
     p.add_argument("--steps", type=int, metavar="N", help="N steps per row (and at most N warm-up steps): a smoke test")
+    p.add_argument("--load", action="store_true",
+                   help="time every row twice: idle, then beside one competing CPU-bound process")
     p.add_argument("--child", nargs=2, help=argparse.SUPPRESS)
     args = p.parse_args(argv)
     if args.steps is not None and args.steps < 1:
@@ -456,7 +461,17 @@ def main(argv=None):
         impls = ("tinycnn",)
     rows = []
     for task in tasks:
-        row = {"name": task, "steps": args.steps or STEPS[task]}
+        for load in (False, True) if args.load else (False,):
+            rows.append(_row(task, impls, args, load))
+    if args.json:
+        print(json.dumps(rows, indent=1))
+
+
+def _row(task, impls, args, load):
+    """One row: each implementation in a child process; with load, beside a busy process."""
+    row = {"name": task, "steps": args.steps or STEPS[task], "load": int(load)}
+    busy = subprocess.Popen([sys.executable, "-c", "while True: pass"]) if load else None
+    try:
         for impl in impls:
             done = subprocess.run([sys.executable, "-m", "bench.loops", "--threads", str(args.threads),
                                    "--child", task, impl] + (["--steps", str(args.steps)] if args.steps else []),
@@ -465,13 +480,18 @@ def main(argv=None):
                 sys.exit(f"{task} with {impl} failed:\n{done.stderr}")
             result = json.loads(done.stdout.strip().splitlines()[-1])
             row[f"{impl}_s"], row[f"{impl}_mb"] = result["seconds"], result["peak_mb"]
-        row["ratio"] = row["tinycnn_s"] / row["torch_s"] if "torch_s" in row else None
-        rows.append(row)
-        if not args.json:
-            ratio = f"{row['ratio']:.2f}" if row["ratio"] else "-"
-            print(f"{task:22s} {row['steps']:4d} steps  tinycnn {row['tinycnn_s']:7.1f} s ({row['tinycnn_mb']:.0f} MB)"
-                  + (f"  torch {row['torch_s']:7.1f} s ({row['torch_mb']:.0f} MB)  ratio {ratio}" if "torch_s" in row else ""),
-                  flush=True)
+    finally:
+        if busy:
+            busy.kill()
+            busy.wait()
+    row["ratio"] = row["tinycnn_s"] / row["torch_s"] if "torch_s" in row else None
+    if not args.json:
+        ratio = f"{row['ratio']:.2f}" if row["ratio"] else "-"
+        name = task + (" +busy" if load else "")
+        print(f"{name:22s} {row['steps']:4d} steps  tinycnn {row['tinycnn_s']:7.1f} s ({row['tinycnn_mb']:.0f} MB)"
+              + (f"  torch {row['torch_s']:7.1f} s ({row['torch_mb']:.0f} MB)  ratio {ratio}" if "torch_s" in row else ""),
+              flush=True)
+    return row
     if args.json:
         print(json.dumps(rows, indent=1))
 
