@@ -1,7 +1,7 @@
 """Network: named forward/backward, ReLU rules end to end, several live passes, saving."""
 import numpy as np
 import pytest
-from hypothesis import given
+from hypothesis import assume, given
 
 import tinycnn as tc
 from tinycnn import backend
@@ -59,11 +59,42 @@ def image(seed, n=2, size=6):
     return on_device(np.random.default_rng(seed).standard_normal((n, 3, size, size)))
 
 
+KINK_MARGIN = 1e-4   # finite differences with h = 1e-6 move a layer's inputs by up to ~1e-5
+
+
+def kink_margin(net, x):
+    """How far ``net`` on ``x`` is from a kink: the smallest |input| of a ReLU, and the smallest
+    gap between a max-pool window's two largest inputs (where the largest is positive; ties
+    of ReLU zeros carry no gradient). At a kink, finite differences straddle it and measure
+    neither side's slope (3 of 400 draws did)."""
+    from numpy.lib.stride_tricks import sliding_window_view
+    layers = list(net.named_layers())
+    inputs = {layers[k - 1][0]: layer for k, (_, layer) in enumerate(layers)
+              if isinstance(layer, (tc.ReLU, tc.MaxPool2d))}
+    acts = net.activations(x, list(inputs))
+    margin = np.inf
+    for name, layer in inputs.items():
+        a = to_numpy(acts[name])
+        if isinstance(layer, tc.ReLU):
+            margin = min(margin, float(abs(a).min()))
+            continue
+        k, st, p = layer.kernel_size, layer.stride, layer.padding
+        oh, ow, eh, ew = layer._geometry(*a.shape[2:])
+        a = np.pad(a, ((0, 0), (0, 0), (p, p + eh), (p, p + ew)), constant_values=-np.inf)
+        windows = sliding_window_view(a, (k, k), axis=(2, 3))[:, :, ::st, ::st][:, :, :oh, :ow]
+        top = np.sort(windows.reshape(*windows.shape[:4], k * k), axis=-1)[..., -2:]
+        gaps = (top[..., 1] - top[..., 0])[top[..., 1] > 0]
+        margin = min(margin, float(gaps.min(initial=np.inf)))
+    return margin
+
+
 @pytest.mark.gradcheck
 @given(seeds)
 def test_network_end_to_end_gradients(seed):
     # input and all 10 parameters of a net with a Fire module, checked by finite differences
-    errors = check_layer(small_net(seed % 1000), image(seed))
+    net, x = small_net(seed % 1000), image(seed)
+    assume(kink_margin(net, x) > KINK_MARGIN)
+    errors = check_layer(net, x)
     assert len(errors) == 1 + 10
 
 
@@ -291,6 +322,7 @@ def test_a_host_input_to_a_network_on_the_device_is_one_clear_error():
 def test_style_network_end_to_end_gradients(seed):
     # the input and all 12 parameters, the residual block's included, by finite differences
     net, x = style_net(seed % 1000), image(seed, size=4)
+    assume(kink_margin(net, x) > KINK_MARGIN)
     out, cache = net.forward(x)
     dout = on_device(np.random.default_rng(seed + 1).standard_normal(out.shape))
     dx, grads = net.backward(dout, cache)
