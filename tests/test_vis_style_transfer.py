@@ -81,3 +81,13 @@ def test_matched_luminance_has_the_photos_mean_and_spread():
     assert np.allclose(out[..., 0], out[..., 1]) and np.allclose(out[..., 0], out[..., 2])   # grey
     np.testing.assert_allclose(out.mean(), luminance(photo).mean(), atol=1e-12)
     np.testing.assert_allclose(out.std(), luminance(photo).std(), atol=1e-12)
+
+
+@pytest.mark.parametrize("mix", [["nan,1"], ["inf,1"], ["1,-1"], ["0,0"], ["1"], ["a,b"]])
+def test_bad_mix_weights_are_one_clear_error(mix):
+    from argparse import Namespace
+
+    from vis.style_transfer import _variants
+    args = Namespace(style=["starry_night", "the_scream"], mix=mix, colour=None, content_scale=None)
+    with pytest.raises(ValueError, match="--mix"):
+        _variants(args)

@@ -30,7 +30,13 @@ def _openblas_libraries():
             paths = {line.split()[-1] for line in f if "openblas" in line.lower() and "/" in line}
     except OSError:
         return []
-    return [ctypes.CDLL(p) for p in sorted(paths)]
+    libraries = []
+    for path in sorted(paths):
+        try:
+            libraries.append(ctypes.CDLL(path))
+        except OSError:         # best effort: a library that cannot be opened keeps its threads
+            pass
+    return libraries
 
 
 def set_blas_threads(n):

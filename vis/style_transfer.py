@@ -31,6 +31,8 @@ Transfer", and of the 2016 paper's fig. 8, each a row of pictures:
     python -m vis.style_transfer --style the_scream --content-scale 0.1 1 10
 """
 
+import math
+
 import numpy as np
 
 from tinycnn import backend
@@ -44,8 +46,8 @@ STYLE_LAYERS = ("relu1", "fire3", "fire4", "fire5")
 # CS231n's TV weights leave per-pixel rainbow speckle: relu1's Gram (weight 3e5) is
 # matched by pixel-level noise, and Adam moves every pixel by about the step (3.0 in
 # normalised units, most of the range) whatever its gradient, so a weak smoothness
-# term cannot hold it. PyTorch's autograd with the same recipe draws the same speckle
-# (bench.loops's torch loop on the same images). Of 10x, 50x and 200x, 50x is the
+# term cannot hold it. PyTorch's autograd with the same recipe (bench.loops's torch loop,
+# run on chelsea.png and Starry Night) draws the same speckle. Of 10x, 50x and 200x, 50x is the
 # smallest that removes the speckle and keeps the brush strokes (chosen by looking).
 TV_BOOST = 50
 # CS231n (assignment 3, StyleTransfer): image size, style size, content weight,
@@ -136,7 +138,7 @@ def _variants(args):
                 mix = [float(w) for w in text.split(",")]
             except ValueError:
                 raise ValueError(f"--mix {text!r}: give comma-separated weights, one per style, e.g. 0.5,0.5") from None
-            if len(mix) != len(args.style) or min(mix) < 0 or sum(mix) <= 0:
+            if len(mix) != len(args.style) or not all(map(math.isfinite, mix)) or min(mix) < 0 or sum(mix) <= 0:
                 raise ValueError(f"--mix {text!r}: need {len(args.style)} non-negative weights, not all zero")
             label = " + ".join(f"{w / sum(mix):.2g} {_name(s)}" for w, s in zip(mix, args.style) if w > 0)
             out.append((label, args.style, mix, "none", 1.0))
@@ -158,7 +160,7 @@ def _style_file(style):
 
 
 def main(argv=None):
-    from tinycnn.images import deprocess, preprocess
+    from tinycnn.images import deprocess, preprocess, resize_short_side
     p = cli.parser("Neural style transfer (Gatys et al. 2016) with CS231n's presets.", target=False, image=False)
     p.add_argument("--content", nargs="+", default=["tubingen.jpg"], help="content photos (in photos/ or paths)")
     p.add_argument("--style", nargs="+", default=list(PRESETS), help=f"presets: {', '.join(PRESETS)}; or a style image (with starry_night's weights)")
@@ -173,8 +175,8 @@ def main(argv=None):
     p.add_argument("--method", default="adam", choices=["adam", "lbfgs"], help="Adam (CS231n) or L-BFGS (Gatys et al.)")
     args = cli.parse_args(p, argv, __doc__)
     variants = _variants(args)
-    if args.content_scale and min(args.content_scale) <= 0:
-        raise ValueError("--content-scale factors must be positive")
+    if args.content_scale and not all(math.isfinite(f) and f > 0 for f in args.content_scale):
+        raise ValueError("--content-scale factors must be positive numbers")
     net = cli.load_net(args, "squeezenet")
     mean, std = net.meta["mean"], net.meta["std"]
     for image in args.content:      # every file is there before the first (long) optimisation starts
@@ -190,8 +192,8 @@ def main(argv=None):
             w = np.ones(len(styles)) / len(styles) if mix is None else np.asarray(mix) / sum(mix)
             def blend(key):   # the styles' preset parameters, weighted like their Grams
                 return [float(v) for v in np.tensordot(w, np.array([q[key] for q in presets], float), 1).ravel()]
-            photo = deprocess(preprocess(load_image(cli.find_image(c)), size=presets[0]["image_size"], crop=False)[0])
-            paintings = [deprocess(preprocess(load_image(_style_file(s)), size=q["style_size"], crop=False)[0])
+            photo = resize_short_side(load_image(cli.find_image(c)), presets[0]["image_size"])
+            paintings = [resize_short_side(load_image(_style_file(s)), q["style_size"])
                          for s, q in zip(styles, presets)]
             if colour == "histogram":
                 paintings = [match_colours(pt / 255.0, photo / 255.0) * 255 for pt in paintings]
