@@ -160,7 +160,9 @@ def run(threads, measure, only=""):
     except ImportError:
         torch = None
     if torch is not None:
+        from bench.loops import torch_exact_float32
         torch.set_num_threads(threads)
+        torch_exact_float32(torch)                # no TF32: full float32, as tinycnn computes
     device = "cuda" if backend.name() == "cupy" else "cpu"
     rng = np.random.default_rng(0)
     for name, layer, shape in cases():

@@ -29,7 +29,7 @@ import time
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
-BUDGET_S = 400          # the whole run, start to end; the full figures only run if it allows
+BUDGET_S = 450          # the whole run, start to end; the full figures only run if it allows
 
 
 class Run:
@@ -137,7 +137,7 @@ def main(argv=None):
         run.result["agreement_max_relative_error"] = last_json(out) if out else None
 
     if "bench" not in args.skip:
-        out = run.command("bench_loops", [py, "-m", "bench.loops", "--json"], min(100, run.left()), cupy_env)
+        out = run.command("bench_loops", [py, "-m", "bench.loops", "--json"], min(150, run.left()), cupy_env)
         run.result["bench_loops"] = last_json(out) if out else None
         out = run.command("bench_conv", [py, "-m", "bench.conv", "--json"], min(150, run.left()), cupy_env)
         rows = last_json(out) if out else None

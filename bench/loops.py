@@ -78,6 +78,14 @@ def tinycnn_loop(task):
                                         style_weights=p["style_weights"], tv_weight=p["tv_weight"], steps=steps)
 
 
+def torch_exact_float32(torch):
+    """Turn off TF32 in torch: cuDNN convolutions use it by default on Ampere and later GPUs
+    (10 mantissa bits, relative errors near 1e-3), while tinycnn computes in full float32.
+    Same precision on both sides, for agreement and for a fair timing."""
+    torch.backends.cudnn.allow_tf32 = False
+    torch.backends.cuda.matmul.allow_tf32 = False
+
+
 def _device():
     from tinycnn import backend
     return "cuda" if backend.name() == "cupy" else "cpu"
@@ -406,11 +414,13 @@ def measure(task, impl, threads, steps=None):
     """Run one loop in this process: {"seconds", "peak_mb"}; ``steps`` (and at most as many
     warm-up steps) instead of STEPS[task] when given."""
     if impl == "torch":
-        import torch  # noqa: F401  (only: is it installed?)
+        import torch
         torch.set_num_threads(threads)
+        torch_exact_float32(torch)
     else:
         from tinycnn.threads import set_blas_threads
         set_blas_threads(threads)       # NumPy's OpenBLAS, as many threads as torch's
+    from tinycnn import backend
     fn = (tinycnn_loop if impl == "tinycnn" else torch_loop)(task)
     fn(WARMUP if steps is None else min(WARMUP, steps))
     try:
@@ -421,15 +431,12 @@ def measure(task, impl, threads, steps=None):
     before = _rss_kb("VmRSS:")
     t = time.perf_counter()
     fn(steps or STEPS[task])
-    if _device() == "cuda":  # the tinycnn loops end in a copy to the host; torch's must be waited for
-        import torch
-        torch.cuda.synchronize()
+    if _device() == "cuda":     # wait for the GPU; torch was imported above, never inside the timing
+        torch.cuda.synchronize() if impl == "torch" else backend.active().cuda.Device().synchronize()
     seconds = time.perf_counter() - t
     if _device() == "cuda":
         if impl == "torch":
-            import torch
             return {"seconds": seconds, "peak_mb": torch.cuda.max_memory_reserved() / 2**20}
-        from tinycnn import backend
         return {"seconds": seconds, "peak_mb": backend.active().get_default_memory_pool().total_bytes() / 2**20}
     return {"seconds": seconds, "peak_mb": (_rss_kb("VmHWM:") - before) / 1024}
 
