@@ -1,4 +1,4 @@
-"""SGD with momentum and weight decay, and a learning-rate schedule."""
+"""SGD with momentum and weight decay, Adam, and a learning-rate schedule."""
 import math
 
 from .backend import get_array_module
@@ -27,6 +27,34 @@ class SGD:
             v *= self.momentum
             v += g
             p -= lr * (g + self.momentum * v if self.nesterov else v)
+
+
+class Adam:
+    """Adam (Kingma & Ba 2015) on a network's parameters, with bias correction:
+
+        m = b1 m + (1 - b1) g,   v = b2 v + (1 - b2) g^2
+        w = w - lr * (m / (1 - b1^t)) / (sqrt(v / (1 - b2^t)) + eps)
+
+    Defaults are the paper's (b1 0.9, b2 0.999, eps 1e-8), as torch.optim.Adam.
+    Updates the network's parameter arrays in place; ``state`` holds m, v and t.
+    """
+
+    def __init__(self, net, *, betas=(0.9, 0.999), eps=1e-8):
+        self.net, self.betas, self.eps, self.t = net, betas, eps, 0
+        self.m = {name: get_array_module(p).zeros_like(p) for name, p in net.named_params()}
+        self.v = {name: get_array_module(p).zeros_like(p) for name, p in net.named_params()}
+
+    def step(self, grads, lr):
+        b1, b2 = self.betas
+        self.t += 1
+        c1, c2 = 1 - b1 ** self.t, 1 - b2 ** self.t
+        for name, p in self.net.named_params():
+            g, m, v = grads[name], self.m[name], self.v[name]
+            m *= b1
+            m += (1 - b1) * g
+            v *= b2
+            v += (1 - b2) * g * g
+            p -= (lr / c1) * m / (get_array_module(p).sqrt(v / c2) + self.eps)
 
 
 def warmup_cosine(step, total_steps, peak_lr, warmup_steps):
