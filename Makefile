@@ -7,10 +7,10 @@ PY     := $(VENV)/bin/python
 .DEFAULT_GOAL := help
 # the targets that draw one technique's figures (their commands are written once, in vis/gallery.py)
 FIGURE_TARGETS = filters training_curve saliency guided_backprop occlusion attribution max_patches neighbors \
-                 embedding class_visualization fooling deepdream style_transfer style_controls feature_inversion \
+                 embedding class_visualization fooling deepdream style_transfer style_controls fast_style feature_inversion \
                  texture_synthesis multifaceted
 
-.PHONY: help ready install test gradcheck fuzz bench gpu-check clean demo weights data train figures thumbnails \
+.PHONY: help ready install test gradcheck fuzz bench gpu-check clean demo weights data train train_fast_style figures thumbnails \
         $(FIGURE_TARGETS)
 
 help: ## this list
@@ -78,6 +78,7 @@ fooling: ## fooling images
 deepdream: ## DeepDream
 style_transfer: ## neural style transfer (CS231n's presets)
 style_controls: ## style transfer: blended styles, kept colours, content vs style
+fast_style: ## fast style transfer: held-out photos through the shipped network, beside L-BFGS
 feature_inversion: ## feature inversion with total variation
 texture_synthesis: ## texture synthesis: Gram matrices, and Efros & Leung's nearest neighbours
 multifaceted: ## multifaceted visualisation
@@ -104,6 +105,11 @@ data: ready ## download CIFAR-10 into data/
 # reproduces weights/cifar10_net.npz (about 70 minutes on 2 idle CPU cores; weights/README.md: 90 on busy ones)
 train: ready ## retrain the shipped CIFAR-10 net (about 70 minutes)
 	$(PY) -m tinycnn.train --epochs 20 --seed 0 --out weights/cifar10_net.npz
+
+# reproduces weights/fast_style_starry_night.npz (weights/README.md: recipe, time, loss)
+STYLE ?= starry_night
+train_fast_style: ready ## train a fast style-transfer network (STYLE=starry_night; about 45 minutes)
+	$(PY) -m vis.fast_style --train --style $(STYLE)
 
 clean: ## remove caches and figures/
 	rm -rf .pytest_cache .hypothesis build *.egg-info figures

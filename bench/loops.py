@@ -15,7 +15,10 @@
   step normalised by the gradient's mean magnitude, and clamping (vis.deepdream);
 - texture_lbfgs: 20 L-BFGS iterations of Gram-matrix texture synthesis on a random
   160x160 texture, up to fire7 (vis.texture_synthesis); both sides are driven by the
-  same SciPy L-BFGS-B, so only the loss and gradient computation differ.
+  same SciPy L-BFGS-B, so only the loss and gradient computation differ;
+- fast_style_train_step: 10 training steps of vis.fast_style's transform network (batch of
+  4 crops at 128, the perceptual loss through SqueezeNet, Adam);
+- fast_style_256: 10 stylisations of one 256 x 256 photo by that network (one forward pass).
 
 Every row's input is random (no data set needed); the CIFAR-10 net starts from its
 random initialisation, as ``make train`` does.
@@ -37,7 +40,7 @@ import time
 import numpy as np
 
 STEPS = {"class_visualization": 100, "style_transfer": 200, "cifar_train_step": 20, "saliency_batch": 5,
-         "deepdream_octave": 5, "texture_lbfgs": 20}
+         "deepdream_octave": 5, "texture_lbfgs": 20, "fast_style_train_step": 10, "fast_style_256": 10}
 WARMUP = 3      # untimed steps first: CuPy compiles its kernels on first use, PyTorch picks cuDNN algorithms
 
 
@@ -64,7 +67,7 @@ def _inputs(size, n=2, seed=0):
 
 def tinycnn_loop(task):
     if task in ROWS:
-        net, inputs = row_inputs(task)
+        net, inputs = (fast_style_inputs if task.startswith("fast_style") else row_inputs)(task)
         return ROWS[task][0](net, *inputs)
     from tinycnn import backend
     from vis.class_visualization import class_visualization
@@ -149,7 +152,7 @@ def torch_gram(f):
 
 def torch_loop(task):
     if task in ROWS:
-        net, inputs = row_inputs(task)
+        net, inputs = (fast_style_inputs if task.startswith("fast_style") else row_inputs)(task)
         return ROWS[task][1](net, *inputs)
     import torch
     from scipy import ndimage
@@ -404,10 +407,132 @@ def torch_texture_lbfgs(net, texture):
     return run
 
 
+# -- fast style transfer (issue 13): the transform network at vis.fast_style's sizes
+def fast_style_inputs(task, seed=0):
+    """(loss net, (transform net, inputs)): a batch of crops and a style image for a training
+    step, or one 256 x 256 photo for stylisation; the transform network from its initialisation."""
+    from vis.fast_style import BATCH, CROP, transform_net
+    rng = np.random.default_rng(seed)
+    if task == "fast_style_train_step":
+        x = rng.standard_normal((BATCH, 3, CROP, CROP)).astype(np.float32)
+        style = rng.standard_normal((1, 3, 192, 192)).astype(np.float32)
+        return _net(), (transform_net(seed=seed), x, style)
+    return _net(), (transform_net(seed=seed), rng.standard_normal((1, 3, 256, 256)).astype(np.float32))
+
+
+def tinycnn_fast_style_train_step(net, tnet, x, style):
+    """``steps`` training steps of vis.fast_style on one batch; returns the transform net's parameters."""
+    from tinycnn import backend
+    from tinycnn.optim import Adam
+    from vis.fast_style import CROP, LR, perceptual_loss, training_weights
+    from vis.objectives import style_targets_of
+    from vis.style_transfer import PRESETS, STYLE_LAYERS
+    xb = backend.asarray(x)
+    loss = perceptual_loss(net, style_targets_of(net, backend.asarray(style), STYLE_LAYERS),
+                           training_weights(PRESETS["starry_night"], CROP))
+    opt = Adam(tnet)
+
+    def run(steps):
+        for _ in range(steps):
+            y, cache = tnet.forward(xb)
+            _, dy = loss(y, xb)
+            _, grads = tnet.backward(dy, cache)
+            opt.step(grads, LR)
+        return {k: backend.to_numpy(v) for k, v in tnet.named_params()}
+    return run
+
+
+def tinycnn_fast_style_256(net, tnet, x):
+    """``steps`` stylisations of one 256 x 256 photo (vis.fast_style.stylize); returns the last."""
+    from tinycnn import backend
+    from vis.fast_style import stylize
+    xb = backend.asarray(x)
+
+    def run(steps):
+        for _ in range(steps):
+            out = backend.to_numpy(stylize(tnet, net, xb))
+        return out
+    return run
+
+
+def torch_transform_net(tnet, torch):
+    """vis.fast_style.transform_net in torch.nn.functional on copies of tinycnn's parameters:
+    (forward, params by tinycnn's names)."""
+    from tinycnn.backend import to_numpy
+    F = torch.nn.functional
+    P = {k: torch.from_numpy(to_numpy(v).copy()).to(_device()).requires_grad_(True) for k, v in tnet.named_params()}
+    blocks = sorted({k.split(".")[0] for k in P if k.startswith("res")})
+
+    def conv(x, name, conv="conv", norm="norm", stride=1, relu=True, up=False):
+        if up:
+            x = F.interpolate(x, scale_factor=2, mode="nearest")
+        w = P[f"{name}.{conv}.weight"]
+        k = w.shape[-1] // 2
+        x = F.conv2d(F.pad(x, (k, k, k, k), mode="reflect"), w, P[f"{name}.{conv}.bias"], stride=stride)
+        if f"{name}.{norm}.weight" in P:
+            x = F.instance_norm(x, weight=P[f"{name}.{norm}.weight"], bias=P[f"{name}.{norm}.bias"], eps=1e-5)
+        return F.relu(x) if relu else x
+
+    def forward(x):
+        x = conv(conv(conv(x, "down1"), "down2", stride=2), "down3", stride=2)
+        for b in blocks:
+            x = x + conv(conv(x, b), b, "conv2", "norm2", relu=False)
+        return conv(conv(conv(x, "up1", up=True), "up2", up=True), "out", relu=False)
+    return forward, P
+
+
+def torch_fast_style_train_step(net, tnet, x, style):
+    """The same steps in torch: the transform net, the perceptual loss (batch mean of content,
+    Gram and TV terms with training_weights), autograd, torch.optim.Adam."""
+    import torch
+    from vis.fast_style import CROP, LR, training_weights
+    from vis.style_transfer import CONTENT_LAYER, PRESETS, STYLE_LAYERS
+    p = training_weights(PRESETS["starry_night"], CROP)
+    features, _ = torch_squeezenet(net, torch)
+    transform, P = torch_transform_net(tnet, torch)
+    opt = torch.optim.Adam(list(P.values()), lr=LR)
+    xb = torch.from_numpy(x).to(_device())
+    with torch.no_grad():
+        grams = {k: torch_gram(a) for k, a in features(torch.from_numpy(style).to(_device()),
+                                                        keep=STYLE_LAYERS).items() if k in STYLE_LAYERS}
+        target = features(xb, keep=(CONTENT_LAYER,))[CONTENT_LAYER]
+
+    def run(steps):
+        for _ in range(steps):
+            opt.zero_grad()
+            y = transform(xb)
+            acts = features(y, keep=STYLE_LAYERS + (CONTENT_LAYER,))
+            loss = p["content_weight"] * ((acts[CONTENT_LAYER] - target) ** 2).sum()
+            for k, w in zip(STYLE_LAYERS, p["style_weights"]):
+                loss = loss + w * ((torch_gram(acts[k]) - grams[k]) ** 2).sum()
+            tv = ((y[..., :, 1:] - y[..., :, :-1]) ** 2).sum() + ((y[..., 1:, :] - y[..., :-1, :]) ** 2).sum()
+            ((loss + p["tv_weight"] * tv) / len(xb)).backward()
+            opt.step()
+        return {k: v.detach().cpu().numpy() for k, v in P.items()}
+    return run
+
+
+def torch_fast_style_256(net, tnet, x):
+    """The same stylisations in torch (no autograd), clamped to the pixel range."""
+    import torch
+    transform, _ = torch_transform_net(tnet, torch)
+    lo, hi = torch_pixel_range(net, torch)
+    xb = torch.from_numpy(x).to(_device())
+
+    def run(steps):
+        with torch.no_grad():
+            for _ in range(steps):
+                out = torch.minimum(torch.maximum(transform(xb), lo), hi).cpu().numpy()
+        return out
+    return run
+
+
 ROWS = {"cifar_train_step": (tinycnn_cifar_train_step, torch_cifar_train_step),
         "saliency_batch": (tinycnn_saliency_batch, torch_saliency_batch),
         "deepdream_octave": (tinycnn_deepdream_octave, torch_deepdream_octave),
-        "texture_lbfgs": (tinycnn_texture_lbfgs, torch_texture_lbfgs)}
+        "texture_lbfgs": (tinycnn_texture_lbfgs, torch_texture_lbfgs),
+        "fast_style_train_step": (tinycnn_fast_style_train_step, torch_fast_style_train_step),
+        "fast_style_256": (tinycnn_fast_style_256, torch_fast_style_256)}
 
 
 def measure(task, impl, threads, steps=None):

@@ -99,3 +99,26 @@ def test_command_names_the_rows_when_none_match():
     done = subprocess.run([sys.executable, "-m", "bench.loops", "--only", "nothing"], cwd=ROOT,
                           capture_output=True, text=True, timeout=60)
     assert done.returncode != 0 and "texture_lbfgs" in done.stderr
+
+
+def test_fast_style_stylisation_agrees(squeezenet):
+    tnet = loops.fast_style_inputs("fast_style_256")[1][0]
+    x = images(1, 64)
+    agree(loops.tinycnn_fast_style_256(squeezenet, tnet, x)(1), loops.torch_fast_style_256(squeezenet, tnet, x)(1),
+          "a stylised image")
+
+
+def test_fast_style_train_steps_agree(squeezenet):
+    from vis.fast_style import transform_net
+    tnet, x, style = transform_net(width=4, blocks=1, seed=2), images(2, 32), images(1, 48, seed=1)
+    before = {k: backend.to_numpy(v).copy() for k, v in tnet.named_params()}
+    theirs = loops.torch_fast_style_train_step(squeezenet, tnet, x, style)(2)   # copies the parameters first
+    ours = loops.tinycnn_fast_style_train_step(squeezenet, tnet, x, style)(2)
+    for k in before:
+        if k != "out.conv.bias" and k.endswith(("conv.bias", "conv2.bias", "norm2.bias")):
+            continue     # no gradient (an instance norm follows): Adam's steps there are round-off / round-off
+        # Adam divides by the gradients' running magnitude, which turns float32 round-off in small
+        # gradients into up to ~2e-4 of the update (seen on res1.conv2.weight); a wrong gradient or
+        # moment is off by far more
+        err = rel_error(ours[k] - before[k], theirs[k] - before[k])
+        assert err < 1e-3, f"{k}'s change after two steps: relative error {err:.2e} between tinycnn and PyTorch"

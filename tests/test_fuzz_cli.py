@@ -24,7 +24,7 @@ from vis import cli
 
 MODULES = ["filters", "saliency", "guided_backprop", "occlusion", "attribution", "max_patches", "neighbors",
            "embedding", "class_visualization", "fooling", "deepdream", "feature_inversion", "texture_synthesis",
-           "texture_nn", "style_transfer", "multifaceted", "training_curve", "gallery"]
+           "texture_nn", "style_transfer", "fast_style", "multifaceted", "training_curve", "gallery"]
 BAD_NUMBERS = {cli.count: ["0", "-1", "-7", "x", "1.5", " ", "1e3"], cli.index: ["-1", "-12", "x", "2.0", "0x1"],
                cli.positive: ["0", "-0.5", "nan", "inf", "-inf", "x"], cli.non_negative: ["-0.5", "nan", "inf", "x"]}
 PATHS = ["--image", "--weights", "--out", "--log", "--content", "--texture", "--style"]

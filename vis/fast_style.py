@@ -51,7 +51,7 @@ from tinycnn.optim import Adam
 from vis import cli, render
 from vis._optimize import pixel_range
 from vis.objectives import style_targets_of, synthesis_objective
-from vis.style_transfer import CONTENT_LAYER, PRESETS, STYLE_LAYERS, _style_file
+from vis.style_transfer import CONTENT_LAYER, PRESETS, STYLE_LAYERS, style_file
 
 WIDTH, BLOCKS = 16, 3            # Johnson et al.: 32 and 5 (see the module docstring)
 CROP, BATCH = 128, 4             # training crops (Johnson et al.: 256 x 256, batch 4)
@@ -277,7 +277,7 @@ def main(argv=None):
         p.error("argument --lr: must be a positive number")
     net = cli.load_net(args, "squeezenet")
     preset = PRESETS.get(_name(args.style), PRESETS["starry_night"])
-    style_file = _style_file(args.style)
+    style_file = style_file(args.style)
     style = backend.asarray(preprocess(resize_short_side(load_image(style_file), preset["style_size"]),
                                        mean=net.meta["mean"], std=net.meta["std"]))
     path = Path(args.net) if args.net else weights_path(args.style)

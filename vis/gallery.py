@@ -226,6 +226,14 @@ FIGURES = [
            ["style_transfer", "--content", "chelsea.png", "home.jpg"],
            ["--content", "chelsea.png", "--style", "starry_night", "--steps", "5"], needs=(SQ, PHOTOS),
            crop=(.3, .65, 0, .75)),
+    Figure("fast_style.png", "fast_style", "Fast style transfer",
+           "Photos the network never saw in training, styled by one forward pass of a transform network that "
+           "tinycnn trained for Starry Night (weights/fast_style_starry_night.npz, make train_fast_style), "
+           "beside 200 L-BFGS steps of optimisation-based style transfer with the same loss and weights. "
+           "Captions give each image's time and its loss (content + style + TV).",
+           "Johnson, Alahi & Fei-Fei 2016, Perceptual Losses for Real-Time Style Transfer and Super-Resolution",
+           "https://arxiv.org/abs/1603.08155",
+           ["fast_style"], ["--content", "chelsea.png", "--steps", "3"], needs=(SQ, PHOTOS), crop=(0, 1, 0, 1)),
     Figure("style_mix.png", "style_controls", "Blending styles",
            "One photo in two styles at once: the Gram targets of Starry Night and The Scream mixed with the "
            "weights shown (the ends are each style alone).", GATYS_STYLE[0], GATYS_STYLE[1],

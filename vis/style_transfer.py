@@ -155,7 +155,7 @@ def _name(style):
     return str(style).split("/")[-1]
 
 
-def _style_file(style):
+def style_file(style):
     return cli.find_image(f"styles/{style}.jpg" if style in PRESETS else style)
 
 
@@ -182,7 +182,7 @@ def main(argv=None):
     for image in args.content:      # every file is there before the first (long) optimisation starts
         cli.find_image(image)
     for style in args.style:
-        _style_file(style)
+        style_file(style)
     total = len(args.content) * len(variants)
     rows = []
     for c in args.content:
@@ -193,7 +193,7 @@ def main(argv=None):
             def blend(key):   # the styles' preset parameters, weighted like their Grams
                 return [float(v) for v in np.tensordot(w, np.array([q[key] for q in presets], float), 1).ravel()]
             photo = resize_short_side(load_image(cli.find_image(c)), presets[0]["image_size"])
-            paintings = [resize_short_side(load_image(_style_file(s)), q["style_size"])
+            paintings = [resize_short_side(load_image(style_file(s)), q["style_size"])
                          for s, q in zip(styles, presets)]
             if colour == "histogram":
                 paintings = [match_colours(pt / 255.0, photo / 255.0) * 255 for pt in paintings]
@@ -222,7 +222,7 @@ def style_row(styles, height=160):
     from PIL import Image
     tiles = []
     for s in styles:
-        painting = load_image(_style_file(s))
+        painting = load_image(style_file(s))
         h, w = painting.shape[:2]
         small = np.asarray(Image.fromarray(painting).resize((max(1, round(w * height / h)), height), Image.LANCZOS))
         tiles.append(render.caption(small, f"style: {str(s).split('/')[-1]}"))

@@ -1,0 +1,202 @@
+"""Fast style transfer: the transform network's gradients, the perceptual loss's gradient,
+Adam against its definition (and torch.optim.Adam), training that resumes bit-exactly."""
+import numpy as np
+import pytest
+from hypothesis import assume, given, settings
+from PIL import Image
+
+import tinycnn as tc
+from tinycnn.backend import asarray, to_numpy
+from tinycnn.gradcheck import numeric_grad, rel_error
+from tinycnn.models import squeezenet1_1
+from tinycnn.optim import Adam
+from vis import fast_style
+from vis.objectives import style_targets_of
+from vis.style_transfer import PRESETS, STYLE_LAYERS
+
+from .conftest import on_device
+from .strategies import seeds
+from .test_net import KINK_MARGIN, kink_margin
+
+
+def tiny_transform_net(seed):
+    """width 2, one residual block, float64, norms away from the identity."""
+    net = fast_style.transform_net(width=2, blocks=1, seed=seed).astype(np.float64)
+    rng = np.random.default_rng(seed)
+    for name, layer in net.named_layers():
+        if isinstance(layer, tc.InstanceNorm2d):
+            C = layer.params["weight"].shape[0]
+            layer.params = {"weight": on_device(rng.normal(1, 0.5, C)), "bias": on_device(rng.normal(0, 0.5, C))}
+    return net
+
+
+def test_the_transform_network_keeps_the_image_size_and_names_its_parts():
+    net = fast_style.transform_net(width=4, blocks=2)
+    out, _ = net.forward(on_device(np.zeros((2, 3, 12, 16)), np.float32))
+    assert out.shape == (2, 3, 12, 16)
+    names = net.names()
+    assert {"down1.conv", "down3.norm", "res2.conv2", "res2.norm2", "up1.up", "up2.conv", "out.conv"} <= set(names)
+    assert "out.relu" not in names and "out.norm" not in names     # the last layer is linear: an image
+
+
+def _no_gradient(name):
+    """Parameters whose gradient is exactly zero: a constant per channel that an instance
+    norm downstream subtracts again (the biases of convolutions followed by a norm, and a
+    residual body's last norm's bias, carried by the shortcut to up1's norm)."""
+    return (name.endswith(".conv.bias") or name.endswith(".conv2.bias") or name.endswith("norm2.bias")) \
+        and name != "out.conv.bias"
+
+
+@pytest.mark.gradcheck
+@given(seeds)
+def test_transform_network_gradients(seed):
+    # through pads, strides, norms, the residual block and both upsamplings: the input
+    # element by element, every parameter along a random direction (as Chainer's
+    # check_backward: two forward passes per parameter), by centred differences
+    net = tiny_transform_net(seed % 1000)
+    rng = np.random.default_rng(seed)
+    x = on_device(rng.standard_normal((2, 3, 8, 8)))
+    assume(kink_margin(net, x) > KINK_MARGIN)
+    out, cache = net.forward(x)
+    dout = on_device(rng.standard_normal(out.shape))
+    dx, grads = net.backward(dout, cache)
+    assert rel_error(to_numpy(dx), to_numpy(numeric_grad(lambda: net(x), x, dout))) < 1e-6
+    h = 1e-6
+    for name, p in net.named_params():
+        v = on_device(rng.standard_normal(p.shape))
+        p += h * v
+        up = float((net(x) * dout).sum())
+        p -= 2 * h * v
+        down = float((net(x) * dout).sum())
+        p += h * v
+        numeric, analytic = (up - down) / (2 * h), float((grads[name] * v).sum())
+        if _no_gradient(name):
+            assert float(abs(grads[name]).max()) < 1e-10 and abs(numeric) < 1e-5, name
+        else:
+            assert abs(numeric - analytic) <= 1e-6 * (abs(numeric) + abs(analytic)), (name, numeric, analytic)
+
+
+@pytest.fixture(scope="module")
+def loss_net():
+    return squeezenet1_1(weights=False, seed=3).astype(np.float64)
+
+
+@pytest.mark.gradcheck
+@given(seeds)
+@settings(max_examples=5)           # each example: 6 passes of a (random) SqueezeNet
+def test_perceptual_loss_gradient(loss_net, seed):
+    # the batch-mean loss of outputs y for photos x, along a random direction of y
+    rng = np.random.default_rng(seed)
+    style, x, y = (on_device(rng.standard_normal(s)) for s in [(1, 3, 40, 36), (2, 3, 32, 32), (2, 3, 32, 32)])
+    loss = fast_style.perceptual_loss(loss_net, style_targets_of(loss_net, style, STYLE_LAYERS),
+                                      dict(PRESETS["starry_night"], style_weights=(3e2, 1e2, 15, 3)))
+    value, dy = loss(y, x)
+    v = on_device(rng.standard_normal(y.shape))
+
+    def slope(h):
+        return (loss(y + h * v, x)[0] - loss(y - h * v, x)[0]) / (2 * h)
+    numeric, analytic = slope(1e-5), float((dy * v).sum())
+    # a ReLU or max-pool kink within the segment: the two step sizes then disagree (one draw in ~25)
+    assume(abs(numeric - slope(1e-6)) <= 1e-7 * abs(numeric))
+    assert abs(numeric - analytic) <= 1e-6 * (abs(numeric) + abs(analytic)), (numeric, analytic)
+    # one image alone gives its own loss: the batch loss is the mean, not the sum
+    one = [loss(y[i:i + 1], x[i:i + 1])[0] for i in range(2)]
+    assert value == pytest.approx(np.mean(one), rel=1e-12)
+
+
+def adam_by_the_paper(w, grads, lr, b1=0.9, b2=0.999, eps=1e-8):
+    """Kingma & Ba (2015), Algorithm 1, element by element."""
+    w, m, v = list(w), [0.0] * len(w), [0.0] * len(w)
+    for t, g in enumerate(grads, start=1):
+        for i in range(len(w)):
+            m[i] = b1 * m[i] + (1 - b1) * g[i]
+            v[i] = b2 * v[i] + (1 - b2) * g[i] ** 2
+            mhat, vhat = m[i] / (1 - b1 ** t), v[i] / (1 - b2 ** t)
+            w[i] -= lr * mhat / (vhat ** 0.5 + eps)
+    return w
+
+
+def _one_param_net(w0):
+    lin = tc.Linear(len(w0), 1, dtype=np.float64)
+    lin.params = {"weight": on_device(np.array([w0])), "bias": on_device(np.zeros(1))}
+    return tc.Network([("fc", lin)]), lin
+
+
+def test_adam_follows_the_paper():
+    rng = np.random.default_rng(0)
+    w0, grads = rng.standard_normal(4), rng.standard_normal((6, 4)) * [1, 1e-3, 10, 1e-7]
+    net, lin = _one_param_net(w0)
+    opt = Adam(net)
+    for g in grads:
+        opt.step({"fc.weight": on_device(g[None]), "fc.bias": on_device(np.zeros(1))}, lr=0.01)
+    np.testing.assert_allclose(to_numpy(lin.params["weight"])[0], adam_by_the_paper(w0, grads, 0.01), rtol=1e-12)
+
+
+def test_adam_agrees_with_torch():
+    torch = pytest.importorskip("torch", reason="PyTorch is not installed: pip install torch to run this")
+    rng = np.random.default_rng(1)
+    w0, grads = rng.standard_normal(5), rng.standard_normal((8, 5))
+    net, lin = _one_param_net(w0)
+    opt = Adam(net)
+    p = torch.tensor(w0, requires_grad=True)
+    topt = torch.optim.Adam([p], lr=0.003)
+    for g in grads:
+        opt.step({"fc.weight": on_device(g[None]), "fc.bias": on_device(np.zeros(1))}, lr=0.003)
+        p.grad = torch.tensor(g)
+        topt.step()
+    np.testing.assert_allclose(to_numpy(lin.params["weight"])[0], p.detach().numpy(), rtol=1e-12)
+
+
+def test_training_weights_keep_the_presets_balance():
+    preset = PRESETS["starry_night"]
+    w = fast_style.training_weights(preset, preset["image_size"] // 2)
+    assert w["content_weight"] == pytest.approx(4 * preset["content_weight"])
+    assert w["tv_weight"] == pytest.approx(4 * preset["tv_weight"])
+    assert w["style_weights"] == preset["style_weights"]
+
+
+@pytest.fixture
+def photos(tmp_path):
+    rng = np.random.default_rng(0)
+    paths = []
+    for k, size in enumerate([(40, 56), (48, 48)]):
+        path = tmp_path / f"p{k}.png"
+        Image.fromarray(rng.integers(0, 256, size + (3,), dtype=np.uint8)).save(path)
+        paths.append(path)
+    return paths
+
+
+def _train(photos, steps, checkpoint):
+    net = squeezenet1_1(weights=False, seed=1)
+    tnet = fast_style.transform_net(width=2, blocks=1, seed=4)
+    style = asarray(np.random.default_rng(2).standard_normal((1, 3, 24, 24)).astype(np.float32))
+    history = fast_style.train(tnet, net, style, photos, preset=PRESETS["starry_night"], steps=steps, batch=2,
+                               crop=16, seed=5, checkpoint=checkpoint, checkpoint_every=2)
+    return tnet.state_dict(), history
+
+
+def test_training_resumes_bit_exactly(photos, tmp_path):
+    whole, h_whole = _train(photos, 4, tmp_path / "a.ckpt.npz")
+    _train(photos, 2, tmp_path / "b.ckpt.npz")
+    resumed, h_resumed = _train(photos, 4, tmp_path / "b.ckpt.npz")        # reads b's 2 steps, does 2 more
+    assert [s for s, _ in h_resumed] == [1, 2, 3, 4]
+    assert h_resumed == h_whole
+    for k in whole:
+        np.testing.assert_array_equal(resumed[k], whole[k], err_msg=k)
+
+
+def test_crops_are_the_size_asked_and_come_from_the_photos(photos):
+    crops = fast_style.Crops(photos, 16, np.random.default_rng(0)).batch(6)
+    assert crops.shape == (6, 16, 16, 3) and crops.dtype == np.uint8
+    with pytest.raises(ValueError, match="no training photos"):
+        fast_style.Crops([], 16, np.random.default_rng(0))
+
+
+def test_saved_networks_load_with_their_width_and_blocks(tmp_path):
+    net = fast_style.transform_net(width=3, blocks=2, seed=7)
+    net.save(tmp_path / "t.npz")
+    back = fast_style.load_transform_net(tmp_path / "t.npz")
+    x = on_device(np.random.default_rng(0).standard_normal((1, 3, 8, 12)), np.float32)
+    np.testing.assert_array_equal(to_numpy(back(x)), to_numpy(net(x)))
+    with pytest.raises(FileNotFoundError, match="make train_fast_style"):
+        fast_style.load_transform_net(tmp_path / "missing.npz")
