@@ -5,7 +5,8 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 import tinycnn as tc
-from tinycnn import naive
+from tinycnn import backend, naive
+from tinycnn.im2col import col_width
 from tinycnn.backend import to_numpy
 from tinycnn.gradcheck import check_layer, rel_error
 
@@ -30,6 +31,26 @@ def test_conv_gradients(geom, seed):
 
 
 @pytest.mark.gradcheck
+@given(conv_geometry(), seeds, st.integers(1, 3))
+def test_conv_in_bands_of_rows_matches_naive_loops(geom, seed, rows):
+    # CHUNK_BYTES so small that the forward pass builds ``rows`` output rows' columns at a time
+    # (what a 9x9 conv over a large image does): the same numbers as the naive loops
+    N, C, H, W, F, K, stride, pad = geom
+    rng = np.random.default_rng(seed)
+    x = rng.standard_normal((N, C, H, W))
+    conv = float64_conv(C, F, K, stride, pad, seed)
+    name = backend.name()
+    saved = tc.layers.CHUNK_BYTES[name]
+    tc.layers.CHUNK_BYTES[name] = rows * C * K * K * col_width(W, K, stride, pad) * 4
+    try:
+        assert conv._rows_per_band(x.shape, backend.active()) == rows
+        out, _ = conv.forward(on_device(x))
+    finally:
+        tc.layers.CHUNK_BYTES[name] = saved
+    w, b = (to_numpy(conv.params[k]) for k in ("weight", "bias"))
+    assert rel_error(to_numpy(out), naive.conv_forward_naive(x, w, b, stride, pad)) < 1e-12
+
+
 @given(pool_geometry(), seeds)
 def test_maxpool_gradients(geom, seed):
     N, C, H, W, K, stride, pad, ceil_mode = geom

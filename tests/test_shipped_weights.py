@@ -1,7 +1,10 @@
-"""The shipped CIFAR-10 weights: accuracy and checksum as recorded in weights/README.md."""
+"""The shipped weights (CIFAR-10 net, fast style transfer): checksums and results as recorded in
+weights/README.md."""
 import hashlib
 import re
 from pathlib import Path
+
+import pytest
 
 
 from tinycnn.data import load_cifar10
@@ -13,10 +16,13 @@ from .conftest import shared_dir
 WEIGHTS = Path(__file__).resolve().parents[1] / "weights"
 
 
-def recorded(field):
+def recorded(field, section="cifar10_net.npz"):
+    """A "- field: value" line of weights/README.md's section "## <section> ..."."""
     text = (WEIGHTS / "README.md").read_text()
+    text = text[text.index(f"## {section}"):]
+    text = text[:text.find("\n## ", 1) if "\n## " in text[1:] else len(text)]
     match = re.search(rf"^- {field}: `?([^`\n]+)`?$", text, re.MULTILINE)
-    assert match, f"weights/README.md records no '{field}'"
+    assert match, f"weights/README.md records no '{field}' for {section}"
     return match.group(1).strip()
 
 
@@ -33,3 +39,35 @@ def test_shipped_weights_reach_the_recorded_accuracy():
     assert claimed >= 0.80
     # the record was measured on this same data; BLAS summation order may flip a handful of images
     assert abs(accuracy - claimed) <= 0.002, (accuracy, claimed)
+
+
+FAST_STYLE = "fast_style_starry_night.npz"
+
+
+def test_fast_style_sha256_matches_the_record():
+    digest = hashlib.sha256((WEIGHTS / FAST_STYLE).read_bytes()).hexdigest()
+    assert digest == recorded("sha256", FAST_STYLE)
+
+
+def test_fast_style_network_styles_a_held_out_photo_to_the_recorded_loss():
+    from tinycnn import backend
+    from tinycnn.images import load_image, preprocess, resize_short_side
+    from tinycnn.models import squeezenet1_1
+    from vis import fast_style
+    from vis.objectives import style_targets_of
+    from vis.style_transfer import PRESETS, STYLE_LAYERS
+    images = shared_dir("TINYCNN_IMAGES_DIR", "images")
+    try:
+        net = squeezenet1_1()
+    except FileNotFoundError as e:
+        pytest.skip(str(e))
+    preset = PRESETS["starry_night"]
+    style = resize_short_side(load_image(images / "styles" / "starry_night.jpg"), preset["style_size"])
+    loss = fast_style.perceptual_loss(net, style_targets_of(net, backend.asarray(
+        preprocess(style, mean=net.meta["mean"], std=net.meta["std"])), STYLE_LAYERS), preset)
+    _, x = fast_style.load_photo(net, images / "photos" / "chelsea.png", preset["image_size"])
+    y = fast_style.stylize(fast_style.load_transform_net(WEIGHTS / FAST_STYLE), net, x)
+    value, unstyled = loss(y, x)[0], loss(x, x)[0]
+    claimed = float(recorded("held-out loss, chelsea.png", FAST_STYLE))
+    assert value < unstyled / 5, (value, unstyled)       # the photo itself is far from the style
+    assert value == pytest.approx(claimed, rel=0.01)     # BLAS summation order moves the last digits

@@ -168,13 +168,15 @@ def train(tnet, net, style, photos, *, preset, steps=STEPS, batch=BATCH, crop=CR
     opt, history, start = Adam(tnet), [], 0
     if checkpoint and Path(checkpoint).exists():
         start, history = load_checkpoint(checkpoint, tnet, opt, rng)
+        if log:
+            log(f"resuming from {checkpoint} at step {start} (delete it to start afresh)\n")
     t0 = time.perf_counter()
     for step in range(start, steps):
         x = backend.asarray(np.stack([preprocess(im, mean=mean, std=std)[0] for im in crops.batch(batch)]))
         y, cache = tnet.forward(x)
         value, dy = loss_fn(y, x)
         if not math.isfinite(value):
-            raise FloatingPointError(f"the loss became {value} at step {step + 1}; try a smaller --lr")
+            raise ValueError(f"the loss became {value} at step {step + 1}; try a smaller --lr")
         _, grads = tnet.backward(dy, cache)
         opt.step(grads, lr)
         history.append((step + 1, value))
@@ -213,6 +215,13 @@ def load_checkpoint(path, tnet, opt, rng):
     return (history[-1][0] if history else 0), history
 
 
+def write_log(path, history, every=50):
+    """<weights>.log.json beside the weights: the mean loss of every ``every`` steps."""
+    v = np.array([value for _, value in history])
+    means = [[int(min(k + every, len(v))), float(v[k:k + every].mean())] for k in range(0, len(v), every)]
+    Path(path).with_suffix(".log.json").write_text(json.dumps({"every": every, "mean_loss": means}) + "\n")
+
+
 def stylize(tnet, net, x):
     """One forward pass: normalised photos x (N, 3, H, W) -> stylised (N, 3, H, W), clamped
     to the pixel range. H and W are cropped to multiples of 4 (two stride-2 steps down and
@@ -244,7 +253,7 @@ def load_transform_net(path):
     return transform_net(width, blocks).load_state_dict(state, source=str(path))
 
 
-def _photo(net, spec, size):
+def load_photo(net, spec, size):
     """(uint8 photo, normalised (1, 3, H, W) on the backend), short side ``size``, H and W
     multiples of 4."""
     photo = resize_short_side(load_image(cli.find_image(spec)), size)
@@ -291,7 +300,7 @@ def main(argv=None):
         cli.find_image(spec)
     rows = []
     for i, spec in enumerate(args.content):
-        photo, x = _photo(net, spec, preset["image_size"])
+        photo, x = load_photo(net, spec, preset["image_size"])
         stylize(tnet, net, x)                                  # warm-up: the timing below is one pass
         t = time.perf_counter()
         y = backend.to_numpy(stylize(tnet, net, x))
@@ -338,6 +347,7 @@ def _train_main(args, net, style, preset, path):
     print()
     tnet.save(path)
     sha = hashlib.sha256(path.read_bytes()).hexdigest()
+    write_log(path, history)
     s, v = np.array(history).T
     smooth = np.convolve(v, np.ones(50) / 50, mode="valid") if len(v) >= 50 else v
     curve = render.line_plot({"loss": (s, v), "mean of 50": (s[len(s) - len(smooth):], smooth)},
