@@ -44,11 +44,18 @@ def test_conv_in_bands_of_rows_matches_naive_loops(geom, seed, rows):
     tc.layers.CHUNK_BYTES[name] = rows * C * K * K * col_width(W, K, stride, pad) * 4
     try:
         assert conv._rows_per_band(x.shape, backend.active()) == rows
-        out, _ = conv.forward(on_device(x))
+        out, cache = conv.forward(on_device(x))
+        dout = rng.standard_normal(out.shape)
+        dx, grads = conv.backward(on_device(dout), cache)
+        dx_only, none = conv.backward(on_device(dout), cache, param_grads=False)
     finally:
         tc.layers.CHUNK_BYTES[name] = saved
     w, b = (to_numpy(conv.params[k]) for k in ("weight", "bias"))
     assert rel_error(to_numpy(out), naive.conv_forward_naive(x, w, b, stride, pad)) < 1e-12
+    ndx, ndw, ndb = naive.conv_backward_naive(dout, x, w, stride, pad)
+    for fast, slow in ((dx, ndx), (grads["weight"], ndw), (grads["bias"], ndb), (dx_only, ndx)):
+        assert rel_error(to_numpy(fast), slow) < 1e-12
+    assert none == {}
 
 
 @given(pool_geometry(), seeds)

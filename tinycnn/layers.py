@@ -142,6 +142,37 @@ class Conv2d(Layer):
                 xp.add(y[..., :ow], b[:, None, None], out=out[n, :, r0:r1])
         return out
 
+    def _backward_in_bands(self, dout, x, param_grads):
+        """The backward pass band by band, as _forward_in_bands: each band's columns give its
+        share of dW, and its column gradients go back onto the input rows it read (bands
+        overlap by K - stride input rows, so they are added, not assigned)."""
+        xp = get_array_module(dout)
+        w = self.params["weight"]
+        F, C, K, _ = w.shape
+        s, p = self.stride, self.padding
+        N, _, H, W = x.shape
+        _, _, oh, ow = dout.shape
+        x_pad = pad_input(x, p, p)
+        dx_pad = xp.zeros(x_pad.shape, dtype=dout.dtype)
+        dw = xp.zeros((F, C * K * K), dtype=dout.dtype) if param_grads else None
+        rows = self._rows_per_band(x.shape, xp)
+        cw = col_width(W, K, s, p)
+        for n in range(N):
+            for r0 in range(0, oh, rows):
+                r1 = min(oh, r0 + rows)
+                band = slice(r0 * s, (r1 - 1) * s + K)                  # the input rows these outputs read
+                d = xp.zeros((F, r1 - r0, cw), dtype=dout.dtype)        # junk columns get zero gradient
+                d[..., :ow] = dout[n, :, r0:r1]
+                d = d.reshape(F, -1)                                     # (F, rows*CW)
+                if param_grads:
+                    dw += d @ im2col(x_pad[n:n + 1, :, band], K, K, s, 0).T
+                dx_pad[n:n + 1, :, band] += col2im(w.reshape(F, -1).T @ d, (1, C, band.stop - band.start,
+                                                                           x_pad.shape[3]), K, K, s, 0)
+        dx = dx_pad[:, :, p:p + H, p:p + W]
+        if not param_grads:
+            return dx, {}
+        return dx, {"weight": dw.reshape(w.shape), "bias": dout.sum(axis=(0, 2, 3))}
+
     def forward(self, x):
         _expect_nchw(x, self.in_channels, "Conv2d")
         w, b = self.params["weight"], self.params["bias"]
@@ -184,6 +215,8 @@ class Conv2d(Layer):
                 return dx, {}
             dw = (d @ x.reshape(N, C, H * W).transpose(0, 2, 1)).sum(axis=0)   # (F, C)
             return dx, {"weight": dw.reshape(w.shape), "bias": dout.sum(axis=(0, 2, 3))}
+        if self._rows_per_band(x.shape, xp) < oh:
+            return self._backward_in_bands(dout, x, param_grads)
         cw = col_width(W, K, self.stride, self.padding)
         dw = xp.zeros((F, C * K * K), dtype=dout.dtype) if param_grads else None
         dx = xp.empty(x.shape, dtype=dout.dtype)
