@@ -108,7 +108,7 @@ train: ready ## retrain the shipped CIFAR-10 net (about 70 minutes)
 
 # reproduces weights/fast_style_starry_night.npz (weights/README.md: recipe, time, loss)
 STYLE ?= starry_night
-train_fast_style: ready ## train a fast style-transfer network (STYLE=starry_night; about 45 minutes)
+train_fast_style: ready ## train a fast style-transfer network (STYLE=starry_night; about 40 minutes)
 	$(PY) -m vis.fast_style --train --style $(STYLE)
 
 clean: ## remove caches and figures/

@@ -55,7 +55,7 @@ from vis.style_transfer import CONTENT_LAYER, PRESETS, STYLE_LAYERS, style_file
 
 WIDTH, BLOCKS = 16, 3            # Johnson et al.: 32 and 5 (see the module docstring)
 CROP, BATCH = 128, 4             # training crops (Johnson et al.: 256 x 256, batch 4)
-STEPS = 3000                     # Adam steps (Johnson et al.: 40,000 on COCO)
+STEPS = 4000                     # Adam steps (Johnson et al.: 40,000 on COCO)
 LR = 1e-3                        # Adam's learning rate, Johnson et al.'s
 HELD_OUT = ("chelsea.png", "astronaut.png", "rocket.jpg")   # never trained on; shown in the figure
 WEIGHTS = Path(__file__).resolve().parents[1] / "weights"
