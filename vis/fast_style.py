@@ -286,8 +286,8 @@ def main(argv=None):
         p.error("argument --lr: must be a positive number")
     net = cli.load_net(args, "squeezenet")
     preset = PRESETS.get(_name(args.style), PRESETS["starry_night"])
-    style_file = style_file(args.style)
-    style = backend.asarray(preprocess(resize_short_side(load_image(style_file), preset["style_size"]),
+    painting = style_file(args.style)
+    style = backend.asarray(preprocess(resize_short_side(load_image(painting), preset["style_size"]),
                                        mean=net.meta["mean"], std=net.meta["std"]))
     path = Path(args.net) if args.net else weights_path(args.style)
     if args.train:
