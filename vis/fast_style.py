@@ -215,6 +215,17 @@ def load_checkpoint(path, tnet, opt, rng):
     return (history[-1][0] if history else 0), history
 
 
+def loss_curve(history, name):
+    """The training loss per batch and its running mean of 50, in thousands: uint8 (H, W, 3)."""
+    s, v = np.array(history, np.float64).T
+    v = v / 1e3
+    smooth = np.convolve(v, np.ones(50) / 50, mode="valid") if len(v) >= 50 else v
+    return render.line_plot({"loss": (s, v), "mean of 50": (s[len(s) - len(smooth):], smooth)},
+                            title=f"fast style transfer, {name}: perceptual loss per batch",
+                            xlabel="step", ylabel="loss / 1000", size=(560, 340),
+                            ylim=(0, float(np.ceil(np.percentile(v, 99.5)))))
+
+
 def write_log(path, history, every=50):
     """<weights>.log.json beside the weights: the mean loss of every ``every`` steps."""
     v = np.array([value for _, value in history])
@@ -348,13 +359,10 @@ def _train_main(args, net, style, preset, path):
     tnet.save(path)
     sha = hashlib.sha256(path.read_bytes()).hexdigest()
     write_log(path, history)
-    s, v = np.array(history).T
-    smooth = np.convolve(v, np.ones(50) / 50, mode="valid") if len(v) >= 50 else v
-    curve = render.line_plot({"loss": (s, v), "mean of 50": (s[len(s) - len(smooth):], smooth)},
-                             title=f"fast style transfer, {_name(args.style)}: perceptual loss per batch",
-                             xlabel="step", ylabel="loss", ylim=(0, float(np.percentile(v, 98))))
-    plot = render.save(curve, cli.output_path(args, f"fast_style_{_name(args.style)}_loss") if args.out is None
+    plot = render.save(loss_curve(history, _name(args.style)),
+                       cli.output_path(args, f"fast_style_{_name(args.style)}_loss") if args.out is None
                        else Path(args.out).with_name(Path(args.out).stem + "_loss.png"))
+    v = np.array([value for _, value in history])
     print(f"wrote {path} ({path.stat().st_size / 1e6:.1f} MB, sha256 {sha}) after {time.perf_counter() - t:.0f} s "
           f"this run; final loss (mean of the last 50 batches) {np.mean(v[-50:]):.4g}; loss curve {plot}")
 

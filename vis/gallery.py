@@ -233,7 +233,7 @@ FIGURES = [
            "Captions give each image's time and its loss (content + style + TV).",
            "Johnson, Alahi & Fei-Fei 2016, Perceptual Losses for Real-Time Style Transfer and Super-Resolution",
            "https://arxiv.org/abs/1603.08155",
-           ["fast_style"], ["--content", "chelsea.png", "--steps", "3"], needs=(SQ, PHOTOS), crop=(0, 1, 0, 1)),
+           ["fast_style"], ["--content", "chelsea.png", "--steps", "3"], needs=(SQ, PHOTOS), crop=(.23, .48, 0, 1)),
     Figure("style_mix.png", "style_controls", "Blending styles",
            "One photo in two styles at once: the Gram targets of Starry Night and The Scream mixed with the "
            "weights shown (the ends are each style alone).", GATYS_STYLE[0], GATYS_STYLE[1],
