@@ -50,9 +50,9 @@ def _no_gradient(name):
 @pytest.mark.gradcheck
 @given(seeds)
 def test_transform_network_gradients(seed):
-    # through pads, strides, norms, the residual block and both upsamplings: the input
-    # element by element, every parameter along a random direction (as Chainer's
-    # check_backward: two forward passes per parameter), by centred differences
+    # through pads, strides, norms, the residual block and both upsamplings: the input and
+    # every parameter along a random direction each (as Chainer's check_backward: a few
+    # forward passes per array instead of two per element), by centred differences
     net = tiny_transform_net(seed % 1000)
     rng = np.random.default_rng(seed)
     x = on_device(rng.standard_normal((2, 3, 8, 8)))
@@ -60,20 +60,27 @@ def test_transform_network_gradients(seed):
     out, cache = net.forward(x)
     dout = on_device(rng.standard_normal(out.shape))
     dx, grads = net.backward(dout, cache)
-    assert rel_error(to_numpy(dx), to_numpy(numeric_grad(lambda: net(x), x, dout))) < 1e-6
-    h = 1e-6
-    for name, p in net.named_params():
+    for name, p in [("x", x)] + list(net.named_params()):
         v = on_device(rng.standard_normal(p.shape))
-        p += h * v
-        up = float((net(x) * dout).sum())
-        p -= 2 * h * v
-        down = float((net(x) * dout).sum())
-        p += h * v
-        numeric, analytic = (up - down) / (2 * h), float((grads[name] * v).sum())
+
+        def slope(h):
+            p[...] += h * v
+            up = float((net(x) * dout).sum())
+            p[...] -= 2 * h * v
+            down = float((net(x) * dout).sum())
+            p[...] += h * v
+            return (up - down) / (2 * h)
+        numeric, analytic = slope(1e-6), float(((dx if name == "x" else grads[name]) * v).sum())
+        if not _no_gradient(name):
+            # moving a whole array can carry a ReLU input across 0 (kink_margin only looks at
+            # the unmoved net): the two step sizes then disagree, and the draw is skipped
+            assume(abs(numeric - slope(1e-7)) <= 5e-7 * abs(numeric) + 1e-6)
         if _no_gradient(name):
             assert float(abs(grads[name]).max()) < 1e-10 and abs(numeric) < 1e-5, name
         else:
-            assert abs(numeric - analytic) <= 1e-6 * (abs(numeric) + abs(analytic)), (name, numeric, analytic)
+            # plus the differences' own round-off, eps * |<net(x), dout>| / h ~ 1e-8, which
+            # matters where a random direction gives a slope near 0
+            assert abs(numeric - analytic) <= 1e-6 * (abs(numeric) + abs(analytic)) + 1e-7, (name, numeric, analytic)
 
 
 @pytest.fixture(scope="module")
