@@ -67,7 +67,7 @@ def _inputs(size, n=2, seed=0):
 
 def tinycnn_loop(task):
     if task in ROWS:
-        net, inputs = (fast_style_inputs if task.startswith("fast_style") else row_inputs)(task)
+        net, inputs = row_inputs(task)
         return ROWS[task][0](net, *inputs)
     from tinycnn import backend
     from vis.class_visualization import class_visualization
@@ -152,7 +152,7 @@ def torch_gram(f):
 
 def torch_loop(task):
     if task in ROWS:
-        net, inputs = (fast_style_inputs if task.startswith("fast_style") else row_inputs)(task)
+        net, inputs = row_inputs(task)
         return ROWS[task][1](net, *inputs)
     import torch
     from scipy import ndimage
@@ -219,6 +219,8 @@ TEXTURE_SIZE = 160                       # vis.texture_synthesis's default --siz
 
 def row_inputs(task, seed=0):
     """(net, inputs) of one of the rows below: random images, the net the technique runs on."""
+    if task.startswith("fast_style"):
+        return fast_style_inputs(task, seed)
     rng = np.random.default_rng(seed)
     if task == "cifar_train_step":
         from tinycnn.models import cifar10_net

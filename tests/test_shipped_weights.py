@@ -49,25 +49,29 @@ def test_fast_style_sha256_matches_the_record():
     assert digest == recorded("sha256", FAST_STYLE)
 
 
-def test_fast_style_network_styles_a_held_out_photo_to_the_recorded_loss():
+def test_fast_style_network_reaches_the_recorded_loss_within_2x_of_lbfgs():
     from tinycnn import backend
     from tinycnn.images import load_image, preprocess, resize_short_side
     from tinycnn.models import squeezenet1_1
     from vis import fast_style
     from vis.objectives import style_targets_of
-    from vis.style_transfer import PRESETS, STYLE_LAYERS
+    from vis.style_transfer import PRESETS, STYLE_LAYERS, style_transfer
     images = shared_dir("TINYCNN_IMAGES_DIR", "images")
     try:
         net = squeezenet1_1()
     except FileNotFoundError as e:
         pytest.skip(str(e))
     preset = PRESETS["starry_night"]
-    style = resize_short_side(load_image(images / "styles" / "starry_night.jpg"), preset["style_size"])
-    loss = fast_style.perceptual_loss(net, style_targets_of(net, backend.asarray(
-        preprocess(style, mean=net.meta["mean"], std=net.meta["std"])), STYLE_LAYERS), preset)
+    style = backend.asarray(preprocess(resize_short_side(load_image(images / "styles" / "starry_night.jpg"),
+                                                         preset["style_size"]), mean=net.meta["mean"], std=net.meta["std"]))
+    loss = fast_style.perceptual_loss(net, style_targets_of(net, style, STYLE_LAYERS), preset)
     _, x = fast_style.load_photo(net, images / "photos" / "chelsea.png", preset["image_size"])
     y = fast_style.stylize(fast_style.load_transform_net(WEIGHTS / FAST_STYLE), net, x)
-    value, unstyled = loss(y, x)[0], loss(x, x)[0]
+    value = loss(y, x)[0]
     claimed = float(recorded("held-out loss, chelsea.png", FAST_STYLE))
-    assert value < unstyled / 3, (value, unstyled)       # the photo itself: 3.9x the loss
     assert value == pytest.approx(claimed, rel=0.01)     # BLAS summation order moves the last digits
+    # issue 13's target, against an independent reference: within 2x of what 200 L-BFGS steps
+    # of optimisation-based style transfer reach from the photo, with the same loss
+    z, _ = style_transfer(net, x, style, content_weight=preset["content_weight"], style_weights=preset["style_weights"],
+                          tv_weight=preset["tv_weight"], steps=200, method="lbfgs")
+    assert value <= 2 * loss(backend.asarray(z), x)[0]

@@ -162,13 +162,28 @@ def test_training_weights_keep_the_presets_balance():
     assert w["style_weights"] == preset["style_weights"]
 
 
+COLOURS = [(200, 30, 40), (20, 180, 90)]
+
+
 @pytest.fixture
 def photos(tmp_path):
+    """Two photos, 40 x 56 noise and 48 x 48 noise."""
     rng = np.random.default_rng(0)
     paths = []
     for k, size in enumerate([(40, 56), (48, 48)]):
         path = tmp_path / f"p{k}.png"
         Image.fromarray(rng.integers(0, 256, size + (3,), dtype=np.uint8)).save(path)
+        paths.append(path)
+    return paths
+
+
+@pytest.fixture
+def plain_photos(tmp_path):
+    """Two one-colour photos of different sizes, one smaller than the crops asked below."""
+    paths = []
+    for k, (size, colour) in enumerate(zip([(40, 56), (12, 20)], COLOURS)):
+        path = tmp_path / f"plain{k}.png"
+        Image.new("RGB", size[::-1], colour).save(path)
         paths.append(path)
     return paths
 
@@ -192,9 +207,12 @@ def test_training_resumes_bit_exactly(photos, tmp_path):
         np.testing.assert_array_equal(resumed[k], whole[k], err_msg=k)
 
 
-def test_crops_are_the_size_asked_and_come_from_the_photos(photos):
-    crops = fast_style.Crops(photos, 16, np.random.default_rng(0)).batch(6)
-    assert crops.shape == (6, 16, 16, 3) and crops.dtype == np.uint8
+def test_crops_are_the_size_asked_and_come_from_the_photos(plain_photos):
+    crops = fast_style.Crops(plain_photos, 16, np.random.default_rng(0)).batch(20)
+    assert crops.shape == (20, 16, 16, 3) and crops.dtype == np.uint8
+    # a crop of a one-colour photo is that colour throughout; both photos are drawn
+    seen = {tuple(int(v) for v in crop[0, 0]) for crop in crops}
+    assert all((crop == crop[0, 0]).all() for crop in crops) and seen == set(COLOURS)
     with pytest.raises(ValueError, match="no training photos"):
         fast_style.Crops([], 16, np.random.default_rng(0))
 

@@ -120,13 +120,13 @@ def training_weights(preset, crop):
 
 class Crops:
     """Random square crops of a set of photos: a random photo, a random side between
-    ``size`` and the photo's short side (at most 2 * short), a random place, a random
-    left-right flip, resized to size x size. Photos are loaded once, short side 320."""
+    ``size`` and the photo's short side, a random place, a random left-right flip, resized
+    to size x size. Photos are loaded once, short side 320 (or ``size``, if larger)."""
 
     def __init__(self, paths, size, rng, short=320):
         from PIL import Image
         self.Image, self.size, self.rng = Image, size, rng
-        self.photos = [resize_short_side(load_image(p), short) for p in paths]
+        self.photos = [resize_short_side(load_image(p), max(short, size)) for p in paths]
         if not self.photos:
             raise ValueError("no training photos: give --images with image files or folders")
 
@@ -259,7 +259,8 @@ def load_transform_net(path):
         raise FileNotFoundError(f"no fast-style weights at {path}; train them with make train_fast_style "
                                 "(or python -m vis.fast_style --train --style NAME)")
     state = read_npz(path)
-    width = state["down1.conv.weight"].shape[0] if "down1.conv.weight" in state else WIDTH
+    first = state.get("down1.conv.weight")
+    width = first.shape[0] if first is not None and first.ndim == 4 else WIDTH   # else: load_state_dict says why
     blocks = len({k.split(".")[0] for k in state if k.startswith("res")})
     return transform_net(width, blocks).load_state_dict(state, source=str(path))
 
