@@ -83,6 +83,8 @@ def test_every_bad_input_of_the_issue_is_one_line(tmp_path):
         (cifar + good + ["--weights", str(tmp_path / "truncated.npz")], "truncated.npz is not a readable .npz"),
         (cifar + good + ["--out", str(tmp_path / "notes.txt" / "x.png")],
          f"cannot write to the output folder {tmp_path / 'notes.txt'}: it is a file, not a folder"),
+        (cifar + good + ["--size", "48"], "this model classifies 32x32 images only"),
+        (["vis.deepdream", "--model", "cifar10", "--image", "cifar:0", "--size", "48"], "--size needs photos"),
         (["vis.gallery", "--only", "salency"], "unknown figure salency"),
         (["vis.gallery", "--out", str(tmp_path / "empty"), "--thumbnails", str(tmp_path / "docs")],
          f"no figures in {tmp_path / 'empty'}/ to make thumbnails of"),
@@ -92,6 +94,24 @@ def test_every_bad_input_of_the_issue_is_one_line(tmp_path):
         assert done.returncode == 2 and message in done.stderr, (args, done.returncode, done.stderr)
         assert "Traceback" not in done.stderr and done.stderr.strip().count("\n") == 0, done.stderr
     assert not (tmp_path / "notes.txt").is_dir()
+
+
+def test_saliency_of_whole_uncropped_photos(tmp_path, monkeypatch):
+    """--size: each photo whole, its short side --size, one figure row each (SqueezeNet is fully
+    convolutional); without it, the model's centre crop."""
+    monkeypatch.setenv("TINYCNN_WEIGHTS_DIR", str(shared_dir("TINYCNN_WEIGHTS_DIR", "weights")))
+    from PIL import Image
+    from vis import cli
+    rng = np.random.default_rng(0)
+    for name, shape in (("wide.png", (40, 90, 3)), ("tall.png", (70, 40, 3))):
+        Image.fromarray(rng.integers(0, 256, shape, dtype=np.uint8)).save(tmp_path / name)
+    net = cli.load_net(cli.parse_args(cli.parser("x"), [], ""))
+    photos = [str(tmp_path / "wide.png"), str(tmp_path / "tall.png")]
+    assert [x.shape for x in cli.load_uncropped(net, photos, 64)] == [(1, 3, 64, 144), (1, 3, 112, 64)]
+    done = run("vis.saliency", "--image", *photos, "--size", "64", "--out", str(tmp_path / "s.png"))
+    assert done.returncode == 0, done.stderr
+    figure = np.asarray(Image.open(tmp_path / "s.png"))
+    assert figure.shape[1] > 5 * 144 and figure.shape[0] > 64 + 112     # five panels of the wide photo; two rows
 
 
 def test_cupy_asked_for_but_missing_is_one_line():

@@ -232,6 +232,28 @@ def load_one(net, path, size, crop=False):
                                       std=net.meta["std"]))
 
 
+def add_size_option(p):
+    """--size: techniques that can see the whole photo (the networks are fully convolutional)."""
+    p.add_argument("--size", type=count, default=None,
+                   help="short side in px of the whole, uncropped photos (default: the model's input size, cropped)")
+
+
+def load_uncropped(net, specs, size, *, classify=False):
+    """Each photo of ``specs`` (default: DEFAULT_PHOTO) whole, uncropped, as its own normalised
+    (1, 3, H, W) batch, short side ``size``: the photos' shapes differ, so they are not stacked.
+    classify: the technique needs class scores, which a net with a fully connected classifier
+    (a Flatten layer) gives for its input size only."""
+    from tinycnn.layers import Flatten
+    if classify and any(isinstance(layer, Flatten) for _, layer in net.named_layers()):
+        side = net.meta["input_size"]
+        raise ValueError(f"--size: this model classifies {side}x{side} images only (its classifier is fully "
+                         "connected); leave --size out")
+    specs = expand_folders(specs or [DEFAULT_PHOTO])
+    if any(spec.startswith("cifar:") for spec in specs):
+        raise ValueError("--size needs photos, not CIFAR-10 images: give them with --image")
+    return [load_one(net, find_image(spec), size) for spec in specs]
+
+
 def check_channel(net, layer, *channels):
     """Raise a clear error unless ``layer`` exists and has every one of ``channels`` (None: any)."""
     net.layer(layer)

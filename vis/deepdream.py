@@ -64,17 +64,13 @@ def main(argv=None):
     p = cli.parser("DeepDream: amplify a layer's activations.", target=False, layer="dream_layer", layers=True)
     p.add_argument("--octaves", type=cli.count, default=OCTAVES, help="image scales, each 1.4x the last (default: %(default)s)")
     p.add_argument("--steps", type=cli.count, default=STEPS, help="steps per octave (default: %(default)s)")
-    p.add_argument("--size", type=cli.count, default=None,
-                   help="short side in px of the whole, uncropped photo (default: the model's input size, cropped)")
+    cli.add_size_option(p)
     args = cli.parse_args(p, argv, __doc__)
     net = cli.load_net(args)
     for layer in args.layer:
         cli.check_channel(net, layer)
     if args.size:
-        spec = args.image[0] if args.image else cli.DEFAULT_PHOTO
-        if spec.startswith("cifar:"):
-            raise ValueError("--size needs a photo, not a CIFAR-10 image: give one with --image")
-        x = cli.load_one(net, cli.find_image(spec), args.size)
+        x = cli.load_uncropped(net, args.image[:1] if args.image else None, args.size)[0]
     else:
         x, _ = cli.load_inputs(net, args.image)
     mean, std = net.meta["mean"], net.meta["std"]
