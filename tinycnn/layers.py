@@ -290,8 +290,14 @@ class _Pool2d(Layer):
         p = self.padding
         oh, ow, eh, ew = self._geometry(H, W)
         dx_pad = xp.zeros((N, C, H + 2 * p + eh, W + 2 * p + ew), dtype=dtype)
-        for k, (_, _, rows, cols) in enumerate(self._offsets(oh, ow)):
-            dx_pad[:, :, rows, cols] += grad_at_offset(k)
+        s = self.stride
+        for k, (i, j, rows, cols) in enumerate(self._offsets(oh, ow)):
+            if i < s and j < s:
+                # the offsets of one stride x stride corner write disjoint cells (y*s + i, x*s + j),
+                # and come first: a copy, not an add (a strided add reads the slice back as well)
+                dx_pad[:, :, rows, cols] = grad_at_offset(k)
+            else:
+                dx_pad[:, :, rows, cols] += grad_at_offset(k)
         return dx_pad[:, :, p:p + H, p:p + W]
 
     def _check(self, x):
@@ -326,13 +332,18 @@ class MaxPool2d(_Pool2d):
         out = row_max[:, :, 0:s * oh:s].copy()                        # (N, C, H', W')
         for i in range(1, k):
             xp.maximum(out, row_max[:, :, i:i + s * oh:s], out=out)
-        # which offset of each window holds its maximum (for backward); on ties the
-        # first in row-major order, because earlier offsets overwrite later ones
-        offsets = list(self._offsets(oh, ow))
-        winner = xp.zeros(out.shape, dtype=np.int8 if len(offsets) < 128 else np.int32)
-        for n in range(len(offsets) - 1, -1, -1):
-            _, _, rows, cols = offsets[n]
-            winner = xp.where(x_pad[:, :, rows, cols] == out, winner.dtype.type(n), winner)
+        # which offset of each window holds its maximum (for backward); on ties the first
+        # in row-major order: an offset counts only where no earlier one was found. Only the
+        # comparison reads floats; the rest is arithmetic on bytes, which NumPy vectorises
+        # (xp.where(equal, k, winner) per offset instead took 60 % of squeezenet.pool1's pass)
+        dtype = np.int8 if k * k < 128 else np.int32
+        winner = xp.zeros(out.shape, dtype=dtype)
+        found = xp.zeros(out.shape, dtype=bool)
+        for n, (_, _, rows, cols) in enumerate(self._offsets(oh, ow)):
+            equal = x_pad[:, :, rows, cols] == out
+            if n:
+                winner += (equal & ~found) * dtype(n)
+            found |= equal
         return out, (x.shape, winner)
 
     def backward(self, dout, cache):
