@@ -163,6 +163,9 @@ def run(threads, measure, only=""):
         from bench.loops import torch_exact_float32
         torch.set_num_threads(threads)
         torch_exact_float32(torch)                # no TF32: full float32, as tinycnn computes
+    if measure == "time":
+        from tinycnn.malloc import keep_freed_memory
+        keep_freed_memory()     # as the vis commands do (tinycnn/malloc.py); torch, in this process, too
     device = "cuda" if backend.name() == "cupy" else "cpu"
     rng = np.random.default_rng(0)
     for name, layer, shape in cases():

@@ -26,7 +26,7 @@ random initialisation, as ``make train`` does.
 Each loop runs in its own process (so imports and caches do not mix), once with
 tinycnn and once with the same computation written with torch autograd, with the
 same thread count. Reported: wall time, the ratio tinycnn / PyTorch, and the rise
-of peak resident memory during the loop (on a GPU, with TINYCNN_BACKEND=cupy: the
+of peak resident memory over the warm-up and the loop (on a GPU, with TINYCNN_BACKEND=cupy: the
 peak GPU memory each library's allocator held, against PyTorch CUDA). Random weights
 are used when the SqueezeNet weights are absent: speed does not depend on their values.
 """
@@ -545,17 +545,21 @@ def measure(task, impl, threads, steps=None):
         torch.set_num_threads(threads)
         torch_exact_float32(torch)
     else:
+        from tinycnn.malloc import keep_freed_memory
         from tinycnn.threads import set_blas_threads
         set_blas_threads(threads)       # NumPy's OpenBLAS, as many threads as torch's
+        keep_freed_memory()             # as the vis commands do (tinycnn/malloc.py); torch keeps its default
     from tinycnn import backend
     fn = (tinycnn_loop if impl == "tinycnn" else torch_loop)(task)
-    fn(WARMUP if steps is None else min(WARMUP, steps))
+    # peak memory from before the warm-up: memory an allocator keeps from the warm-up (as
+    # tinycnn's keep_freed_memory does) is memory the loop uses, so it must count
     try:
         with open("/proc/self/clear_refs", "w") as f:
             f.write("5")
     except OSError:
         pass
     before = _rss_kb("VmRSS:")
+    fn(WARMUP if steps is None else min(WARMUP, steps))
     t = time.perf_counter()
     fn(steps or STEPS[task])
     if _device() == "cuda":     # wait for the GPU; torch was imported above, never inside the timing

@@ -142,6 +142,8 @@ def main(argv=None):
     p.add_argument("--checkpoint", default="cifar10_net.ckpt.npz", help="checkpoint written after every epoch")
     p.add_argument("--resume", action="store_true", help="continue from --checkpoint")
     args = p.parse_args(argv)
+    from .malloc import keep_freed_memory
+    keep_freed_memory()             # no fresh pages for every batch's temporaries: tinycnn/malloc.py
 
     from .data import DataError
     try:

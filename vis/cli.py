@@ -215,9 +215,11 @@ def run(main):
     """Run a technique's main(): bad input ends in one line on stderr (exit 2), not a traceback."""
     from tinycnn.backend import BackendError
     from tinycnn.data import DataError
+    from tinycnn.malloc import keep_freed_memory
     from tinycnn.threads import set_blas_threads, threads_for_commands
     try:
         set_blas_threads(threads_for_commands())   # one, unless told: why in tinycnn/threads.py
+        keep_freed_memory()                        # no fresh pages for every pass: tinycnn/malloc.py
         main()
     except (ValueError, LookupError, FileNotFoundError, TypeError, BackendError, DataError, OSError) as e:
         message = e.args[0] if len(e.args) == 1 and isinstance(e.args[0], str) else str(e)   # KeyError quotes str()
