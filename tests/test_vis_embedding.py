@@ -43,6 +43,8 @@ def test_tsne_kl_gradient(seed):
     _, grad = tsne_kl(P, Y)
     numeric = numeric_grad(lambda: np.array(tsne_kl(P, Y)[0]), Y, np.ones(()))
     assert rel_error(grad, numeric) < 1e-6
+    skipped, same = tsne_kl(P, Y, kl=False)                # the descent's call: no KL, the same gradient
+    assert skipped is None and np.array_equal(same, grad)
 
 
 def test_tsne_separates_clusters():

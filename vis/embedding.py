@@ -76,34 +76,46 @@ def joint_probabilities(X, perplexity=PERPLEXITY):
     return (P + P.T) / (2 * len(P))
 
 
-def tsne_kl(P, Y):
-    """(KL(P || Q), dKL/dY) for a 2-D layout Y (N, 2): the objective t-SNE descends."""
+def tsne_kl(P, Y, *, kl=True):
+    """(KL(P || Q), dKL/dY) for a 2-D layout Y (N, 2): the objective t-SNE descends.
+    kl=False skips the KL itself (None): the descent needs only the gradient, and the
+    KL's logarithms over all N^2 pairs cost as much as the gradient."""
     sq = (Y ** 2).sum(1)
-    num = 1.0 / (1.0 + np.maximum(sq[:, None] + sq[None, :] - 2 * Y @ Y.T, 0))
+    num = sq[:, None] + sq[None, :]                              # (N, N), then in place:
+    num -= 2 * Y @ Y.T                                           # 1 / (1 + |y_i - y_j|^2)
+    np.maximum(num, 0, out=num)
+    num += 1.0
+    np.reciprocal(num, out=num)
     np.fill_diagonal(num, 0.0)
-    Q = np.maximum(num / num.sum(), 1e-300)
-    mask = P > 0
-    kl = float((P[mask] * np.log(P[mask] / Q[mask])).sum())
-    W = (P - Q) * num                                            # (N, N)
+    total = num.sum()
+    value = None
+    if kl:
+        Q = np.maximum(num / total, 1e-300)
+        mask = P > 0
+        value = float((P[mask] * np.log(P[mask] / Q[mask])).sum())
+    W = P - num / total                                          # (p_ij - q_ij) (1 + |y_i - y_j|^2)^-1
+    W *= num
     grad = 4.0 * (W.sum(1)[:, None] * Y - W @ Y)
-    return kl, grad
+    return value, grad
 
 
 def tsne(X, *, dims=2, perplexity=PERPLEXITY, iterations=1000, learning_rate=LEARNING_RATE, seed=0, log=None):
     """(N, dims) t-SNE layout of the rows of X."""
     P = joint_probabilities(X, perplexity)
+    exaggerated = P * EARLY_EXAGGERATION
     rng = np.random.default_rng(seed)
     Y = rng.normal(0.0, 1e-4, (len(P), dims))
     velocity, gains = np.zeros_like(Y), np.ones_like(Y)
     for it in range(iterations):
         exaggerate = it < EXAGGERATION_ITERS
-        kl, grad = tsne_kl(P * EARLY_EXAGGERATION if exaggerate else P, Y)
+        logged = log is not None and (it % 50 == 0 or it == iterations - 1)
+        kl, grad = tsne_kl(exaggerated if exaggerate else P, Y, kl=logged)
         momentum = 0.5 if exaggerate else 0.8
         gains = np.where(np.sign(grad) != np.sign(velocity), gains + 0.2, gains * 0.8).clip(0.01)
         velocity = momentum * velocity - learning_rate * gains * grad
         Y = Y + velocity
         Y -= Y.mean(axis=0)
-        if log and (it % 50 == 0 or it == iterations - 1):
+        if logged:
             log(f"t-SNE iteration {it + 1}/{iterations}: KL {kl:.3f}")
     return Y
 
