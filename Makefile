@@ -85,10 +85,11 @@ multifaceted: ## multifaceted visualisation
 $(FIGURE_TARGETS): ready
 	$(PY) -m vis.gallery --only $@$(GALLERY_ARGS)
 
-# every figure and the gallery page figures/index.html; FAST=1: reduced sizes and iterations;
+# every figure and the gallery page figures/index.html, one per core at a time (JOBS=1: one by one);
+# FAST=1: reduced sizes and iterations;
 # ARGS as above
 figures: ready ## every figure and figures/index.html (FAST=1: about a minute)
-	$(PY) -m vis.gallery$(if $(FAST), --fast)$(GALLERY_ARGS)
+	$(PY) -m vis.gallery$(if $(FAST), --fast)$(if $(JOBS), --jobs $(JOBS))$(GALLERY_ARGS)
 
 # the README's thumbnails (docs/) from the figures of a full `make figures`
 thumbnails: ready ## the README's pictures in docs/, from figures/

@@ -118,6 +118,7 @@ def test_each_figure_target_runs_the_gallery_on_itself():
 def test_make_passes_args_on():
     assert make_dry_run("fooling", "ARGS=--seed 1")[-1] == 'python -m vis.gallery --only fooling --args="--seed 1"'
     assert make_dry_run("figures", "FAST=1", "ARGS=--seed 1")[-1] == 'python -m vis.gallery --fast --args="--seed 1"'
+    assert make_dry_run("figures", "JOBS=1")[-1] == "python -m vis.gallery --jobs 1"
 
 
 def test_every_figure_target_is_in_make_help():
@@ -161,11 +162,22 @@ def test_a_figure_asked_for_whose_inputs_are_missing_fails(tmp_path):
 def test_progress_reaches_a_log_and_a_skip_says_what_to_do(tmp_path):
     # output to a pipe, as in CI: a line when each figure starts and one when it ends
     env = {**os.environ, "TINYCNN_DATA_DIR": str(tmp_path / "nothing")}
-    done = run_gallery("--only", "filters", "neighbors", "--fast", "--out", tmp_path, env=env)
+    done = run_gallery("--only", "filters", "neighbors", "--fast", "--out", tmp_path, "--jobs", "1", env=env)
     lines = done.stdout.splitlines()
     assert lines[0] == "drawing 3 figures into " + f"{tmp_path}/ (fast mode)"
     assert [line.split()[-1] for line in lines[1:5]] == ["...", "s", "...", "s"]      # start, end (with its time)
     assert "neighbors_cifar10.png" in lines[5] and "run `make data` to download it" in lines[5], lines[5]
+
+
+def test_figures_drawn_side_by_side_each_report_their_start_and_end(tmp_path):
+    done = run_gallery("--only", "filters", "training_curve", "--fast", "--out", tmp_path, "--jobs", "2")
+    assert done.returncode == 0, done.stderr
+    lines = done.stdout.splitlines()
+    for fig in ("filters_cifar10_conv1.png", "filters_cifar10_conv2.png", "training_curve.png"):
+        mine = [line.split()[-1] for line in lines if fig in line]
+        assert mine == ["...", "s"], lines          # its start, then its end, whatever the other job printed
+        assert (tmp_path / fig).is_file()
+    assert lines[-1].startswith("3 drawn, 0 skipped, 0 failed in ") and "2 at a time" in lines[-1], lines[-1]
 
 
 def test_every_technique_module_has_a_figure():

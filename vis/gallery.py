@@ -21,9 +21,12 @@ import html
 import re
 import shlex
 import shutil
+import os
 import subprocess
 import sys
+import threading
 import time
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -55,6 +58,7 @@ class Figure:
 
 
 SQ, DATA, PHOTOS = "squeezenet", "cifar10-data", "photos"
+MAX_JOBS = 4
 DEMO = ("filters_cifar10_conv1.png", "training_curve.png")      # make demo: the shipped weights alone
 # photos with CC0 / public-domain / permissive licences (see ../shared/README.md)
 FREE_PHOTOS = ["apple.jpg", "astronaut.png", "baboon.jpg", "building.jpg", "butterfly.jpg", "chelsea.png",
@@ -274,19 +278,38 @@ def missing_inputs(needs):
     return ""
 
 
-def draw(figures, out_dir, *, fast=False, extra=(), required=False, log=print):
-    """Run each figure's command; {file: (status, seconds, message)}, status drawn/skipped/failed.
-    A figure whose inputs are missing is skipped, or failed if ``required`` (asked for by name)."""
+def default_jobs():
+    """Figures drawn at once: one per core (each command runs its products on one BLAS
+    thread, tinycnn/threads.py), at most MAX_JOBS, which bounds the memory of the photos'
+    models side by side."""
+    try:
+        cores = len(os.sched_getaffinity(0))
+    except AttributeError:          # not Linux
+        cores = os.cpu_count() or 1
+    return max(1, min(MAX_JOBS, cores))
+
+
+def draw(figures, out_dir, *, fast=False, extra=(), required=False, jobs=1, log=print):
+    """Run each figure's command, ``jobs`` at a time; {file: (status, seconds, message)} in the
+    figures' order, status drawn/skipped/failed. A figure whose inputs are missing is skipped,
+    or failed if ``required`` (asked for by name)."""
     results = {}
-    for i, fig in enumerate(figures, 1):
+    lock = threading.Lock()                       # one log line at a time
+    live = jobs == 1 and sys.stdout.isatty()      # a command's own progress goes to a terminal, not to logs,
+                                                  # and not when several commands would interleave theirs
+
+    def report(line):
+        with lock:
+            log(line, flush=True)
+
+    def one(i, fig):
         head = f"[{i:2d}/{len(figures)}] {fig.file:40s}"
         why = missing_inputs(fig.needs)
         if why:
             results[fig.file] = ("failed" if required else "skipped", 0.0, why)
-            log(f"{head} {'FAILED' if required else 'skipped'}: {why}")
-            continue
-        live = sys.stdout.isatty()     # the command's own progress goes to a terminal, not into logs
-        log(f"{head} make {fig.target} ...", flush=True)          # a line when it starts, logs included
+            report(f"{head} {'FAILED' if required else 'skipped'}: {why}")
+            return
+        report(f"{head} make {fig.target} ...")                  # a line when it starts, logs included
         start = time.perf_counter()
         done = subprocess.run([sys.executable, "-m", *fig.argv(out_dir, fast=fast, extra=extra)],
                               stderr=subprocess.PIPE, text=True,
@@ -294,12 +317,16 @@ def draw(figures, out_dir, *, fast=False, extra=(), required=False, log=print):
         seconds = time.perf_counter() - start
         if done.returncode == 0:
             results[fig.file] = ("drawn", seconds, "")
-            log(f"{head} drawn in {seconds:.1f} s", flush=True)
+            report(f"{head} drawn in {seconds:.1f} s")
         else:
             lines = done.stderr.strip().splitlines() or [f"exit status {done.returncode}"]
             results[fig.file] = ("failed", seconds, lines[-1])
-            log(f"{head} FAILED after {seconds:.1f} s: {lines[-1]}", flush=True)
-    return results
+            report(f"{head} FAILED after {seconds:.1f} s: {lines[-1]}")
+
+    with ThreadPoolExecutor(max_workers=jobs) as pool:       # threads that wait for the commands
+        for future in [pool.submit(one, i, fig) for i, fig in enumerate(figures, 1)]:
+            future.result()
+    return {fig.file: results[fig.file] for fig in figures}
 
 
 PAGE = """<!DOCTYPE html>
@@ -425,6 +452,8 @@ def main(argv=None):
     p.add_argument("--fast", action="store_true", help="reduced sizes and iterations: checks the code in minutes")
     p.add_argument("--only", nargs="+", default=None,
                    help="make targets or figure names to draw (a figure whose inputs are missing is then an error)")
+    p.add_argument("--jobs", type=cli.count, default=default_jobs(),
+                   help="figures drawn at once (default: one per core, at most %d: %%(default)s)" % MAX_JOBS)
     p.add_argument("--args", default=None, metavar="OPTIONS",
                    help="options appended to every figure's command, e.g. --args='--seed 1'")
     instead = p.add_mutually_exclusive_group()
@@ -447,11 +476,15 @@ def main(argv=None):
         return
     cli.check_writable(args.out)
     print(f"drawing {len(figures)} figure{'s' if len(figures) != 1 else ''} into {args.out}/" + (" (fast mode)" if args.fast else ""))
-    results = draw(figures, args.out, fast=args.fast, extra=extra, required=args.only is not None)
+    start = time.perf_counter()
+    jobs = min(args.jobs, len(figures))
+    results = draw(figures, args.out, fast=args.fast, extra=extra, required=args.only is not None, jobs=jobs)
     page = write_page(FIGURES, args.out, results, fast=args.fast)
     counts = {s: sum(r[0] == s for r in results.values()) for s in ("drawn", "skipped", "failed")}
+    work = sum(r[1] for r in results.values())
     print(f"{counts['drawn']} drawn, {counts['skipped']} skipped, {counts['failed']} failed in "
-          f"{sum(r[1] for r in results.values()):.0f} s; open {page}")
+          f"{time.perf_counter() - start:.0f} s" + (f" ({work:.0f} s of drawing, {jobs} at a time)" if jobs > 1 else "")
+          + f"; open {page}")
     if counts["failed"]:
         sys.exit(1)
 
