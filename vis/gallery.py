@@ -2,8 +2,10 @@
 
 Each entry of FIGURES is one figure: the command that draws it, what it shows and the
 paper it comes from. It is the one place where a figure's command is written: ``make
-figures`` runs them all, ``make saliency`` runs ``--only saliency``, one by one (a
-progress line each); then the gallery writes ``figures/index.html`` with every figure
+figures`` runs them all, ``make saliency`` runs ``--only saliency``, one per core at a
+time (``--jobs``; a progress line when each starts and ends: every command computes on
+one core, so on an idle machine the other cores would wait); then the gallery writes
+``figures/index.html`` with every figure
 and its caption, which shows the command. ``--print`` prints the commands instead of
 running them, to run or change by hand. ``--fast`` adds each figure's reduced-size,
 few-iteration options, so that every figure's code runs in a few minutes (CI does
@@ -12,6 +14,7 @@ README's small PNGs.
 
     python -m vis.gallery                  (make figures)
     python -m vis.gallery --fast           (make figures FAST=1)
+    python -m vis.gallery --jobs 1         (make figures JOBS=1: one figure at a time)
     python -m vis.gallery --only saliency occlusion
     python -m vis.gallery --only saliency --print
     python -m vis.gallery --only fooling --args='--seed 1'     (make fooling ARGS='--seed 1')
