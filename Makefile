@@ -88,7 +88,7 @@ $(FIGURE_TARGETS): ready
 # every figure and the gallery page figures/index.html, one per core at a time (JOBS=1: one by one);
 # FAST=1: reduced sizes and iterations;
 # ARGS as above
-figures: ready ## every figure and figures/index.html (FAST=1: about a minute)
+figures: ready ## every figure and figures/index.html (FAST=1: about half a minute)
 	$(PY) -m vis.gallery$(if $(FAST), --fast)$(if $(JOBS), --jobs $(JOBS))$(GALLERY_ARGS)
 
 # the README's thumbnails (docs/) from the figures of a full `make figures`

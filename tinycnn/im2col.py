@@ -88,8 +88,9 @@ def im2col(x, kh, kw, stride, pad):
                 cols[:, i, j] = flat[:, :, start:start + oh * cw]
     else:
         x_pad = pad_input(x, pad, pad).transpose(1, 0, 2, 3)                             # (C, N, Hp, Wp)
-        for i, j, rows, cs in window_offsets(kh, kw, stride, oh, cw):
-            cols[:, i, j] = x_pad[:, :, rows, cs].reshape(C, N, oh * cw)
+        windows = cols.reshape(C, kh, kw, N, oh, cw)     # a view: each strided slice is copied once,
+        for i, j, rows, cs in window_offsets(kh, kw, stride, oh, cw):   # not reshaped into a copy first
+            windows[:, i, j] = x_pad[:, :, rows, cs]
     return cols.reshape(C * kh * kw, N * oh * cw)
 
 
