@@ -55,6 +55,9 @@ def small_net():
 def test_class_score_with_l2_gradient(seed):
     net = small_net()
     x = on_device(np.random.default_rng(seed).standard_normal((1, 3, 6, 6)))
+    # finite differences (h = 1e-6) that cross the ReLU's kink measure a different slope on each
+    # side: skip draws with a conv output that close to 0 (seed 18082883 drew one 1e-7 from it)
+    assume(float(abs(net.activations(x, ["conv"])["conv"]).min()) > 1e-4)
     for target in (2, ("relu", 1), ("relu", 3, 2, 4)):
         f = score_objective(net, target, l2=0.1)
         numeric = numeric_grad(lambda: float(f(x)[0]), x, np.ones(()))
