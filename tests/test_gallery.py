@@ -5,8 +5,10 @@ import html
 import os
 import re
 import shlex
+import signal
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 import numpy as np
@@ -207,3 +209,28 @@ def test_thumbnails_only_for_publishable_inputs(tmp_path):
             scale = min(100 / h, 240 / w)
             assert Image.open(tmp_path / "docs" / f"thumb_{fig.file}").size == (round(w * scale), round(h * scale))
     assert sorted(p.name for p in written if p not in thumbs) == sorted(gallery.DEMO)
+
+
+def test_ctrl_c_stops_the_figures_being_drawn_and_starts_no_more(tmp_path):
+    # the shipped CIFAR-10 net, a million gradient-ascent steps: still drawing when Ctrl-C comes
+    command = [sys.executable, "-m", "vis.gallery", "--only", "class_visualization_cifar10", "multifaceted_cifar10",
+               "--args=--steps 1000000", "--out", str(tmp_path), "--jobs", "1"]
+    gallery = subprocess.Popen(command, cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    assert "drawing 2 figures" in gallery.stdout.readline()
+    assert gallery.stdout.readline().endswith("make class_visualization ...\n")
+    time.sleep(1)
+    gallery.send_signal(signal.SIGINT)
+    out, err = gallery.communicate(timeout=60)
+    assert gallery.returncode == 130 and err.strip() == (
+        "interrupted: the figures being drawn were stopped, the others not started"), err
+    assert "multifaceted" not in out and not list(tmp_path.glob("*.png"))   # nothing after it started
+    leftover = [p for p in Path("/proc").glob("[0-9]*") if str(tmp_path) in _cmdline(p)]
+    assert leftover == [], "a figure's command outlived the gallery"
+
+
+def _cmdline(proc):
+    try:
+        return (proc / "cmdline").read_bytes().replace(b"\0", b" ").decode(errors="replace")
+    except OSError:
+        return ""
+

@@ -297,7 +297,8 @@ def draw(figures, out_dir, *, fast=False, extra=(), required=False, jobs=1, log=
     figures' order, status drawn/skipped/failed. A figure whose inputs are missing is skipped,
     or failed if ``required`` (asked for by name)."""
     results = {}
-    lock = threading.Lock()                       # one log line at a time
+    lock = threading.Lock()                       # one log line at a time; the set of running commands
+    running, interrupted = set(), threading.Event()
     live = jobs == 1 and sys.stdout.isatty()      # a command's own progress goes to a terminal, not to logs,
                                                   # and not when several commands would interleave theirs
 
@@ -306,6 +307,8 @@ def draw(figures, out_dir, *, fast=False, extra=(), required=False, jobs=1, log=
             log(line, flush=True)
 
     def one(i, fig):
+        if interrupted.is_set():
+            return
         head = f"[{i:2d}/{len(figures)}] {fig.file:40s}"
         why = missing_inputs(fig.needs)
         if why:
@@ -314,21 +317,39 @@ def draw(figures, out_dir, *, fast=False, extra=(), required=False, jobs=1, log=
             return
         report(f"{head} make {fig.target} ...")                  # a line when it starts, logs included
         start = time.perf_counter()
-        done = subprocess.run([sys.executable, "-m", *fig.argv(out_dir, fast=fast, extra=extra)],
+        with subprocess.Popen([sys.executable, "-m", *fig.argv(out_dir, fast=fast, extra=extra)],
                               stderr=subprocess.PIPE, text=True,
-                              stdout=None if live else subprocess.DEVNULL)
+                              stdout=None if live else subprocess.DEVNULL) as done:
+            with lock:
+                running.add(done)
+                if interrupted.is_set():        # started as Ctrl-C came: stopped like the others
+                    done.terminate()
+            errors = done.communicate()[1]
+            with lock:
+                running.discard(done)
         seconds = time.perf_counter() - start
+        if interrupted.is_set():
+            return
         if done.returncode == 0:
             results[fig.file] = ("drawn", seconds, "")
             report(f"{head} drawn in {seconds:.1f} s")
         else:
-            lines = done.stderr.strip().splitlines() or [f"exit status {done.returncode}"]
+            lines = errors.strip().splitlines() or [f"exit status {done.returncode}"]
             results[fig.file] = ("failed", seconds, lines[-1])
             report(f"{head} FAILED after {seconds:.1f} s: {lines[-1]}")
 
-    with ThreadPoolExecutor(max_workers=jobs) as pool:       # threads that wait for the commands
+    pool = ThreadPoolExecutor(max_workers=jobs)              # threads that wait for the commands
+    try:
         for future in [pool.submit(one, i, fig) for i, fig in enumerate(figures, 1)]:
             future.result()
+    except BaseException:      # Ctrl-C: no figure starts any more, and the ones being drawn stop
+        interrupted.set()
+        pool.shutdown(wait=False, cancel_futures=True)
+        with lock:
+            for command in running:
+                command.terminate()
+        raise
+    pool.shutdown()
     return {fig.file: results[fig.file] for fig in figures}
 
 
@@ -481,7 +502,11 @@ def main(argv=None):
     print(f"drawing {len(figures)} figure{'s' if len(figures) != 1 else ''} into {args.out}/" + (" (fast mode)" if args.fast else ""))
     start = time.perf_counter()
     jobs = min(args.jobs, len(figures))
-    results = draw(figures, args.out, fast=args.fast, extra=extra, required=args.only is not None, jobs=jobs)
+    try:
+        results = draw(figures, args.out, fast=args.fast, extra=extra, required=args.only is not None, jobs=jobs)
+    except KeyboardInterrupt:
+        print("interrupted: the figures being drawn were stopped, the others not started", file=sys.stderr)
+        sys.exit(130)
     page = write_page(FIGURES, args.out, results, fast=args.fast)
     counts = {s: sum(r[0] == s for r in results.values()) for s in ("drawn", "skipped", "failed")}
     work = sum(r[1] for r in results.values())
