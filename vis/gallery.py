@@ -374,7 +374,7 @@ nav a {{ margin-right: .8em; white-space: nowrap; }}
 <h1>tinycnn: visualizing and understanding CNNs</h1>
 <p>Every figure below was drawn by tinycnn's own NumPy code (no autodiff library), with the
 SqueezeNet 1.1 ImageNet model or the CIFAR-10 net that tinycnn trained itself.
-{mode} Last run {when}: {count} figure(s) in {total:.0f} s. Redraw all with <code>make figures</code>, one
+{mode} Last run {when}: {count} figure(s), {total:.0f} s of drawing. Redraw all with <code>make figures</code>, one
 with its <code>make</code> target; the <code>python -m</code> commands below run in the project's
 environment (<code>source .venv/bin/activate</code> first, or type <code>.venv/bin/python</code>).</p>
 <nav>{nav}</nav>
