@@ -234,3 +234,15 @@ def _cmdline(proc):
     except OSError:
         return ""
 
+
+def test_default_jobs_one_per_core_one_on_a_gpu(monkeypatch):
+    monkeypatch.delenv("TINYCNN_BACKEND", raising=False)
+    monkeypatch.delenv("TINYCNN_BLAS_THREADS", raising=False)
+    cores = len(os.sched_getaffinity(0))
+    assert gallery.default_jobs() == max(1, min(gallery.MAX_JOBS, cores))
+    monkeypatch.setenv("TINYCNN_BLAS_THREADS", str(cores))       # each command takes every core
+    assert gallery.default_jobs() == 1
+    monkeypatch.delenv("TINYCNN_BLAS_THREADS")
+    monkeypatch.setenv("TINYCNN_BACKEND", "cupy")                 # one GPU: one figure at a time
+    assert gallery.default_jobs() == 1
+

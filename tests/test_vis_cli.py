@@ -108,10 +108,12 @@ def test_saliency_of_whole_uncropped_photos(tmp_path, monkeypatch):
     net = cli.load_net(cli.parse_args(cli.parser("x"), [], ""))
     photos = [str(tmp_path / "wide.png"), str(tmp_path / "tall.png")]
     assert [x.shape for x in cli.load_uncropped(net, photos, 64)] == [(1, 3, 64, 144), (1, 3, 112, 64)]
-    done = run("vis.saliency", "--image", *photos, "--size", "64", "--out", str(tmp_path / "s.png"))
+    # at 128 px the photos are shown at their size (smaller ones are enlarged 4x): 128 x 288 and 224 x 128
+    done = run("vis.saliency", "--image", *photos, "--size", "128", "--out", str(tmp_path / "s.png"))
     assert done.returncode == 0, done.stderr
     figure = np.asarray(Image.open(tmp_path / "s.png"))
-    assert figure.shape[1] > 5 * 144 and figure.shape[0] > 64 + 112     # five panels of the wide photo; two rows
+    assert figure.shape[1] >= 5 * 288                # five panels of the wide photo, side by side
+    assert 128 + 224 < figure.shape[0] < 2 * (128 + 224)     # both rows, each photo at its own height
 
 
 def test_cupy_asked_for_but_missing_is_one_line():

@@ -293,8 +293,9 @@ class _Pool2d(Layer):
         s = self.stride
         for k, (i, j, rows, cols) in enumerate(self._offsets(oh, ow)):
             if i < s and j < s:
-                # the offsets of one stride x stride corner write disjoint cells (y*s + i, x*s + j),
-                # and come first: a copy, not an add (a strided add reads the slice back as well)
+                # the offsets of one stride x stride corner write disjoint cells (y*s + i, x*s + j)
+                # that no other offset writes before them: a copy, not an add (a strided add
+                # reads the slice back as well)
                 dx_pad[:, :, rows, cols] = grad_at_offset(k)
             else:
                 dx_pad[:, :, rows, cols] += grad_at_offset(k)
@@ -334,7 +335,7 @@ class MaxPool2d(_Pool2d):
             xp.maximum(out, row_max[:, :, i:i + s * oh:s], out=out)
         # which offset of each window holds its maximum (for backward); on ties the first
         # in row-major order: an offset counts only where no earlier one was found. Only the
-        # comparison reads floats; the rest is arithmetic on bytes, which NumPy vectorises
+        # comparison reads floats; the rest is integer arithmetic (bytes below 128 offsets), vectorised
         # (with xp.where(equal, k, winner) per offset squeezenet.pool1's forward took 4.2 ms, now 2.3)
         dtype = np.int8 if k * k < 128 else np.int32
         winner = xp.zeros(out.shape, dtype=dtype)

@@ -70,7 +70,7 @@ def main(argv=None):
     for layer in args.layer:
         cli.check_channel(net, layer)
     if args.size:
-        x = cli.load_uncropped(net, args.image[:1] if args.image else None, args.size)[0]
+        x = cli.load_uncropped(net, cli.expand_folders(args.image)[:1] if args.image else None, args.size)[0]
     else:
         x, _ = cli.load_inputs(net, args.image)
     mean, std = net.meta["mean"], net.meta["std"]

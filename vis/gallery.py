@@ -283,13 +283,21 @@ def missing_inputs(needs):
 
 def default_jobs():
     """Figures drawn at once: one per core (each command runs its products on one BLAS
-    thread, tinycnn/threads.py), at most MAX_JOBS, which bounds the memory of the photos'
-    models side by side."""
+    thread, tinycnn/threads.py; per TINYCNN_BLAS_THREADS cores when that asks for more), at
+    most MAX_JOBS, which bounds the memory of the photos' models side by side; one on a GPU
+    (TINYCNN_BACKEND=cupy), which the commands would otherwise share."""
+    if os.environ.get("TINYCNN_BACKEND", "").strip().lower() == "cupy":
+        return 1
     try:
         cores = len(os.sched_getaffinity(0))
     except AttributeError:          # not Linux
         cores = os.cpu_count() or 1
-    return max(1, min(MAX_JOBS, cores))
+    from tinycnn.threads import threads_for_commands
+    try:
+        threads = threads_for_commands()
+    except ValueError:              # a bad TINYCNN_BLAS_THREADS: each command says so itself
+        threads = 1
+    return max(1, min(MAX_JOBS, cores // threads))
 
 
 def draw(figures, out_dir, *, fast=False, extra=(), required=False, jobs=1, log=print):
