@@ -109,6 +109,10 @@ def test_saliency_of_whole_uncropped_photos(tmp_path, monkeypatch):
     photos = [str(tmp_path / "wide.png"), str(tmp_path / "tall.png")]
     assert [x.shape for x in cli.load_uncropped(net, photos, 64)] == [(1, 3, 64, 144), (1, 3, 112, 64)]
     # at 128 px the photos are shown at their size (smaller ones are enlarged 4x): 128 x 288 and 224 x 128
+    done = run("vis.saliency", "--image", *photos, "--size", "8")
+    assert done.returncode == 2 and done.stderr == (
+        "error: --size 8 is too small for this model: its layers shrink a photo of 8 px to nothing "
+        "(its input size is 224)\n"), done.stderr
     done = run("vis.saliency", "--image", *photos, "--size", "128", "--out", str(tmp_path / "s.png"))
     assert done.returncode == 0, done.stderr
     figure = np.asarray(Image.open(tmp_path / "s.png"))

@@ -250,6 +250,12 @@ def load_uncropped(net, specs, size, *, classify=False):
         side = net.meta["input_size"]
         raise ValueError(f"--size: this model classifies {side}x{side} images only (its classifier is fully "
                          "connected); leave --size out")
+    if classify and size < net.meta["input_size"]:     # a photo the layers shrink to nothing: say so here
+        try:
+            net(backend.asarray(np.zeros((1, 3, size, size), np.float32)))
+        except ValueError:
+            raise ValueError(f"--size {size} is too small for this model: its layers shrink a photo of {size} px "
+                             f"to nothing (its input size is {net.meta['input_size']})") from None
     specs = expand_folders(specs or [DEFAULT_PHOTO])
     if any(spec.startswith("cifar:") for spec in specs):
         raise ValueError("--size needs photos, not CIFAR-10 images: give them with --image")
