@@ -130,16 +130,16 @@ FIGURES = [
            ["occlusion", "--image", "chelsea.png", "coffee.png"], ["--size", "64", "--stride", "32"],
            needs=(SQ, PHOTOS), crop=(.5, 1, 0, 1)),
     Figure("saliency_squeezenet.png", "saliency", "Saliency maps",
-           "|d score / d pixel|, the maximum over colour channels: which pixels change the class score most "
-           "(the fine grid comes from conv1's stride of 2). Third column: the same map averaged over 50 noisy "
-           "copies of the photo (SmoothGrad), steadier, which seeds the segmentations: its top 5 % (foreground) "
-           "and bottom 30 % (background), grown by colour histograms (fourth column) and by GrabCut from the "
-           "blurred map (right; its energy falls with each iteration, see the caption). GrabCut cuts the eagle "
-           "(and a strip of water by its back), the squirrel (and its branch and some leaves), the middle of the "
-           "cat's face (eyes, nose, forehead; not its cheeks, and not the wall) and, for the class espresso, "
-           "the coffee itself, where the saliency is, not the red cup and saucer.",
+           "|d score / d pixel|, the maximum over colour channels, on whole photos (short side 224): which pixels "
+           "change the class score most (the fine grid comes from conv1's stride of 2). Third column: the same map "
+           "averaged over 50 noisy copies of the photo (SmoothGrad), steadier, which seeds the segmentations: its "
+           "top 5 % (foreground) and bottom 30 % (background), grown by colour histograms (fourth column) and by "
+           "GrabCut from the blurred map (right; its energy falls with each iteration, see the caption). GrabCut "
+           "cuts the cup with its saucer and spoon, the eagle, the squirrel (with its branch and the leaves "
+           "behind its head) and the cat's face (not its chest and ears, where background seeds fell).",
            SIMONYAN[0], SIMONYAN[1],
-           ["saliency", "--image", "coffee.png", "eagle.jpg", "squirrel_cls.jpg", "chelsea.png"], needs=(SQ, PHOTOS),
+           ["saliency", "--image", "coffee.png", "eagle.jpg", "squirrel_cls.jpg", "chelsea.png", "--size", "224"],
+           needs=(SQ, PHOTOS),
            crop=(0, .25, 0, 1)),
     Figure("guided_backprop_squeezenet.png", "guided_backprop", "Guided backprop of an intermediate neuron",
            "The gradient of one fire6 neuron (channel 330) with respect to the image, through ReLUs with the "

@@ -20,26 +20,28 @@ does that, with two choices the paper leaves open:
   On a face that fills the frame (chelsea.png) the single map is speckle all over the
   face and its 30 % seeds land on the face; the averaged map peaks on the face and
   falls towards the frame's edges, where the seeds then land.
-- both seed sets are hard and fit the first colour models. With unknown_as_foreground,
-  GrabCut starts as Rother et al. do instead: every pixel but the background seeds
-  starts as foreground, so the red cup's colours join the coffee's; on coffee.png that
-  cuts the cup and part of the saucer for some noise draws and only the cup's inside
-  for others (n = 50 among them), and it adds leaves to the squirrel, so it is off.
+- both seed sets are hard, and GrabCut starts as Rother et al. do (unknown_as_foreground):
+  every pixel but the background seeds starts as foreground, so the first foreground
+  colours are the whole object's, not only the salient part's (the coffee's, the eyes').
 
 ``segment_histogram``, the simpler stand-in GrabCut replaced (colour histograms, no
 graph cut), is drawn beside it.
 
 The seeds' quantiles assume some background in the picture: 30 % of the pixels become
 background seeds, wherever the object leaves them. The model's centre crop keeps little:
-chelsea's face fills it, so its background seeds land on the cat's own fur, and the fur's
-colours then belong to the background model (the cut keeps the face's middle: eyes,
-forehead, nose). ``--size`` shows the whole, uncropped photos (SqueezeNet is fully
-convolutional); on coffee.png the seeds then fall on the table around the saucer, and the
-cut is the whole cup for some noise draws (seed 0 among them) and the coffee alone for
-others (seeds 1-3), so the figure keeps the crop; chelsea's fur still takes seeds.
+chelsea's face fills it, so its background seeds land on the cat's own fur, and on
+squirrel_cls.jpg the crop is mostly squirrel and dark leaves, which then join the
+foreground. Segment whole photos: ``--size`` gives the network (fully convolutional) the
+uncropped photo, as ``make saliency`` does. There the background seeds fall on the wall
+behind chelsea, the table around coffee.png's saucer, the water and the bright leaves,
+and GrabCut cuts the cat's face, the cup with its saucer and spoon, the eagle, and the
+squirrel with its branch and the leaves behind its head. Where the seeds still take some
+fur (chelsea's chest and ears), the face's edge follows them: for noise draws 0 and 2
+the cut is the face between both cheeks, for 1 and 3 its middle, from the left eye to
+the right cheek.
 
-    python -m vis.saliency --model squeezenet --image chelsea.png      (make saliency)
-    python -m vis.saliency --image coffee.png chelsea.png --size 224   (whole photos)
+    python -m vis.saliency --image chelsea.png --size 224      (whole photos, as make saliency)
+    python -m vis.saliency --model squeezenet --image chelsea.png      (the model's centre crop)
 """
 import numpy as np
 from scipy import ndimage
@@ -50,10 +52,11 @@ from vis import cli, render
 from vis.grabcut import grabcut
 from vis.objectives import noisy_mean, score_gradient
 
-# Gaussian blur of the map before its quantiles, as a fraction of the image side (4 px at 224):
+# Gaussian blur of the map before its quantiles, as a fraction of the short side (10 px at 224):
 # the raw map is speckled (single-pixel peaks, conv1's stride-2 grid) and GrabCut's seeds are
-# hard, so raw seeds cut confetti; on the figure's photos 2, 4 and 8 px cut the same objects
-SEED_BLUR = 1 / 56
+# hard, so raw seeds cut confetti; on the figure's whole photos 8, 10, 14 and 20 px cut the same
+# objects, and 4 px less of chelsea's face
+SEED_BLUR = 1 / 22
 # SmoothGrad (Smilkov et al. 2017, sec. 3): noise of 10-20 % of the input's range, n = 50 copies
 # ("diminishing returns" past it)
 SMOOTH_SAMPLES = 50
@@ -83,14 +86,15 @@ def seeds(saliency, *, foreground_quantile=0.95, background_quantile=0.30, blur=
 
 
 def segment(image, saliency, *, foreground_quantile=0.95, background_quantile=0.30, blur=None,
-            unknown_as_foreground=False, return_energies=False):
+            unknown_as_foreground=True, return_energies=False):
     """Foreground mask (H, W) bool: GrabCut from saliency seeds, then the largest connected
     region (Simonyan et al. 2014, sec. 3.1).
 
     image: uint8 (H, W, 3); saliency: (H, W), best ``smooth_saliency_map``'s. Quantiles from
-    the paper; blur in pixels (default SEED_BLUR of the image side); unknown_as_foreground:
+    the paper; blur in pixels (default SEED_BLUR of the short side); unknown_as_foreground:
     GrabCut's first foreground colours are those of every pixel but the background seeds
-    (Rother et al.'s unknown region T_U starts as foreground). With return_energies, also
+    (Rother et al.'s unknown region T_U starts as foreground), else the foreground seeds'
+    alone. With return_energies, also
     GrabCut's energy after each of its iterations.
     """
     blur = SEED_BLUR * min(saliency.shape) if blur is None else blur
