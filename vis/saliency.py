@@ -35,10 +35,11 @@ foreground. Segment whole photos: ``--size`` gives the network (fully convolutio
 uncropped photo, as ``make saliency`` does. There the background seeds fall on the wall
 behind chelsea, the table around coffee.png's saucer, the water and the bright leaves,
 and GrabCut cuts the cat's face, the cup with its saucer and spoon, the eagle, and the
-squirrel with its branch and the leaves behind its head. Where the seeds still take some
-fur (chelsea's chest and ears), the face's edge follows them: for noise draws 0 and 2
-the cut is the face between both cheeks, for 1 and 3 its middle, from the left eye to
-the right cheek.
+squirrel with its branch and the leaves behind its head. The cup, the eagle and the
+squirrel come out the same for each of the noise draws 0-7 (``--seed``). Where the seeds
+still take some fur (chelsea's chest, ears and cheek), the face's edge follows them:
+draws 0 (the figure's) and 2 cut the face between both cheeks, the other six its middle,
+from the left eye to the right cheek.
 
     python -m vis.saliency --image chelsea.png --size 224      (whole photos, as make saliency)
     python -m vis.saliency --model squeezenet --image chelsea.png      (the model's centre crop)
@@ -139,7 +140,7 @@ def main(argv=None):
     rows = []
     for x in batches:
         target = cli.targets(net, x, args.target)
-        sal, smooth = saliency_map(net, x, target), smooth_saliency_map(net, x, target)
+        sal, smooth = saliency_map(net, x, target), smooth_saliency_map(net, x, target, seed=args.seed)
         for image, s, sm, t in zip(backend.to_numpy(x), sal, smooth, target):
             image = deprocess(image, mean=mean, std=std)
             rows.append(figure_row(net, image, s, sm, t))
