@@ -9,6 +9,15 @@ that each file format keeps its own.
 import zipfile
 import zlib
 
+# What zipfile raises on a forged archive, besides OSError (which the callers tell apart from a
+# missing file): broken structure (BadZipFile, EOFError, ValueError, OverflowError), broken
+# deflate data (zlib.error), and features it does not implement: a "version needed to extract"
+# above 6.3 or strong encryption (NotImplementedError), a password (RuntimeError).
+FORGED_ZIP = (zipfile.BadZipFile, zlib.error, EOFError, ValueError, OverflowError, NotImplementedError, RuntimeError)
+# General-purpose flag bits of a record that tinycnn never writes nor reads (APPNOTE 4.4.4):
+# encrypted, compressed patched data, strong encryption
+UNREAD_FLAGS = {0x1: "is encrypted", 0x20: "holds compressed patched data", 0x40: "uses strong encryption"}
+
 # Deflate cannot compress better than 1032:1 (zlib technical details, "Maximum
 # compression factor", https://zlib.net/zlib_tech.html); a record declaring more is forged.
 MAX_DEFLATE_RATIO = 1032
@@ -30,6 +39,9 @@ def record_info(archive, name, source, error):
         info = archive.getinfo(name)
     except KeyError:
         raise error(f"{source} has no record {name}") from None
+    for bit, why in UNREAD_FLAGS.items():
+        if info.flag_bits & bit:
+            raise error(f"{source}: record {name} {why}; weights are plain zip records")
     if info.compress_type == zipfile.ZIP_STORED:
         ok = info.file_size == info.compress_size
     elif info.compress_type == zipfile.ZIP_DEFLATED:
@@ -48,5 +60,5 @@ def read_record(archive, name, source, error):
     record_info(archive, name, source, error)
     try:
         return archive.read(name)
-    except (zipfile.BadZipFile, zlib.error, EOFError, OSError, ValueError) as e:
+    except (OSError, *FORGED_ZIP) as e:
         raise error(f"{source}: record {name} is corrupt: {e}") from None

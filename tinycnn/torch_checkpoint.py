@@ -32,7 +32,7 @@ import zipfile
 
 import numpy as np
 
-from .archives import read_record, record_info, records
+from .archives import FORGED_ZIP, read_record, record_info, records
 
 _STORAGE_DTYPES = {
     "FloatStorage": np.float32, "DoubleStorage": np.float64, "HalfStorage": np.float16,
@@ -167,9 +167,9 @@ def read_torch_checkpoint(path):
     """
     try:
         archive = zipfile.ZipFile(path)
-    except (zipfile.BadZipFile, EOFError, ValueError, OverflowError):
-        raise UnsafeCheckpointError(f"{path} is not a zip-format torch.save checkpoint "
-                                    "(legacy pickle checkpoints are not read, they are not safe)") from None
+    except FORGED_ZIP as e:
+        raise UnsafeCheckpointError(f"{path} is not a zip-format torch.save checkpoint ({e}; legacy pickle "
+                                    "checkpoints are not read, they are not safe)") from None
     with archive:
         try:
             pkl = [n for n in records(archive, path, UnsafeCheckpointError) if n.endswith("/data.pkl")]

@@ -20,12 +20,11 @@ import sys
 import urllib.error
 import urllib.request
 import zipfile
-import zlib
 from pathlib import Path
 
 import numpy as np
 
-from .archives import record_info, records
+from .archives import FORGED_ZIP, record_info, records
 from .torch_checkpoint import UnsafeCheckpointError, read_torch_checkpoint  # noqa: F401 (public here)
 
 PROJECT_WEIGHTS = Path(__file__).resolve().parents[1] / "weights"
@@ -66,22 +65,28 @@ def find_weights(filename):
                             + f"; {HOW_TO_GET.get(filename, 'see weights/README.md')}")
 
 
-def read_npz(path):
+def read_npz(path, keys=None, *, error=StateDictError):
     """{key: array} from an .npz file of numeric arrays, never unpickling objects.
 
     Each member's .npy header is checked against the member's real size before its
     data is read: a header declaring a huge shape over a few bytes fails at once,
-    without allocating that shape. Every problem is one StateDictError naming it.
+    without allocating that shape. Every problem is one ``error`` naming it. keys: read
+    only these members (every one must be there), not all.
     """
     try:
         archive = zipfile.ZipFile(path)
     except FileNotFoundError:
         raise FileNotFoundError(f"no weights file at {path}") from None
-    except (zipfile.BadZipFile, OSError, EOFError, ValueError) as e:
-        raise StateDictError(f"{path} is not a readable .npz of arrays: {e}") from None
+    except (OSError, *FORGED_ZIP) as e:
+        raise error(f"{path} is not a readable .npz of arrays: {e}") from None
     with archive:
-        return {name[:-len(".npy")]: _read_npy(archive, name, path, StateDictError)
-                for name in records(archive, path, StateDictError)}
+        names = records(archive, path, error)
+        if keys is not None:
+            missing = sorted(set(keys) - {n[:-len(".npy")] for n in names if n.endswith(".npy")})
+            if missing:
+                raise error(f"{path} lacks the arrays {missing}")
+            names = [f"{k}.npy" for k in keys]
+        return {name[:-len(".npy")]: _read_npy(archive, name, path, error) for name in names}
 
 
 def _read_npy(archive, name, source, error):
@@ -110,7 +115,7 @@ def _read_npy(archive, name, source, error):
             data = bytearray(f.read())        # a bytearray: the array is writable, like np.load's
     except error:
         raise
-    except (ValueError, EOFError, OSError, zipfile.BadZipFile, zlib.error) as e:
+    except (OSError, *FORGED_ZIP) as e:
         raise bad(f"is corrupt: {e}") from None
     return np.frombuffer(data, dtype).reshape(shape, order="F" if fortran else "C")
 
