@@ -87,3 +87,39 @@ def test_fetch_cifar10_checks_and_unpacks(tmp_path):
 def test_shared_archive_has_the_official_split():
     x, y = data.load_cifar10("test", data_dir=shared_dir("TINYCNN_DATA_DIR", "data"))
     assert x.shape == (10000, 3, 32, 32) and np.bincount(y).tolist() == [1000] * 10
+
+
+def jpeg_archive(path, images, **override):
+    """Write a cifar10-jpeg.npz of PNG-encoded ``images`` (lossless), arrays replaced by ``override``."""
+    blobs = []
+    for im in images:
+        buf = io.BytesIO()
+        Image.fromarray(im).save(buf, format="PNG")
+        blobs.append(np.frombuffer(buf.getvalue(), np.uint8))
+    arrays = dict(jpeg_bytes=np.concatenate(blobs), offsets=np.concatenate([[0], np.cumsum([len(b) for b in blobs])]),
+                  labels=np.arange(len(images), dtype=np.uint8) % 10, is_test=np.ones(len(images), np.uint8))
+    arrays.update(override)
+    np.savez(path, **{k: v for k, v in arrays.items() if v is not None})
+    return path
+
+
+@pytest.mark.parametrize("forge, why", [
+    (lambda p: p.write_bytes(p.read_bytes()[:300]), "is not a readable .npz of arrays"),      # truncated download
+    (lambda p: p.write_bytes(b"xx"), "is not a readable .npz of arrays"),       # numpy would call it a pickle
+    (lambda p: jpeg_archive(p, IMAGES, labels=None), r"lacks the arrays \['labels'\]"),
+    (lambda p: jpeg_archive(p, IMAGES, labels=np.array([0, 10, 1], np.uint8)), "do not describe 3 images"),
+    (lambda p: jpeg_archive(p, IMAGES, offsets=np.array([0, 5, 4, 9])), "do not describe 3 images"),
+    (lambda p: jpeg_archive(p, IMAGES, is_test=np.ones(2, np.uint8)), "do not describe 3 images"),
+    (lambda p: jpeg_archive(p, IMAGES, jpeg_bytes=np.full(np.load(p)["offsets"][-1], 7, np.uint8)),
+     "image 0 is not a readable 32 x 32 image"),                               # offsets right, bytes garbage
+    (lambda p: jpeg_archive(p, [np.zeros((16, 32, 3), np.uint8)] * 3), "it is 32 x 16 pixels, not 32 x 32"),
+])
+def test_a_broken_jpeg_archive_is_one_data_error(tmp_path, forge, why):
+    path = jpeg_archive(tmp_path / "cifar10-jpeg.npz", IMAGES)
+    assert data.load_cifar10("test", data_dir=tmp_path)[0].shape == (3, 3, 32, 32)     # the unbroken one reads
+    forge(path)
+    with pytest.raises(data.DataError, match=why):
+        data.load_cifar10("test", data_dir=tmp_path)
+
+
+IMAGES = list(np.random.default_rng(2).integers(0, 256, (3, 32, 32, 3), dtype=np.uint8))

@@ -74,22 +74,33 @@ class _NumpyOnlyUnpickler(pickle.Unpickler):
 
 
 def load_jpeg_archive(path, split):
-    """Read ``cifar10-jpeg.npz``: JPEG bytes per image, labels, and a test flag."""
+    """Read ``cifar10-jpeg.npz``: JPEG bytes per image, labels, and a test flag. A truncated
+    or forged archive is one DataError naming what is wrong."""
     from PIL import Image
+    from .weights import read_npz
     try:
-        f = np.load(path, allow_pickle=False)
+        f = read_npz(path, ("jpeg_bytes", "offsets", "labels", "is_test"), error=DataError)
     except FileNotFoundError:
         raise DataError(f"no CIFAR-10 archive at {path}") from None
-    with f:
-        missing = {"jpeg_bytes", "offsets", "labels", "is_test"} - set(f.files)
-        if missing:
-            raise DataError(f"{path} lacks the arrays {sorted(missing)}: not a CIFAR-10 JPEG archive")
-        blob, offsets, labels, is_test = f["jpeg_bytes"], f["offsets"], f["labels"], f["is_test"]
+    except DataError as e:
+        raise DataError(f"{e}: not a CIFAR-10 JPEG archive") from None
+    blob, offsets, labels, is_test = f["jpeg_bytes"].reshape(-1), f["offsets"], f["labels"], f["is_test"]
+    n = len(labels)
+    if not (offsets.shape == (n + 1,) and is_test.shape == labels.shape == (n,) and offsets.dtype.kind in "iu"
+            and labels.dtype.kind in "iu" and offsets[0] == 0 and (np.diff(offsets) > 0).all()
+            and offsets[-1] == blob.size and ((labels >= 0) & (labels < len(CLASSES))).all()):
+        raise DataError(f"{path}: its offsets, labels and test flags do not describe {n} images of "
+                        f"{len(CLASSES)} classes in {blob.size} bytes: not a CIFAR-10 JPEG archive")
     keep = np.flatnonzero(is_test == (split == "test"))
     images = np.empty((len(keep), 32, 32, 3), dtype=np.uint8)
     for k, i in enumerate(keep):
-        with Image.open(io.BytesIO(blob[offsets[i]:offsets[i + 1]].tobytes())) as im:
-            images[k] = np.asarray(im.convert("RGB"))
+        try:
+            with Image.open(io.BytesIO(blob[offsets[i]:offsets[i + 1]].tobytes())) as im:
+                if im.size != (32, 32):
+                    raise ValueError(f"it is {im.size[0]} x {im.size[1]} pixels, not 32 x 32")
+                images[k] = np.asarray(im.convert("RGB"))
+        except (OSError, SyntaxError, EOFError, ValueError, Image.DecompressionBombError) as e:
+            raise DataError(f"{path}: image {i} is not a readable 32 x 32 image: {e}") from None
     return _to_float(images.transpose(0, 3, 1, 2)), labels[keep].astype(np.int64)
 
 
