@@ -1,4 +1,6 @@
 """Training: augmentation, SGD, schedule, a tiny problem learnt, bit-exact resume."""
+import io
+
 import numpy as np
 import pytest
 
@@ -85,3 +87,27 @@ def test_resume_is_bit_exact(tmp_path):
     assert [h["epoch"] for h in history] == [1, 2]
     for (k, a), (_, b) in zip(straight.named_params(), resumed.named_params()):
         np.testing.assert_array_equal(to_numpy(a), to_numpy(b), err_msg=k)
+
+
+def broken_checkpoints(good):
+    """(what, bytes) of checkpoints --resume must refuse in one line, made from a good one's bytes."""
+    other = io.BytesIO()
+    np.savez(other, **{"param/conv1.w": np.zeros((1, 1)), "epoch": np.array(1)})
+    no_rng = io.BytesIO()
+    with np.load(io.BytesIO(good)) as f:
+        np.savez(no_rng, **{k: f[k] for k in f.files if k != "rng"})
+    return [("garbage", b"xx"), ("truncated", good[:len(good) // 2]), ("another net's", other.getvalue()),
+            ("no random state", no_rng.getvalue())]
+
+
+def test_resume_from_a_broken_checkpoint_is_one_error(tmp_path):
+    from tinycnn.train import CheckpointError
+    x, y = toy_data(64, 0)
+    data = (x, y, x[:32], y[:32])
+    ckpt = tmp_path / "ckpt.npz"
+    train(toy_net(), data, epochs=1, batch_size=32, checkpoint=ckpt, log=lambda s: None)
+    good = ckpt.read_bytes()
+    for what, forged in broken_checkpoints(good):
+        ckpt.write_bytes(forged)
+        with pytest.raises(CheckpointError, match=f"cannot resume from {ckpt}"):
+            train(toy_net(), data, epochs=2, batch_size=32, checkpoint=ckpt, resume=True, log=lambda s: None)

@@ -13,6 +13,7 @@ import argparse
 import json
 import sys
 import time
+import zipfile
 from pathlib import Path
 
 import numpy as np
@@ -59,13 +60,35 @@ def save_checkpoint(path, net, opt, epoch, rng, history):
     tmp.replace(path)  # never leave a half-written checkpoint
 
 
+class CheckpointError(ValueError):
+    """A --resume checkpoint that is not one of this training's (truncated, forged, another net's)."""
+
+
 def load_checkpoint(path, net, opt, rng):
-    with np.load(path, allow_pickle=False) as f:
-        net.load_state_dict({k[6:]: f[k] for k in f.files if k.startswith("param/")}, source=str(path))
-        for k in opt.velocity:
-            opt.velocity[k] = backend.asarray(f[f"velocity/{k}"])
-        rng.bit_generator.state = json.loads(str(f["rng"]))
-        return int(f["epoch"]), json.loads(str(f["history"]))
+    """Restore the parameters, the optimiser's velocities and the random state; returns (epoch,
+    history). A file that is not such a checkpoint is one CheckpointError naming the problem."""
+    from .archives import FORGED_ZIP
+    from .net import StateDictError
+    if not zipfile.is_zipfile(path):     # np.load would try it as a pickle ("contains pickled data")
+        raise CheckpointError(f"cannot resume from {path}: it is not an .npz checkpoint")
+    try:
+        with np.load(path, allow_pickle=False) as f:
+            net.load_state_dict({k[6:]: f[k] for k in f.files if k.startswith("param/")}, source=str(path))
+            for k in opt.velocity:
+                opt.velocity[k] = backend.asarray(check_shape(f[f"velocity/{k}"], opt.velocity[k], k))
+            rng.bit_generator.state = json.loads(str(f["rng"]))
+            return int(f["epoch"]), json.loads(str(f["history"]))
+    except StateDictError as e:
+        raise CheckpointError(f"cannot resume from {path}: {e}") from None
+    except (OSError, KeyError, TypeError, *FORGED_ZIP) as e:   # ValueError: JSON and shapes too
+        raise CheckpointError(f"cannot resume from {path}: not a checkpoint of this training "
+                              f"({type(e).__name__}: {e})") from None
+
+
+def check_shape(stored, current, name):
+    if stored.shape != current.shape or stored.dtype.kind != "f":
+        raise ValueError(f"velocity/{name} is {stored.dtype} {stored.shape}, the parameter {current.shape}")
+    return stored
 
 
 def train_step(net, opt, x, y, lr):
@@ -156,9 +179,12 @@ def main(argv=None):
         x_train, y_train = x_train[keep], y_train[keep]
     net = cifar10_net(weights=False, seed=args.seed)
     t0 = time.time()
-    history = train(net, (x_train, y_train, x_test, y_test), epochs=args.epochs, batch_size=args.batch_size,
-                    lr=args.lr, seed=args.seed, checkpoint=args.checkpoint, resume=args.resume,
-                    normalize=lambda b: normalize(b, net), log=lambda s: print(s, flush=True))
+    try:
+        history = train(net, (x_train, y_train, x_test, y_test), epochs=args.epochs, batch_size=args.batch_size,
+                        lr=args.lr, seed=args.seed, checkpoint=args.checkpoint, resume=args.resume,
+                        normalize=lambda b: normalize(b, net), log=lambda s: print(s, flush=True))
+    except CheckpointError as e:
+        sys.exit(f"make train: {e}")
     net.save(args.out)
     log_path = Path(args.out).with_suffix(".log.json")
     log_path.write_text(json.dumps({"args": vars(args), "backend": backend.name(),
