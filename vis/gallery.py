@@ -135,8 +135,9 @@ FIGURES = [
            "averaged over 50 noisy copies of the photo (SmoothGrad), steadier, which seeds the segmentations: its "
            "top 5 % (foreground) and bottom 30 % (background), grown by colour histograms (fourth column) and by "
            "GrabCut from the blurred map (right; its energy falls with each iteration, see the caption). GrabCut "
-           "cuts the cup with its saucer and spoon, the eagle, the squirrel (with its branch and the leaves "
-           "behind its head) and the cat's face (not its chest and ears, where background seeds fell).",
+           "cuts the cup with its saucer and spoon, the eagle (and some water between its legs), the squirrel "
+           "(with its branch and the leaves behind its head) and the cat's face (not its chest and ears, where "
+           "background seeds fell).",
            SIMONYAN[0], SIMONYAN[1],
            ["saliency", "--image", "coffee.png", "eagle.jpg", "squirrel_cls.jpg", "chelsea.png", "--size", "224"],
            needs=(SQ, PHOTOS),

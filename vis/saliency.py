@@ -34,12 +34,13 @@ squirrel_cls.jpg the crop is mostly squirrel and dark leaves, which then join th
 foreground. Segment whole photos: ``--size`` gives the network (fully convolutional) the
 uncropped photo, as ``make saliency`` does. There the background seeds fall on the wall
 behind chelsea, the table around coffee.png's saucer, the water and the bright leaves,
-and GrabCut cuts the cat's face, the cup with its saucer and spoon, the eagle, and the
-squirrel with its branch and the leaves behind its head. The cup, the eagle and the
-squirrel come out the same for each of the noise draws 0-7 (``--seed``). Where the seeds
-still take some fur (chelsea's chest, ears and cheek), the face's edge follows them:
-draws 0 (the figure's) and 2 cut the face between both cheeks, the other six its middle,
-from the left eye to the right cheek.
+and GrabCut cuts the cat's face, the cup with its saucer and spoon, the eagle (and some
+water and ground between its legs), and the squirrel with its branch and the leaves
+behind its head. The cup, the eagle and the squirrel come out the same for each of the
+noise draws 0-7 (``--seed``). Where the seeds still take some fur (chelsea's chest, ears
+and cheek), the face's edge follows them: draws 0 (the figure's) and 2 cut the face from
+the left cheek to the right eye, the other six from the left eye to the right cheek: the
+eyes, nose and forehead always, one cheek or the other.
 
     python -m vis.saliency --image chelsea.png --size 224      (whole photos, as make saliency)
     python -m vis.saliency --model squeezenet --image chelsea.png      (the model's centre crop)
