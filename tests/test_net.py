@@ -227,6 +227,12 @@ def test_load_is_strict(tmp_path):
         net.load(tmp_path / "junk.npz")
     with pytest.raises(FileNotFoundError, match="no weights file at .*missing.npz"):
         net.load(tmp_path / "missing.npz")
+    for bad in (np.nan, np.inf, -np.inf):       # a diverged run's weights draw wrong pictures: refused
+        w = state["conv1.weight"].copy()
+        w[1, 2, 0, 0] = bad
+        np.savez(tmp_path / "diverged.npz", **{**state, "conv1.weight": w})
+        with pytest.raises(tc.StateDictError, match="diverged.npz: parameter 'conv1.weight' holds 1 NaN or infinite"):
+            net.load(tmp_path / "diverged.npz")
 
 
 def test_load_refuses_pickled_objects(tmp_path):

@@ -111,3 +111,30 @@ def test_resume_from_a_broken_checkpoint_is_one_error(tmp_path):
         ckpt.write_bytes(forged)
         with pytest.raises(CheckpointError, match=f"cannot resume from {ckpt}"):
             train(toy_net(), data, epochs=2, batch_size=32, checkpoint=ckpt, resume=True, log=lambda s: None)
+
+
+@pytest.mark.parametrize("argv, why", [
+    (["--epochs", "0"], "--epochs: 0 is not at least 1"), (["--batch-size", "-3"], "--batch-size: -3 is not at least 1"),
+    (["--lr", "nan"], "--lr: nan is not above 0"), (["--lr", "0"], "--lr: 0 is not above 0"),
+    (["--seed", "-1"], "--seed: -1 is not at least 0"), (["--limit", "0"], "--limit: 0 is not at least 1"),
+    (["--epochs", "abc"], "--epochs: 'abc' is not a number"), (["--out", "w"], "--out: w is not the path of an .npz"),
+])
+def test_bad_training_options_are_one_line_before_any_data_is_read(argv, why, capsys, monkeypatch):
+    from tinycnn import train as train_module
+    monkeypatch.setattr("tinycnn.data.load_cifar10", lambda *a, **k: pytest.fail("read data for a bad command line"))
+    with pytest.raises(SystemExit) as done:
+        train_module.main(argv)
+    err = capsys.readouterr().err
+    assert done.value.code == 2 and why in err and len(err.strip().splitlines()) == 1, err
+
+
+def test_a_diverged_run_writes_no_weights(tmp_path, capsys, monkeypatch):
+    from tinycnn import train as train_module
+    rng = np.random.default_rng(0)
+    fake = (rng.random((64, 3, 32, 32), np.float32), rng.integers(0, 10, 64))
+    monkeypatch.setattr("tinycnn.data.load_cifar10", lambda split: fake)
+    out = tmp_path / "w.npz"
+    with pytest.raises(SystemExit) as done:
+        train_module.main(["--epochs", "1", "--batch-size", "32", "--lr", "1e30", "--out", str(out),
+                           "--checkpoint", str(tmp_path / "c.npz")])
+    assert "training diverged" in str(done.value.code) and not out.exists()

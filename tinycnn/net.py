@@ -402,7 +402,7 @@ class Network(Sequential):
 
     def load_state_dict(self, state, source="state dict"):
         """Set every parameter from ``state``, strictly: every key present, none extra,
-        every shape equal. Errors name the key and both shapes."""
+        every shape equal, every value finite. Errors name the key (and both shapes)."""
         own = dict(self.named_params())
         missing = [k for k in own if k not in state]
         extra = [k for k in state if k not in own]
@@ -413,6 +413,9 @@ class Network(Sequential):
             if tuple(new.shape) != tuple(value.shape):
                 raise StateDictError(f"{source}: parameter {key!r} has shape {tuple(new.shape)} "
                                      f"but the network expects {tuple(value.shape)}")
+            bad = int(new.size - get_array_module(new).isfinite(new).sum())
+            if bad:         # a diverged training run: every picture drawn from it would be wrong
+                raise StateDictError(f"{source}: parameter {key!r} holds {bad} NaN or infinite value(s)")
         for name, layer in self.named_layers():
             layer.params = {k: asarray(state[f"{name}.{k}"], v.dtype) for k, v in layer.params.items()}
         return self

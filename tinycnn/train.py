@@ -11,6 +11,7 @@ epoch and ``--resume`` continues from it, bit for bit.
 """
 import argparse
 import json
+import math
 import sys
 import time
 import zipfile
@@ -119,6 +120,8 @@ def train(net, data, *, epochs, batch_size=128, lr=0.05, momentum=0.9, weight_de
     if resume and checkpoint and Path(checkpoint).is_file():
         start_epoch, history = load_checkpoint(checkpoint, net, opt, rng)
         log(f"resumed from {checkpoint} after epoch {start_epoch}")
+    elif resume:
+        log(f"no checkpoint at {checkpoint} to resume from: training from the start")
     normalize = normalize or (lambda b: b)
     x_test_n = normalize(x_test)
     for epoch in range(start_epoch, epochs):
@@ -151,20 +154,47 @@ def train(net, data, *, epochs, batch_size=128, lr=0.05, momentum=0.9, weight_de
     return history
 
 
+class OneLineParser(argparse.ArgumentParser):
+    """A bad command line is one line, not a usage block."""
+    def error(self, message):
+        self.exit(2, f"error: {self.prog}: {message} (see --help)\n")
+
+
+def number(kind, low, *, above=False):
+    """An argparse type: a finite ``kind`` >= low (> low with above)."""
+    def parse(text):
+        try:
+            value = kind(text)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"{text!r} is not a number") from None
+        if not math.isfinite(value) or value < low or (above and value == low):
+            raise argparse.ArgumentTypeError(f"{text} is not {'above' if above else 'at least'} {low}")
+        return value
+    return parse
+
+
 def main(argv=None):
     from .data import load_cifar10
     from .models import cifar10_net, normalize
 
-    p = argparse.ArgumentParser(description="Train the CIFAR-10 net with tinycnn (make train).")
-    p.add_argument("--epochs", type=int, default=15)
-    p.add_argument("--batch-size", type=int, default=128)
-    p.add_argument("--lr", type=float, default=0.05)
-    p.add_argument("--seed", type=int, default=0)
-    p.add_argument("--limit", type=int, default=None, help="train on the first N shuffled images only (smoke test)")
-    p.add_argument("--out", default="weights/cifar10_net.npz", help="where to write the trained weights")
+    p = OneLineParser(description="Train the CIFAR-10 net with tinycnn (make train).", prog="python -m tinycnn.train")
+    p.add_argument("--epochs", type=number(int, 1), default=15)
+    p.add_argument("--batch-size", type=number(int, 1), default=128)
+    p.add_argument("--lr", type=number(float, 0, above=True), default=0.05)
+    p.add_argument("--seed", type=number(int, 0), default=0)
+    p.add_argument("--limit", type=number(int, 1), default=None,
+                   help="train on the first N shuffled images only (smoke test)")
+    p.add_argument("--out", default="weights/cifar10_net.npz", help="where to write the trained weights (.npz)")
     p.add_argument("--checkpoint", default="cifar10_net.ckpt.npz", help="checkpoint written after every epoch")
     p.add_argument("--resume", action="store_true", help="continue from --checkpoint")
     args = p.parse_args(argv)
+    for option, path in (("--out", args.out), ("--checkpoint", args.checkpoint)):   # before hours of training
+        if not path.endswith(".npz") or Path(path).is_dir():
+            p.error(f"argument {option}: {path} is not the path of an .npz file to write")
+        try:
+            Path(path).resolve().parent.mkdir(parents=True, exist_ok=True)
+        except OSError as e:
+            p.error(f"argument {option}: cannot make its folder: {e}")
     from .malloc import keep_freed_memory
     keep_freed_memory()             # no fresh pages for every batch's temporaries: tinycnn/malloc.py
 
@@ -177,6 +207,8 @@ def main(argv=None):
     if args.limit:
         keep = np.random.default_rng(args.seed).permutation(len(x_train))[:args.limit]
         x_train, y_train = x_train[keep], y_train[keep]
+    if args.batch_size > len(x_train):
+        p.error(f"argument --batch-size: {args.batch_size} is more than the {len(x_train)} training images")
     net = cifar10_net(weights=False, seed=args.seed)
     t0 = time.time()
     try:
@@ -185,6 +217,9 @@ def main(argv=None):
                         normalize=lambda b: normalize(b, net), log=lambda s: print(s, flush=True))
     except CheckpointError as e:
         sys.exit(f"make train: {e}")
+    if not all(bool(backend.get_array_module(v).isfinite(v).all()) for _, v in net.named_params()):
+        sys.exit(f"make train: training diverged (loss {history[-1]['loss']:.4g} at epoch {history[-1]['epoch']}); "
+                 f"{args.out} not written: try a smaller --lr")
     net.save(args.out)
     log_path = Path(args.out).with_suffix(".log.json")
     log_path.write_text(json.dumps({"args": vars(args), "backend": backend.name(),
