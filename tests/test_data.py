@@ -48,6 +48,30 @@ def test_python_batches_refuse_code(tmp_path):
         data.load_cifar10("test", data_dir=tmp_path)
 
 
+GOOD_ROWS = np.zeros((4, 3072), np.uint8)
+
+
+@pytest.mark.parametrize("content, why", [
+    (pickle.dumps({b"data": GOOD_ROWS, b"labels": [1, 2, 3, 4]})[:40], "is not a readable CIFAR-10 batch"),  # truncated
+    (b"", "is not a readable CIFAR-10 batch: EOFError"),
+    (b"hello", "is not a readable CIFAR-10 batch"),
+    (pickle.dumps([1, 2]), "expected a dict with b'data' and b'labels'"),
+    (pickle.dumps({b"labels": [1]}), "expected a dict with b'data' and b'labels'"),
+    (pickle.dumps({b"data": GOOD_ROWS.astype(np.float64) * 1000, b"labels": [1, 2, 3, 4]}), "got float64 \\(4, 3072\\)"),
+    (pickle.dumps({b"data": GOOD_ROWS[:, :100], b"labels": [1, 2, 3, 4]}), "got uint8 \\(4, 100\\)"),
+    (pickle.dumps({b"data": GOOD_ROWS, b"labels": [1, 2, 3, 99]}), "integers in \\[0, 10\\), got int64 \\(4,\\) from 1 to 99"),
+    (pickle.dumps({b"data": GOOD_ROWS, b"labels": [1, 2]}), "expected 4 labels"),
+    (pickle.dumps({b"data": GOOD_ROWS, b"labels": [1.7, 2, 3, 4]}), "got float64"),
+    (pickle.dumps({b"data": GOOD_ROWS, b"labels": None}), "expected 4 labels"),
+])
+def test_a_broken_python_batch_is_one_data_error(tmp_path, content, why):
+    folder = tmp_path / "cifar-10-batches-py"
+    write_batches(folder)
+    (folder / "test_batch").write_bytes(content)
+    with pytest.raises(data.DataError, match=why):
+        data.load_cifar10("test", data_dir=tmp_path)
+
+
 def test_jpeg_archive(tmp_path):
     rng = np.random.default_rng(1)
     images = rng.integers(0, 256, (5, 32, 32, 3), dtype=np.uint8)

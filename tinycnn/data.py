@@ -50,14 +50,31 @@ def load_python_batches(folder, split):
         path = folder / name
         if not path.is_file():
             raise DataError(f"CIFAR-10 batch {path} is missing (run `make data` to download it)")
+        data, labels = _read_batch(path)
+        xs.append(data.reshape(-1, 3, 32, 32))
+        ys.append(labels)
+    return _to_float(np.concatenate(xs)), np.concatenate(ys)
+
+
+def _read_batch(path):
+    """(data uint8 (N, 3072), labels int64 (N,)) of one batch file; DataError naming what is wrong."""
+    try:
         with open(path, "rb") as f:
             batch = _NumpyOnlyUnpickler(f, encoding="bytes").load()
-        data = np.asarray(batch[b"data"], dtype=np.uint8)
-        if data.ndim != 2 or data.shape[1] != 3072:
-            raise DataError(f"{path}: expected data of shape (N, 3072), got {data.shape}")
-        xs.append(data.reshape(-1, 3, 32, 32))
-        ys.append(np.asarray(batch[b"labels"], dtype=np.int64))
-    return _to_float(np.concatenate(xs)), np.concatenate(ys)
+    except DataError:
+        raise
+    except Exception as e:      # a truncated or forged pickle can raise almost any built-in error
+        raise DataError(f"{path} is not a readable CIFAR-10 batch: {type(e).__name__}: {e}") from None
+    if not (isinstance(batch, dict) and b"data" in batch and b"labels" in batch):
+        raise DataError(f"{path} is not a CIFAR-10 batch: expected a dict with b'data' and b'labels'")
+    data, labels = np.asarray(batch[b"data"]), np.asarray(batch[b"labels"])
+    if data.dtype != np.uint8 or data.ndim != 2 or data.shape[1] != 3072:
+        raise DataError(f"{path}: expected data of uint8 pixels, shape (N, 3072), got {data.dtype} {data.shape}")
+    if labels.dtype.kind not in "iu" or labels.shape != (len(data),) or not ((labels >= 0) & (labels < 10)).all():
+        raise DataError(f"{path}: expected {len(data)} labels, integers in [0, 10), got {labels.dtype} "
+                        f"{labels.shape}" + (f" from {labels.min()} to {labels.max()}" if labels.size and
+                                              labels.dtype.kind in "iuf" else ""))
+    return data, labels.astype(np.int64)
 
 
 class _NumpyOnlyUnpickler(pickle.Unpickler):
