@@ -153,3 +153,24 @@ def test_a_folder_stands_for_its_image_files(tmp_path):
     (tmp_path / "sub.png").mkdir()
     assert cli.expand_folders([str(tmp_path), "cifar:3"]) == [str(tmp_path / "a.jpg"), str(tmp_path / "b.png"),
                                                               "cifar:3"]
+
+
+@pytest.mark.parametrize("error, why", [
+    (MemoryError(), "error: out of memory; a smaller --size"),     # Pillow's resize says nothing more
+    (MemoryError("Unable to allocate 18.6 TiB for an array"), "error: out of memory: Unable to allocate 18.6 TiB"),
+    ("bomb", "error: Image size (501760000 pixels) exceeds limit"),
+])
+def test_sizes_beyond_memory_are_one_line(error, why, capsys):
+    """No size option has a fixed upper bound: memory is the bound, and running out of it is one line."""
+    from PIL import Image
+
+    from vis import cli
+
+    def main():
+        if error == "bomb":      # what Pillow raises for an image past its pixel limit (max_patches --scales 100)
+            raise Image.DecompressionBombError("Image size (501760000 pixels) exceeds limit of 178956970 pixels")
+        raise error
+    with pytest.raises(SystemExit) as done:
+        cli.run(main)
+    err = capsys.readouterr().err
+    assert done.value.code == 2 and err.startswith(why) and len(err.splitlines()) == 1, err

@@ -205,3 +205,13 @@ def test_zip_features_tinycnn_does_not_read_are_one_error(tmp_path, patch, why):
         (tmp_path / name).write_bytes(patch_headers(good, **patch))
         with pytest.raises(error, match=why):
             read(tmp_path / name)
+
+
+def test_a_device_or_fifo_is_refused_without_reading_it(tmp_path):
+    """zipfile would read /dev/zero for ever (looking for the end record), and block on a FIFO."""
+    os.mkfifo(tmp_path / "fifo.npz")
+    for path in ("/dev/zero", tmp_path / "fifo.npz"):
+        with pytest.raises(StateDictError, match="is not a regular file"):
+            weights.read_npz(path)
+        with pytest.raises(weights.UnsafeCheckpointError, match="is not a regular file"):
+            weights.read_torch_checkpoint(path)

@@ -6,6 +6,7 @@ records of the same name (which one is meant?). ``records`` and ``record_info``
 refuse those before a byte is decompressed; the caller names the error class, so
 that each file format keeps its own.
 """
+import os
 import zipfile
 import zlib
 
@@ -21,6 +22,14 @@ UNREAD_FLAGS = {0x1: "is encrypted", 0x20: "holds compressed patched data", 0x40
 # Deflate cannot compress better than 1032:1 (zlib technical details, "Maximum
 # compression factor", https://zlib.net/zlib_tech.html); a record declaring more is forged.
 MAX_DEFLATE_RATIO = 1032
+
+
+def regular_file(path, error):
+    """``path``, checked to be a regular file: zipfile would read a device such as /dev/zero
+    for ever, and block on a FIFO. A missing file is left to the caller's FileNotFoundError."""
+    if os.path.exists(path) and not os.path.isfile(path):
+        raise error(f"{path} is not a regular file")
+    return path
 
 
 def records(archive, source, error):

@@ -32,7 +32,7 @@ import zipfile
 
 import numpy as np
 
-from .archives import FORGED_ZIP, read_record, record_info, records
+from .archives import FORGED_ZIP, read_record, record_info, records, regular_file
 
 _STORAGE_DTYPES = {
     "FloatStorage": np.float32, "DoubleStorage": np.float64, "HalfStorage": np.float16,
@@ -165,6 +165,7 @@ def read_torch_checkpoint(path):
     Returns exactly the tensors that were saved, or raises UnsafeCheckpointError
     (naming the tensor, record or global at fault) for anything else.
     """
+    regular_file(path, UnsafeCheckpointError)
     try:
         archive = zipfile.ZipFile(path)
     except FORGED_ZIP as e:

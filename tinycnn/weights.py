@@ -24,7 +24,7 @@ from pathlib import Path
 
 import numpy as np
 
-from .archives import FORGED_ZIP, record_info, records
+from .archives import FORGED_ZIP, record_info, records, regular_file
 from .torch_checkpoint import UnsafeCheckpointError, read_torch_checkpoint  # noqa: F401 (public here)
 
 PROJECT_WEIGHTS = Path(__file__).resolve().parents[1] / "weights"
@@ -73,6 +73,7 @@ def read_npz(path, keys=None, *, error=StateDictError):
     without allocating that shape. Every problem is one ``error`` naming it. keys: read
     only these members (every one must be there), not all.
     """
+    regular_file(path, error)
     try:
         archive = zipfile.ZipFile(path)
     except FileNotFoundError:

@@ -225,6 +225,13 @@ def run(main):
         message = e.args[0] if len(e.args) == 1 and isinstance(e.args[0], str) else str(e)   # KeyError quotes str()
         print(f"error: {message}", file=sys.stderr)
         sys.exit(USAGE_ERROR)
+    except MemoryError as e:          # sizes are bounded by memory only: say so in a line
+        print(f"error: out of memory{': ' + str(e) if str(e) else ''}; a smaller --size, image, scale or count "
+              "needs less", file=sys.stderr)
+        sys.exit(USAGE_ERROR)
+    except Image.DecompressionBombError as e:     # an image grown past Pillow's pixel limit
+        print(f"error: {e}", file=sys.stderr)
+        sys.exit(USAGE_ERROR)
 
 
 def load_one(net, path, size, crop=False):

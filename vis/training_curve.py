@@ -6,6 +6,8 @@ Reads the log that ``make train`` writes beside the weights
     python -m vis.training_curve                 (part of make demo)
 """
 import json
+import math
+from pathlib import Path
 
 from tinycnn.weights import find_weights
 from vis import cli, render
@@ -22,12 +24,31 @@ def training_curve(history):
     return render.hstack([loss, acc])
 
 
+def read_log(path):
+    """The JSON log ``make train`` writes; ValueError naming the file and what is wrong with it."""
+    path = Path(path)
+    if not path.is_file():      # a FIFO or a device would block or never end
+        raise FileNotFoundError(f"no training log file at {path}")
+    try:
+        log = json.loads(path.read_text(encoding="utf-8"))
+    except (UnicodeDecodeError, json.JSONDecodeError) as e:
+        raise ValueError(f"{path} is not a JSON training log: {e}") from None
+    history = log.get("history") if isinstance(log, dict) else None
+    keys = ("epoch", "loss", "train_acc", "test_acc")
+    if not (isinstance(history, list) and history and all(
+            isinstance(h, dict) and all(isinstance(h.get(k), (int, float)) and math.isfinite(h[k]) for k in keys)
+            for h in history)):
+        raise ValueError(f"{path}: expected a 'history' of one or more epochs, each with finite numbers "
+                         f"{', '.join(keys)} (a diverged run's loss is NaN)")
+    return log
+
+
 def main(argv=None):
     p = cli.ArgumentParser(description="Draw the CIFAR-10 net's training curve.", module="vis.training_curve")
     p.add_argument("--log", default=None, help="training log (default: weights/cifar10_net.log.json)")
     p.add_argument("--out", default="figures/training_curve.png", help="PNG to write (default: %(default)s)")
     args = cli.parse_args(p, argv, __doc__)
-    log = json.loads(open(args.log or find_weights("cifar10_net.log.json")).read())
+    log = read_log(args.log or find_weights("cifar10_net.log.json"))
     final = log["history"][-1]
     image = render.caption(training_curve(log["history"]),
                            f"CIFAR-10 net trained by tinycnn: {len(log['history'])} epochs, "
