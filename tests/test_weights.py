@@ -3,6 +3,7 @@ import hashlib
 import io
 import os
 import pickle
+import re
 import subprocess
 import sys
 import time
@@ -215,3 +216,19 @@ def test_a_device_or_fifo_is_refused_without_reading_it(tmp_path):
             weights.read_npz(path)
         with pytest.raises(weights.UnsafeCheckpointError, match="is not a regular file"):
             weights.read_torch_checkpoint(path)
+
+
+@pytest.mark.parametrize("argv, why", [
+    (["--url", "notaurl"], "could not download 'notaurl': unknown url type"),
+    (["--url", "http://[::1"], "Invalid IPv6 URL"),
+    (["--out", ""], "--out is empty"),
+    (["--out", "FILE"], "cannot write into .*afile"),
+])
+def test_make_weights_fails_in_one_line(tmp_path, argv, why):
+    (tmp_path / "afile").write_text("x")
+    argv = [str(tmp_path / "afile") if a == "FILE" else a for a in argv]
+    if "--out" not in argv:
+        argv += ["--out", str(tmp_path / "w")]
+    with pytest.raises(SystemExit) as done:
+        weights.main(argv)
+    assert re.search(why, str(done.value.code)) and str(done.value.code).startswith("make weights: ")

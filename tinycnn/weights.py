@@ -145,6 +145,9 @@ def download(url, path, *, checksum=None, timeout=15, log=print):
                 done += len(chunk)
                 log(f"\r{path.name}: {done / 1e6:.1f}" + (f" / {total / 1e6:.1f} MB" if total else " MB"), end="")
         log("")
+    except ValueError as e:     # urllib: "unknown url type", "Invalid IPv6 URL"
+        tmp.unlink(missing_ok=True)
+        raise DownloadError(f"could not download {url!r}: {e}") from None
     except (urllib.error.URLError, OSError) as e:
         tmp.unlink(missing_ok=True)
         reason = getattr(e, "reason", e)
@@ -194,10 +197,14 @@ def main(argv=None):
     parser.add_argument("--url", default=SQUEEZENET_URL)
     parser.add_argument("--out", default=str(PROJECT_WEIGHTS), help="folder to write squeezenet1_1.npz into")
     args = parser.parse_args(argv)
+    if not args.out:
+        sys.exit("make weights: --out is empty; give the folder to write squeezenet1_1.npz into")
     try:
         path = fetch_squeezenet(args.out, args.url)
     except (DownloadError, UnsafeCheckpointError) as e:
         sys.exit(f"make weights: {e}")
+    except OSError as e:        # --out a file, a folder that cannot be made or written
+        sys.exit(f"make weights: cannot write into {args.out}: {e}")
     print(f"wrote {path}")
 
 
