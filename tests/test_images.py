@@ -23,6 +23,19 @@ def test_load_image_errors(tmp_path):
         load_image(tmp_path / "text.png")
 
 
+def test_pixels_of_unknown_range_are_refused_and_16_bits_are_scaled(tmp_path):
+    ramp = np.linspace(0, 1, 64, dtype=np.float32).reshape(8, 8)
+    Image.fromarray(ramp).save(tmp_path / "float.tif")                          # mode F: 0..1? 0..255?
+    with pytest.raises(ValueError, match="float.tif: it has floating-point pixels"):
+        load_image(tmp_path / "float.tif")
+    Image.fromarray((ramp * 1e6).astype(np.int32)).save(tmp_path / "int32.tif")  # mode I beyond 16 bits
+    with pytest.raises(ValueError, match="int32.tif: it has 32-bit pixels from 0 to 1000000"):
+        load_image(tmp_path / "int32.tif")
+    sixteen = (ramp * 65535).round().astype(np.int32)
+    Image.fromarray(sixteen).save(tmp_path / "int16.tif")                       # mode I within 16 bits: v / 257
+    np.testing.assert_array_equal(load_image(tmp_path / "int16.tif")[..., 0], np.rint(sixteen / 257))
+
+
 def test_preprocess_deprocess_round_trip():
     rgb = np.random.default_rng(0).integers(0, 256, (32, 48, 3), dtype=np.uint8)
     x = preprocess(rgb, mean=IMAGENET_MEAN, std=IMAGENET_STD)
@@ -45,3 +58,6 @@ def test_class_lookup():
         class_index("espreso", classes)
     with pytest.raises(ValueError, match="class index 1000 is out of range"):
         class_index(1000, classes)
+    for digit in ("²", "٣"):           # Unicode digits are names, not indices (int("²") fails, int("٣") is 3)
+        with pytest.raises(ValueError, match="unknown class"):
+            class_index(digit, classes)

@@ -23,15 +23,23 @@ def load_image(path):
     channels as stored); 16-bit images are scaled to 8 bits (v / 257), not clipped;
     the EXIF orientation tag is applied, so a phone photo comes out as it is shown.
     More pixels than Pillow's ``Image.MAX_IMAGE_PIXELS`` (a decompression bomb?),
-    and unreadable or truncated files, are one ValueError.
+    floating-point or 32-bit pixels (their range is unknown), and unreadable or
+    truncated files, are one ValueError.
     """
     try:
         with warnings.catch_warnings():
             warnings.simplefilter("error", Image.DecompressionBombWarning)
             with Image.open(path) as im:
                 im = ImageOps.exif_transpose(im)
+                if im.mode.startswith("F"):         # the message gets the path below
+                    raise ValueError(f"it has floating-point pixels (mode {im.mode}), whose range is "
+                                     "unknown; save it with 8 or 16 bits per channel")
                 if im.mode in ("I;16", "I;16B", "I;16L", "I"):          # 16-bit grey
-                    grey = np.clip(np.rint(np.asarray(im, dtype=np.float64) / 257), 0, 255).astype(np.uint8)
+                    values = np.asarray(im, dtype=np.float64)
+                    if values.size and (values.min() < 0 or values.max() > 65535):   # "I": 32-bit integers
+                        raise ValueError(f"it has 32-bit pixels from {values.min():.0f} to {values.max():.0f}; "
+                                         "save it with 8 or 16 bits per channel")
+                    grey = np.clip(np.rint(values / 257), 0, 255).astype(np.uint8)
                     return np.repeat(grey[..., None], 3, axis=2)
                 return np.asarray(im.convert("RGB"))
     except FileNotFoundError:
@@ -98,7 +106,7 @@ def class_index(name_or_index, classes):
     A name matches a class when it equals one of the class's comma-separated
     synonyms, or else when it is a substring of exactly one class name.
     """
-    if isinstance(name_or_index, (int, np.integer)) or str(name_or_index).isdigit():
+    if isinstance(name_or_index, (int, np.integer)) or (str(name_or_index).isascii() and str(name_or_index).isdigit()):   # not "²"
         i = int(name_or_index)
         if not 0 <= i < len(classes):
             raise ValueError(f"class index {i} is out of range: there are {len(classes)} classes")

@@ -69,6 +69,6 @@ def blas_threads():
 def threads_for_commands():
     """TINYCNN_BLAS_THREADS, else 1 (see the module docstring)."""
     text = os.environ.get("TINYCNN_BLAS_THREADS", "1")
-    if not text.isdigit() or int(text) < 1:
+    if not (text.isascii() and text.isdigit()) or int(text) < 1:
         raise ValueError(f"TINYCNN_BLAS_THREADS={text!r}: give a whole number of threads, at least 1")
     return int(text)

@@ -323,7 +323,7 @@ def load_inputs(net, specs):
                 from tinycnn.data import load_cifar10
                 cifar = load_cifar10("test")[0]
             index = spec[6:]
-            if not index.isdigit() or int(index) >= len(cifar):
+            if not (index.isascii() and index.isdigit()) or int(index) >= len(cifar):
                 raise ValueError(f"bad image {spec!r}: cifar:<index> takes a test-image index 0-{len(cifar) - 1}")
             xs.append(preprocess(np.rint(cifar[int(index)].transpose(1, 2, 0) * 255).astype(np.uint8),
                                  size=size, mean=mean, std=std))
