@@ -114,7 +114,8 @@ def test_resume_from_a_broken_checkpoint_is_one_error(tmp_path):
 
 
 @pytest.mark.parametrize("argv, why", [
-    (["--epochs", "0"], "--epochs: 0 is not at least 1"), (["--batch-size", "-3"], "--batch-size: -3 is not at least 1"),
+    (["--epochs", "0"], "--epochs: 0 is not at least 1"),
+    (["--batch-size", "-3"], "--batch-size: -3 is not at least 1"),
     (["--lr", "nan"], "--lr: nan is not above 0"), (["--lr", "0"], "--lr: 0 is not above 0"),
     (["--seed", "-1"], "--seed: -1 is not at least 0"), (["--limit", "0"], "--limit: 0 is not at least 1"),
     (["--epochs", "abc"], "--epochs: 'abc' is not a number"), (["--out", "w"], "--out: w is not the path of an .npz"),

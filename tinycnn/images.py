@@ -106,7 +106,8 @@ def class_index(name_or_index, classes):
     A name matches a class when it equals one of the class's comma-separated
     synonyms, or else when it is a substring of exactly one class name.
     """
-    if isinstance(name_or_index, (int, np.integer)) or (str(name_or_index).isascii() and str(name_or_index).isdigit()):   # not "²"
+    text = str(name_or_index)
+    if isinstance(name_or_index, (int, np.integer)) or (text.isascii() and text.isdigit()):   # not "²"
         i = int(name_or_index)
         if not 0 <= i < len(classes):
             raise ValueError(f"class index {i} is out of range: there are {len(classes)} classes")

@@ -185,10 +185,17 @@ def parse_args(p, argv=None, doc=None, *, out_is_folder=False):
         return args
     if out is not None and Path(out).is_dir():
         p.error(f"argument --out: {out} is a folder; give the path of the PNG to write")
-    if out is not None and Path(out).suffix.lower() not in Image.registered_extensions():
-        p.error(f"argument --out: {out} has no image file extension; end it in .png (or .jpg)")
+    suffix = Path(out).suffix.lower() if out is not None else ".png"
+    if suffix not in OUT_EXTENSIONS or suffix not in Image.registered_extensions():
+        p.error(f"argument --out: {out} does not end in an extension of a colour image format; end it in .png "
+                "(or .jpg)")
     check_writable(Path(out).parent if out else Path("figures"))
     return args
+
+
+# what --out may end in: formats that Pillow writes RGB pictures in (not XBM's bilevel, not
+# a PDF or an icon, which it also accepts, found only after the whole computation)
+OUT_EXTENSIONS = (".png", ".jpg", ".jpeg", ".webp", ".bmp", ".tif", ".tiff")
 
 
 def check_writable(folder):
