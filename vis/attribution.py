@@ -36,6 +36,9 @@ def grad_cam(net, x, target, layer):
     scores, cache = net.forward(x, keep=[layer])
     grad, _ = net.backward(select(scores, target), cache, stop=layer, param_grads=False)   # dS/dA: (N, K, H', W')
     A = cache.activations[layer]
+    if A.ndim != 4:
+        raise ValueError(f"Grad-CAM needs a layer with spatial positions; {layer!r} outputs {A.shape}: "
+                         "pick a conv layer")
     alpha = grad.mean(axis=(2, 3), keepdims=True)                       # (N, K, 1, 1)
     return backend.to_numpy(xp.maximum((alpha * A).sum(axis=1), 0))
 

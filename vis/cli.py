@@ -276,6 +276,15 @@ def load_uncropped(net, specs, size, *, classify=False):
     return [load_one(net, find_image(spec), size) for spec in specs]
 
 
+def check_side(net, h, w, layer, advice):
+    """ValueError ending in ``advice`` unless an h x w image passes the layers up to ``layer``
+    (each kernel needs at least its own size of input)."""
+    try:
+        net.activations(backend.asarray(np.zeros((1, 3, max(h, 0), max(w, 0)), np.float32)), layer)
+    except ValueError as e:
+        raise ValueError(f"{h}x{w} px is too small for the layers up to {layer} ({e}); {advice}") from None
+
+
 def check_channel(net, layer, *channels):
     """Raise a clear error unless ``layer`` exists and has every one of ``channels`` (None: any)."""
     net.layer(layer)

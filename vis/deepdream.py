@@ -45,6 +45,8 @@ def deepdream(net, x, layer, *, octaves=OCTAVES, octave_scale=OCTAVE_SCALE, step
     for _ in range(octaves - 1):
         h, w = pyramid[-1].shape[2:]
         pyramid.append(_resize(pyramid[-1], (max(1, round(h / octave_scale)), max(1, round(w / octave_scale)))))
+    cli.check_side(net, *pyramid[-1].shape[2:], layer,     # the smallest octave must pass the layers
+                   f"{octaves} octaves (--octaves) shrink the image that far: use fewer or a larger image (--size)")
     lo, hi = pixel_range(net)
     step = lr / (255.0 * float(np.mean(net.meta["std"])))       # 0-255 pixel units -> normalised units
     detail = xp.zeros_like(pyramid[-1])

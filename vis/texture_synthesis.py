@@ -69,6 +69,8 @@ def main(argv=None):
     if not 0 < args.large <= 8:
         raise ValueError(f"--large {args.large}: give a multiple of --size between 0 and 8")
     net = cli.load_net(args, "squeezenet")
+    for side, option in ((args.size, "--size"), (round(args.large * args.size), "--large times --size")):
+        cli.check_side(net, side, side, LAYER_SETS[-1][-1], f"make {option} larger")
     for t in args.texture:
         cli.find_image(t)       # every file is there before the first (long) synthesis starts
     rows = []
