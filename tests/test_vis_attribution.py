@@ -9,7 +9,7 @@ from vis.attribution import grad_cam, integrated_gradients, smooth_grad
 from vis.guided_backprop import guided_backprop
 from vis.occlusion import occlusion_map
 from vis.objectives import noisy_mean
-from vis.saliency import saliency_map, segment, segment_histogram, smooth_saliency_map
+from vis.saliency import SEED_BLUR, saliency_map, seeds, segment, segment_histogram, smooth_saliency_map
 
 from .conftest import on_device
 
@@ -126,3 +126,26 @@ def test_occlusion_finds_the_pixels_the_class_depends_on():
     heat = occlusion_map(net, x, 0, size=2, stride=2, batch_size=5)
     assert heat.shape == (4, 4)
     assert np.all(heat[:2, :2] < heat.max()) and np.allclose(heat[2:, :], heat.max())
+
+
+def test_seeds_are_the_papers_quantiles():
+    """Simonyan et al. 2014, sec. 3.1: foreground above the 95 % quantile, background below the 30 %."""
+    saliency = np.random.default_rng(0).permutation(1000).reshape(20, 50).astype(float)   # distinct values
+    fg, bg = seeds(saliency)
+    assert fg.sum() == 50 and saliency[fg].min() >= 949.05 and bg.sum() == 300 and saliency[bg].max() <= 299.7
+
+
+def test_segment_is_grabcut_from_the_blurred_seeds_then_the_largest_region():
+    from scipy import ndimage
+
+    from vis.grabcut import grabcut
+    rng = np.random.default_rng(1)
+    image = rng.integers(0, 256, (32, 40, 3)).astype(np.uint8)
+    image[8:24, 10:30] //= 3                                             # a darker, salient rectangle
+    saliency = ndimage.gaussian_filter(rng.random((32, 40)), 1.0)
+    saliency[10:22, 12:28] += 0.5
+    blur = SEED_BLUR * 32
+    mask = grabcut(image, *seeds(saliency, blur=blur), unknown_as_foreground=True)
+    labels, _ = ndimage.label(mask, structure=np.ones((3, 3)))
+    expected = labels == np.bincount(labels[labels > 0]).argmax()
+    np.testing.assert_array_equal(segment(image, saliency), expected)

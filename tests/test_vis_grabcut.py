@@ -127,6 +127,26 @@ def test_n_links_are_non_negative_and_symmetric(seed, h, w):
     assert len(set(zip(m, n)) | set(zip(n, m))) == 2 * len(m)
 
 
+@settings(max_examples=10)
+@given(seeds, st.integers(1, 5), st.integers(1, 5), st.floats(0.5, 100))
+def test_n_links_are_the_papers_pairwise_term(seed, h, w, gamma):
+    """Every pair of 8-neighbours by naive loops: gamma exp(-beta ||z_m - z_n||^2) / dist(m, n), with
+    beta = 1 / (2 <||z_m - z_n||^2>) over all those pairs (Rother et al. 2004, eq. 5 and below)."""
+    z = np.random.default_rng(seed).integers(0, 256, (h, w, 3)).astype(np.float64)
+    pairs = {}
+    for i, j, di, dj in itertools.product(range(h), range(w), (-1, 0, 1), (-1, 0, 1)):
+        if (di, dj) != (0, 0) and 0 <= i + di < h and 0 <= j + dj < w:
+            key = tuple(sorted((i * w + j, (i + di) * w + j + dj)))
+            pairs[key] = (((z[i, j] - z[i + di, j + dj]) ** 2).sum(), np.hypot(di, dj))
+    squared = [d2 for d2, _ in pairs.values()]
+    beta = 1 / (2 * np.mean(squared)) if squared and np.mean(squared) > 0 else 0.0
+    m, n, weight = gc.n_links(z.reshape(-1, 3), h, w, gamma)
+    got = {tuple(sorted((a, b))): c for a, b, c in zip(m, n, weight)}
+    assert got.keys() == pairs.keys()
+    for key, (d2, dist) in pairs.items():
+        assert np.isclose(got[key], gamma * np.exp(-beta * d2) / dist, rtol=1e-12), key
+
+
 @settings(max_examples=8)
 @given(seeds)
 def test_hard_seeds_are_respected(seed):

@@ -136,8 +136,8 @@ FIGURES = [
            "top 5 % (foreground) and bottom 30 % (background), grown by colour histograms (fourth column) and by "
            "GrabCut from the blurred map (right; its energy falls with each iteration, see the caption). GrabCut "
            "cuts the cup with its saucer and spoon, the eagle (and some water between its legs), the squirrel "
-           "(with its branch and the leaves behind its head) and the cat's face (not its chest and ears, where "
-           "background seeds fell).",
+           "(with its branch and the leaves behind its head) and the middle of the cat's face (eyes, forehead, "
+           "nose; not its lighter cheeks and chest, whose colours the background seeds on the chest took).",
            SIMONYAN[0], SIMONYAN[1],
            ["saliency", "--image", "coffee.png", "eagle.jpg", "squirrel_cls.jpg", "chelsea.png", "--size", "224"],
            needs=(SQ, PHOTOS),
@@ -219,8 +219,9 @@ FIGURES = [
     Figure("texture_nn.png", "texture_synthesis", "Nearest-neighbour texture synthesis",
            "Before Gram matrices: the same three textures, each grown pixel by pixel from a 64 px source to "
            "twice its side, every new pixel copied from a source window that matches its filled neighbours "
-           "(11x11, Gaussian-weighted). Each takes seconds (its caption says how many), against half a minute "
-           "to minutes for one Gram-matrix image above; it copies the source in pieces, so the bricks stay "
+           "(11x11, Gaussian-weighted). Each takes a few seconds (its caption says how many), as long as one "
+           "Gram-matrix image above, though its output is smaller (128 px against 160); it copies the source in "
+           "pieces, so the bricks stay "
            "crisp and the Starry Night's dark foreground spreads, where the Gram matrices keep only statistics.",
            "Efros & Leung 1999, Texture Synthesis by Non-parametric Sampling",
            "https://people.eecs.berkeley.edu/~efros/research/NPS/efros-iccv99.pdf",

@@ -7,7 +7,9 @@ Idea: learn the colours of the object and of its surroundings, give each pixel t
 whose colours it matches, but pay for every boundary drawn between similar colours. Each
 pixel n gets a label a_n (foreground or background); its colour z_n is scored by that
 label's Gaussian mixture (K components, full covariances), and the labelling minimises the
-Gibbs energy
+Gibbs energy (with the whole mixture's density in U, as OpenCV's grabCut does; the paper
+instead gives each pixel its likeliest component k_n and scores -log pi_k N(z; mu_k, Sigma_k)
+of that one, which differs little where one component dominates)
 
     E(a) = U(a) + V(a)
     U(a) = sum_n -log p(z_n | GMM_{a_n}),      p(z | GMM) = sum_k pi_k N(z; mu_k, Sigma_k)
@@ -21,9 +23,10 @@ costing -log p(z_n | foreground), and both edges m <-> n costing the pair's V te
 pixels still reachable from the source in the residual graph of a maximum flow form the
 foreground. GrabCut then alternates: re-fit each mixture to the pixels of its label, cut
 again. The paper re-fits by giving each pixel to its likeliest component; here a few
-steps of EM started from the previous mixture do it, which cannot lower the likelihood
-(with a weak prior on the covariances, PRIOR_VARIANCE). So E does not rise from one
-iteration to the next, but for the rounding of the cut's capacities to integers.
+steps of EM started from the previous mixture do it, which cannot lower the penalised
+likelihood (the likelihood plus a weak prior on the covariances, PRIOR_VARIANCE). So E,
+up to that prior, does not rise from one iteration to the next, but for the rounding of
+the cut's capacities to integers.
 
 Seeds are hard constraints (an edge too costly to cut ties a foreground seed to the
 source, a background seed to the sink). The first mixtures are fitted (k-means, then EM)
@@ -34,7 +37,7 @@ seeds come from a saliency map (Simonyan et al. 2014, sec. 3.1): the pixels abov
 95 % quantile are foreground seeds, those below its 30 % quantile background seeds;
 ``vis/saliency.py`` does that, on a blurred, noise-averaged map.
 
-    python -m vis.saliency --model squeezenet      (make saliency)
+    python -m vis.saliency --image chelsea.png --size 224      (make saliency draws four photos)
 """
 from typing import NamedTuple
 
@@ -45,7 +48,7 @@ from scipy.special import logsumexp
 
 GAMMA = 50.0            # Rother et al. 2004: found a versatile setting on their training images
 COMPONENTS = 5          # Rother et al. 2004: K = 5 components per mixture
-ITERATIONS = 5          # on the saliency figure's photos E changes by under 0.1 % per iteration after the third
+ITERATIONS = 5          # on the saliency figure's photos E changes by about 0.1 % or less per iteration after the third
 KMEANS_STEPS = 10
 EM_STEPS = 10           # per fit; each step can only raise the (penalised) likelihood
 POINTS_PER_COMPONENT = 10   # a 3-D mean and full covariance have 9 free parameters: a component fitted to

@@ -34,13 +34,15 @@ squirrel_cls.jpg the crop is mostly squirrel and dark leaves, which then join th
 foreground. Segment whole photos: ``--size`` gives the network (fully convolutional) the
 uncropped photo, as ``make saliency`` does. There the background seeds fall on the wall
 behind chelsea, the table around coffee.png's saucer, the water and the bright leaves,
-and GrabCut cuts the cat's face, the cup with its saucer and spoon, the eagle (and some
-water and ground between its legs), and the squirrel with its branch and the leaves
-behind its head. The cup, the eagle and the squirrel come out the same for each of the
-noise draws 0-7 (``--seed``). Where the seeds still take some fur (chelsea's chest, ears
-and cheek), the face's edge follows them: draws 0 (the figure's) and 2 cut the face from
-the left cheek to the right eye, the other six from the left eye to the right cheek: the
-eyes, nose and forehead always, one cheek or the other.
+and GrabCut cuts the middle of the cat's face, the cup with its saucer and spoon, the
+eagle (and some water and ground between its legs), and the squirrel with its branch and
+the leaves behind its head. The cup, the eagle and the squirrel come out the same for
+each of the noise draws 0-7 (``--seed``). Where the seeds still take some fur (chelsea's
+chest, ears and cheeks), the face's edge follows them, and that depends on the draw:
+draw 0 (the figure's) cuts the face from the left cheek to the right eye, draws 1-7 only
+its centre, both eyes, the forehead and the nose (draw 3 with a little of the wall by
+the right ear). The cut stays on the cat but does not take its lighter cheeks and chest,
+whose colours the background seeds on the chest gave to the background model.
 
     python -m vis.saliency --image chelsea.png --size 224      (whole photos, as make saliency)
     python -m vis.saliency --model squeezenet --image chelsea.png      (the model's centre crop)
@@ -158,8 +160,7 @@ def figure_row(net, image, sal, smooth, target):
                                                 *cuts)]
     name = cli.short_name(net, target)
     text = (f"class: {name}  |  saliency  |  averaged over {SMOOTH_SAMPLES} noisy copies  |  "
-            f"colour histograms  |  GrabCut, energy {energies[0]:.4g} -> {energies[-1]:.4g} in "
-            f"{len(energies)} iterations")
+            f"colour histograms  |  GrabCut, energy per iteration " + ", ".join(f"{e:.4g}" for e in energies))
     print(f"{name}: GrabCut energy per iteration " + ", ".join(f"{e:.6g}" for e in energies))
     return render.caption(render.hstack(row), text)
 

@@ -15,9 +15,10 @@ fire5 (torchvision features 3; 1, 4, 6, 7), Adam at 3.0 then 0.1 from step 180,
 200 steps; but with 50 times its TV weights (TV_BOOST says why).
 
 The controls of Gatys et al. (2017), "Controlling Perceptual Factors in Neural Style
-Transfer", and of the 2016 paper's fig. 8, each a row of pictures:
+Transfer", and the 2016 paper's trade-off of content against style, each a row of pictures:
 
-- ``--mix``: several styles at once, their Gram targets blended, G = sum_i w_i G_i;
+- ``--mix``: several styles at once, their Gram targets blended, G = sum_i w_i G_i (and
+  the styles' preset weights, content, style and TV, blended with the same w_i);
 - ``--colour``: keep the photo's colours, either by *luminance-only transfer* (style
   both images' luminance Y of YIQ, the style's matched to the photo's mean and
   spread; then put the photo's chroma I, Q back) or by *colour histogram matching*
