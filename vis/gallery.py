@@ -130,17 +130,17 @@ FIGURES = [
            ["occlusion", "--image", "chelsea.png", "coffee.png"], ["--size", "64", "--stride", "32"],
            needs=(SQ, PHOTOS), crop=(.5, 1, 0, 1)),
     Figure("saliency_squeezenet.png", "saliency", "Saliency maps",
-           "|d score / d pixel|, the maximum over colour channels, on whole photos (short side 224): which pixels "
+           "|d score / d pixel|, the maximum over colour channels, on whole photos (short side 300): which pixels "
            "change the class score most (the fine grid comes from conv1's stride of 2). Third column: the same map "
            "averaged over 50 noisy copies of the photo (SmoothGrad), steadier, which seeds the segmentations: its "
            "top 5 % (foreground) and bottom 30 % (background), grown by colour histograms (fourth column) and by "
            "GrabCut from the blurred map (right; its energy falls with each iteration, see the caption). GrabCut "
-           "cuts the cup with its saucer and spoon, the eagle (and some water between its legs), the squirrel "
-           "(with its branch and the leaves behind its head) and the middle of the cat's face (eyes, forehead, "
-           "nose; not its lighter cheeks and chest, whose colours the background seeds on the chest took).",
+           "cuts the cup with its saucer, spoon and shadow, the eagle (and some water by its head and legs), the "
+           "squirrel (with its branch and the leaves behind its head) and the cat's face from its left cheek to "
+           "its right eye (not its chest, ears and right cheek, where background seeds fell).",
            SIMONYAN[0], SIMONYAN[1],
-           ["saliency", "--image", "coffee.png", "eagle.jpg", "squirrel_cls.jpg", "chelsea.png", "--size", "224"],
-           needs=(SQ, PHOTOS),
+           ["saliency", "--image", "coffee.png", "eagle.jpg", "squirrel_cls.jpg", "chelsea.png", "--size", "300"],
+           ["--size", "160"], needs=(SQ, PHOTOS),
            crop=(0, .25, 0, 1)),
     Figure("guided_backprop_squeezenet.png", "guided_backprop", "Guided backprop of an intermediate neuron",
            "The gradient of one fire6 neuron (channel 330) with respect to the image, through ReLUs with the "

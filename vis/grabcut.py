@@ -37,7 +37,7 @@ seeds come from a saliency map (Simonyan et al. 2014, sec. 3.1): the pixels abov
 95 % quantile are foreground seeds, those below its 30 % quantile background seeds;
 ``vis/saliency.py`` does that, on a blurred, noise-averaged map.
 
-    python -m vis.saliency --image chelsea.png --size 224      (make saliency draws four photos)
+    python -m vis.saliency --image chelsea.png --size 300      (make saliency draws four photos)
 """
 from typing import NamedTuple
 
@@ -48,7 +48,7 @@ from scipy.special import logsumexp
 
 GAMMA = 50.0            # Rother et al. 2004: found a versatile setting on their training images
 COMPONENTS = 5          # Rother et al. 2004: K = 5 components per mixture
-ITERATIONS = 5          # on the saliency figure's photos E changes by about 0.1 % or less per iteration after the third
+ITERATIONS = 5          # on the saliency figure's photos E changes by 0.3 % or less per iteration after the second
 KMEANS_STEPS = 10
 EM_STEPS = 10           # per fit; each step can only raise the (penalised) likelihood
 POINTS_PER_COMPONENT = 10   # a 3-D mean and full covariance have 9 free parameters: a component fitted to

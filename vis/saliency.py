@@ -32,19 +32,17 @@ background seeds, wherever the object leaves them. The model's centre crop keeps
 chelsea's face fills it, so its background seeds land on the cat's own fur, and on
 squirrel_cls.jpg the crop is mostly squirrel and dark leaves, which then join the
 foreground. Segment whole photos: ``--size`` gives the network (fully convolutional) the
-uncropped photo, as ``make saliency`` does. There the background seeds fall on the wall
-behind chelsea, the table around coffee.png's saucer, the water and the bright leaves,
-and GrabCut cuts the middle of the cat's face, the cup with its saucer and spoon, the
-eagle (and some water and ground between its legs), and the squirrel with its branch and
-the leaves behind its head. The cup, the eagle and the squirrel come out the same for
-each of the noise draws 0-7 (``--seed``). Where the seeds still take some fur (chelsea's
-chest, ears and cheeks), the face's edge follows them, and that depends on the draw:
-draw 0 (the figure's) cuts the face from the left cheek to the right eye, draws 1-7 only
-its centre, both eyes, the forehead and the nose (draw 3 with a little of the wall by
-the right ear). The cut stays on the cat but does not take its lighter cheeks and chest,
-whose colours the background seeds on the chest gave to the background model.
+uncropped photo, as ``make saliency`` does at 300 px (chelsea.png's own size). There the
+background seeds fall on the wall behind chelsea, the table around coffee.png's saucer,
+the water and the bright leaves, and GrabCut cuts the cup with its saucer, spoon and
+shadow, the eagle (and some water by its head and legs), the squirrel with its branch
+and the leaves behind its head, and the cat's face from its left cheek to its right eye:
+both eyes, the forehead, the nose. Some seeds still land on fur (chelsea's chest, ears
+and right cheek), and the face's edge follows them. All four come out alike for each of
+the noise draws 0-7 (``--seed``). At 224 px chelsea's cut depends on the draw: draw 0 as
+at 300 px, draws 1-7 only the centre of the face, from eye to eye.
 
-    python -m vis.saliency --image chelsea.png --size 224      (whole photos, as make saliency)
+    python -m vis.saliency --image chelsea.png --size 300      (whole photos, as make saliency)
     python -m vis.saliency --model squeezenet --image chelsea.png      (the model's centre crop)
 """
 import numpy as np
