@@ -150,6 +150,7 @@ def test_a_bad_command_line_is_one_error_line_and_status_2(workdir, command):
     ("deepdream", ["--octaves", "20"], "20 octaves (--octaves) shrink the image that far"),
     ("texture_synthesis", ["--size", "1"], "1x1 px is too small for the layers up to fire7"),
     ("texture_synthesis", ["--large", "0.01"], "make --large times --size larger"),
+    ("style_transfer", ["--model", "cifar10"], "--model cifar10: this technique runs on squeezenet only"),
 ])
 def test_bad_arguments_named(workdir, module, argv, message):
     status, err = run(module, argv)

@@ -213,8 +213,11 @@ def check_writable(folder):
 
 
 def load_net(args, name=None):
-    """The model the command line asks for (--model, --weights)."""
+    """The model the command line asks for (--model, --weights); name: the one model this
+    technique runs on (its presets are tuned to it), whatever --model says."""
     from tinycnn.models import load_model
+    if name and args.model != name:
+        raise ValueError(f"--model {args.model}: this technique runs on {name} only (its settings are tuned to it)")
     return load_model(name or args.model, args.weights)
 
 
