@@ -129,6 +129,7 @@ def test_bad_training_options_are_one_line_before_any_data_is_read(argv, why, ca
     assert done.value.code == 2 and why in err and len(err.strip().splitlines()) == 1, err
 
 
+@pytest.mark.filterwarnings("error")      # NumPy's overflow warnings would come before the one line
 def test_a_diverged_run_writes_no_weights(tmp_path, capsys, monkeypatch):
     from tinycnn import train as train_module
     rng = np.random.default_rng(0)
@@ -136,6 +137,8 @@ def test_a_diverged_run_writes_no_weights(tmp_path, capsys, monkeypatch):
     monkeypatch.setattr("tinycnn.data.load_cifar10", lambda split: fake)
     out = tmp_path / "w.npz"
     with pytest.raises(SystemExit) as done:
-        train_module.main(["--epochs", "1", "--batch-size", "32", "--lr", "1e30", "--out", str(out),
+        train_module.main(["--epochs", "3", "--batch-size", "32", "--lr", "1e30", "--out", str(out),
                            "--checkpoint", str(tmp_path / "c.npz")])
-    assert "training diverged" in str(done.value.code) and not out.exists()
+    message = str(done.value.code)
+    assert "training diverged" in message and "at epoch 1, step" in message, message
+    assert not out.exists() and not (tmp_path / "c.npz").exists()      # stopped at the first progress line

@@ -104,12 +104,17 @@ def train_step(net, opt, x, y, lr):
     return loss, scores
 
 
+class TrainingDiverged(ArithmeticError):
+    """The running loss is no longer finite (checked at each progress line): the lr is too large."""
+
+
 def train(net, data, *, epochs, batch_size=128, lr=0.05, momentum=0.9, weight_decay=5e-4,
           warmup_epochs=1, seed=0, checkpoint=None, resume=False, log=print, normalize=None):
     """Train ``net`` on data = (x_train, y_train, x_test, y_test); returns the history.
 
     normalize: function applied to each (augmented) batch before the forward pass.
     history: one dict per epoch (loss, train and test accuracy, lr, seconds).
+    Raises TrainingDiverged, before the epoch's checkpoint, once the loss is not finite.
     """
     x_train, y_train, x_test, y_test = data
     rng = np.random.default_rng(seed)
@@ -140,6 +145,8 @@ def train(net, data, *, epochs, batch_size=128, lr=0.05, momentum=0.9, weight_de
             seen += len(idx)
             if time.time() - last > 10 or k == steps_per_epoch - 1:
                 last = time.time()
+                if not math.isfinite(float(loss_sum)):
+                    raise TrainingDiverged(f"loss {float(loss_sum) / seen:.4g} at epoch {epoch + 1}, step {k + 1}")
                 rate = seen / (last - t0)
                 log(f"epoch {epoch + 1}/{epochs}  step {k + 1}/{steps_per_epoch}  loss {float(loss_sum) / seen:.3f}  "
                     f"train acc {int(correct) / seen:.3f}  lr {step_lr:.4f}  {rate:.0f} img/s  "
@@ -212,11 +219,15 @@ def main(argv=None):
     net = cifar10_net(weights=False, seed=args.seed)
     t0 = time.time()
     try:
-        history = train(net, (x_train, y_train, x_test, y_test), epochs=args.epochs, batch_size=args.batch_size,
-                        lr=args.lr, seed=args.seed, checkpoint=args.checkpoint, resume=args.resume,
-                        normalize=lambda b: normalize(b, net), log=lambda s: print(s, flush=True))
+        with np.errstate(over="ignore", invalid="ignore"):      # a diverging run is told below, in one line
+            history = train(net, (x_train, y_train, x_test, y_test), epochs=args.epochs,
+                            batch_size=args.batch_size, lr=args.lr, seed=args.seed, checkpoint=args.checkpoint,
+                            resume=args.resume, normalize=lambda b: normalize(b, net),
+                            log=lambda s: print(s, flush=True))
     except CheckpointError as e:
         sys.exit(f"make train: {e}")
+    except TrainingDiverged as e:
+        sys.exit(f"make train: training diverged ({e}); {args.out} not written: try a smaller --lr")
     if not all(bool(backend.get_array_module(v).isfinite(v).all()) for _, v in net.named_params()):
         sys.exit(f"make train: training diverged (loss {history[-1]['loss']:.4g} at epoch {history[-1]['epoch']}); "
                  f"{args.out} not written: try a smaller --lr")
