@@ -1,5 +1,6 @@
 """Rendering: grids put tiles where they belong, colour maps and scaling by hand."""
 import numpy as np
+import pytest
 
 from vis import render
 
@@ -35,3 +36,13 @@ def test_faded_overlay_leaves_cold_pixels_alone_and_the_colour_bar_reads_top_dow
     bar = render.colorbar(0.0, 1.0, 50)
     np.testing.assert_array_equal(bar[0, 0], render.colormap(np.array([[1.0]]), 0.0, 1.0)[0, 0])
     np.testing.assert_array_equal(bar[-1, 0], render.colormap(np.array([[0.0]]), 0.0, 1.0)[0, 0])
+
+
+@pytest.mark.parametrize("bad", [np.nan, np.inf, -np.inf])
+def test_a_picture_without_colours_is_refused_not_drawn_black(bad):
+    from tinycnn.images import deprocess
+    values = np.zeros((3, 4, 4))
+    values[1, 2, 3] = bad                    # NaN would cast to 0 (black), inf clip to 255: a wrong picture
+    for draw in (render.to_uint8, render.colormap, lambda v: render.to_uint8(v, -1, 1), deprocess):
+        with pytest.raises(ValueError, match="not finite"):
+            draw(values)

@@ -29,6 +29,19 @@ def test_driver_finds_a_quadratics_minimum(method, lr, steps):
     assert np.allclose(to_numpy(x), to_numpy(target), atol=1e-3) and losses[-1] < losses[0]
 
 
+def test_a_step_that_overflows_is_named_not_passed_to_the_network_as_nan():
+    net = small_net().astype(np.float32)
+
+    def score(x):                              # the network's own check refuses the NaN input
+        return float(net(x).sum()), x * 0 + 1e38
+    x0 = on_device(np.zeros((1, 3, 6, 6), np.float32))
+    with np.errstate(over="ignore", invalid="ignore"):
+        with pytest.raises(ValueError, match="after step 1: .*not finite"):
+            optimize(score, x0, steps=3, lr=1e38, method="sgd")     # 0 - 1e76 is -inf in float32
+        with pytest.raises(ValueError, match="the input contains"):
+            optimize(score, on_device(np.full((1, 3, 6, 6), np.nan, np.float32)), steps=1, lr=1.0, method="sgd")
+
+
 def test_normalized_step_has_length_lr():
     target = on_device(np.full((1, 1, 2, 2), 10.0))
     x, _, _ = optimize(quadratic(target), on_device(np.zeros((1, 1, 2, 2))), steps=1, lr=0.5, method="normalized")

@@ -94,3 +94,15 @@ def test_bad_mix_weights_are_one_clear_error(mix):
     args = Namespace(style=["starry_night", "the_scream"], mix=mix, colour=None, content_scale=None)
     with pytest.raises(ValueError, match="--mix"):
         _variants(args)
+
+
+def test_mix_weights_count_by_their_ratios_even_near_overflow():
+    from argparse import Namespace
+
+    from vis.style_transfer import _variants
+    args = Namespace(style=["starry_night", "the_scream"], mix=["1e308,1e308", "1,1", "3,1"], colour=None,
+                     content_scale=None)
+    (huge, one, three) = [v[2] for v in _variants(args)]
+    np.testing.assert_allclose(np.array(huge) / sum(huge), [0.5, 0.5])     # 1e308 + 1e308 is inf
+    np.testing.assert_allclose(np.array(three) / sum(three), [0.75, 0.25])
+    assert _variants(args)[0][0] == _variants(args)[1][0]                  # the same caption as 1,1

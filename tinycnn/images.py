@@ -86,11 +86,18 @@ def preprocess(image, *, size=None, crop=True, mean=(0.0, 0.0, 0.0), std=(1.0, 1
     return x[None].astype(np.float32)
 
 
+NOT_FINITE = ("the picture's values are not finite (NaN or infinity): the computation overflowed; a smaller "
+              "step size, weight or scale keeps it finite")
+
+
 def deprocess(x, *, mean=(0.0, 0.0, 0.0), std=(1.0, 1.0, 1.0)):
-    """float (3, H, W) normalised -> uint8 (H, W, 3), the inverse of preprocess (clipped)."""
+    """float (3, H, W) normalised -> uint8 (H, W, 3), the inverse of preprocess (clipped).
+    A NaN or infinite value is a ValueError: it has no colour."""
     x = np.asarray(x, dtype=np.float64)
     if x.ndim != 3 or x.shape[0] != 3:
         raise ValueError(f"expected a (3, H, W) image, got {x.shape}")
+    if not np.isfinite(x).all():    # NaN would be cast to black: a wrong picture, not an error
+        raise ValueError(NOT_FINITE)
     rgb = x * np.reshape(std, (3, 1, 1)) + np.reshape(mean, (3, 1, 1))
     return np.clip(np.rint(rgb.transpose(1, 2, 0) * 255.0), 0, 255).astype(np.uint8)
 

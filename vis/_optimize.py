@@ -24,6 +24,7 @@ import numpy as np
 from scipy import optimize as sciopt
 
 from tinycnn import backend
+from tinycnn.images import NOT_FINITE
 
 
 # CS231n's style-transfer schedule (assignment 3), used by every Adam image synthesis
@@ -97,7 +98,12 @@ def optimize(objective, x0, *, steps, lr=None, method="adam", transforms=(), jit
     xp = backend.get_array_module(x)
     m = v = None
     for step in range(steps):
-        loss, g = f(x)
+        try:
+            loss, g = f(x)
+        except ValueError:    # the network refuses a non-finite input: say why it is not finite
+            if step and not bool(xp.isfinite(x).all()):
+                raise ValueError(f"after step {step}: {NOT_FINITE}") from None
+            raise
         rate = lr(step) if callable(lr) else lr
         if method == "normalized":
             x = x - rate * g / (xp.sqrt((g ** 2).sum()) + 1e-12)

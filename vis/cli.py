@@ -230,7 +230,10 @@ def run(main):
     try:
         set_blas_threads(threads_for_commands())   # one, unless told: why in tinycnn/threads.py
         keep_freed_memory()                        # no fresh pages for every pass: tinycnn/malloc.py
-        main()
+        # an overflow is told in one line where it matters (a non-finite input to the net, a picture
+        # without colours: images.NOT_FINITE), not as NumPy's warnings before it
+        with np.errstate(over="ignore", invalid="ignore"):
+            main()
     except (ValueError, LookupError, FileNotFoundError, TypeError, BackendError, DataError, OSError) as e:
         message = e.args[0] if len(e.args) == 1 and isinstance(e.args[0], str) else str(e)   # KeyError quotes str()
         print(f"error: {message}", file=sys.stderr)

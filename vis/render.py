@@ -8,6 +8,8 @@ from pathlib import Path
 import numpy as np
 from PIL import Image, ImageDraw, ImageFont
 
+from tinycnn.images import NOT_FINITE
+
 # anchor colours of matplotlib's "inferno" map (Smith & van der Walt 2015) at 0, 1/6, ..., 1;
 # dark-to-bright and readable in grey scale, so heat maps survive printing
 _INFERNO = np.array([[0, 0, 4], [40, 11, 84], [101, 21, 110], [159, 42, 99],
@@ -15,8 +17,11 @@ _INFERNO = np.array([[0, 0, 4], [40, 11, 84], [101, 21, 110], [159, 42, 99],
 
 
 def to_uint8(a, lo=None, hi=None):
-    """Scale an array linearly so [lo, hi] (default: its min and max) maps to [0, 255]."""
+    """Scale an array linearly so [lo, hi] (default: its min and max) maps to [0, 255]; a NaN or
+    infinite value is a ValueError (images.NOT_FINITE)."""
     a = np.asarray(a, dtype=np.float64)
+    if not np.isfinite(a).all():    # NaN would be drawn black and inf white: a wrong picture, not an error
+        raise ValueError(NOT_FINITE)
     lo = a.min() if lo is None else lo
     hi = a.max() if hi is None else hi
     return np.clip(np.rint(255 * (a - lo) / max(hi - lo, 1e-12)), 0, 255).astype(np.uint8)

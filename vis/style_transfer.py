@@ -139,8 +139,9 @@ def _variants(args):
                 mix = [float(w) for w in text.split(",")]
             except ValueError:
                 raise ValueError(f"--mix {text!r}: give comma-separated weights, one per style, e.g. 0.5,0.5") from None
-            if len(mix) != len(args.style) or not all(map(math.isfinite, mix)) or min(mix) < 0 or sum(mix) <= 0:
+            if len(mix) != len(args.style) or not all(map(math.isfinite, mix)) or min(mix) < 0 or max(mix) <= 0:
                 raise ValueError(f"--mix {text!r}: need {len(args.style)} non-negative weights, not all zero")
+            mix = [w / max(mix) for w in mix]     # only the ratios matter; 1e308,1e308 would sum to infinity
             label = " + ".join(f"{w / sum(mix):.2g} {_name(s)}" for w, s in zip(mix, args.style) if w > 0)
             out.append((label, args.style, mix, "none", 1.0))
         return out
