@@ -96,8 +96,9 @@ thumbnails: ready ## the README's pictures in docs/, from figures/
 	$(PY) -m vis.gallery --thumbnails docs
 
 # SqueezeNet 1.1 from torchvision's public checkpoint -> weights/squeezenet1_1.npz
+# (-W: the package itself imports tinycnn.weights, and runpy warns that the module it runs is loaded already)
 weights: ready ## download SqueezeNet 1.1 into weights/
-	$(PY) -m tinycnn.weights
+	$(PY) -W "ignore::RuntimeWarning:runpy" -m tinycnn.weights
 
 # the official CIFAR-10 "python version" -> data/cifar-10-batches-py
 data: ready ## download CIFAR-10 into data/

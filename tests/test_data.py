@@ -2,6 +2,8 @@
 import hashlib
 import io
 import pickle
+import re
+import shutil
 import tarfile
 
 import numpy as np
@@ -9,6 +11,7 @@ import pytest
 from PIL import Image
 
 from tinycnn import data
+from tinycnn.weights import DownloadError
 
 from .conftest import shared_dir
 
@@ -108,6 +111,13 @@ def test_fetch_cifar10_checks_and_unpacks(tmp_path):
     md5 = hashlib.md5((tmp_path / "c.tar.gz").read_bytes()).hexdigest()
     out = data.fetch_cifar10(tmp_path / "dl", url=(tmp_path / "c.tar.gz").as_uri(), checksum="md5:" + md5)
     assert data.load_python_batches(out, "test")[0].shape == (4, 3, 32, 32)
+    # a tarball already there is checked, then unpacked without a download
+    (tmp_path / "c.tar.gz").unlink()
+    shutil.rmtree(out)
+    assert data.fetch_cifar10(tmp_path / "dl", url="http://unreachable.invalid/", checksum="md5:" + md5) == out
+    assert data.load_python_batches(out, "test")[0].shape == (4, 3, 32, 32)
+    with pytest.raises(DownloadError, match="not the expected file"):
+        data.fetch_cifar10(tmp_path / "dl", checksum="md5:" + "0" * 32)
 
 
 def test_shared_archive_has_the_official_split():
@@ -149,3 +159,40 @@ def test_a_broken_jpeg_archive_is_one_data_error(tmp_path, forge, why):
 
 
 IMAGES = list(np.random.default_rng(2).integers(0, 256, (3, 32, 32, 3), dtype=np.uint8))
+
+
+@pytest.mark.parametrize("argv, why", [
+    (["--url", "notaurl"], "could not download 'notaurl': unknown url type"),
+    (["--out", ""], "--out is empty"),
+    (["--out", "FILE"], "cannot write into .*afile"),
+    ([], "cifar-10-python.tar.gz has md5 .* not the expected file: delete it"),    # a forged tarball left there
+])
+def test_make_data_fails_in_one_line(tmp_path, monkeypatch, argv, why):
+    (tmp_path / "afile").write_text("x")
+    argv = [str(tmp_path / "afile") if a == "FILE" else a for a in argv]
+    if "--out" not in argv:
+        argv += ["--out", str(tmp_path / "d")]
+    if not any("url" in a for a in argv):          # nothing here may reach the network
+        monkeypatch.setattr("tinycnn.weights.download", lambda *a, **k: pytest.fail("downloaded"))
+        (tmp_path / "d").mkdir()
+        (tmp_path / "d" / "cifar-10-python.tar.gz").write_bytes(b"\x1f\x8b" + bytes(300))
+    with pytest.raises(SystemExit) as done:
+        data.main(argv)
+    assert re.search(why, str(done.value.code)) and str(done.value.code).startswith("make data: "), done.value.code
+    assert not (tmp_path / "d" / "cifar-10-batches-py").exists()
+
+
+def test_make_data_help_downloads_nothing(monkeypatch, capsys):
+    monkeypatch.setattr("tinycnn.weights.download", lambda *a, **k: pytest.fail("downloaded"))
+    with pytest.raises(SystemExit) as done:
+        data.main(["--help"])
+    assert done.value.code == 0 and "--out" in capsys.readouterr().out
+
+
+def test_a_tarball_with_the_right_hash_that_cannot_be_unpacked_is_one_error(tmp_path):
+    (tmp_path / "dl").mkdir()
+    cut = tmp_path / "dl" / "cifar-10-python.tar.gz"
+    cut.write_bytes(b"\x1f\x8b\x08\x00" + bytes(200))        # a gzip header, then nothing that decodes
+    md5 = hashlib.md5(cut.read_bytes()).hexdigest()
+    with pytest.raises(DownloadError, match="cannot unpack .*cifar-10-python.tar.gz"):
+        data.fetch_cifar10(tmp_path / "dl", checksum="md5:" + md5)

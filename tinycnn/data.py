@@ -9,10 +9,12 @@ Where the data comes from, in order: ``$TINYCNN_DATA_DIR/cifar-10-batches-py`` o
 ``data/cifar-10-batches-py`` (the official batches, fetched by ``make data``), then
 ``$TINYCNN_DATA_DIR/cifar10-jpeg.npz`` (JPEG-re-encoded copy of the same images).
 """
+import gzip
 import io
 import os
 import pickle
 import tarfile
+import zlib
 from pathlib import Path
 
 import numpy as np
@@ -142,22 +144,30 @@ def find_cifar10(data_dir=None):
 
 
 def fetch_cifar10(folder=PROJECT_ROOT / "data", url=CIFAR10_URL, checksum=CIFAR10_CHECKSUM):
-    """Download the official tarball, check it, and unpack cifar-10-batches-py/ into ``folder``."""
-    from .weights import download
+    """Download the official tarball, check it, and unpack cifar-10-batches-py/ into ``folder``.
+    A tarball already in ``folder`` is unpacked only if its hash matches."""
+    from .weights import DownloadError, check_file, download
     folder = Path(folder)
     folder.mkdir(parents=True, exist_ok=True)
     tarball = folder / "cifar-10-python.tar.gz"
-    if not tarball.is_file():
+    if tarball.is_file():
+        check_file(tarball, checksum)   # a file left there is trusted no more than a fresh download
+    else:
         download(url, tarball, checksum=checksum)
-    with tarfile.open(tarball) as tar:
-        tar.extractall(folder, filter="data")  # the "data" filter refuses paths outside folder
+    try:
+        with tarfile.open(tarball) as tar:
+            tar.extractall(folder, filter="data")  # the "data" filter refuses paths outside folder
+    except (tarfile.TarError, EOFError, zlib.error, gzip.BadGzipFile) as e:     # checked, yet unreadable
+        raise DownloadError(f"cannot unpack {tarball}: {str(e).splitlines()[0]}") from None
     return folder / "cifar-10-batches-py"
 
 
-if __name__ == "__main__":  # make data
-    import sys
-    from .weights import DownloadError
-    try:
-        print(f"wrote {fetch_cifar10()}")
-    except DownloadError as e:
-        sys.exit(f"make data: {e}")
+def main(argv=None):
+    from .weights import fetch_command
+    fetch_command(argv, target="data", description="Download CIFAR-10's python version and unpack it (make data).",
+                  url=CIFAR10_URL, out=PROJECT_ROOT / "data", out_help="to unpack cifar-10-batches-py/ into",
+                  fetch=fetch_cifar10)
+
+
+if __name__ == "__main__":
+    main()

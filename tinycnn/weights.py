@@ -192,20 +192,28 @@ def fetch_squeezenet(folder=PROJECT_WEIGHTS, url=SQUEEZENET_URL, checksum=SQUEEZ
     return folder / "squeezenet1_1.npz"
 
 
-def main(argv=None):
-    parser = argparse.ArgumentParser(description="Download and convert SqueezeNet 1.1 weights (make weights).")
-    parser.add_argument("--url", default=SQUEEZENET_URL)
-    parser.add_argument("--out", default=str(PROJECT_WEIGHTS), help="folder to write squeezenet1_1.npz into")
+def fetch_command(argv, *, target, description, url, out, out_help, fetch):
+    """The command line of ``make {target}``: --url, --out, then fetch(out, url); every failure
+    is one 'make {target}:' line."""
+    parser = argparse.ArgumentParser(prog=f"python -m tinycnn.{target}", description=description)
+    parser.add_argument("--url", default=url, help="where the file is (its hash is checked all the same)")
+    parser.add_argument("--out", default=str(out), help=f"folder {out_help}")
     args = parser.parse_args(argv)
     if not args.out:
-        sys.exit("make weights: --out is empty; give the folder to write squeezenet1_1.npz into")
+        sys.exit(f"make {target}: --out is empty; give the folder {out_help}")
     try:
-        path = fetch_squeezenet(args.out, args.url)
+        path = fetch(args.out, args.url)
     except (DownloadError, UnsafeCheckpointError) as e:
-        sys.exit(f"make weights: {e}")
+        sys.exit(f"make {target}: {e}")
     except OSError as e:        # --out a file, a folder that cannot be made or written
-        sys.exit(f"make weights: cannot write into {args.out}: {e}")
+        sys.exit(f"make {target}: cannot write into {args.out}: {e}")
     print(f"wrote {path}")
+
+
+def main(argv=None):
+    fetch_command(argv, target="weights", description="Download and convert SqueezeNet 1.1 weights (make weights).",
+                  url=SQUEEZENET_URL, out=PROJECT_WEIGHTS, out_help="to write squeezenet1_1.npz into",
+                  fetch=fetch_squeezenet)
 
 
 if __name__ == "__main__":
