@@ -229,3 +229,11 @@ def test_saved_networks_load_with_their_width_and_blocks(tmp_path):
     np.testing.assert_array_equal(to_numpy(back(x)), to_numpy(net(x)))
     with pytest.raises(FileNotFoundError, match="make train_fast_style"):
         fast_style.load_transform_net(tmp_path / "missing.npz")
+    # forged: no channel in the first layer (was a ZeroDivisionError), no residual block (was a 0-block net)
+    state = net.state_dict()
+    np.savez(tmp_path / "w0.npz", **{k: v[:0] if k == "down1.conv.weight" else v for k, v in state.items()})
+    np.savez(tmp_path / "b0.npz", **{k: v for k, v in state.items() if not k.startswith("res")})
+    with pytest.raises(tc.StateDictError, match=r"'down1.conv.weight' has shape \(0, 3, 9, 9\)"):
+        fast_style.load_transform_net(tmp_path / "w0.npz")
+    with pytest.raises(tc.StateDictError, match="missing .* res1.conv.weight"):
+        fast_style.load_transform_net(tmp_path / "b0.npz")

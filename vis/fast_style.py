@@ -260,8 +260,9 @@ def load_transform_net(path):
                                 "(or python -m vis.fast_style --train --style NAME)")
     state = read_npz(path)
     first = state.get("down1.conv.weight")
-    width = first.shape[0] if first is not None and first.ndim == 4 else WIDTH   # else: load_state_dict says why
-    blocks = len({k.split(".")[0] for k in state if k.startswith("res")})
+    # shapes that no trained network has (no layer, no channel, no block): load_state_dict then says why
+    width = first.shape[0] if first is not None and first.ndim == 4 and first.shape[0] > 0 else WIDTH
+    blocks = len({k.split(".")[0] for k in state if k.startswith("res")}) or BLOCKS
     return transform_net(width, blocks).load_state_dict(state, source=str(path))
 
 
