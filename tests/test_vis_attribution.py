@@ -47,6 +47,15 @@ def test_smooth_saliency_is_the_mean_of_the_noisy_copies_maps():
                                rtol=1e-10)
 
 
+def test_long_averages_show_progress_after_every_gradient():
+    net, x = relu_net(), x_batch(1)
+    seen = []
+    smooth_grad(net, x, [1], n=3, log=seen.append)
+    integrated_gradients(net, x, [1], steps=4, log=seen.append)
+    assert seen == ["1/3 noisy copies", "2/3 noisy copies", "3/3 noisy copies",
+                    "step 1/4", "step 2/4", "step 3/4", "step 4/4"]
+
+
 def test_noisy_mean_of_the_identity_is_near_x():
     x = on_device(np.zeros((1, 3, 16, 16)) + np.arange(16.0))   # range 15: sigma = 1.5
     mean = to_numpy(noisy_mean(lambda v: v, x, n=400, noise=0.1))

@@ -56,18 +56,18 @@ def guided_grad_cam(net, x, target, layer):
     return guided * cam[:, None]
 
 
-def smooth_grad(net, x, target, *, n=50, noise=0.15, seed=0):
+def smooth_grad(net, x, target, *, n=50, noise=0.15, seed=0, log=None):
     """(N, C, H, W) mean gradient over n noisy copies; noise is sigma / (max - min) of x."""
     target = backend.get_array_module(x).asarray(target)  # moved once, not on every sample
     return backend.to_numpy(noisy_mean(lambda noisy: score_gradient(net, noisy, target), x, n=n, noise=noise,
-                                       seed=seed))
+                                       seed=seed, log=log))
 
 
-def integrated_gradients(net, x, target, *, baseline=None, steps=64):
+def integrated_gradients(net, x, target, *, baseline=None, steps=64, log=None):
     """(attributions (N, C, H, W), gap (N,)): IG and S(x) - S(x') - sum(IG), the completeness gap.
 
     baseline: default the all-black image (in the model's normalised coordinates, if
-    ``net.meta`` gives a mean and std), else zeros.
+    ``net.meta`` gives a mean and std), else zeros. log: called with "step k/steps" after each.
     """
     xp = backend.get_array_module(x)
     if baseline is None:
@@ -75,9 +75,11 @@ def integrated_gradients(net, x, target, *, baseline=None, steps=64):
         black = -np.asarray(mean) / np.asarray(std) if mean is not None else np.zeros(x.shape[1])
         baseline = xp.asarray(np.broadcast_to(black.reshape(1, -1, 1, 1), x.shape).astype(x.dtype))
     total, target = xp.zeros_like(x), xp.asarray(target)
-    for a in (np.arange(steps) + 0.5) / steps:            # midpoint rule on [0, 1]
+    for k, a in enumerate((np.arange(steps) + 0.5) / steps):     # midpoint rule on [0, 1]
         a = float(a)    # a Python float keeps float32 work in float32 (a NumPy float64 would promote it)
         total += score_gradient(net, baseline + a * (x - baseline), target)
+        if log:
+            log(f"step {k + 1}/{steps}")
     ig = (x - baseline) * total / steps
     rows, cols = xp.arange(len(x)), target
     gap = net(x)[rows, cols] - net(baseline)[rows, cols] - ig.reshape(len(x), -1).sum(axis=1)
@@ -99,8 +101,11 @@ def main(argv=None):
         xn, t = x[n:n + 1], target[n:n + 1]
         cam = upsample(grad_cam(net, xn, t, args.layer), image.shape[0])[0]
         ggc = guided_grad_cam(net, xn, t, args.layer)[0]
-        sg = np.abs(smooth_grad(net, xn, t, n=args.samples, seed=args.seed)[0]).max(axis=0)
-        ig, gap = integrated_gradients(net, xn, t, steps=args.steps)
+        def progress(what, label=f"image {n + 1}/{len(rgb)}"):
+            return lambda s: print(f"{label}: {what}: {s}", end="\r", flush=True)
+        sg = np.abs(smooth_grad(net, xn, t, n=args.samples, seed=args.seed, log=progress("SmoothGrad"))[0]).max(axis=0)
+        ig, gap = integrated_gradients(net, xn, t, steps=args.steps, log=progress("integrated gradients"))
+        print()
         pictures = [image, render.overlay(image, cam), render.as_image(ggc), render.robust_colormap(sg),
                     render.robust_colormap(np.abs(ig[0]).sum(axis=0))]
         total = ig[0].sum()

@@ -65,14 +65,17 @@ def score_gradient(net, x, target, rule="backprop"):
     return dx
 
 
-def noisy_mean(f, x, *, n, noise, seed=0):
+def noisy_mean(f, x, *, n, noise, seed=0, log=None):
     """Mean of f(x + eps) over n draws of eps ~ N(0, sigma^2), sigma = noise * (max - min) of x:
-    SmoothGrad's average (Smilkov et al. 2017, https://arxiv.org/abs/1706.03825), of any map f."""
+    SmoothGrad's average (Smilkov et al. 2017, https://arxiv.org/abs/1706.03825), of any map f.
+    log: called with "k/n noisy copies" after each."""
     rng = random_generator(seed, like=x)                  # noise drawn where x lives
     sigma = noise * float(x.max() - x.min())
     total = 0
-    for _ in range(n):
+    for k in range(n):
         total = total + f(x + (sigma * rng.standard_normal(x.shape)).astype(x.dtype))
+        if log:
+            log(f"{k + 1}/{n} noisy copies")
     return total / n
 
 

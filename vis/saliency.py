@@ -70,12 +70,12 @@ def saliency_map(net, x, target):
     return backend.to_numpy(abs(score_gradient(net, x, target)).max(axis=1))
 
 
-def smooth_saliency_map(net, x, target, *, n=SMOOTH_SAMPLES, noise=SMOOTH_NOISE, seed=0):
+def smooth_saliency_map(net, x, target, *, n=SMOOTH_SAMPLES, noise=SMOOTH_NOISE, seed=0, log=None):
     """(N, H, W) saliency map averaged over n noisy copies x + N(0, sigma^2), sigma = noise *
     (max - min) of x (SmoothGrad, Smilkov et al. 2017): the seeds ``segment`` is given."""
     target = backend.get_array_module(x).asarray(target)
     return backend.to_numpy(noisy_mean(lambda noisy: abs(score_gradient(net, noisy, target)).max(axis=1), x,
-                                       n=n, noise=noise, seed=seed))
+                                       n=n, noise=noise, seed=seed, log=log))
 
 
 def seeds(saliency, *, foreground_quantile=0.95, background_quantile=0.30, blur=0.0):
@@ -139,9 +139,12 @@ def main(argv=None):
         batches = [cli.load_inputs(net, args.image)[0]]
     mean, std = net.meta["mean"], net.meta["std"]
     rows = []
-    for x in batches:
+    for k, x in enumerate(batches):
         target = cli.targets(net, x, args.target)
-        sal, smooth = saliency_map(net, x, target), smooth_saliency_map(net, x, target, seed=args.seed)
+        sal = saliency_map(net, x, target)
+        smooth = smooth_saliency_map(net, x, target, seed=args.seed,
+                                     log=lambda s: print(f"batch {k + 1}/{len(batches)}: {s}", end="\r", flush=True))
+        print()
         for image, s, sm, t in zip(backend.to_numpy(x), sal, smooth, target):
             image = deprocess(image, mean=mean, std=std)
             rows.append(figure_row(net, image, s, sm, t))
