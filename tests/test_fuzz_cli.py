@@ -146,6 +146,8 @@ def test_a_bad_command_line_is_one_error_line_and_status_2(workdir, command):
      "channel 64 is out of range: layer 'conv2' has 64 channels"),
     ("max_patches", ["--model", "cifar10", "--count", "20000"], "--count 20000 is more than the 10000"),
     ("embedding", ["--model", "cifar10", "--grid", "50"], "a 50 x 50 grid needs at least 2500 images"),
+    ("embedding", ["--model", "cifar10", "--count", "20000"], "--count 20000 is more than the 10000"),
+    ("multifaceted", ["--model", "cifar10", "--k", "3000"], "3000 facets need at least 3000 images of the class"),
     ("attribution", ["--model", "cifar10", "--layer", "fc7"], "Grad-CAM needs a layer with spatial positions"),
     ("deepdream", ["--octaves", "20"], "20 octaves (--octaves) shrink the image that far"),
     ("texture_synthesis", ["--size", "1"], "1x1 px is too small for the layers up to fire7"),

@@ -74,16 +74,3 @@ def test_nearest_neighbors_brute_force():
     assert 7 not in nearest_neighbors(db[7:8], db, 3, exclude=np.array([7]))[0]
     with pytest.raises(ValueError, match="query features have 5 dimensions but the database has 6"):
         nearest_neighbors(q[:, :5], db, 3)
-
-
-def test_kmeans_finds_separated_clusters():
-    from vis.multifaceted import kmeans
-    rng = np.random.default_rng(5)
-    centres = np.array([[0, 0], [10, 0], [0, 10]])
-    X = np.concatenate([c + rng.normal(0, 0.5, (40, 2)) for c in centres])
-    labels, found = kmeans(X, 3, seed=1)
-    truth = np.repeat([0, 1, 2], 40)
-    for j in range(3):  # each found cluster is exactly one true cluster
-        assert len(set(truth[labels == j])) == 1
-    for c in centres:  # every true centre has a found centre close to it
-        assert np.linalg.norm(found - c, axis=1).min() < 0.5

@@ -185,3 +185,35 @@ def test_kmeans_caps_k_at_the_distinct_colours_and_leaves_no_cluster_empty():
 def test_bad_seeds_are_refused(fg, bg, options, message):
     with pytest.raises(ValueError, match=message):
         gc.grabcut(np.zeros((4, 4, 3), np.uint8), fg, bg, **options)
+
+
+def test_kmeans_finds_separated_clusters():
+    rng = np.random.default_rng(5)
+    centres = np.array([[0, 0], [10, 0], [0, 10]])
+    x = np.concatenate([c + rng.normal(0, 0.5, (40, 2)) for c in centres])
+    found, labels = gc.kmeans(x, 3, steps=100, rng=np.random.default_rng(1))
+    truth = np.repeat([0, 1, 2], 40)
+    for j in range(3):  # each found cluster is exactly one true cluster
+        assert len(set(truth[labels == j])) == 1
+    for c in centres:  # every true centre has a found centre close to it
+        assert np.linalg.norm(found - c, axis=1).min() < 0.5
+
+
+@given(seeds, st.integers(1, 40), st.integers(1, 9), st.integers(1, 300))
+def test_squared_distances_in_blocks_are_the_naive_loop(seed, n, k, chunk):
+    rng = np.random.default_rng(seed)
+    x, c = rng.normal(size=(n, 3)), rng.normal(size=(k, 3))
+    naive = np.array([[sum((x[i, d] - c[j, d]) ** 2 for d in range(3)) for j in range(k)] for i in range(n)])
+    np.testing.assert_allclose(gc.squared_distances(x, c, chunk_floats=chunk), naive, rtol=1e-12)
+
+
+def test_kmeans_stops_when_nothing_moves_and_then_matches_more_steps():
+    rng = np.random.default_rng(2)
+    x = np.concatenate([rng.normal(m, 1.0, (60, 3)) for m in (0, 4, 8)])
+    short, long = (gc.kmeans(x, 3, steps=s, rng=np.random.default_rng(0)) for s in (50, 500))
+    np.testing.assert_array_equal(short[1], long[1])
+    np.testing.assert_array_equal(short[0], long[0])
+    # a converged Lloyd's fixed point: every point at its nearest centre, every centre its points' mean
+    centres, labels = short
+    assert (gc.squared_distances(x, centres).argmin(axis=1) == labels).all()
+    np.testing.assert_allclose(centres, [x[labels == j].mean(0) for j in range(3)], rtol=1e-12)

@@ -170,6 +170,8 @@ def main(argv=None):
         raise ValueError(f"a {args.grid} x {args.grid} grid needs at least {args.grid ** 2} images, --count is {args.count}")
     from tinycnn.data import load_cifar10
     x_all, y_all = load_cifar10("test")
+    if args.count > len(x_all):
+        raise ValueError(f"--count {args.count} is more than the {len(x_all)} CIFAR-10 test images")
     keep = np.random.default_rng(args.seed).permutation(len(x_all))[:args.count]
     x, y = x_all[keep], y_all[keep]
     from tinycnn.models import normalize

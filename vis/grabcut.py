@@ -70,20 +70,34 @@ class Gmm(NamedTuple):
 
 def kmeans(x, k, *, steps=KMEANS_STEPS, rng=None):
     """(centres (k', D), labels (N,)) of x (N, D) by Lloyd's algorithm from k-means++ seeding
-    (Arthur & Vassilvitskii 2007); k' = min(k, number of distinct rows), so no cluster is empty."""
+    (Arthur & Vassilvitskii 2007); k' = min(k, number of distinct rows), so every seed owns a
+    point. At most ``steps`` rounds of assigning each point to its nearest centre and moving
+    each centre to its points' mean; it stops once no assignment changes (nothing would move)."""
     rng = np.random.default_rng(0) if rng is None else rng
     k = min(k, len(np.unique(x, axis=0)))
     centres = [x[rng.integers(len(x))]]
+    d2 = squared_distances(x, centres[0][None])[:, 0]        # to the nearest centre chosen so far
     for _ in range(1, k):       # next centre: a point drawn with probability ~ squared distance to the chosen
-        d2 = ((x[:, None, :] - np.array(centres)) ** 2).sum(-1).min(axis=1)
         centres.append(x[rng.choice(len(x), p=d2 / d2.sum())])
+        d2 = np.minimum(d2, squared_distances(x, centres[-1][None])[:, 0])
     centres = np.array(centres, dtype=np.float64)
+    labels = None
     for _ in range(steps):
-        labels = ((x[:, None, :] - centres) ** 2).sum(-1).argmin(axis=1)
+        new = squared_distances(x, centres).argmin(axis=1)
+        if labels is not None and np.array_equal(new, labels):
+            break
+        labels = new
         count = np.bincount(labels, minlength=k)
         sums = np.stack([np.bincount(labels, x[:, d], minlength=k) for d in range(x.shape[1])], axis=1)
         centres = np.where(count[:, None] > 0, sums / np.maximum(count, 1)[:, None], centres)  # an emptied one stays
-    return centres, ((x[:, None, :] - centres) ** 2).sum(-1).argmin(axis=1)
+    return centres, squared_distances(x, centres).argmin(axis=1)
+
+
+def squared_distances(x, centres, *, chunk_floats=2**22):
+    """(N, K) ||x_n - c_k||^2, differences squared directly (no cancellation: uint8 colours tie
+    exactly), a block of rows at a time so that (rows, K, D) stays near chunk_floats values."""
+    rows = max(1, chunk_floats // (len(centres) * x.shape[1]))
+    return np.concatenate([((x[i:i + rows, None, :] - centres) ** 2).sum(-1) for i in range(0, len(x), rows)])
 
 
 def m_step(x, resp):

@@ -7,9 +7,10 @@ them with k-means, and start the class visualisation (vis.class_visualization)
 from the mean image of each cluster instead of from a blank image. Each facet
 keeps its cluster's layout and colours while gradient ascent sharpens the class.
 
-k-means (Lloyd 1982) with k-means++ seeding (Arthur & Vassilvitskii 2007):
-alternate assigning each point to its nearest centre and moving each centre to
-the mean of its points, until no assignment changes.
+k-means (Lloyd 1982) with k-means++ seeding (Arthur & Vassilvitskii 2007), the one
+GrabCut fits its colour mixtures from (vis/grabcut.py): alternate assigning each point
+to its nearest centre and moving each centre to the mean of its points, until no
+assignment changes.
 
     python -m vis.multifaceted --model cifar10 --target automobile   (make multifaceted)
 """
@@ -20,35 +21,19 @@ from vis import cli, render
 # The one technique that imports another: a facet *is* a class visualisation, only
 # started from a cluster's mean image instead of noise (Nguyen et al. 2016, sec. 2.2).
 from vis.class_visualization import CS231N, class_visualization
-
-
-def kmeans(X, k, *, iterations=100, seed=0):
-    """(labels (N,), centres (k, D)) of k-means with k-means++ seeding."""
-    X = np.asarray(X, dtype=np.float64)
-    if len(X) < k:
-        raise ValueError(f"k-means with k={k} needs at least {k} points, got {len(X)}")
-    rng = np.random.default_rng(seed)
-    centres = [X[rng.integers(len(X))]]
-    for _ in range(k - 1):  # k-means++: next centre drawn with probability ~ squared distance
-        d2 = np.min([((X - c) ** 2).sum(1) for c in centres], axis=0)
-        centres.append(X[rng.choice(len(X), p=d2 / d2.sum())])
-    centres = np.array(centres)
-    labels = None
-    for _ in range(iterations):
-        d2 = (X ** 2).sum(1)[:, None] + (centres ** 2).sum(1)[None, :] - 2 * X @ centres.T
-        new = d2.argmin(axis=1)
-        if labels is not None and np.array_equal(new, labels):
-            break
-        labels = new
-        for j in range(k):
-            if np.any(labels == j):
-                centres[j] = X[labels == j].mean(axis=0)
-    return labels, centres
+from vis.grabcut import kmeans
 
 
 def multifaceted(net, images, target, *, layer, k=4, steps=100, lr=CS231N["lr"], seed=0, log=None):
-    """k facets (k, 3, H, W) NumPy of class ``target``, from ``images`` (N, 3, H, W) of that class."""
-    labels, _ = kmeans(net.features(images, layer), k, seed=seed)
+    """(facets (k', 3, H, W) NumPy, labels (N,)) of class ``target``, from ``images`` (N, 3, H, W)
+    of that class: k' = k unless the images' features have fewer distinct values, or k-means
+    emptied a cluster (its facet would have no start)."""
+    if k > len(images):
+        raise ValueError(f"{k} facets need at least {k} images of the class; there are {len(images)}")
+    _, labels = kmeans(net.features(images, layer).astype(np.float64), k, steps=100,
+                       rng=np.random.default_rng(seed))
+    labels = np.unique(labels, return_inverse=True)[1].ravel()     # the clusters that kept images, 0..k'-1
+    k = labels.max() + 1
     facets = []
     for j in range(k):
         start = backend.asarray(images[labels == j].mean(axis=0, keepdims=True).astype(np.float32))
@@ -81,12 +66,12 @@ def main(argv=None):
                                   seed=args.seed, log=lambda s: print(s, end="\r"))
     print()
     mean, std = net.meta["mean"], net.meta["std"]
-    means = np.stack([images[labels == j].mean(0) for j in range(args.k)]).astype(np.float32)
+    means = np.stack([images[labels == j].mean(0) for j in range(len(facets))]).astype(np.float32)
     # did the ascent reach the class? its score (and probability) at each start and each facet
     scores = {name: backend.to_numpy(net(backend.asarray(a)))
               for name, a in (("mean", means), ("facet", facets.astype(np.float32)))}
     rows = []
-    for j in range(args.k):
+    for j in range(len(facets)):
         members = np.flatnonzero(labels == j)[:6]
         tiles = [render.upscale(deprocess(images[i], mean=mean, std=std), 3) for i in members]
         tiles.append(render.upscale(deprocess(means[j], mean=mean, std=std), 3))

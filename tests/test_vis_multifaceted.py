@@ -1,0 +1,26 @@
+"""Multifaceted visualisation: one facet per k-means cluster that has images, no more."""
+import numpy as np
+import pytest
+
+import tinycnn as tc
+from vis.multifaceted import multifaceted
+
+
+def tiny_net():
+    net = tc.Network([("conv1", tc.Conv2d(3, 4, 3, padding=1, seed=1)), ("relu1", tc.ReLU()),
+                      ("pool", tc.GlobalAvgPool2d()), ("fc", tc.Linear(4, 3, seed=2))])
+    net.meta.update(mean=(0.5, 0.5, 0.5), std=(0.25, 0.25, 0.25), input_size=8)
+    return net
+
+
+def test_a_facet_per_distinct_look_and_none_without_images():
+    rng = np.random.default_rng(0)
+    looks = rng.standard_normal((3, 3, 8, 8)).astype(np.float32)
+    images = np.repeat(looks, [2, 3, 1], axis=0)          # 6 images, 3 distinct: k = 5 finds 3 clusters
+    facets, labels = multifaceted(tiny_net(), images, 1, layer="relu1", k=5, steps=2)
+    assert facets.shape == (3, 3, 8, 8) and np.isfinite(facets).all()
+    assert sorted(np.bincount(labels)) == [1, 2, 3]       # every facet has its images: a start that is a mean
+    for j in range(3):
+        assert len({images[i].tobytes() for i in np.flatnonzero(labels == j)}) == 1
+    with pytest.raises(ValueError, match="7 facets need at least 7 images of the class; there are 6"):
+        multifaceted(tiny_net(), images, 1, layer="relu1", k=7, steps=2)
