@@ -12,6 +12,8 @@ from pathlib import Path
 import numpy as np
 from PIL import Image, ImageOps, UnidentifiedImageError
 
+from .png import missing_bytes
+
 _CLASSES_FILE = Path(__file__).with_name("imagenet_classes.txt")
 
 
@@ -30,7 +32,7 @@ def load_image(path):
         with warnings.catch_warnings():
             warnings.simplefilter("error", Image.DecompressionBombWarning)
             with Image.open(path) as im:
-                im = ImageOps.exif_transpose(im)
+                fmt, im = im.format, ImageOps.exif_transpose(im)      # the copy has no format
                 if im.mode.startswith("F"):         # the message gets the path below
                     raise ValueError(f"it has floating-point pixels (mode {im.mode}), whose range is "
                                      "unknown; save it with 8 or 16 bits per channel")
@@ -40,8 +42,8 @@ def load_image(path):
                         raise ValueError(f"it has 32-bit pixels from {values.min():.0f} to {values.max():.0f}; "
                                          "save it with 8 or 16 bits per channel")
                     grey = np.clip(np.rint(values / 257), 0, 255).astype(np.uint8)
-                    return np.repeat(grey[..., None], 3, axis=2)
-                return np.asarray(im.convert("RGB"))
+                    return _whole(path, fmt, np.repeat(grey[..., None], 3, axis=2))
+                return _whole(path, fmt, np.asarray(im.convert("RGB")))
     except FileNotFoundError:
         raise FileNotFoundError(f"no image file at {path}") from None
     except UnidentifiedImageError:
@@ -51,6 +53,17 @@ def load_image(path):
                          "(a decompression bomb?)") from None
     except (OSError, SyntaxError, EOFError, ValueError) as e:    # truncated or corrupt data, a folder
         raise ValueError(f"cannot read the image {path}: {getattr(e, 'strerror', None) or e}") from None
+
+
+def _whole(path, fmt, pixels):
+    """pixels, unless the file is a PNG (``fmt``, Pillow's name) whose pixel stream ends before its last row (tinycnn/png.py):
+    Pillow draws the rows it never got black."""
+    if fmt == "PNG":
+        counted = missing_bytes(Path(path).read_bytes())
+        if counted and counted[0] < counted[1]:
+            raise ValueError(f"its pixel data ends early ({counted[0]} of {counted[1]} bytes): the rows after "
+                             "it would be drawn black")
+    return pixels
 
 
 def resize_center_crop(image, size):
