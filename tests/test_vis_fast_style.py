@@ -2,7 +2,7 @@
 Adam against its definition (and torch.optim.Adam), training that resumes bit-exactly."""
 import numpy as np
 import pytest
-from hypothesis import assume, given, settings
+from hypothesis import assume, example, given, settings
 from PIL import Image
 
 import tinycnn as tc
@@ -49,6 +49,9 @@ def _no_gradient(name):
 
 @pytest.mark.gradcheck
 @given(seeds)
+@example(8209).via("a draw whose slope curves fast (the h^2 error above)")
+@example(2479867350).via("another")
+@example(1855).via("round-off near a small slope")
 def test_transform_network_gradients(seed):
     # through pads, strides, norms, the residual block and both upsamplings: the input and
     # every parameter along a random direction each (as Chainer's check_backward: a few
@@ -73,18 +76,22 @@ def test_transform_network_gradients(seed):
         numeric, analytic = slope(1e-6), float(((dx if name == "x" else grads[name]) * v).sum())
         if not _no_gradient(name):
             # moving a whole array can carry a ReLU input across 0 (kink_margin only looks at
-            # the unmoved net), or the slope curves so fast that the differences' O(h^2) error
-            # exceeds the tolerance (seed 2479867350: 1.3e-6 at h = 1e-6, 1.6e-7 at 3e-7): either
-            # way half the step gives another slope, and the draw is skipped. The analytic
-            # gradient takes no part in this, so a wrong one is not skipped.
+            # the unmoved net): half the step then gives another slope, and the draw is skipped.
+            # The analytic gradient takes no part in this, so a wrong one is not skipped.
             half = slope(5e-7)
             assume(abs(numeric - half) <= 1e-6 * (abs(numeric) + abs(half)) + 3e-7)
+            # where the slope curves fast, the differences' O(h^2) error alone can exceed the
+            # tolerance (seed 8209, down1.conv.weight: 2.5e-6 relative at h = 1e-6, 6.3e-7 at
+            # 5e-7, a quarter: h^2). The two steps measure it: numeric - half = 3/4 c h^2,
+            # numeric's own error c h^2, which the comparison below allows on top.
+            truncation = 4 / 3 * abs(numeric - half)
         if _no_gradient(name):
             assert float(abs(grads[name]).max()) < 1e-10 and abs(numeric) < 1e-5, name
         else:
             # plus the differences' own round-off, eps * |<net(x), dout>| / h ~ 1e-8, which
             # matters where a random direction gives a slope near 0
-            assert abs(numeric - analytic) <= 1e-6 * (abs(numeric) + abs(analytic)) + 1e-7, (name, numeric, analytic)
+            assert abs(numeric - analytic) <= 1e-6 * (abs(numeric) + abs(analytic)) + 1e-7 + truncation, \
+                (name, numeric, analytic)
 
 
 @pytest.fixture(scope="module")

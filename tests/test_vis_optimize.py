@@ -5,6 +5,7 @@ from hypothesis import assume, given
 
 import tinycnn as tc
 from tinycnn.backend import to_numpy
+from tinycnn.images import deprocess
 from tinycnn.gradcheck import numeric_grad, rel_error
 from vis._optimize import jittered, optimize
 from vis.class_visualization import class_visualization
@@ -36,10 +37,16 @@ def test_a_step_that_overflows_is_named_not_passed_to_the_network_as_nan():
         return float(net(x).sum()), x * 0 + 1e38
     x0 = on_device(np.zeros((1, 3, 6, 6), np.float32))
     with np.errstate(over="ignore", invalid="ignore"):
-        with pytest.raises(ValueError, match="after step 1: .*not finite"):
-            optimize(score, x0, steps=3, lr=1e38, method="sgd")     # 0 - 1e76 is -inf in float32
-        with pytest.raises(ValueError, match="the input contains"):
-            optimize(score, on_device(np.full((1, 3, 6, 6), np.nan, np.float32)), steps=1, lr=1.0, method="sgd")
+        if tc.backend.name() == "numpy":
+            with pytest.raises(ValueError, match="after step 1: .*not finite"):
+                optimize(score, x0, steps=3, lr=1e38, method="sgd")     # 0 - 1e76 is -inf in float32
+            with pytest.raises(ValueError, match="the input contains"):
+                optimize(score, on_device(np.full((1, 3, 6, 6), np.nan, np.float32)), steps=1, lr=1.0,
+                         method="sgd")
+        else:       # no check of the device's input (it would synchronise): the picture is refused
+            x, _, _ = optimize(score, x0, steps=3, lr=1e38, method="sgd")
+            with pytest.raises(ValueError, match="not finite"):
+                deprocess(to_numpy(x)[0])
 
 
 def test_normalized_step_has_length_lr():
