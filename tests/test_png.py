@@ -2,6 +2,7 @@
 Pillow's own files and decoding, and against PNGs written here by hand (interlaced ones too)."""
 import io
 import struct
+import tracemalloc
 import zlib
 
 import numpy as np
@@ -62,6 +63,28 @@ def test_pillows_own_pngs_are_whole_in_every_mode(mode):
 
 
 def test_a_forged_header_does_not_make_it_allocate_the_image():
-    header = struct.pack(">IIBBBBB", 60000, 60000, 16, 6, 0, 0, 0)       # 28.8 GB of pixels promised
-    data = b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", header) + chunk(b"IDAT", zlib.compress(bytes(10**6)))
-    assert missing_bytes(data) == (10**6, 60000 * (1 + 60000 * 8))
+    """A decompression bomb: 64 MB of zeros in 64 kB of IDAT under a header that promises
+    28.8 GB. Counting must hold one piece at a time, not the stream nor the image."""
+    header = struct.pack(">IIBBBBB", 60000, 60000, 16, 6, 0, 0, 0)
+    bomb = zlib.compress(bytes(64 << 20), 9)
+    data = b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", header) + chunk(b"IDAT", bomb)
+    tracemalloc.start()
+    try:
+        counted = missing_bytes(data)
+        peak = tracemalloc.get_traced_memory()[1]
+    finally:
+        tracemalloc.stop()
+    assert counted == (64 << 20, 60000 * (1 + 60000 * 8))
+    assert peak < len(data) + (4 << 20), f"peak {peak} bytes while counting"
+
+
+def test_only_the_first_header_counts():
+    """A second IHDR after the pixel data (as a forger might append) changes nothing: Pillow
+    reads the first one, so does the check."""
+    pixels = np.random.default_rng(2).integers(0, 256, (8, 8, 3), dtype=np.uint8)
+    data, n = rgb_png(pixels)
+    small = chunk(b"IHDR", struct.pack(">IIBBBBB", 1, 1, 8, 2, 0, 0, 0))
+    big = chunk(b"IHDR", struct.pack(">IIBBBBB", 900, 900, 8, 2, 0, 0, 0))
+    for extra in (small, big):
+        forged = data[:-12] + extra + data[-12:]           # before IEND, after IDAT
+        assert missing_bytes(forged) == (n, n)

@@ -46,3 +46,16 @@ def test_a_picture_without_colours_is_refused_not_drawn_black(bad):
     for draw in (render.to_uint8, render.colormap, lambda v: render.to_uint8(v, -1, 1), deprocess):
         with pytest.raises(ValueError, match="not finite"):
             draw(values)
+
+
+def test_values_near_the_float64_limit_keep_their_order():
+    """(a - lo) and (hi - lo) overflow here; the picture must still run from black to white."""
+    out = render.to_uint8(np.array([-1e308, -0.6e308, 0.2e308, 1e308]))
+    np.testing.assert_array_equal(out, [0, 51, 153, 255])
+    assert render.to_uint8(np.array([1e308]), -1e308, 0.0)[0] == 255       # far above hi: white, no NaN
+
+
+@pytest.mark.parametrize("lo, hi", [(np.nan, 1.0), (0.0, np.nan), (-np.inf, 1.0), (0.0, np.inf)])
+def test_a_range_without_bounds_is_refused(lo, hi):
+    with pytest.raises(ValueError, match="not finite"):
+        render.to_uint8(np.zeros((2, 2)), lo, hi)

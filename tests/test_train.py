@@ -142,3 +142,28 @@ def test_a_diverged_run_writes_no_weights(tmp_path, capsys, monkeypatch):
     message = str(done.value.code)
     assert "training diverged" in message and "at epoch 1, step" in message, message
     assert not out.exists() and not (tmp_path / "c.npz").exists()      # stopped at the first progress line
+
+
+def test_an_update_that_overflows_after_the_last_loss_writes_nothing(tmp_path, monkeypatch):
+    """The loss is read before each update; the epoch's last update can still leave a parameter
+    infinite. That run must stop before its checkpoint, naming the parameter."""
+    from tinycnn import train as train_module
+    real, calls = train_module.train_step, []
+
+    def overflowing_last_step(net, opt, x, y, lr):
+        out = real(net, opt, x, y, lr)
+        calls.append(1)
+        if len(calls) == 2:                      # the last of the epoch's two steps
+            dict(net.named_params())["conv1.weight"][0, 0, 0, 0] = np.inf
+        return out
+    monkeypatch.setattr(train_module, "train_step", overflowing_last_step)
+    rng = np.random.default_rng(0)
+    fake = (rng.random((64, 3, 32, 32), np.float32), rng.integers(0, 10, 64))
+    monkeypatch.setattr("tinycnn.data.load_cifar10", lambda split: fake)
+    out = tmp_path / "w.npz"
+    with pytest.raises(SystemExit) as done:
+        train_module.main(["--epochs", "1", "--batch-size", "32", "--out", str(out),
+                           "--checkpoint", str(tmp_path / "c.npz")])
+    message = str(done.value.code)
+    assert "training diverged (parameter 'conv1.weight' holds 1 NaN or infinite value(s) after epoch 1)" in message
+    assert len(calls) == 2 and not out.exists() and not (tmp_path / "c.npz").exists()

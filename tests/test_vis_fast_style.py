@@ -218,6 +218,22 @@ def test_training_resumes_bit_exactly(photos, tmp_path):
         np.testing.assert_array_equal(resumed[k], whole[k], err_msg=k)
 
 
+def test_an_update_that_overflows_is_not_saved(photos, tmp_path, monkeypatch):
+    """The loss is read before each update; an update can still leave a parameter infinite.
+    The checkpoint after it must not be written (resuming from it would fail on load)."""
+    real, calls = Adam.step, []
+
+    def overflowing_second_step(self, grads, lr):
+        real(self, grads, lr)
+        calls.append(1)
+        if len(calls) == 2:
+            next(iter(self.net.named_params()))[1][...] = np.nan
+    monkeypatch.setattr(Adam, "step", overflowing_second_step)
+    with pytest.raises(ValueError, match=r"parameter '.+' became NaN or infinite by step 2; try a smaller --lr"):
+        _train(photos, 2, tmp_path / "c.ckpt.npz")
+    assert not (tmp_path / "c.ckpt.npz").exists()
+
+
 def test_crops_are_the_size_asked_and_come_from_the_photos(plain_photos):
     crops = fast_style.Crops(plain_photos, 16, np.random.default_rng(0)).batch(20)
     assert crops.shape == (20, 16, 16, 3) and crops.dtype == np.uint8

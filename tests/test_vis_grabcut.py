@@ -207,10 +207,15 @@ def test_squared_distances_in_blocks_are_the_naive_loop(seed, n, k, chunk):
     np.testing.assert_allclose(gc.squared_distances(x, c, chunk_floats=chunk), naive, rtol=1e-12)
 
 
-def test_kmeans_stops_when_nothing_moves_and_then_matches_more_steps():
+def test_kmeans_stops_when_nothing_moves_and_then_matches_more_steps(monkeypatch):
     rng = np.random.default_rng(2)
     x = np.concatenate([rng.normal(m, 1.0, (60, 3)) for m in (0, 4, 8)])
+    calls = []
+    real = gc.squared_distances
+    monkeypatch.setattr(gc, "squared_distances", lambda *a, **kw: calls.append(1) or real(*a, **kw))
     short, long = (gc.kmeans(x, 3, steps=s, rng=np.random.default_rng(0)) for s in (50, 500))
+    # 3 seeding passes, the rounds until nothing moves and the final labelling: far fewer than 500
+    assert len(calls) < 2 * 50, f"{len(calls)} distance passes for two runs: no early stop"
     np.testing.assert_array_equal(short[1], long[1])
     np.testing.assert_array_equal(short[0], long[0])
     # a converged Lloyd's fixed point: every point at its nearest centre, every centre its points' mean

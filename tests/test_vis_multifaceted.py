@@ -24,3 +24,18 @@ def test_a_facet_per_distinct_look_and_none_without_images():
         assert len({images[i].tobytes() for i in np.flatnonzero(labels == j)}) == 1
     with pytest.raises(ValueError, match="7 facets need at least 7 images of the class; there are 6"):
         multifaceted(tiny_net(), images, 1, layer="relu1", k=7, steps=2)
+
+
+def test_a_cluster_that_k_means_emptied_gets_no_facet(monkeypatch):
+    """k-means can leave a cluster without images (Lloyd moves them all away); its facet would
+    start from the mean of nothing. Labels 0, 2, 3 of k = 4 become facets 0, 1, 2."""
+    import vis.multifaceted as mf
+    starts = []
+    monkeypatch.setattr(mf, "kmeans", lambda x, k, **kw: (np.zeros((k, x.shape[1])), np.array([3, 0, 0, 2, 3, 3])))
+    monkeypatch.setattr(mf, "class_visualization", lambda net, target, x0, **kw: (starts.append(x0) or x0, None))
+    images = np.random.default_rng(1).standard_normal((6, 3, 8, 8)).astype(np.float32)
+    facets, labels = mf.multifaceted(tiny_net(), images, 1, layer="relu1", k=4, steps=2)
+    np.testing.assert_array_equal(labels, [2, 0, 0, 1, 2, 2])
+    assert facets.shape == (3, 3, 8, 8)
+    for j, members in enumerate([[1, 2], [3], [0, 4, 5]]):       # each facet starts from its images' mean
+        np.testing.assert_allclose(np.asarray(starts[j])[0], images[members].mean(0), rtol=1e-6)

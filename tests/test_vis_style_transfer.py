@@ -33,11 +33,22 @@ def test_blended_targets_are_the_weighted_sum_of_each_styles_gram(seed, weights)
         np.testing.assert_allclose(to_numpy(got[layer])[0], expected, rtol=1e-10, atol=1e-12)
 
 
-@pytest.mark.parametrize("weights", [[1.0], [1.0, -1.0], [0.0, 0.0]])
+@pytest.mark.parametrize("weights", [[1.0], [1.0, -1.0], [0.0, 0.0], [np.nan, 1.0], [np.inf, 1.0]])
 def test_blend_weights_are_checked(weights):
     style = asarray(np.zeros((1, 3, 6, 6), np.float32))
     with pytest.raises(ValueError, match="non-negative weight per style"):
         mixed_style_targets(_net(), [style, style], weights, ["relu"])
+
+
+def test_weights_near_the_float64_limit_blend_as_their_ratio():
+    """1e308 + 1e308 is infinity: the blend must still be half and half, not zeros or NaN."""
+    net = _net().astype(np.float64)
+    rng = np.random.default_rng(3)
+    styles = [asarray(rng.standard_normal((1, 3, 8, 8))) for _ in range(2)]
+    got = mixed_style_targets(net, styles, [1e308, 1e308], ["conv2"])["conv2"]
+    half = mixed_style_targets(net, styles, [1.0, 1.0], ["conv2"])["conv2"]
+    np.testing.assert_allclose(to_numpy(got), to_numpy(half), rtol=1e-12)
+    assert np.abs(to_numpy(got)).max() > 0
 
 
 def _mid_range_image(rng, shape, mix):

@@ -99,8 +99,8 @@ def preprocess(image, *, size=None, crop=True, mean=(0.0, 0.0, 0.0), std=(1.0, 1
     return x[None].astype(np.float32)
 
 
-NOT_FINITE = ("the picture's values are not finite (NaN or infinity): the computation overflowed; a smaller "
-              "step size, weight or scale keeps it finite")
+NOT_FINITE = ("the picture's values are not finite (NaN or infinity): an overflow, or a NaN in the input or "
+              "the weights; against an overflow, a smaller step size, weight or scale keeps it finite")
 
 
 def deprocess(x, *, mean=(0.0, 0.0, 0.0), std=(1.0, 1.0, 1.0)):

@@ -33,6 +33,11 @@ class UnknownLayerError(LookupError):
     """A layer name that the network does not have."""
 
 
+def count_not_finite(a):
+    """How many of the array's values are NaN or infinite (0 for a healthy parameter)."""
+    return int(a.size - get_array_module(a).isfinite(a).sum())
+
+
 def _split(name):
     return tuple(name.split(".")) if name else ()
 
@@ -69,6 +74,14 @@ class Container(Layer):
         for name, layer in self.named_layers():
             for key, value in layer.params.items():
                 yield f"{name}.{key}", value
+
+    def first_not_finite(self):
+        """(dotted name, count) of the first parameter holding NaN or infinity, or None:
+        checked before a training run saves anything (a diverged update)."""
+        for key, value in self.named_params():
+            if count_not_finite(value):
+                return key, count_not_finite(value)
+        return None
 
     def extra_repr(self):
         inner = "\n".join(f"  ({n}): " + repr(l).replace("\n", "\n  ") for n, l in self.layers.items())
@@ -413,7 +426,7 @@ class Network(Sequential):
             if tuple(new.shape) != tuple(value.shape):
                 raise StateDictError(f"{source}: parameter {key!r} has shape {tuple(new.shape)} "
                                      f"but the network expects {tuple(value.shape)}")
-            bad = int(new.size - get_array_module(new).isfinite(new).sum())
+            bad = count_not_finite(new)
             if bad:         # a diverged training run: every picture drawn from it would be wrong
                 raise StateDictError(f"{source}: parameter {key!r} holds {bad} NaN or infinite value(s)")
         for name, layer in self.named_layers():

@@ -37,7 +37,7 @@ def missing_bytes(data):
             length, kind = struct.unpack(">I4s", data[pos:pos + 8])
             body = data[pos + 8:pos + 8 + length]
             pos += 12 + length
-            if kind == b"IHDR":
+            if kind == b"IHDR" and header is None:      # only the first counts, as for Pillow
                 width, height, depth, colour, _, _, interlace = struct.unpack(">IIBBBBB", body[:13])
                 header = expected_bytes(width, height, depth, colour, interlace)
             elif kind == b"IDAT" and header is not None:

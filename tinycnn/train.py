@@ -105,7 +105,8 @@ def train_step(net, opt, x, y, lr):
 
 
 class TrainingDiverged(ArithmeticError):
-    """The running loss is no longer finite (checked at each progress line): the lr is too large."""
+    """The running loss (checked at each progress line) or a parameter (checked at the end of each
+    epoch) is no longer finite: the lr is too large."""
 
 
 def train(net, data, *, epochs, batch_size=128, lr=0.05, momentum=0.9, weight_decay=5e-4,
@@ -114,7 +115,7 @@ def train(net, data, *, epochs, batch_size=128, lr=0.05, momentum=0.9, weight_de
 
     normalize: function applied to each (augmented) batch before the forward pass.
     history: one dict per epoch (loss, train and test accuracy, lr, seconds).
-    Raises TrainingDiverged, before the epoch's checkpoint, once the loss is not finite.
+    Raises TrainingDiverged, before the epoch's checkpoint, once the loss or a parameter is not finite.
     """
     x_train, y_train, x_test, y_test = data
     rng = np.random.default_rng(seed)
@@ -151,6 +152,10 @@ def train(net, data, *, epochs, batch_size=128, lr=0.05, momentum=0.9, weight_de
                 log(f"epoch {epoch + 1}/{epochs}  step {k + 1}/{steps_per_epoch}  loss {float(loss_sum) / seen:.3f}  "
                     f"train acc {int(correct) / seen:.3f}  lr {step_lr:.4f}  {rate:.0f} img/s  "
                     f"epoch ETA {(len(x_train) - seen) / rate:.0f}s")
+        broken = net.first_not_finite()       # the epoch's last update can overflow after its loss was read
+        if broken:
+            raise TrainingDiverged(f"parameter {broken[0]!r} holds {broken[1]} NaN or infinite value(s) "
+                                   f"after epoch {epoch + 1}")
         test_acc = evaluate(net, x_test_n, y_test)
         history.append({"epoch": epoch + 1, "loss": float(loss_sum) / seen, "train_acc": int(correct) / seen,
                         "test_acc": test_acc, "lr": step_lr, "seconds": time.time() - t0})
@@ -228,9 +233,6 @@ def main(argv=None):
         sys.exit(f"make train: {e}")
     except TrainingDiverged as e:
         sys.exit(f"make train: training diverged ({e}); {args.out} not written: try a smaller --lr")
-    if not all(bool(backend.get_array_module(v).isfinite(v).all()) for _, v in net.named_params()):
-        sys.exit(f"make train: training diverged (loss {history[-1]['loss']:.4g} at epoch {history[-1]['epoch']}); "
-                 f"{args.out} not written: try a smaller --lr")
     net.save(args.out)
     log_path = Path(args.out).with_suffix(".log.json")
     log_path.write_text(json.dumps({"args": vars(args), "backend": backend.name(),

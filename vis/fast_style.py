@@ -186,6 +186,10 @@ def train(tnet, net, style, photos, *, preset, steps=STEPS, batch=BATCH, crop=CR
             log(f"step {step + 1}/{steps}  loss {np.mean([v for _, v in history[-50:]]):.4g}  "
                 f"{time.perf_counter() - t0:.0f} s, about {eta / 60:.0f} min left")
         if checkpoint and ((step + 1) % checkpoint_every == 0 or step + 1 == steps):
+            broken = tnet.first_not_finite()     # an update can overflow after its loss was read
+            if broken:
+                raise ValueError(f"parameter {broken[0]!r} became NaN or infinite by step {step + 1}; "
+                                 "try a smaller --lr")
             save_checkpoint(checkpoint, tnet, opt, rng, history)
     return history
 

@@ -18,8 +18,9 @@ import numpy as np
 
 from tinycnn import backend
 from vis import cli, render
-# The one technique that imports another: a facet *is* a class visualisation, only
-# started from a cluster's mean image instead of noise (Nguyen et al. 2016, sec. 2.2).
+# One of the two techniques that import another (tests/test_vis_structure.py): a facet *is* a
+# class visualisation, only started from a cluster's mean image instead of noise (Nguyen et al.
+# 2016, sec. 2.2). The clusters come from the shared k-means in vis/grabcut.py.
 from vis.class_visualization import CS231N, class_visualization
 from vis.grabcut import kmeans
 

@@ -146,9 +146,11 @@ def style_targets_of(net, style, layers):
 def mixed_style_targets(net, styles, weights, layers):
     """{layer: sum_i w_i G_i}: the styles' Gram matrices blended with weights summing to 1
     (Gatys et al. 2016, fig. 8): one target that holds some of each style's correlations."""
-    weights = np.asarray(weights, dtype=np.float64)
-    if len(weights) != len(styles) or (weights < 0).any() or weights.sum() <= 0:
-        raise ValueError(f"need one non-negative weight per style ({len(styles)}), not all zero; got {list(weights)}")
+    weights = np.asarray(weights, dtype=np.float64).ravel()
+    if len(weights) != len(styles) or not np.isfinite(weights).all() or (weights < 0).any() or weights.max() <= 0:
+        raise ValueError(f"need one finite, non-negative weight per style ({len(styles)}), not all zero; "
+                         f"got {list(weights)}")
+    weights = weights / weights.max()      # only the ratios matter; 1e308 + 1e308 would sum to infinity
     weights = weights / weights.sum()
     grams = [style_targets_of(net, style, layers) for style in styles]
     return {k: sum(float(w) * g[k] for w, g in zip(weights, grams)) for k in layers}
