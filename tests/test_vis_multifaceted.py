@@ -3,6 +3,7 @@ import numpy as np
 import pytest
 
 import tinycnn as tc
+from tinycnn.backend import to_numpy
 from vis.multifaceted import multifaceted
 
 
@@ -32,10 +33,13 @@ def test_a_cluster_that_k_means_emptied_gets_no_facet(monkeypatch):
     import vis.multifaceted as mf
     starts = []
     monkeypatch.setattr(mf, "kmeans", lambda x, k, **kw: (np.zeros((k, x.shape[1])), np.array([3, 0, 0, 2, 3, 3])))
-    monkeypatch.setattr(mf, "class_visualization", lambda net, target, x0, **kw: (starts.append(x0) or x0, None))
+    def drawn_as_started(net, target, x0, **kw):         # class_visualization's result is NumPy
+        starts.append(to_numpy(x0))
+        return to_numpy(x0), None
+    monkeypatch.setattr(mf, "class_visualization", drawn_as_started)
     images = np.random.default_rng(1).standard_normal((6, 3, 8, 8)).astype(np.float32)
     facets, labels = mf.multifaceted(tiny_net(), images, 1, layer="relu1", k=4, steps=2)
     np.testing.assert_array_equal(labels, [2, 0, 0, 1, 2, 2])
     assert facets.shape == (3, 3, 8, 8)
     for j, members in enumerate([[1, 2], [3], [0, 4, 5]]):       # each facet starts from its images' mean
-        np.testing.assert_allclose(np.asarray(starts[j])[0], images[members].mean(0), rtol=1e-6)
+        np.testing.assert_allclose(starts[j][0], images[members].mean(0), rtol=1e-6)
