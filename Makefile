@@ -29,7 +29,7 @@ $(PY):
 
 # the second run puts the strict CuPy stand-in (tests/strict_cupy) on the path: the
 # core and vis tests again, with CuPy's rules, so a host/device mistake fails here
-test: ready ## the whole test suite, then again under the strict CuPy stand-in (about 4 minutes)
+test: ready ## the whole test suite, then again under the strict CuPy stand-in (about 5 minutes on 2 cores)
 	$(PY) -m pytest -q
 	TINYCNN_BACKEND=cupy PYTHONPATH=tests/strict_cupy $(PY) -m pytest -q -p no:cacheprovider --ignore=tests/test_gallery.py
 
