@@ -36,8 +36,9 @@ def test_blended_targets_are_the_weighted_sum_of_each_styles_gram(seed, weights)
 @pytest.mark.parametrize("weights", [[1.0], [1.0, -1.0], [0.0, 0.0], [np.nan, 1.0], [np.inf, 1.0]])
 def test_blend_weights_are_checked(weights):
     style = asarray(np.zeros((1, 3, 6, 6), np.float32))
-    with pytest.raises(ValueError, match="non-negative weight per style"):
+    with pytest.raises(ValueError, match="non-negative weight per style") as refused:
         mixed_style_targets(_net(), [style, style], weights, ["relu"])
+    assert f"got {[float(w) for w in weights]}" in str(refused.value)       # plain numbers, not np.float64(...)
 
 
 def test_weights_near_the_float64_limit_blend_as_their_ratio():

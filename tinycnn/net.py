@@ -79,8 +79,8 @@ class Container(Layer):
         """(dotted name, count) of the first parameter holding NaN or infinity, or None:
         checked before a training run saves anything (a diverged update)."""
         for key, value in self.named_params():
-            if count_not_finite(value):
-                return key, count_not_finite(value)
+            if bad := count_not_finite(value):
+                return key, bad
         return None
 
     def extra_repr(self):

@@ -149,7 +149,7 @@ def mixed_style_targets(net, styles, weights, layers):
     weights = np.asarray(weights, dtype=np.float64).ravel()
     if len(weights) != len(styles) or not np.isfinite(weights).all() or (weights < 0).any() or weights.max() <= 0:
         raise ValueError(f"need one finite, non-negative weight per style ({len(styles)}), not all zero; "
-                         f"got {list(weights)}")
+                         f"got {weights.tolist()}")
     weights = weights / weights.max()      # only the ratios matter; 1e308 + 1e308 would sum to infinity
     weights = weights / weights.sum()
     grams = [style_targets_of(net, style, layers) for style in styles]

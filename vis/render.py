@@ -24,9 +24,9 @@ def to_uint8(a, lo=None, hi=None):
     hi = a.max() if hi is None else float(hi)
     if not (np.isfinite(a).all() and np.isfinite(lo) and np.isfinite(hi)):
         raise ValueError(NOT_FINITE)    # NaN would be drawn black and inf white: a wrong picture, not an error
-    # everything times 2^-10 first (exact: the same quotient, bit for bit), so that values near the
-    # float64 limit (-1e308 .. 1e308) do not overflow in a - lo, hi - lo or 255 * (a - lo); a value
-    # far outside [lo, hi] may still come out inf here, and the clip makes that 0 or 255
+    # everything times 2^-10 first (exact but for subnormal values: the same quotient, bit for bit),
+    # so that values near the float64 limit (-1e308 .. 1e308) do not overflow in a - lo, hi - lo or
+    # 255 * (a - lo); a value far outside [lo, hi] may still come out inf, and the clip makes it 0 or 255
     s = 2.0 ** -10
     with np.errstate(over="ignore"):
         t = 255 * (a * s - lo * s) / max(hi * s - lo * s, 1e-12 * s)
