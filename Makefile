@@ -10,7 +10,7 @@ FIGURE_TARGETS = filters training_curve saliency guided_backprop occlusion attri
                  embedding class_visualization fooling deepdream style_transfer style_controls fast_style feature_inversion \
                  texture_synthesis multifaceted
 
-.PHONY: help ready install test gradcheck fuzz bench gpu-check clean demo weights data train train_fast_style figures thumbnails \
+.PHONY: help ready install test gradcheck fuzz bench gpu-check clean demo weights data images train train_fast_style figures thumbnails \
         $(FIGURE_TARGETS)
 
 help: ## this list
@@ -63,8 +63,8 @@ demo: filters training_curve ## figures from the shipped weights alone, offline
 GALLERY_ARGS = $(if $(ARGS), --args="$(ARGS)")
 filters: ## first- and higher-layer filters of the CIFAR-10 net
 training_curve: ## the CIFAR-10 net's loss and accuracy per epoch
-# techniques on SqueezeNet: need weights (make weights) and photos ($$TINYCNN_IMAGES_DIR);
-# a bare image name is looked up in $$TINYCNN_IMAGES_DIR and its photos/ folder
+# techniques on SqueezeNet: the shipped weights (weights/) and images (images/);
+# a bare image name is looked up in $$TINYCNN_IMAGES_DIR, then images/, each with its photos/ folder
 saliency: ## saliency maps and segmentation (Simonyan et al. 2014)
 guided_backprop: ## backprop / deconvnet / guided backprop of one neuron
 occlusion: ## occlusion maps (Zeiler & Fergus 2014)
@@ -95,10 +95,14 @@ figures: ready ## every figure and figures/index.html (FAST=1: about half a minu
 thumbnails: ready ## the README's pictures in docs/, from figures/
 	$(PY) -m vis.gallery --thumbnails docs
 
-# SqueezeNet 1.1 from torchvision's public checkpoint -> weights/squeezenet1_1.npz
+# torchvision's SqueezeNet 1.1 -> weights/squeezenet1_1_torchvision.npz (the shipped one is the ONNX zoo's)
 # (-W: the package itself imports tinycnn.weights, and runpy warns that the module it runs is loaded already)
-weights: ready ## download SqueezeNet 1.1 into weights/
+weights: ready ## download torchvision's SqueezeNet 1.1 (another run than the shipped one)
 	$(PY) -W "ignore::RuntimeWarning:runpy" -m tinycnn.weights
+
+# the optional photos (not CC0, so not committed) -> images/photos/, sha256-checked
+images: ready ## download 14 more sample photos into images/photos/
+	$(PY) -m tinycnn.sample_images
 
 # the official CIFAR-10 "python version" -> data/cifar-10-batches-py
 data: ready ## download CIFAR-10 into data/

@@ -1,4 +1,4 @@
-"""Shared test set-up: hypothesis profiles, the array backend, shared data locations.
+"""Shared test set-up: hypothesis profiles, the array backend, skipping what needs data not shipped.
 
 The suite runs on the active backend (``TINYCNN_BACKEND=cupy make test`` runs it on
 a GPU); ``make gradcheck`` selects the "gradcheck" profile with many more examples,
@@ -38,12 +38,25 @@ def rng():
     return np.random.default_rng(0)
 
 
-def shared_dir(var, default):
-    """A folder of ../shared named by an environment variable, or skip the test."""
-    path = Path(os.environ.get(var, Path(__file__).resolve().parents[1] / ".." / "shared" / default))
-    if not path.is_dir():
-        pytest.skip(f"{var} is not set and {path} does not exist (shared data absent)")
-    return path
+def require_cifar10():
+    """Skip the test, naming the command that fetches it, unless CIFAR-10 is here
+    (data/ or $TINYCNN_DATA_DIR): the one input a fresh clone does not have."""
+    from tinycnn.data import DataError, find_cifar10
+    try:
+        find_cifar10()
+    except DataError:
+        pytest.skip("needs CIFAR-10, which the repository does not ship: `make data` downloads it "
+                    "(or set TINYCNN_DATA_DIR)")
+
+
+def image_file(name):
+    """The path of a sample image (images/, $TINYCNN_IMAGES_DIR), or skip the test naming
+    the command that fetches it."""
+    from vis.cli import find_image
+    try:
+        return find_image(name)
+    except FileNotFoundError as e:
+        pytest.skip(f"needs {name}: {str(e).split('; ')[-1]}")
 
 
 def on_device(a, dtype=None):

@@ -13,7 +13,7 @@ from PIL import Image
 from tinycnn import data
 from tinycnn.weights import DownloadError
 
-from .conftest import shared_dir
+from .conftest import require_cifar10
 
 
 def write_batches(folder, n=4):
@@ -120,8 +120,9 @@ def test_fetch_cifar10_checks_and_unpacks(tmp_path):
         data.fetch_cifar10(tmp_path / "dl", checksum="md5:" + "0" * 32)
 
 
-def test_shared_archive_has_the_official_split():
-    x, y = data.load_cifar10("test", data_dir=shared_dir("TINYCNN_DATA_DIR", "data"))
+def test_cifar10_has_the_official_split():
+    require_cifar10()
+    x, y = data.load_cifar10("test")
     assert x.shape == (10000, 3, 32, 32) and np.bincount(y).tolist() == [1000] * 10
 
 

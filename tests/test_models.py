@@ -7,7 +7,9 @@ from tinycnn.gradcheck import rel_error
 from tinycnn.images import load_image, preprocess
 from tinycnn.models import cifar10_net, squeezenet1_1, torchvision_name
 
-from .conftest import on_device, shared_dir
+from tinycnn.weights import PROJECT_WEIGHTS
+
+from .conftest import image_file, on_device
 
 
 def test_squeezenet_shapes_and_names():
@@ -25,9 +27,8 @@ def test_squeezenet_shapes_and_names():
 
 
 def test_squeezenet_reproduces_reference_logits():
-    weights = shared_dir("TINYCNN_WEIGHTS_DIR", "weights")
-    net = squeezenet1_1(weights / "squeezenet1_1.npz")
-    with np.load(weights / "squeezenet1_1_reference.npz") as ref:
+    net = squeezenet1_1(PROJECT_WEIGHTS / "squeezenet1_1.npz")
+    with np.load(PROJECT_WEIGHTS / "squeezenet1_1_reference.npz") as ref:
         logits = to_numpy(net(on_device(ref["input"])))
         assert rel_error(logits, ref["logits"]) < 1e-4
 
@@ -37,8 +38,8 @@ def test_squeezenet_reproduces_reference_logits():
 ])
 def test_squeezenet_recognises_photos(photo, expected):
     import re
-    net = squeezenet1_1(shared_dir("TINYCNN_WEIGHTS_DIR", "weights") / "squeezenet1_1.npz")
-    image = load_image(shared_dir("TINYCNN_IMAGES_DIR", "images") / "photos" / photo)
+    net = squeezenet1_1()
+    image = load_image(image_file(photo))
     x = preprocess(image, size=224, mean=net.meta["mean"], std=net.meta["std"])
     top5 = np.argsort(-to_numpy(net(on_device(x)))[0])[:5]
     names = [net.meta["classes"][i] for i in top5]
@@ -46,8 +47,14 @@ def test_squeezenet_recognises_photos(photo, expected):
 
 
 def test_missing_weights_say_where_and_how(tmp_path, monkeypatch):
+    from tinycnn import weights
     monkeypatch.setenv("TINYCNN_WEIGHTS_DIR", str(tmp_path))
-    with pytest.raises(FileNotFoundError, match=f"squeezenet1_1.npz not found in .*weights or {tmp_path}.*make weights"):
+    with pytest.raises(FileNotFoundError, match=f"{weights.TORCHVISION_NPZ} not found in .*weights or {tmp_path}"
+                                                ".*run `make weights`"):
+        weights.find_weights(weights.TORCHVISION_NPZ)
+    monkeypatch.setattr(weights, "PROJECT_WEIGHTS", tmp_path / "deleted")     # the shipped file deleted
+    with pytest.raises(FileNotFoundError, match="squeezenet1_1.npz not found in .*deleted or .*it ships with tinycnn "
+                                                "in weights/; `git checkout weights/squeezenet1_1.npz` restores it"):
         squeezenet1_1()
 
 

@@ -32,10 +32,6 @@ def test_every_make_target_exists():
 def test_python_blocks_run(block, tmp_path):
     if "cupy" in block and importlib.util.find_spec("cupy") is None:
         pytest.skip("needs CuPy (or the strict stand-in: make test runs it)")
-    if "../shared" in block or "squeezenet1_1()" in block:
-        if not (ROOT / ".." / "shared" / "weights" / "squeezenet1_1.npz").is_file():
-            pytest.skip("needs ../shared (weights and photos)")
-        block = "import os\nos.environ.setdefault('TINYCNN_WEIGHTS_DIR', '../shared/weights')\n" + block
     done = subprocess.run([sys.executable, "-c", block], cwd=ROOT, capture_output=True, text=True, timeout=300)
     assert done.returncode == 0, done.stderr
 

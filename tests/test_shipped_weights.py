@@ -11,7 +11,7 @@ from tinycnn.data import load_cifar10
 from tinycnn.models import cifar10_net, normalize
 from tinycnn.train import evaluate
 
-from .conftest import shared_dir
+from .conftest import image_file, require_cifar10
 
 WEIGHTS = Path(__file__).resolve().parents[1] / "weights"
 
@@ -32,7 +32,8 @@ def test_sha256_matches_the_record():
 
 
 def test_shipped_weights_reach_the_recorded_accuracy():
-    x, y = load_cifar10("test", data_dir=shared_dir("TINYCNN_DATA_DIR", "data"))
+    require_cifar10()
+    x, y = load_cifar10("test")
     net = cifar10_net()
     accuracy = evaluate(net, normalize(x, net), y)
     claimed = float(re.match(r"([\d.]+) %", recorded("test accuracy")).group(1)) / 100
@@ -56,16 +57,12 @@ def test_fast_style_network_reaches_the_recorded_loss_within_2x_of_lbfgs():
     from vis import fast_style
     from vis.objectives import style_targets_of
     from vis.style_transfer import PRESETS, STYLE_LAYERS, style_transfer
-    images = shared_dir("TINYCNN_IMAGES_DIR", "images")
-    try:
-        net = squeezenet1_1()
-    except FileNotFoundError as e:
-        pytest.skip(str(e))
+    net = squeezenet1_1()
     preset = PRESETS["starry_night"]
-    style = backend.asarray(preprocess(resize_short_side(load_image(images / "styles" / "starry_night.jpg"),
+    style = backend.asarray(preprocess(resize_short_side(load_image(image_file("styles/starry_night.jpg")),
                                                          preset["style_size"]), mean=net.meta["mean"], std=net.meta["std"]))
     loss = fast_style.perceptual_loss(net, style_targets_of(net, style, STYLE_LAYERS), preset)
-    _, x = fast_style.load_photo(net, images / "photos" / "chelsea.png", preset["image_size"])
+    _, x = fast_style.load_photo(net, image_file("chelsea.png"), preset["image_size"])
     y = fast_style.stylize(fast_style.load_transform_net(WEIGHTS / FAST_STYLE), net, x)
     value = loss(y, x)[0]
     claimed = float(recorded("held-out loss, chelsea.png", FAST_STYLE))

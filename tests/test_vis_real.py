@@ -1,4 +1,4 @@
-"""The techniques on the real SqueezeNet, with the shared weights and photos (skipped without)."""
+"""The techniques on the real SqueezeNet, with the shipped weights and sample photos."""
 import numpy as np
 import pytest
 
@@ -10,16 +10,16 @@ from vis.attribution import grad_cam
 from vis.occlusion import occlusion_map
 from vis.saliency import saliency_map
 
-from .conftest import shared_dir
+from .conftest import image_file
 
 
 @pytest.fixture(scope="module")
 def net():
-    return squeezenet1_1(shared_dir("TINYCNN_WEIGHTS_DIR", "weights") / "squeezenet1_1.npz")
+    return squeezenet1_1()
 
 
 def photo(net, name):
-    image = load_image(shared_dir("TINYCNN_IMAGES_DIR", "images") / "photos" / name)
+    image = load_image(image_file(name))
     return asarray(preprocess(image, size=224, mean=net.meta["mean"], std=net.meta["std"]))
 
 

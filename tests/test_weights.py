@@ -130,7 +130,7 @@ def test_fetch_squeezenet_checks_the_hash_of_an_existing_checkpoint(tmp_path):
     with pytest.raises(weights.DownloadError, match=f"squeezenet1_1.pth has sha256 {digest}, expected one starting "
                                                     f"with {wrong[7:]}.*delete it"):
         weights.fetch_squeezenet(folder, url="http://127.0.0.1:9/never-fetched.pth", checksum=wrong)
-    assert not (folder / "squeezenet1_1.npz").exists()
+    assert not (folder / weights.TORCHVISION_NPZ).exists()
     out = weights.fetch_squeezenet(folder, url="http://127.0.0.1:9/never-fetched.pth", checksum="sha256:" + digest[:8])
     with np.load(out, allow_pickle=False) as f:
         np.testing.assert_array_equal(f["features.0.weight"], np.zeros(2, np.float32))

@@ -10,7 +10,11 @@ PyTorch checkpoints (pickles inside a zip) are read by ``torch_checkpoint``, whi
 knows only the handful of globals a tensor checkpoint needs and checks every tensor
 against its storage. A malicious file cannot run code, read memory or exhaust it.
 
-    make weights     # python -m tinycnn.weights: torchvision's squeezenet1_1 -> weights/squeezenet1_1.npz
+    make weights     # python -m tinycnn.weights: torchvision's squeezenet1_1 -> weights/squeezenet1_1_torchvision.npz
+
+The SqueezeNet weights every figure uses ship in ``weights/squeezenet1_1.npz`` (the ONNX
+model zoo's, Apache-2.0, see weights/README.md); ``make weights`` fetches torchvision's,
+another training run of the same architecture, for ``--weights``.
 """
 import argparse
 import hashlib
@@ -28,9 +32,11 @@ from .archives import FORGED_ZIP, record_info, records, regular_file
 from .torch_checkpoint import UnsafeCheckpointError, read_torch_checkpoint  # noqa: F401 (public here)
 
 PROJECT_WEIGHTS = Path(__file__).resolve().parents[1] / "weights"
+TORCHVISION_NPZ = "squeezenet1_1_torchvision.npz"        # what make weights writes
 HOW_TO_GET = {
     "cifar10_net.npz": "it ships with tinycnn in weights/; `make train` reproduces it",
-    "squeezenet1_1.npz": "run `make weights` to download and convert torchvision's checkpoint",
+    "squeezenet1_1.npz": "it ships with tinycnn in weights/; `git checkout weights/squeezenet1_1.npz` restores it",
+    TORCHVISION_NPZ: "run `make weights` to download and convert torchvision's checkpoint",
 }
 # torchvision's public SqueezeNet 1.1 checkpoint; torch.hub checks that the file's
 # sha256 starts with the 8 hex digits in its name, and so do we.
@@ -178,7 +184,7 @@ def check_file(path, checksum):
 
 
 def fetch_squeezenet(folder=PROJECT_WEIGHTS, url=SQUEEZENET_URL, checksum=SQUEEZENET_CHECKSUM):
-    """Download torchvision's squeezenet1_1 checkpoint and convert it to squeezenet1_1.npz.
+    """Download torchvision's squeezenet1_1 checkpoint and convert it to squeezenet1_1_torchvision.npz.
     A squeezenet1_1.pth already in ``folder`` is converted only if its hash matches."""
     folder = Path(folder)
     folder.mkdir(parents=True, exist_ok=True)
@@ -188,15 +194,16 @@ def fetch_squeezenet(folder=PROJECT_WEIGHTS, url=SQUEEZENET_URL, checksum=SQUEEZ
     else:
         download(url, pth, checksum=checksum)
     state = read_torch_checkpoint(pth)
-    np.savez(folder / "squeezenet1_1.npz", **{k: v.astype(np.float32) for k, v in state.items()})
-    return folder / "squeezenet1_1.npz"
+    np.savez(folder / TORCHVISION_NPZ, **{k: v.astype(np.float32) for k, v in state.items()})
+    return folder / TORCHVISION_NPZ
 
 
-def fetch_command(argv, *, target, description, url, out, out_help, fetch):
+def fetch_command(argv, *, target, description, url, out, out_help, fetch,
+                  url_help="where the file is (its hash is checked all the same)", module=None):
     """The command line of ``make {target}``: --url, --out, then fetch(out, url); every failure
     is one 'make {target}:' line."""
-    parser = argparse.ArgumentParser(prog=f"python -m tinycnn.{target}", description=description)
-    parser.add_argument("--url", default=url, help="where the file is (its hash is checked all the same)")
+    parser = argparse.ArgumentParser(prog=f"python -m tinycnn.{module or target}", description=description)
+    parser.add_argument("--url", default=url, help=url_help)
     parser.add_argument("--out", default=str(out), help=f"folder {out_help}")
     args = parser.parse_args(argv)
     if not args.out:
@@ -212,7 +219,7 @@ def fetch_command(argv, *, target, description, url, out, out_help, fetch):
 
 def main(argv=None):
     fetch_command(argv, target="weights", description="Download and convert SqueezeNet 1.1 weights (make weights).",
-                  url=SQUEEZENET_URL, out=PROJECT_WEIGHTS, out_help="to write squeezenet1_1.npz into",
+                  url=SQUEEZENET_URL, out=PROJECT_WEIGHTS, out_help=f"to write {TORCHVISION_NPZ} into",
                   fetch=fetch_squeezenet)
 
 
