@@ -1,5 +1,6 @@
 """A page in headless Chromium, driven through ChromeDriver's W3C WebDriver HTTP API
-with the standard library alone: which images loaded, and what the console said."""
+with the standard library alone: which images loaded and at what size they are shown,
+how the commands' lines break, and what the console said."""
 import contextlib
 import functools
 import http.server
@@ -55,8 +56,28 @@ def serve(folder):
         server.server_close()
 
 
-def inspect_page(url, user_data_dir):
-    """Open ``url``; {"images": [{src, complete, width}], "console": [{level, message}], "title": str}."""
+# what the page shows, measured once every image is complete
+LAYOUT = """
+const frame = i => i.closest('.picture') || i;
+return {
+  viewport: {width: document.documentElement.clientWidth, scroll_width: document.documentElement.scrollWidth},
+  images: Array.from(document.images).map(i => ({
+    src: i.getAttribute('src'), shown_width: i.getBoundingClientRect().width,
+    frame: {left: frame(i).getBoundingClientRect().left, right: frame(i).getBoundingClientRect().right,
+            visible_width: frame(i).clientWidth, scroll_width: frame(i).scrollWidth}})),
+  commands: Array.from(document.querySelectorAll('code.command')).map(c => ({
+    text: c.textContent, lines: new Set(Array.from(c.getClientRects(), r => Math.round(r.top))).size,
+    words: Array.from(c.querySelectorAll('span'), s => ({text: s.textContent, boxes: s.getClientRects().length}))})),
+};"""
+
+
+def inspect_page(url, user_data_dir, width=1400, height=1000):
+    """Open ``url`` in a window ``width`` x ``height`` px; {"title": str, "console": [{level, message}],
+    "images": [{src, complete, width (the PNG's), shown_width (on the page, CSS px), frame: the box
+    it is shown in (.picture, or the image itself): {left, right, visible_width, scroll_width}}],
+    "commands": [{text, lines: how many lines the code takes, words: [{text, boxes}]}] for each
+    code.command, one word per argument span (boxes: its line boxes, 1 when unbroken),
+    "viewport": {width, scroll_width} of the page}."""
     browser, driver = chromium()
     port = _free_port()
     proc = subprocess.Popen([driver, f"--port={port}"], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
@@ -73,6 +94,7 @@ def inspect_page(url, user_data_dir):
                                        "args": CHROMIUM_ARGS + [f"--user-data-dir={user_data_dir}"]}}
         session = _call(base, "POST", "/session", {"capabilities": {"alwaysMatch": caps}})["sessionId"]
         try:
+            _call(base, "POST", f"/session/{session}/window/rect", {"width": width, "height": height})
             _call(base, "POST", f"/session/{session}/url", {"url": url})
             # the load event can come before Chromium has finished decoding images far down
             # the page: wait (up to 30 s) until every image is complete, loaded or broken
@@ -85,10 +107,14 @@ def inspect_page(url, user_data_dir):
                 time.sleep(0.1)
             title = _call(base, "POST", f"/session/{session}/execute/sync",
                           {"args": [], "script": "return document.title;"})
+            layout = _call(base, "POST", f"/session/{session}/execute/sync", {"args": [], "script": LAYOUT})
             console = _call(base, "POST", f"/session/{session}/se/log", {"type": "browser"})
         finally:
             _call(base, "DELETE", f"/session/{session}")
     finally:
         proc.terminate()
         proc.wait(timeout=10)
-    return {"images": images, "console": console, "title": title}
+    for image, shown in zip(images, layout["images"]):
+        image.update(shown)
+    return {"images": images, "console": console, "title": title, "commands": layout["commands"],
+            "viewport": layout["viewport"]}

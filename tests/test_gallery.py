@@ -15,16 +15,16 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from vis import gallery
+from vis import gallery, render
 
 from .browser import chromium, inspect_page, serve
 
 ROOT = Path(__file__).resolve().parents[1]
 
 
-def shared_present():
-    """Whether this machine has what every figure needs (weights, CIFAR-10, photos)."""
-    return gallery.missing_inputs((gallery.SQ, gallery.DATA, gallery.PHOTOS)) == ""
+def cifar10_present():
+    """Whether this machine has CIFAR-10, the one input of the figures that the repository does not ship."""
+    return gallery.missing_inputs((gallery.DATA,)) == ""
 
 
 @pytest.fixture(scope="module")
@@ -41,10 +41,12 @@ def test_fast_mode_draws_every_figure(fast_gallery):
     out, log = fast_gallery
     assert "0 failed" in log
     drawn = [f.file for f in gallery.FIGURES if (out / f.file).is_file()]
-    if shared_present():
+    if cifar10_present():
         assert drawn == [f.file for f in gallery.FIGURES], log
-    else:   # the shipped CIFAR-10 weights alone still draw the demo figures
-        assert "filters_cifar10_conv1.png" in drawn and "skipped" in log
+    else:   # a fresh clone: everything but the figures of CIFAR-10 images, which say `make data`
+        assert drawn == [f.file for f in gallery.FIGURES if gallery.DATA not in f.needs], log
+        assert log.count("skipped: CIFAR-10 not found") == log.count("skipped") == 4, log
+        assert log.count("run `make data`") == 4, log
     progress = re.findall(r"^\[\s*\d+/\d+\] .*$", log, flags=re.M)      # a line when each starts, one when it ends
     starts = [line for line in progress if line.endswith(" ...")]
     ends = [line for line in progress if " drawn in " in line or " FAILED after " in line]
@@ -52,12 +54,20 @@ def test_fast_mode_draws_every_figure(fast_gallery):
     assert len(starts) + len(skips) == len(gallery.FIGURES) and len(ends) == len(starts), log
 
 
+def commands_on(page):
+    """The text of each command (code.command) of a gallery page, as a reader copies it."""
+    return [html.unescape(re.sub(r"<[^>]*>", "", code))
+            for code in re.findall(r'<code class="command">(.*?)</code>', page, flags=re.S)]
+
+
 def test_page_has_every_drawn_figure_with_its_caption(fast_gallery):
     out, _ = fast_gallery
     page = (out / "index.html").read_text()
+    commands = commands_on(page)
     for fig in gallery.FIGURES:
         if (out / fig.file).is_file():
-            assert f'src="{fig.file}"' in page and f"make {fig.target}" in page and html.escape(fig.paper) in page
+            assert f'src="{fig.file}"' in page and html.escape(fig.paper) in page
+            assert f"make {fig.target}" in commands and fig.command() in commands
         else:
             assert fig.file in page.split("Not drawn")[1]
 
@@ -67,12 +77,89 @@ def test_page_has_every_drawn_figure_with_its_caption(fast_gallery):
 def test_page_loads_in_headless_chromium(fast_gallery, tmp_path):
     out, _ = fast_gallery
     with serve(out) as url:
-        page = inspect_page(f"{url}/index.html", tmp_path / "profile")
+        page = inspect_page(f"{url}/index.html", tmp_path / "profile", width=WINDOW)
     drawn = [f.file for f in gallery.FIGURES if (out / f.file).is_file()]
     assert sorted(i["src"] for i in page["images"]) == sorted(drawn)
     broken = [i["src"] for i in page["images"] if not (i["complete"] and i["width"] > 0)]
     assert broken == []
     assert [c["message"] for c in page["console"] if c["level"] in ("SEVERE", "WARNING")] == []
+    check_legible_and_wrapped(page, [f for f in gallery.FIGURES if f.file in drawn])
+
+
+# The smallest text drawn in any figure is the embedding's legend, in Pillow's default font,
+# 10 px high (vis/render.py: captions 14 px, plot labels 12, colour-bar ticks 11). Shown at a
+# scale s it is 10 * s px high on the page; 9 px is about the least that reads, so s >= 0.9.
+SMALLEST_TEXT_PX, LEAST_LEGIBLE_PX = 10, 9
+MIN_SCALE = LEAST_LEGIBLE_PX / SMALLEST_TEXT_PX
+WINDOW = 1400           # px: the browser window of the layout checks
+
+
+def check_legible_and_wrapped(page, figures):
+    """Every picture shown at MIN_SCALE or more and inside the window, the page no wider than
+    the window (a wider picture scrolls in its own frame), and each figure's two commands
+    broken into lines only between arguments."""
+    view = page["viewport"]
+    assert view["width"] > WINDOW - 40 and view["scroll_width"] <= view["width"], view
+    for image in page["images"]:
+        assert image["shown_width"] / image["width"] >= MIN_SCALE, image
+        assert 0 <= image["frame"]["left"] and image["frame"]["right"] <= view["width"], image
+    assert [c["text"] for c in page["commands"]] == [line for fig in figures
+                                                     for line in (f"make {fig.target}", fig.command())]
+    for command in page["commands"]:
+        assert " ".join(w["text"] for w in command["words"]) == command["text"]
+        assert [w["text"] for w in command["words"] if w["boxes"] != 1] == [], command["text"]
+
+
+def synthetic_gallery(folder, widths):
+    """A gallery page of every figure, each PNG a grey panel under a line of the smallest text
+    that figures draw, ``widths[file]`` px wide (600 where not given)."""
+    folder.mkdir()
+    for fig in gallery.FIGURES:
+        panel = np.full((160, widths.get(fig.file, 600), 3), 200, dtype=np.uint8)
+        render.save(render.caption(panel, f"{fig.title}: text {SMALLEST_TEXT_PX} px high", size=SMALLEST_TEXT_PX),
+                    folder / fig.file)
+    return gallery.write_page(gallery.FIGURES, folder, {})
+
+
+@pytest.mark.skipif(chromium() is None, reason="chromium and chromedriver are not installed")
+def test_wide_figures_stay_legible_and_commands_wrap_between_arguments(tmp_path):
+    """At 1400 px: the widest figure (as wide as the full-size saliency figure) is shown at its
+    own size, scrolling inside its frame; one a little narrower than the window is seen whole;
+    the longest commands take several lines, never breaking an argument. Fast mode's figures
+    are narrower than full ones, so the figures here are synthetic."""
+    widest, wide = "saliency_squeezenet.png", "feature_inversion_squeezenet.png"
+    synthetic_gallery(tmp_path / "site", {widest: 2400, wide: 1300, "filters_cifar10_conv1.png": 300})
+    with serve(tmp_path / "site") as url:
+        page = inspect_page(f"{url}/index.html", tmp_path / "profile", width=WINDOW)
+    check_legible_and_wrapped(page, gallery.FIGURES)
+    images = {i["src"]: i for i in page["images"]}
+    assert images[widest]["shown_width"] / images[widest]["width"] >= MIN_SCALE
+    assert images[widest]["frame"]["scroll_width"] > images[widest]["frame"]["visible_width"]     # scrolls
+    assert images[wide]["shown_width"] == images[wide]["frame"]["visible_width"] == 1300           # seen whole
+    assert images["filters_cifar10_conv1.png"]["shown_width"] == 600                              # small: doubled
+    assert max(c["lines"] for c in page["commands"]) >= 3          # so the check above saw commands wrap
+
+
+def test_a_figure_this_run_failed_or_skipped_shows_its_earlier_picture_with_a_note(tmp_path):
+    failed, skipped, drawn, never = gallery.FIGURES[:4]
+    for fig in (failed, skipped, drawn):
+        Image.new("RGB", (500, 100), "white").save(tmp_path / fig.file)
+    earlier = time.mktime((2001, 2, 3, 4, 5, 0, 0, 0, -1))          # local time, as the page shows it
+    os.utime(tmp_path / failed.file, (earlier, earlier))
+    results = {failed.file: ("failed", 3.0, "RuntimeError: out of memory"),
+               skipped.file: ("skipped", 0.0, "no photos in images (set TINYCNN_IMAGES_DIR)"),
+               drawn.file: ("drawn", 2.0, ""), never.file: ("failed", 1.0, "ValueError: no such layer")}
+    page = gallery.write_page(gallery.FIGURES[:4], tmp_path, results).read_text()
+    shown, not_drawn = page.split("<h2>Not drawn</h2>")
+    blocks = {m[0]: m[1] for m in re.findall(r'<figure id="(\w+)">(.*?)</figure>', shown, flags=re.S)}
+    assert list(blocks) == [Path(f.file).stem for f in (failed, skipped, drawn)]
+    assert ('<p class="note">The last run failed: RuntimeError: out of memory. The picture is from an '
+            'earlier run, drawn 2001-02-03 04:05.</p>') in blocks[Path(failed.file).stem]
+    assert ('<p class="note">Skipped this run: no photos in images (set TINYCNN_IMAGES_DIR); the picture '
+            'is from an earlier run, drawn ') in blocks[Path(skipped.file).stem]
+    assert "note" not in blocks[Path(drawn.file).stem]
+    assert f'src="{failed.file}"' in blocks[Path(failed.file).stem]
+    assert never.file in not_drawn and "ValueError: no such layer" in not_drawn and failed.file not in not_drawn
 
 
 @pytest.mark.skipif(chromium() is None, reason="chromium and chromedriver are not installed")
@@ -138,7 +225,7 @@ def test_printed_commands_are_the_captions_and_draw_the_gallerys_figures(tmp_pat
     files = [f.file for f in gallery.FIGURES if f.target == "filters"]
     assert len(printed) == len(files) == 2
     for line in printed:
-        assert f"<code>{html.escape(line)}</code>" in page, line
+        assert line in commands_on(page), line
     for line in run_gallery("--only", "filters", "--print", "--out", tmp_path / "by_hand").stdout.splitlines():
         python, *argv = shlex.split(line)
         assert python == "python"

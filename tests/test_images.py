@@ -61,3 +61,25 @@ def test_class_lookup():
     for digit in ("²", "٣"):           # Unicode digits are names, not indices (int("²") fails, int("٣") is 3)
         with pytest.raises(ValueError, match="unknown class"):
             class_index(digit, classes)
+
+
+@pytest.mark.parametrize("shape", [(1, 1, 3), (7, 40, 3), (40, 2, 3)])
+def test_an_image_too_small_to_show_anything_is_refused_by_name(shape):
+    """Enlarged to a network's input, a few pixels are a blur of a few colours: one line, not a picture."""
+    from tinycnn.images import MIN_SIDE, resize_center_crop, resize_short_side
+    h, w = shape[:2]
+    tiny = np.zeros(shape, np.uint8)
+    why = f"^dot.png is {w}x{h} px, too small to show anything: an image needs at least {MIN_SIDE} px a side$"
+    for crop in (True, False):
+        with pytest.raises(ValueError, match=why):
+            preprocess(tiny, size=224, crop=crop, name="dot.png")
+    for resize in (resize_center_crop, resize_short_side):
+        with pytest.raises(ValueError, match=f"^the image is {w}x{h} px"):
+            resize(tiny, 32)
+    assert preprocess(tiny).shape == (1, 3, h, w)     # not resized: the network's own shape checks speak
+
+
+def test_the_smallest_images_that_are_enlarged_still_are():
+    from tinycnn.images import MIN_SIDE
+    for shape in ((MIN_SIDE, MIN_SIDE, 3), (MIN_SIDE, 50, 3), (32, 32, 3)):     # CIFAR-10's 32 px
+        assert preprocess(np.zeros(shape, np.uint8), size=224).shape == (1, 3, 224, 224)

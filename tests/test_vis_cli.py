@@ -7,7 +7,6 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from .conftest import shared_dir
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -39,7 +38,6 @@ def test_every_module_explains_itself(module, monkeypatch):
 
 
 def test_bad_input_is_one_line(tmp_path, monkeypatch):
-    monkeypatch.setenv("TINYCNN_WEIGHTS_DIR", str(shared_dir("TINYCNN_WEIGHTS_DIR", "weights")))
     (tmp_path / "notes.txt").write_text("not an image")
     cases = [
         (["vis.saliency", "--image", str(tmp_path / "missing.jpg")], "no image file at"),
@@ -99,7 +97,6 @@ def test_every_bad_input_of_the_issue_is_one_line(tmp_path):
 def test_saliency_of_whole_uncropped_photos(tmp_path, monkeypatch):
     """--size: each photo whole, its short side --size, one figure row each (SqueezeNet is fully
     convolutional); without it, the model's centre crop."""
-    monkeypatch.setenv("TINYCNN_WEIGHTS_DIR", str(shared_dir("TINYCNN_WEIGHTS_DIR", "weights")))
     from PIL import Image
     from vis import cli
     rng = np.random.default_rng(0)
@@ -139,8 +136,22 @@ def test_a_bare_image_name_is_found_in_the_images_folder(tmp_path, monkeypatch):
     monkeypatch.setenv("TINYCNN_IMAGES_DIR", str(tmp_path))
     assert cli.find_image("cat.png") == tmp_path / "photos" / "cat.png"
     assert cli.find_image("photos/cat.png") == tmp_path / "photos" / "cat.png"
-    with pytest.raises(FileNotFoundError, match="no image file at dog.png"):
-        cli.find_image("dog.png")
+    with pytest.raises(FileNotFoundError, match="no image file at dog.jpg .*; `make images` fetches it"):
+        cli.find_image("dog.jpg")
+    with pytest.raises(FileNotFoundError, match=r"no image file at cow.png .*; give a path$"):   # not: set the variable
+        cli.find_image("cow.png")
+    # the repository's own images are found whatever the variable says
+    assert cli.find_image("chelsea.png") == cli.PROJECT_IMAGES / "photos" / "chelsea.png"
+    assert cli.find_image("styles/the_scream.jpg") == cli.PROJECT_IMAGES / "styles" / "the_scream.jpg"
+
+
+def test_without_the_variable_the_repository_images_are_used(monkeypatch):
+    from vis import cli
+    monkeypatch.delenv("TINYCNN_IMAGES_DIR", raising=False)
+    assert cli.images_dir() == cli.PROJECT_IMAGES
+    assert cli.find_image("textures/brick.png") == cli.PROJECT_IMAGES / "textures" / "brick.png"
+    with pytest.raises(FileNotFoundError, match="no image file at cow.png .*; give a path, or set TINYCNN_IMAGES_DIR"):
+        cli.find_image("cow.png")
 
 
 def test_a_folder_stands_for_its_image_files(tmp_path):
@@ -174,3 +185,75 @@ def test_sizes_beyond_memory_are_one_line(error, why, capsys):
         cli.run(main)
     err = capsys.readouterr().err
     assert done.value.code == 2 and err.startswith(why) and len(err.splitlines()) == 1, err
+
+
+def run_here(module, *argv):
+    """(exit status, stderr) of ``python -m vis.<module> argv``, in this process, as cli.run runs it."""
+    import contextlib
+    import importlib
+    import io
+
+    from vis import cli
+    main = importlib.import_module(f"vis.{module}").main
+    err = io.StringIO()
+    with contextlib.redirect_stderr(err), contextlib.redirect_stdout(io.StringIO()):
+        try:
+            cli.run(lambda: main(list(argv)))
+        except SystemExit as e:
+            return e.code, err.getvalue()
+    return 0, err.getvalue()
+
+
+def test_an_unwritable_out_folder_is_one_line_with_the_true_cause(tmp_path, monkeypatch):
+    """--out is checked before any work, and the line says why the folder cannot take the PNG."""
+    import errno
+    (tmp_path / "notes.txt").write_text("not a folder")
+    cases = [
+        (tmp_path / "notes.txt" / "x.png", f"{tmp_path / 'notes.txt'}: it is a file, not a folder"),
+        (tmp_path / "notes.txt" / "a" / "b" / "x.png",
+         f"{tmp_path / 'notes.txt' / 'a' / 'b'}: {tmp_path / 'notes.txt'} is a file, not a folder"),
+    ]
+    if Path("/proc/self").is_dir():      # Linux: /proc is there, but takes no new files ("No such file")
+        cases += [(Path("/proc/x.png"), "/proc: it does not accept new files"),
+                  (Path("/proc/new/x.png"), "/proc/new: /proc does not accept new files")]
+    for out, message in cases:
+        status, err = run_here("filters", "--model", "cifar10", "--out", str(out))
+        assert (status, err) == (2, f"error: cannot write to the output folder {message}\n")
+    assert not (tmp_path / "notes.txt").is_dir()
+
+    def read_only(self, *args, **kwargs):
+        raise OSError(errno.EROFS, os.strerror(errno.EROFS))
+    monkeypatch.setattr(Path, "touch", read_only)
+    status, err = run_here("filters", "--model", "cifar10", "--out", str(tmp_path / "x.png"))
+    assert err == f"error: cannot write to the output folder {tmp_path}: Read-only file system\n"
+    assert status == 2
+
+
+@pytest.mark.skipif(not hasattr(os, "geteuid") or os.geteuid() == 0, reason="root writes in any folder")
+def test_a_read_only_out_folder_is_one_line(tmp_path):
+    locked = tmp_path / "locked"
+    locked.mkdir(mode=0o555)
+    status, err = run_here("filters", "--model", "cifar10", "--out", str(locked / "x.png"))
+    assert (status, err) == (2, f"error: cannot write to the output folder {locked}: Permission denied\n")
+
+
+def test_an_image_too_small_to_show_anything_is_one_line(tmp_path):
+    """A 1x1 image enlarged to the network's input is one flat colour: refused, by name and size."""
+    from types import SimpleNamespace
+
+    from PIL import Image
+
+    from tinycnn.images import MIN_SIDE
+    from vis import cli
+    Image.new("RGB", (1, 1), "red").save(tmp_path / "dot.png")
+    Image.new("RGB", (MIN_SIDE - 1, 30), "red").save(tmp_path / "thin.png")
+    Image.new("RGB", (MIN_SIDE, 30), "red").save(tmp_path / "small.png")
+    for name, size in (("dot.png", "1x1"), ("thin.png", f"{MIN_SIDE - 1}x30")):
+        status, err = run_here("saliency", "--model", "cifar10", "--image", str(tmp_path / name),
+                               "--out", str(tmp_path / "s.png"))
+        assert (status, err) == (2, f"error: {tmp_path / name} is {size} px, too small to show anything: "
+                                    f"an image needs at least {MIN_SIDE} px a side\n")
+    net = SimpleNamespace(meta=dict(input_size=32, mean=(0.5,) * 3, std=(0.25,) * 3))
+    assert cli.load_inputs(net, [str(tmp_path / "small.png")])[0].shape == (1, 3, 32, 32)
+    with pytest.raises(ValueError, match="dot.png is 1x1 px, too small"):
+        cli.load_one(net, tmp_path / "dot.png", 64)

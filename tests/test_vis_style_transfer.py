@@ -118,3 +118,38 @@ def test_mix_weights_count_by_their_ratios_even_near_overflow():
     np.testing.assert_allclose(np.array(huge) / sum(huge), [0.5, 0.5])     # 1e308 + 1e308 is inf
     np.testing.assert_allclose(np.array(three) / sum(three), [0.75, 0.25])
     assert _variants(args)[0][0] == _variants(args)[1][0]                  # the same caption as 1,1
+
+
+PRESET_LIST = "choose a preset (composition_vii, the_scream, starry_night)"
+
+
+@pytest.mark.parametrize("module, argv, message", [
+    ("style_transfer", ["--style", "starry"],
+     f"unknown style 'starry' (did you mean starry_night?); {PRESET_LIST} or give an image file of a painting"),
+    ("style_transfer", ["--style", "starry_night", "monet"], f"unknown style 'monet'; {PRESET_LIST}"),
+    ("fast_style", ["--style", "scream"], f"unknown style 'scream' (did you mean the_scream?); {PRESET_LIST}"),
+    ("fast_style", ["--train", "--style", "Starry_Night"], "(did you mean starry_night?)"),  # make train_fast_style
+    ("style_transfer", ["--style", "paintings/monet.jpg"], "no image file at paintings/monet.jpg"),   # a path
+])
+def test_an_unknown_style_lists_the_presets_before_any_work(module, argv, message, tmp_path, monkeypatch):
+    """Told in one line before the model loads (no SqueezeNet weights are needed to say it)."""
+    from vis import cli
+
+    from .test_vis_cli import run_here
+
+    monkeypatch.setattr(cli, "load_net", lambda *a, **k: pytest.fail("the model was loaded first"))
+    status, err = run_here(module, *argv, "--out", str(tmp_path / "x.png"))
+    assert status == 2 and err.startswith("error: ") and message in err and err.count("\n") == 1, err
+
+
+def test_a_style_image_too_small_to_show_anything_is_refused_before_any_work(tmp_path, monkeypatch):
+    from PIL import Image
+
+    from vis import cli
+
+    from .test_vis_cli import run_here
+    Image.new("RGB", (4, 4), "blue").save(tmp_path / "dot.png")
+    monkeypatch.setattr(cli, "load_net", lambda *a, **k: pytest.fail("the model was loaded first"))
+    for module in ("style_transfer", "fast_style"):
+        status, err = run_here(module, "--style", str(tmp_path / "dot.png"), "--out", str(tmp_path / "o.png"))
+        assert status == 2 and err.startswith(f"error: {tmp_path / 'dot.png'} is 4x4 px, too small"), err

@@ -66,8 +66,25 @@ def _whole(path, fmt, pixels):
     return pixels
 
 
-def resize_center_crop(image, size):
-    """Resize the short side to ``size`` (bicubic), then crop the centre size x size."""
+# The shortest side an image may have to be resized. Enlarged to a network's input (224 px for
+# SqueezeNet), an image a few pixels across is a smooth blur of a handful of colours, from which
+# every technique would still draw a confident answer. 8 px: an 8x8 image still shows a shape (a
+# glyph of an 8x8 bitmap font); CIFAR-10's 32 px images are well above it.
+MIN_SIDE = 8
+
+
+def check_min_side(image, name="the image"):
+    """ValueError naming ``name`` and its size unless its short side is MIN_SIDE or more."""
+    h, w = image.shape[:2]
+    if min(h, w) < MIN_SIDE:
+        raise ValueError(f"{name} is {w}x{h} px, too small to show anything: an image needs at "
+                         f"least {MIN_SIDE} px a side")
+
+
+def resize_center_crop(image, size, *, name="the image"):
+    """Resize the short side to ``size`` (bicubic), then crop the centre size x size.
+    An image smaller than MIN_SIDE is a ValueError naming ``name``."""
+    check_min_side(image, name)
     h, w = image.shape[:2]
     scale = size / min(h, w)
     new = (max(size, round(w * scale)), max(size, round(h * scale)))
@@ -76,24 +93,29 @@ def resize_center_crop(image, size):
     return np.asarray(im.crop((left, top, left + size, top + size)))
 
 
-def resize_short_side(image, size):
-    """Resize (bicubic) so the short side is ``size``, keeping the aspect ratio."""
+def resize_short_side(image, size, *, name="the image"):
+    """Resize (bicubic) so the short side is ``size``, keeping the aspect ratio.
+    An image smaller than MIN_SIDE is a ValueError naming ``name``."""
+    check_min_side(image, name)
     h, w = image.shape[:2]
     scale = size / min(h, w)
     return np.asarray(Image.fromarray(image).resize((max(1, round(w * scale)), max(1, round(h * scale))),
                                                     Image.BICUBIC))
 
 
-def preprocess(image, *, size=None, crop=True, mean=(0.0, 0.0, 0.0), std=(1.0, 1.0, 1.0)):
+def preprocess(image, *, size=None, crop=True, mean=(0.0, 0.0, 0.0), std=(1.0, 1.0, 1.0),
+               name="the image"):
     """uint8 (H, W, 3) -> float32 (1, 3, H', W'): resize, scale to [0, 1], normalise.
 
     size: the short side becomes ``size``; with crop the centre size x size is kept.
+    name: what a resizing error calls the image (its file).
     """
     image = np.asarray(image)
     if image.ndim != 3 or image.shape[2] != 3:
         raise ValueError(f"expected an RGB image of shape (H, W, 3), got {image.shape}")
     if size is not None:
-        image = resize_center_crop(image, size) if crop else resize_short_side(image, size)
+        image = (resize_center_crop(image, size, name=name) if crop
+                 else resize_short_side(image, size, name=name))
     x = image.astype(np.float32).transpose(2, 0, 1) / 255.0
     x = (x - np.reshape(mean, (3, 1, 1))) / np.reshape(std, (3, 1, 1))
     return x[None].astype(np.float32)

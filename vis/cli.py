@@ -9,6 +9,7 @@ Arguments are checked before any heavy work: numbers by their argparse types
 (``count``, ``index``, ``positive``), layers and channels as soon as the model is loaded.
 """
 import argparse
+import errno
 import math
 import os
 import sys
@@ -19,6 +20,7 @@ from PIL import Image
 
 from tinycnn import backend
 from tinycnn.images import class_index, deprocess, load_image, preprocess
+from tinycnn.sample_images import OPTIONAL_NAMES, PROJECT_IMAGES
 
 DEFAULT_PHOTO = "chelsea.png"     # a cat (scikit-image, public domain)
 
@@ -199,17 +201,22 @@ OUT_EXTENSIONS = (".png", ".jpg", ".jpeg", ".webp", ".bmp", ".tif", ".tiff")
 
 
 def check_writable(folder):
-    """Create ``folder`` if needed; OSError naming it unless files can be written there."""
+    """Create ``folder`` if needed; OSError naming it and the cause unless files can go there."""
     folder = Path(folder)
-    if folder.exists() and not folder.is_dir():
-        raise NotADirectoryError(f"cannot write to the output folder {folder}: it is a file, not a folder")
+    there = next((p for p in (folder, *folder.parents) if p.exists()), folder)   # what exists
+    which = "it" if there == folder else there
+    if not there.is_dir():
+        raise NotADirectoryError(f"cannot write to the output folder {folder}: {which} is a file, "
+                                 "not a folder")
     try:
         folder.mkdir(parents=True, exist_ok=True)
         probe = folder / f".tinycnn-write-test-{os.getpid()}"
         probe.touch()
         probe.unlink()
     except OSError as e:
-        raise OSError(f"cannot write to the output folder {folder}: {e.strerror or e}") from None
+        # /proc and /sys say "No such file or directory" to a new file in a folder that is there
+        why = f"{which} does not accept new files" if e.errno == errno.ENOENT else e.strerror or e
+        raise OSError(f"cannot write to the output folder {folder}: {why}") from None
 
 
 def load_net(args, name=None):
@@ -251,7 +258,7 @@ def load_one(net, path, size, crop=False):
     """One image file as a normalised (1, 3, H, W) batch on the backend, its short side ``size``
     (crop: centre-cropped to size x size)."""
     return backend.asarray(preprocess(load_image(path), size=size, crop=crop, mean=net.meta["mean"],
-                                      std=net.meta["std"]))
+                                      std=net.meta["std"], name=path))
 
 
 def add_size_option(p):
@@ -305,21 +312,26 @@ def check_channel(net, layer, *channels):
 
 
 def images_dir():
-    """$TINYCNN_IMAGES_DIR, else ../shared/images beside the project."""
-    return Path(os.environ.get("TINYCNN_IMAGES_DIR", Path(__file__).resolve().parents[1] / ".." / "shared" / "images"))
+    """$TINYCNN_IMAGES_DIR if set, else the repository's images/ (photos/, styles/, textures/)."""
+    return Path(os.environ["TINYCNN_IMAGES_DIR"]) if os.environ.get("TINYCNN_IMAGES_DIR") else PROJECT_IMAGES
 
 
 def find_image(spec):
-    """An image path as given, else looked up in the images folder and its photos/ (so that
-    ``chelsea.png`` or ``styles/starry_night.jpg`` work from anywhere)."""
-    places = [Path(spec), images_dir() / spec, images_dir() / "photos" / spec]
+    """An image path as given, else looked up in $TINYCNN_IMAGES_DIR and the repository's
+    images/, each with its photos/ (so that ``chelsea.png`` or ``styles/starry_night.jpg``
+    work from anywhere)."""
+    folders = list(dict.fromkeys([images_dir(), PROJECT_IMAGES]))
+    places = [Path(spec)] + [path for folder in folders for path in (folder / spec, folder / "photos" / spec)]
     for path in places:
         if path.is_file():
             return path
     if Path(spec).is_dir():
         raise IsADirectoryError(f"{spec} is a folder, not an image file")
-    raise FileNotFoundError(f"no image file at {spec} (also looked in {places[1].parent} and {places[2].parent}; "
-                            "set TINYCNN_IMAGES_DIR to the shared images folder, or pass a path)")
+    looked = ", ".join(str(p.parent) for p in places[1:])
+    how = ("`make images` fetches it" if Path(spec).name in OPTIONAL_NAMES
+           else "give a path, or set TINYCNN_IMAGES_DIR to a folder of images" if not os.environ.get("TINYCNN_IMAGES_DIR")
+           else "give a path")
+    raise FileNotFoundError(f"no image file at {spec} (also looked in {looked}); {how}")
 
 
 CIFAR10_TEST_IMAGES = 10000
@@ -336,7 +348,7 @@ def load_inputs(net, specs):
     """(x, rgb): the normalised batch (N, 3, S, S) on the active backend and the uint8 images."""
     size, mean, std = net.meta["input_size"], net.meta["mean"], net.meta["std"]
     if specs is None:
-        specs = cifar_images(4) if size == 32 else [str(images_dir() / "photos" / DEFAULT_PHOTO)]
+        specs = cifar_images(4) if size == 32 else [DEFAULT_PHOTO]
     xs = []
     cifar = None
     for spec in expand_folders(specs):
@@ -350,7 +362,8 @@ def load_inputs(net, specs):
             xs.append(preprocess(np.rint(cifar[int(index)].transpose(1, 2, 0) * 255).astype(np.uint8),
                                  size=size, mean=mean, std=std))
         else:
-            xs.append(preprocess(load_image(find_image(spec)), size=size, mean=mean, std=std))
+            xs.append(preprocess(load_image(find_image(spec)), size=size, mean=mean, std=std,
+                                 name=spec))
     x = np.concatenate(xs)
     return backend.asarray(x), [deprocess(im, mean=mean, std=std) for im in x]
 

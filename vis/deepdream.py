@@ -17,8 +17,8 @@ ImageNet (a layer sweep: ``--layer`` with several names draws one panel each). T
 network sees the whole photo, uncropped, at any ``--size``: larger images leave room
 for more, smaller objects, as in the blog post's pictures.
 
-    python -m vis.deepdream --model squeezenet --image kite.jpg --layer fire5
-    python -m vis.deepdream --image kite.jpg --size 320 --layer relu1 fire3 fire5 fire7 fire9   (make deepdream)
+    python -m vis.deepdream --model squeezenet --image rocket.jpg --layer fire5
+    python -m vis.deepdream --image rocket.jpg --size 320 --layer relu1 fire3 fire5 fire7 fire9   (make deepdream)
 """
 import numpy as np
 

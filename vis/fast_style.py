@@ -301,11 +301,11 @@ def main(argv=None):
         p.error(f"argument --crop: {args.crop} is not a multiple of 4")
     if not (math.isfinite(args.lr) and args.lr > 0):
         p.error("argument --lr: must be a positive number")
-    net = cli.load_net(args, "squeezenet")
     preset = PRESETS.get(_name(args.style), PRESETS["starry_night"])
-    painting = style_file(args.style)
-    style = backend.asarray(preprocess(resize_short_side(load_image(painting), preset["style_size"]),
-                                       mean=net.meta["mean"], std=net.meta["std"]))
+    file = style_file(args.style)              # a bad --style is told before the model loads
+    painting = resize_short_side(load_image(file), preset["style_size"], name=file)
+    net = cli.load_net(args, "squeezenet")
+    style = backend.asarray(preprocess(painting, mean=net.meta["mean"], std=net.meta["std"]))
     path = Path(args.net) if args.net else weights_path(args.style)
     if args.train:
         _train_main(args, net, style, preset, path)

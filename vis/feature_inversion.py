@@ -11,7 +11,7 @@ give back the photo almost exactly; deeper ones keep the objects' parts and
 layout but lose colour and detail. The optimiser and its schedule are CS231n's
 (Adam at 3.0, then 0.1 from step 180, 200 steps, from uniform noise).
 
-    python -m vis.feature_inversion --image giraffe.jpg        (make feature_inversion)
+    python -m vis.feature_inversion --image astronaut.png       (make feature_inversion)
 """
 
 from tinycnn import backend

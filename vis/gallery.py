@@ -60,14 +60,11 @@ class Figure:
         return "python -m " + shlex.join(self.argv(out_dir, fast=fast, extra=extra))
 
 
-SQ, DATA, PHOTOS = "squeezenet", "cifar10-data", "photos"
+SQ, DATA = "squeezenet", "cifar10-data"
 MAX_JOBS = 4
 DEMO = ("filters_cifar10_conv1.png", "training_curve.png")      # make demo: the shipped weights alone
-# photos with CC0 / public-domain / permissive licences (see ../shared/README.md)
-FREE_PHOTOS = ["apple.jpg", "astronaut.png", "baboon.jpg", "building.jpg", "butterfly.jpg", "chelsea.png",
-               "coffee.png", "dog.jpg", "eagle.jpg", "fruits.jpg", "giraffe.jpg", "grace_hopper.jpg",
-               "HappyFish.jpg", "home.jpg", "horses.jpg", "kite.jpg", "motorcycle_left.png", "orange.jpg",
-               "rocket.jpg", "squirrel_cls.jpg"]
+# the CC0 / public-domain images the repository ships (images/README.md): every figure uses only these
+FREE_PHOTOS = ["astronaut.png", "chelsea.png", "coffee.png", "grace_hopper.jpg", "rocket.jpg"]
 FREE_PAINTINGS = ["styles/starry_night.jpg", "styles/the_scream.jpg", "styles/composition_vii.jpg"]
 FREE_TEXTURES = ["textures/brick.png", "textures/grass.png", "textures/gravel.png"]
 SIMONYAN = ("Simonyan, Vedaldi & Zisserman 2014, Deep Inside Convolutional Networks", "https://arxiv.org/abs/1312.6034")
@@ -109,13 +106,13 @@ FIGURES = [
            needs=(DATA,), thumbnail=False),
     Figure("max_patches_squeezenet.png", "max_patches", "Maximally activating patches (SqueezeNet)",
            "For six fire5 channels (rows), the 63x63 receptive-field crops where the channel fires most, among "
-           "26 freely licensed photos, paintings and textures, each searched whole and, at twice the size, in "
+           "the 11 photos, paintings and textures the repository ships, each searched whole and, at twice the size, in "
            "quadrants: at most one crop per image, and only positions whose field lies inside the image.",
            "Springenberg et al. 2015, Striving for Simplicity (fig. 4); Girshick et al. 2014",
            "https://arxiv.org/abs/1412.6806",
            ["max_patches", "--model", "squeezenet", "--layer", "fire5", "--channels", "0", "1", "2", "3", "4", "5",
             "--k", "10", "--image", *FREE_PHOTOS, *FREE_PAINTINGS, *FREE_TEXTURES],
-           ["--channels", "0", "1", "--k", "4"], needs=(SQ, PHOTOS), crop=(0, .5, 0, 1)),
+           ["--channels", "0", "1", "--k", "4"], needs=(SQ,), crop=(0, .5, 0, 1)),
     Figure("max_patches_cifar10.png", "max_patches", "Maximally activating patches (CIFAR-10 net)",
            "For eight relu4 channels (rows), the crops of 2000 test images where each channel fires most.",
            "Springenberg et al. 2015, Striving for Simplicity (fig. 4)", "https://arxiv.org/abs/1412.6806",
@@ -128,35 +125,36 @@ FIGURES = [
            "Zeiler & Fergus 2014, Visualizing and Understanding Convolutional Networks",
            "https://arxiv.org/abs/1311.2901",
            ["occlusion", "--image", "chelsea.png", "coffee.png"], ["--size", "64", "--stride", "32"],
-           needs=(SQ, PHOTOS), crop=(.5, 1, 0, 1)),
+           needs=(SQ,), crop=(.5, 1, 0, 1)),
     Figure("saliency_squeezenet.png", "saliency", "Saliency maps",
            "|d score / d pixel|, the maximum over colour channels, on whole photos (short side 300): which pixels "
            "change the class score most (the fine grid comes from conv1's stride of 2). Third column: the same map "
            "averaged over 50 noisy copies of the photo (SmoothGrad), steadier, which seeds the segmentations: its "
            "top 5 % (foreground) and bottom 30 % (background), grown by colour histograms (fourth column) and by "
            "GrabCut from the blurred map (right; its energy falls with each iteration, see the caption). GrabCut "
-           "cuts the cup with its saucer, spoon and shadow, the eagle (and some water by its head and legs), the "
-           "squirrel (with its branch and the leaves behind its head) and the cat's face from its left cheek to "
-           "its right eye (not its chest, ears and right cheek, where background seeds fell).",
+           "cuts the cup with its saucer and spoon, the cat's face (not its ears and chest, where background "
+           "seeds fell), and the rocket with a block of the dark sky beside it: the map peaks on the rocket "
+           "but its seeds reach the sky too, whose colours the rocket's shadowed side shares.",
            SIMONYAN[0], SIMONYAN[1],
-           ["saliency", "--image", "coffee.png", "eagle.jpg", "squirrel_cls.jpg", "chelsea.png", "--size", "300"],
-           ["--size", "160"], needs=(SQ, PHOTOS),
-           crop=(0, .25, 0, 1)),
+           ["saliency", "--image", "coffee.png", "chelsea.png", "rocket.jpg", "--size", "300"],
+           ["--size", "160"], needs=(SQ,),
+           crop=(0, 1 / 3, 0, 1)),
     Figure("guided_backprop_squeezenet.png", "guided_backprop", "Guided backprop of an intermediate neuron",
            "The gradient of one fire6 neuron (channel 330) with respect to the image, through ReLUs with the "
            "plain backprop, deconvnet and guided rules, shown enlarged over the neuron's receptive field "
-           "(framed in white on the photo): guided is the sharpest.",
+           "(framed in white on the photo): guided is the sharpest. The neuron answers to round things: the cat's "
+           "eye, the astronaut's mission patch.",
            "Springenberg et al. 2015, Striving for Simplicity: The All Convolutional Net",
            "https://arxiv.org/abs/1412.6806",
-           ["guided_backprop", "--layer", "fire6", "--channel", "330", "--image", "chelsea.png", "dog.jpg"],
-           needs=(SQ, PHOTOS), crop=(0, .5, 0, 1)),
+           ["guided_backprop", "--layer", "fire6", "--channel", "330", "--image", "chelsea.png", "astronaut.png"],
+           needs=(SQ,), crop=(0, .5, 0, 1)),
     Figure("attribution_squeezenet.png", "attribution", "Grad-CAM, SmoothGrad, integrated gradients",
            "Three later answers to 'which pixels mattered': class activation maps from fire9's gradients, "
            "gradients averaged over noisy copies, and gradients integrated from a black image.",
            "Selvaraju et al. 2017 (Grad-CAM); Smilkov et al. 2017; Sundararajan et al. 2017",
            "https://arxiv.org/abs/1610.02391",
-           ["attribution", "--image", "eagle.jpg", "coffee.png"], ["--steps", "8", "--samples", "4"],
-           needs=(SQ, PHOTOS), crop=(0, .5, 0, .6)),
+           ["attribution", "--image", "rocket.jpg", "coffee.png"], ["--steps", "8", "--samples", "4"],
+           needs=(SQ,), crop=(0, .5, 0, .6)),
     Figure("class_visualization_squeezenet.png", "class_visualization", "Class visualisation by gradient ascent",
            "Images that maximise a class score, the same four classes with three regularisers: L2 alone "
            "(Simonyan et al., 100 steps) from CS231n's noise and, second row, from the lecture's zero image "
@@ -191,30 +189,30 @@ FIGURES = [
            "A change too small to see (right, amplified) turns the cat into a 'stingray' for the network.",
            "Szegedy et al. 2014, Intriguing properties of neural networks", "https://arxiv.org/abs/1312.6199",
            ["fooling", "--model", "squeezenet", "--image", "chelsea.png", "--target", "stingray"],
-           needs=(SQ, PHOTOS)),
+           needs=(SQ,)),
     Figure("deepdream_squeezenet.png", "deepdream", "DeepDream",
-           "Gradient ascent on the whole kite photo (320 px high), over four octaves, amplifying what one layer "
-           "already sees, layer by layer: relu1 turns up colours and grain, fire3 draws strokes, fire5 swirls, "
-           "fire7 eyes and dog-like faces, fire9 the heads and bodies of animals.",
+           "Gradient ascent on the whole rocket photo (320 px high), over four octaves, amplifying what one layer "
+           "already sees, layer by layer: relu1 turns up colours and edges, fire3 draws strokes, fire5 swirls, "
+           "fire7 eyes, fire9 the faint heads of animals (a bird's on the rocket's nose).",
            "Mordvintsev, Olah & Tyka 2015, Inceptionism: Going Deeper into Neural Networks",
            "https://research.google/blog/inceptionism-going-deeper-into-neural-networks/",
-           ["deepdream", "--model", "squeezenet", "--image", "kite.jpg", "--size", "320",
+           ["deepdream", "--model", "squeezenet", "--image", "rocket.jpg", "--size", "320",
             "--layer", "relu1", "fire3", "fire5", "fire7", "fire9"],
-           ["--size", "128", "--layer", "fire3", "fire9", "--octaves", "2", "--steps", "3"], needs=(SQ, PHOTOS),
+           ["--size", "128", "--layer", "fire3", "fire9", "--octaves", "2", "--steps", "3"], needs=(SQ,),
            crop=(0.66, 1, 0, 1)),
     Figure("feature_inversion_squeezenet.png", "feature_inversion", "Feature inversion",
            "Images whose features at one layer match the photo's, with a total-variation regulariser: "
            "deeper layers keep the layout and lose the detail.",
            "Mahendran & Vedaldi 2015, Understanding Deep Image Representations by Inverting Them",
            "https://arxiv.org/abs/1412.0035",
-           ["feature_inversion", "--model", "squeezenet", "--image", "giraffe.jpg"], ["--steps", "10"],
-           needs=(SQ, PHOTOS), crop=(0, 1, .43, 1)),
+           ["feature_inversion", "--model", "squeezenet", "--image", "astronaut.png"], ["--steps", "10"],
+           needs=(SQ,), crop=(0, 1, .43, 1)),
     Figure("texture_synthesis.png", "texture_synthesis", "Gram-matrix texture synthesis",
            "Noise optimised to match the Gram matrices of more and more layers of a 160-px sample: the "
            "texture's statistics, not its layout, so the last image, with every layer, can be larger (240 px) "
            "than the sample. Each caption gives the image's time.", GATYS_TEXTURE[0], GATYS_TEXTURE[1],
            ["texture_synthesis", "--texture", "textures/brick.png", "textures/grass.png", "styles/starry_night.jpg"],
-           ["--texture", "textures/brick.png", "--size", "64", "--steps", "5"], needs=(SQ, PHOTOS),
+           ["--texture", "textures/brick.png", "--size", "64", "--steps", "5"], needs=(SQ,),
            crop=(.69, 1, .46, 1)),
     Figure("texture_nn.png", "texture_synthesis", "Nearest-neighbour texture synthesis",
            "Before Gram matrices: the same three textures, each grown pixel by pixel from a 64 px source to "
@@ -226,14 +224,14 @@ FIGURES = [
            "Efros & Leung 1999, Texture Synthesis by Non-parametric Sampling",
            "https://people.eecs.berkeley.edu/~efros/research/NPS/efros-iccv99.pdf",
            ["texture_nn", "--texture", "textures/brick.png", "textures/grass.png", "styles/starry_night.jpg"],
-           ["--texture", "textures/brick.png", "--size", "24"], needs=(PHOTOS,), crop=(.67, 1, 0, 1)),
+           ["--texture", "textures/brick.png", "--size", "24"], needs=(), crop=(.67, 1, 0, 1)),
     Figure("style_transfer.png", "style_transfer", "Neural style transfer",
            "The content of a photo (fire2 features) with the style (Gram matrices of four layers) of three "
            "paintings, shown on top: CS231n's three parameter sets, with 50 times its total-variation weight, "
            "without which Adam's large steps leave per-pixel rainbow speckle (PyTorch draws the same).",
            GATYS_STYLE[0], GATYS_STYLE[1],
-           ["style_transfer", "--content", "chelsea.png", "home.jpg"],
-           ["--content", "chelsea.png", "--style", "starry_night", "--steps", "5"], needs=(SQ, PHOTOS),
+           ["style_transfer", "--content", "chelsea.png", "astronaut.png"],
+           ["--content", "chelsea.png", "--style", "starry_night", "--steps", "5"], needs=(SQ,),
            crop=(.3, .65, 0, .75)),
     Figure("fast_style.png", "fast_style", "Fast style transfer",
            "Photos the network never saw in training, styled by one forward pass of a transform network that "
@@ -242,24 +240,24 @@ FIGURES = [
            "Captions give each image's time and its loss (content + style + TV).",
            "Johnson, Alahi & Fei-Fei 2016, Perceptual Losses for Real-Time Style Transfer and Super-Resolution",
            "https://arxiv.org/abs/1603.08155",
-           ["fast_style"], ["--content", "chelsea.png", "--steps", "3"], needs=(SQ, PHOTOS), crop=(.23, .48, 0, 1)),
+           ["fast_style"], ["--content", "chelsea.png", "--steps", "3"], needs=(SQ,), crop=(.23, .48, 0, 1)),
     Figure("style_mix.png", "style_controls", "Blending styles",
            "One photo in two styles at once: the Gram targets of Starry Night and The Scream mixed with the "
            "weights shown (the ends are each style alone).", GATYS_STYLE[0], GATYS_STYLE[1],
            ["style_transfer", "--content", "chelsea.png", "--style", "starry_night", "the_scream",
             "--mix", "1,0", "0.67,0.33", "0.33,0.67", "0,1"],
-           ["--mix", "0.5,0.5", "--steps", "5"], needs=(SQ, PHOTOS), crop=(.45, 1, 0, 1)),
+           ["--mix", "0.5,0.5", "--steps", "5"], needs=(SQ,), crop=(.45, 1, 0, 1)),
     Figure("style_colour.png", "style_controls", "Keeping the photo's colours",
            "The Scream's brush strokes without its colours: plain transfer; luminance-only transfer (the "
            "photo's chroma put back); the painting recoloured to the photo's colour mean and covariance first.",
            GATYS_CONTROL[0], GATYS_CONTROL[1],
-           ["style_transfer", "--content", "home.jpg", "--style", "the_scream", "--colour", "none", "luminance",
-            "histogram"], ["--colour", "luminance", "--steps", "5"], needs=(SQ, PHOTOS), crop=(.45, 1, 0, 1)),
+           ["style_transfer", "--content", "coffee.png", "--style", "the_scream", "--colour", "none", "luminance",
+            "histogram"], ["--colour", "luminance", "--steps", "5"], needs=(SQ,), crop=(.45, 1, 0, 1)),
     Figure("style_tradeoff.png", "style_controls", "Content against style",
            "Composition VII with the content weight scaled from 0.01 to 10 times CS231n's: at 0.01 and 0.1 the "
            "painting's patterns alone, the cat gone; at 1 both; at 10 the photo with a little paint.", GATYS_STYLE[0], GATYS_STYLE[1],
            ["style_transfer", "--content", "chelsea.png", "--style", "composition_vii", "--content-scale",
-            "0.01", "0.1", "1", "10"], ["--content-scale", "1", "--steps", "5"], needs=(SQ, PHOTOS),
+            "0.01", "0.1", "1", "10"], ["--content-scale", "1", "--steps", "5"], needs=(SQ,),
            crop=(.45, 1, 0, 1)),
 ]
 
@@ -268,15 +266,12 @@ def missing_inputs(needs):
     """Why a figure cannot be drawn here ('' when it can)."""
     from tinycnn.data import DataError, find_cifar10
     from tinycnn.weights import find_weights
-    from vis.cli import images_dir
     for need in needs:
         try:
             if need == SQ:
                 find_weights("squeezenet1_1.npz")
             elif need == DATA:
                 find_cifar10()
-            elif need == PHOTOS and not (images_dir() / "photos").is_dir():
-                return f"no photos in {images_dir()} (set TINYCNN_IMAGES_DIR)"
         except (FileNotFoundError, DataError) as e:
             how = re.search(r"[Rr]un (`make \w+`[^.;]*)", str(e))       # what to do about it
             return str(e).split(";")[0].split(". Run")[0] + (f"; run {how.group(1)}" if how else "")
@@ -363,6 +358,7 @@ def draw(figures, out_dir, *, fast=False, extra=(), required=False, jobs=1, log=
     return {fig.file: results[fig.file] for fig in figures}
 
 
+COLUMN = 1100          # px: the width of the gallery page's text (a figure may be wider)
 PAGE = """<!DOCTYPE html>
 <html lang="en">
 <head>
@@ -370,12 +366,22 @@ PAGE = """<!DOCTYPE html>
 <title>tinycnn: visualizing and understanding CNNs</title>
 <link rel="icon" href="data:,">
 <style>
-body {{ font-family: system-ui, sans-serif; max-width: 1100px; margin: 2em auto; padding: 0 1em; color: #222; }}
-figure {{ margin: 2.5em 0; border-top: 1px solid #ddd; padding-top: 1em; }}
-figure img {{ max-width: 100%; height: auto; border: 1px solid #eee; }}
-figure img.enlarged {{ image-rendering: pixelated; }}   /* crisp when doubled; wide figures shrink smoothly */
+body {{ font-family: system-ui, sans-serif; margin: 2em .5em; color: #222; }}   /* narrow margins leave wide pictures room */
+/* text keeps to a column {column} px wide; a figure's picture may be wider (.picture) */
+body > :not(figure), figure > :not(.picture) {{ max-width: {column}px; margin-left: auto; margin-right: auto; }}
+figure {{ margin: 2.5em 0; }}
+figure > h2 {{ border-top: 1px solid #ddd; padding-top: .8em; }}
+/* Every picture is shown at its own pixel size (twice that when small), never shrunk, so the
+   text drawn in it stays as legible as in the PNG: in the column when it fits; wider, centred on
+   the page, out to the window's edges; wider still, it scrolls sideways. --width is the picture's
+   width with its border; margin-left is the column's left edge, or less for a wider picture. */
+.picture {{ width: fit-content; max-width: 100%; box-sizing: border-box; overflow-x: auto;
+            border: 1px solid #eee; margin-left: clamp(0px, (100% - var(--width)) / 2, (100% - {column}px) / 2); }}
+.picture img {{ display: block; }}
+.picture img.enlarged {{ image-rendering: pixelated; }}   /* crisp when doubled */
 figcaption {{ margin-top: .6em; line-height: 1.45; }}
-code {{ background: #f4f4f4; padding: 1px 4px; font-size: 90%; word-break: break-all; }}
+code {{ background: #f4f4f4; padding: 1px 4px; font-size: 90%; }}
+code.command span {{ white-space: nowrap; }}   /* a command wraps between its arguments, never inside one */
 .note {{ color: #a33; }}
 nav a {{ margin-right: .8em; white-space: nowrap; }}
 </style>
@@ -394,39 +400,78 @@ environment (<code>source .venv/bin/activate</code> first, or type <code>.venv/b
 """
 
 
-def figure_html(fig, size):
+def command_html(words):
+    """A command line as <code>, each argument (quoted as a shell needs) an unbreakable span:
+    a long command wraps between its arguments, and copied, it reads as typed."""
+    spans = " ".join(f"<span>{html.escape(shlex.quote(str(w)))}</span>" for w in words)
+    return f'<code class="command">{spans}</code>'
+
+
+def figure_html(fig, size, note=""):
+    """One figure: its title, a note if any (e.g. that the last run failed), its picture at its
+    own pixel size (twice that when small), and the caption with the commands that draw it."""
     width, height = size
     enlarged = width <= 420         # small figures (filters, a single image) shown twice as large
     if enlarged:
         width, height = 2 * width, 2 * height
+    wide = (f"Shown at full size ({width} px wide): where the window is narrower, scroll it sideways. "
+            if width > COLUMN else "")
+    note = f'<p class="note">{html.escape(note)}</p>\n' if note else ""
     return f"""<figure id="{html.escape(Path(fig.file).stem)}">
 <h2>{html.escape(fig.title)}</h2>
-<a href="{html.escape(fig.file)}" title="full size"><img src="{html.escape(fig.file)}" width="{width}" height="{height}"
- alt="{html.escape(fig.title)}" loading="eager"{' class="enlarged"' if enlarged else ''}></a>
-<figcaption>{html.escape(fig.shows)}<br>
+{note}<div class="picture" style="--width: {width + 2}px"><a href="{html.escape(fig.file)}" title="the PNG alone"><img
+ src="{html.escape(fig.file)}" width="{width}" height="{height}" alt="{html.escape(fig.title)}"
+ loading="eager"{' class="enlarged"' if enlarged else ''}></a></div>
+<figcaption>{wide}{html.escape(fig.shows)}<br>
 Paper: <a href="{html.escape(fig.url)}">{html.escape(fig.paper)}</a><br>
-Draw it: <code>make {html.escape(fig.target)}</code>, or <code>{html.escape(fig.command())}</code>
+Draw it: {command_html(["make", fig.target])}, or {command_html(["python", "-m", *fig.argv()])}
 </figcaption>
 </figure>"""
 
 
+def picture_size(path):
+    """(width, height) of the PNG at path, or None where there is none (or it cannot be read)."""
+    try:
+        with Image.open(path) as im:
+            return im.size
+    except OSError:
+        return None
+
+
+def earlier_picture_note(status, message, path):
+    """What a figure that this run failed or skipped says above its picture from an earlier run."""
+    drawn = time.strftime("%Y-%m-%d %H:%M", time.localtime(Path(path).stat().st_mtime))
+    message = message.rstrip(".")
+    if status == "failed":
+        return f"The last run failed: {message}. The picture is from an earlier run, drawn {drawn}."
+    return f"Skipped this run: {message}; the picture is from an earlier run, drawn {drawn}."
+
+
 def write_page(figures, out_dir, results, *, fast=False):
-    """figures/index.html: every drawn figure with its caption; skipped and failed ones listed."""
+    """figures/index.html: every figure that has a PNG, with its caption (and a note where this
+    run failed or skipped it, so that the PNG is from an earlier run); figures without one listed."""
     out_dir = Path(out_dir)
-    def shown(f):     # drawn now, or (not run this time, e.g. with --only) drawn before
-        return results[f.file][0] == "drawn" if f.file in results else (out_dir / f.file).is_file()
-    drawn = [f for f in figures if shown(f)]
-    blocks = [figure_html(f, Image.open(out_dir / f.file).size) for f in drawn]
-    left = [f for f in figures if f not in drawn]
+    shown, blocks, nav = [], [], []
+    for f in figures:
+        size = picture_size(out_dir / f.file)
+        if size is None:
+            continue
+        shown.append(f)
+        status, _, message = results.get(f.file, ("not run", 0, ""))     # not run: e.g. --only others
+        note = earlier_picture_note(status, message, out_dir / f.file) if status in ("failed", "skipped") else ""
+        blocks.append(figure_html(f, size, note))
+        mark = f' class="note">{html.escape(f.title)} ({status})' if note else f">{html.escape(f.title)}"
+        nav.append(f'<a href="#{html.escape(Path(f.file).stem)}"{mark}</a>')
+    left = [f for f in figures if f not in shown]
     if left:
         items = "".join(f"<li><code>{html.escape(f.file)}</code> ({html.escape(f.title)}): "
-                        f"{html.escape(results.get(f.file, ('', 0, 'not run'))[2])}</li>" for f in left)
+                        f"{html.escape(results.get(f.file, ('', 0, 'not run'))[2] or 'no picture')}</li>"
+                        for f in left)
         blocks.append(f'<section class="note"><h2>Not drawn</h2><ul>{items}</ul></section>')
-    nav = "\n".join(f'<a href="#{html.escape(Path(f.file).stem)}">{html.escape(f.title)}</a>' for f in drawn)
     mode = ("<strong>Fast mode</strong> (<code>make figures FAST=1</code>): reduced sizes and iterations, "
             "so these figures check the code rather than show the techniques at their best." if fast else "")
-    page = PAGE.format(mode=mode, when=time.strftime("%Y-%m-%d %H:%M"), nav=nav, body="\n".join(blocks),
-                       count=len(results), total=sum(r[1] for r in results.values()))
+    page = PAGE.format(mode=mode, when=time.strftime("%Y-%m-%d %H:%M"), nav="\n".join(nav), body="\n".join(blocks),
+                       count=len(results), total=sum(r[1] for r in results.values()), column=COLUMN)
     path = out_dir / "index.html"
     path.write_text(page, encoding="utf-8")
     return path

@@ -28,19 +28,10 @@ does that, with two choices the paper leaves open:
 graph cut), is drawn beside it.
 
 The seeds' quantiles assume some background in the picture: 30 % of the pixels become
-background seeds, wherever the object leaves them. The model's centre crop keeps little:
-chelsea's face fills it, so its background seeds land on the cat's own fur, and on
-squirrel_cls.jpg the crop is mostly squirrel and dark leaves, which then join the
-foreground. Segment whole photos: ``--size`` gives the network (fully convolutional) the
-uncropped photo, as ``make saliency`` does at 300 px (chelsea.png's own size). There the
-background seeds fall on the wall behind chelsea, the table around coffee.png's saucer,
-the water and the bright leaves, and GrabCut cuts the cup with its saucer, spoon and
-shadow, the eagle (and some water by its head and legs), the squirrel with its branch
-and the leaves behind its head, and the cat's face from its left cheek to its right eye:
-both eyes, the forehead, the nose. Some seeds still land on fur (chelsea's chest, ears
-and right cheek), and the face's edge follows them. All four come out alike for each of
-the noise draws 0-7 (``--seed``). At 224 px chelsea's cut depends on the draw: draw 0 as
-at 300 px, draws 1-7 only the centre of the face, from eye to eye.
+background seeds, wherever the object leaves them. The model's centre crop keeps little
+of it (a face that fills the crop gets background seeds on its own fur), so segment whole
+photos: ``--size`` gives the network (fully convolutional) the uncropped photo, as ``make
+saliency`` does at 300 px; the figure's caption says what the cut found on each photo.
 
     python -m vis.saliency --image chelsea.png --size 300      (whole photos, as make saliency)
     python -m vis.saliency --model squeezenet --image chelsea.png      (the model's centre crop)
@@ -56,8 +47,7 @@ from vis.objectives import noisy_mean, score_gradient
 
 # Gaussian blur of the map before its quantiles, as a fraction of the short side (10 px at 224):
 # the raw map is speckled (single-pixel peaks, conv1's stride-2 grid) and GrabCut's seeds are
-# hard, so raw seeds cut confetti; on the figure's whole photos 8, 10, 14 and 20 px cut the same
-# objects, and 4 px less of chelsea's face
+# hard, so raw seeds cut confetti; blurs of 8-20 px cut whole objects alike (chosen by looking)
 SEED_BLUR = 1 / 22
 # SmoothGrad (Smilkov et al. 2017, sec. 3): noise of 10-20 % of the input's range, n = 50 copies
 # ("diminishing returns" past it)

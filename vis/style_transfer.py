@@ -32,12 +32,15 @@ Transfer", and the 2016 paper's trade-off of content against style, each a row o
     python -m vis.style_transfer --style the_scream --content-scale 0.1 1 10
 """
 
+import difflib
 import math
+from pathlib import Path
 
 import numpy as np
+from PIL import Image
 
 from tinycnn import backend
-from tinycnn.images import load_image
+from tinycnn.images import check_min_side, load_image
 from vis import cli, render
 from vis._optimize import SYNTHESIS_STEPS, clamp, optimize, pixel_range, synthesis_lr, uniform_image
 from vis.objectives import mixed_style_targets, synthesis_objective
@@ -158,13 +161,25 @@ def _name(style):
 
 
 def style_file(style):
-    return cli.find_image(f"styles/{style}.jpg" if style in PRESETS else style)
+    """The painting of a preset (styles/<name>.jpg), else the image file ``style``; a bare name
+    that is neither is an error listing the presets (and the closest one)."""
+    if style in PRESETS:
+        return cli.find_image(f"styles/{style}.jpg")
+    try:
+        return cli.find_image(style)
+    except FileNotFoundError:
+        if "/" in style or Path(style).suffix.lower() in Image.registered_extensions():
+            raise                         # meant as a file: find_image says where it looked
+        close = difflib.get_close_matches(style.lower(), PRESETS, n=1)
+        hint = f" (did you mean {close[0]}?)" if close else ""
+        raise FileNotFoundError(f"unknown style {style!r}{hint}; choose a preset "
+                                f"({', '.join(PRESETS)}) or give an image file of a painting") from None
 
 
 def main(argv=None):
     from tinycnn.images import deprocess, preprocess, resize_short_side
     p = cli.parser("Neural style transfer (Gatys et al. 2016) with CS231n's presets.", target=False, image=False)
-    p.add_argument("--content", nargs="+", default=["tubingen.jpg"], help="content photos (in photos/ or paths)")
+    p.add_argument("--content", nargs="+", default=[cli.DEFAULT_PHOTO], help="content photos (in photos/ or paths)")
     p.add_argument("--style", nargs="+", default=list(PRESETS), help=f"presets: {', '.join(PRESETS)}; or a style image (with starry_night's weights)")
     p.add_argument("--mix", nargs="+", default=None, metavar="W,W",
                    help="blend all the styles into one: one column per set of weights, e.g. 0.5,0.5")
@@ -179,12 +194,12 @@ def main(argv=None):
     variants = _variants(args)
     if args.content_scale and not all(math.isfinite(f) and f > 0 for f in args.content_scale):
         raise ValueError("--content-scale factors must be positive numbers")
+    for image in args.content:      # every image is there and big enough before the long work
+        check_min_side(load_image(cli.find_image(image)), image)
+    for style in args.style:
+        check_min_side(load_image(style_file(style)), style)
     net = cli.load_net(args, "squeezenet")
     mean, std = net.meta["mean"], net.meta["std"]
-    for image in args.content:      # every file is there before the first (long) optimisation starts
-        cli.find_image(image)
-    for style in args.style:
-        style_file(style)
     total = len(args.content) * len(variants)
     rows = []
     for c in args.content:
@@ -221,7 +236,6 @@ def main(argv=None):
 
 def style_row(styles, height=160):
     """The style images themselves, side by side at one height, each captioned with its name."""
-    from PIL import Image
     tiles = []
     for s in styles:
         painting = load_image(style_file(s))
