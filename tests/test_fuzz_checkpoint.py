@@ -69,10 +69,17 @@ def storage_data(draw, storage_type, numel):
     return np.frombuffer(draw(st.binary(min_size=numel * dtype.itemsize, max_size=numel * dtype.itemsize)), dtype)
 
 
+def numpy_can_hold(size, itemsize):
+    """NumPy's own limit on a shape, empty ones included: every size fits an intp, and the
+    product of the non-zero sizes times the itemsize does too (np.empty((0, 2**40, 2**40))
+    raises "array is too big" although it holds nothing)."""
+    return max(size, default=0) < 1 << 63 and math.prod(n for n in size if n) * itemsize < 1 << 63
+
+
 def geometry_is_valid(offset, size, stride, numel, itemsize):
-    """PyTorch's rule, stated independently of the reader; and the reader's two limits: sizes
+    """PyTorch's rule, stated independently of the reader; and the reader's two limits: shapes
     NumPy can hold, and a broadcast (stride-0) tensor copied up to MAX_EXPANDED_BYTES."""
-    if len(size) != len(stride) or min((offset,) + size + stride) < 0 or max(size, default=0) >= 1 << 63:
+    if len(size) != len(stride) or min((offset,) + size + stride) < 0 or not numpy_can_hold(size, itemsize):
         return False
     if 0 in size:
         return True
@@ -100,7 +107,7 @@ def geometry_case(draw):
         items.append((f"t{t}", forge.tensor(forge.storage(storage_type, key, numel), offset, size, stride)))
         if geometry_is_valid(offset, size, stride, numel, flat.itemsize):
             expected[f"t{t}"] = forge.expected_view(flat, offset, size, stride) if 0 not in size else \
-                np.empty(size, flat.dtype)
+                np.empty(size, flat.dtype)    # holds nothing: numpy_can_hold checked that NumPy accepts the shape
         else:
             valid = False
     records = [("data.pkl", forge.state_dict(items))]
@@ -253,6 +260,20 @@ def test_forged_checkpoints_read_exactly_or_are_refused(tmp_path_factory, data):
     cases = data.draw(st.lists(case, min_size=1, max_size=30))
     check(cases, read_in_a_child(folder, cases))
     assert not canary.exists(), "a payload ran"
+
+
+@pytest.mark.parametrize("storage_type, size, readable", [
+    ("FloatStorage", (0, 1 << 40), True), ("ByteStorage", (0, 1 << 62), True),
+    ("FloatStorage", (0, 1 << 40, 1 << 40), False), ("FloatStorage", (0, 1 << 62), False)])
+def test_an_empty_tensor_reads_empty_if_numpy_can_hold_its_shape(tmp_path, storage_type, size, readable):
+    """The edge geometry_case draws: no element, yet NumPy refuses a shape whose non-zero sizes
+    times the itemsize overflow (np.empty((0, 2**40, 2**40)) is "too big"): that one is refused."""
+    flat = np.zeros(2, forge.STORAGE_TYPES[storage_type])
+    assert numpy_can_hold(size, flat.itemsize) == readable
+    data = forge.archive([("data.pkl", forge.state_dict([("w", forge.tensor(
+        forge.storage(storage_type, "0", 2), 0, size, (1,) * len(size)))])), ("data/0", flat.tobytes())])
+    case = (data, {"w": np.empty(size, flat.dtype)} if readable else "refused")
+    check([case], read_in_a_child(tmp_path, [case]))
 
 
 @pytest.mark.fuzz

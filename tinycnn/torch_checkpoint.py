@@ -89,7 +89,9 @@ def tensor_from(name, t, storage_array):
         raise refuse("needs a size and a stride of the same length")
     if not all(map(_is_count, (t.offset,) + t.size + t.stride)):
         raise refuse("has a size, stride or offset that is not a non-negative integer")
-    if len(t.size) > MAX_DIMS or max(t.size, default=0) > np.iinfo(np.int64).max:
+    # NumPy refuses a shape whose non-zero sizes multiply past its index range, even with no element
+    if len(t.size) > MAX_DIMS or max(t.size, default=0) > np.iinfo(np.int64).max or \
+            math.prod(n for n in t.size if n) * flat.itemsize > np.iinfo(np.intp).max:
         raise refuse(f"has more than {MAX_DIMS} dimensions or a size NumPy cannot hold")
     numel = math.prod(t.size)
     if numel == 0:

@@ -93,6 +93,8 @@ def main(argv=None):
     args = cli.parse_args(p, argv, __doc__)
     net = cli.load_net(args)
     cli.check_channel(net, args.layer)
+    side = net.meta["input_size"]     # Grad-CAM's own layer check, on a blank image, before any image is loaded
+    grad_cam(net, backend.asarray(np.zeros((1, 3, side, side), np.float32)), 0, args.layer)
     x, rgb = cli.load_inputs(net, args.image)
     target = cli.targets(net, x, args.target)
     scale = render.display_scale(rgb[0])

@@ -25,6 +25,7 @@ import numpy as np
 from scipy.optimize import linear_sum_assignment
 from PIL import Image, ImageDraw
 
+from tinycnn import memory
 from vis import cli, render
 
 # van der Maaten's reference implementation (tsne.py, 2008; bhtsne 2014)
@@ -166,12 +167,14 @@ def main(argv=None):
     if args.model != "cifar10":
         raise ValueError("vis.embedding embeds CIFAR-10 test images: use --model cifar10")
     cli.check_channel(net, args.layer)
+    if args.count > cli.CIFAR10_TEST_IMAGES:          # known before the images are loaded
+        raise ValueError(f"--count {args.count} is more than the {cli.CIFAR10_TEST_IMAGES} CIFAR-10 test images")
     if args.grid ** 2 > args.count:
         raise ValueError(f"a {args.grid} x {args.grid} grid needs at least {args.grid ** 2} images, --count is {args.count}")
+    need = memory.embedding_need(net, args.layer, args.grid)      # t-SNE's N x N matrices: tinycnn/memory.py
+    memory.check_fits("--count", args.count, need, lowest=args.grid ** 2)
     from tinycnn.data import load_cifar10
     x_all, y_all = load_cifar10("test")
-    if args.count > len(x_all):
-        raise ValueError(f"--count {args.count} is more than the {len(x_all)} CIFAR-10 test images")
     keep = np.random.default_rng(args.seed).permutation(len(x_all))[:args.count]
     x, y = x_all[keep], y_all[keep]
     from tinycnn.models import normalize
