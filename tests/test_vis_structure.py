@@ -12,7 +12,7 @@ from vis import cli
 
 VIS = Path(__file__).resolve().parents[1] / "vis"
 # grabcut: a segmentation building block (saliency seeds it), not a visualisation technique
-SHARED = {"objectives", "_optimize", "render", "cli", "gallery", "grabcut", "__init__"}
+SHARED = {"objectives", "_optimize", "_memory", "render", "cli", "gallery", "grabcut", "__init__"}
 TECHNIQUES = sorted(p.stem for p in VIS.glob("*.py") if p.stem not in SHARED)
 ALLOWED = {("multifaceted", "class_visualization"),   # a facet is a class visualisation from a cluster mean
            ("fast_style", "style_transfer")}          # trained on style transfer's loss, compared with its result

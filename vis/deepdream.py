@@ -22,8 +22,8 @@ for more, smaller objects, as in the blog post's pictures.
 """
 import numpy as np
 
-from tinycnn import backend
-from vis import cli, render
+from tinycnn import backend, memory
+from vis import _memory, cli, render
 from vis._optimize import clamp, optimize, pixel_range
 from vis.objectives import dream_objective
 
@@ -71,6 +71,9 @@ def main(argv=None):
     net = cli.load_net(args)
     for layer in args.layer:
         cli.check_channel(net, layer)
+    if args.size:      # refused in one line before the photo is read if it cannot fit: tinycnn/memory.py
+        photo = memory.image_shapes(cli.expand_folders(args.image or [cli.DEFAULT_PHOTO])[:1], cli.find_image)
+        memory.check_fits("--size", args.size, _memory.deepdream_need(net, photo, args.layer))
     if args.size:
         x = cli.load_uncropped(net, cli.expand_folders(args.image)[:1] if args.image else None, args.size)[0]
     else:

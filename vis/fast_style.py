@@ -43,12 +43,12 @@ from pathlib import Path
 
 import numpy as np
 
-from tinycnn import backend
+from tinycnn import backend, memory
 from tinycnn.images import deprocess, load_image, preprocess, resize_short_side
 from tinycnn.layers import Conv2d, InstanceNorm2d, ReflectionPad2d, ReLU, Upsample2d
 from tinycnn.net import Network, Residual, Sequential
 from tinycnn.optim import Adam
-from vis import cli, render
+from vis import _memory, cli, render
 from vis._optimize import pixel_range
 from vis.objectives import style_targets_of, synthesis_objective
 from vis.style_transfer import CONTENT_LAYER, PRESETS, STYLE_LAYERS, style_file
@@ -307,7 +307,9 @@ def main(argv=None):
     net = cli.load_net(args, "squeezenet")
     style = backend.asarray(preprocess(painting, mean=net.meta["mean"], std=net.meta["std"]))
     path = Path(args.net) if args.net else weights_path(args.style)
-    if args.train:
+    if args.train:     # refused in one line, before any photo is read, if a step cannot fit (tinycnn/memory.py)
+        need = _memory.fast_style_training_need(net, transform_net(1, args.blocks), args.batch, args.width)
+        memory.check_fits("--crop", args.crop, need, lowest=4, step=4)
         _train_main(args, net, style, preset, path)
         return
     tnet = load_transform_net(path)

@@ -26,11 +26,11 @@ takes at most one patch per image, so that a row shows what its images have in c
 """
 import numpy as np
 
-from tinycnn import backend
+from tinycnn import backend, memory
 from tinycnn.images import deprocess, load_image, preprocess, resize_center_crop
 from tinycnn.layers import AvgPool2d, Conv2d, MaxPool2d
 from tinycnn.net import Concat, Container
-from vis import cli, render
+from vis import _memory, cli, render
 
 
 def _walk(layer, path, field):
@@ -192,6 +192,8 @@ def main(argv=None):
         raise ValueError(f"--inside {inside} is not a fraction between 0 and 1")
     specs = cli.expand_folders(args.image) if args.image else cli.default_images(args)
     cli.check_channel(net, args.layer, *args.channels)
+    views = (1,) if any(s.startswith("cifar:") for s in specs) else scales   # as load_views cuts them
+    memory.check_fits("--scales", max(views), _memory.max_patches_need(net, args.layer, len(specs), views))
     x, groups = load_views(net, specs, scales)
     size = receptive_field(net, args.layer)[0]
     scale = max(1, 48 // size)

@@ -40,7 +40,8 @@ import time
 import numpy as np
 from scipy import ndimage
 
-from vis import cli, render
+from tinycnn import memory
+from vis import _memory, cli, render
 
 WINDOW = 11               # the method's one free parameter, about the texture's largest regular feature (Efros & Leung)
 SIGMA_PER_WINDOW = 6.4    # Efros's pseudo-code: Sigma = WindowSize / 6.4
@@ -176,6 +177,7 @@ def main(argv=None):
     p.add_argument("--seed", type=cli.index, default=0, help="random seed (default: %(default)s)")
     args = cli.parse_args(p, argv, __doc__)
     check_sizes((args.size, args.size), args.size * args.scale, args.window)
+    memory.check_fits("--size", args.size, _memory.texture_nn_need(args.window, args.scale), lowest=args.window)
     textures = [load_texture(t, args.size) for t in args.texture]   # every file read before the first synthesis
     rows = []
     for name, texture in zip(args.texture, textures):

@@ -24,8 +24,8 @@ by 10^6 and leave coloured noise. The same rescaling, per layer, is a weight:
 
 import time
 
-from tinycnn import backend
-from vis import cli, render
+from tinycnn import backend, memory
+from vis import _memory, cli, render
 from vis._optimize import optimize, pixel_range, uniform_image
 from vis.objectives import style_targets_of, synthesis_objective
 
@@ -69,6 +69,7 @@ def main(argv=None):
     if not 0 < args.large <= 8:
         raise ValueError(f"--large {args.large}: give a multiple of --size between 0 and 8")
     net = cli.load_net(args, "squeezenet")
+    memory.check_fits("--size", args.size, _memory.texture_synthesis_need(net, LAYER_SETS[-1], args.large))
     for side, option in ((args.size, "--size"), (round(args.large * args.size), "--large times --size")):
         cli.check_side(net, side, side, LAYER_SETS[-1][-1], f"make {option} larger")
     for t in args.texture:
