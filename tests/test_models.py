@@ -49,11 +49,11 @@ def test_squeezenet_recognises_photos(photo, expected):
 def test_missing_weights_say_where_and_how(tmp_path, monkeypatch):
     from tinycnn import weights
     monkeypatch.setenv("TINYCNN_WEIGHTS_DIR", str(tmp_path))
-    with pytest.raises(FileNotFoundError, match=f"{weights.TORCHVISION_NPZ} not found in .*weights or {tmp_path}"
+    with pytest.raises(FileNotFoundError, match=f"{weights.TORCHVISION_NPZ} not found in {tmp_path} or .*weights"
                                                 ".*run `make weights`"):
         weights.find_weights(weights.TORCHVISION_NPZ)
     monkeypatch.setattr(weights, "PROJECT_WEIGHTS", tmp_path / "deleted")     # the shipped file deleted
-    with pytest.raises(FileNotFoundError, match="squeezenet1_1.npz not found in .*deleted or .*it ships with tinycnn "
+    with pytest.raises(FileNotFoundError, match="squeezenet1_1.npz not found in .* or .*deleted; it ships with tinycnn "
                                                 "in weights/; `git checkout weights/squeezenet1_1.npz` restores it"):
         squeezenet1_1()
 

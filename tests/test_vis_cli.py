@@ -136,8 +136,11 @@ def test_a_bare_image_name_is_found_in_the_images_folder(tmp_path, monkeypatch):
     monkeypatch.setenv("TINYCNN_IMAGES_DIR", str(tmp_path))
     assert cli.find_image("cat.png") == tmp_path / "photos" / "cat.png"
     assert cli.find_image("photos/cat.png") == tmp_path / "photos" / "cat.png"
+    shipped = cli.PROJECT_IMAGES
+    monkeypatch.setattr(cli, "PROJECT_IMAGES", tmp_path / "a clone without make images")
     with pytest.raises(FileNotFoundError, match="no image file at dog.jpg .*; `make images` fetches it"):
         cli.find_image("dog.jpg")
+    monkeypatch.setattr(cli, "PROJECT_IMAGES", shipped)
     with pytest.raises(FileNotFoundError, match=r"no image file at cow.png .*; give a path$"):   # not: set the variable
         cli.find_image("cow.png")
     # the repository's own images are found whatever the variable says

@@ -9,8 +9,8 @@ was asked for and compares it with what this process can still allocate,
 
 and otherwise stops with one line that names the option and the largest value that fits:
 
-    error: --size 100000: this run needs about 19 TB of memory and 24 GB is available;
-           --size 3612 or less fits        (on one line)
+    error: --size 100000: this run needs about <need> of memory and <available> is available;
+           --size <the largest that fits> or less fits        (on one line)
 
 The estimates count what the code allocates. A network pass holds the cache its backward pass
 needs: ``pass_bytes_per_pixel`` counts that cache on one small probe image, scales it by the
@@ -62,7 +62,8 @@ def cgroup_room(root=CGROUP_ROOT, membership=SELF_CGROUP):
     """Bytes left under the tightest cgroup memory limit on this process's group or any group
     above it, or None without one. membership: /proc/self/cgroup, whose lines read "0::/path"
     (cgroup v2: memory.max - memory.current) or "4:memory:/path" (v1: memory.limit_in_bytes -
-    memory.usage_in_bytes)."""
+    memory.usage_in_bytes). The usage counts the page cache, whose inactive part the kernel
+    drops before it would run out: that part (memory.stat's inactive_file) counts as room."""
     try:
         lines = Path(membership).read_text().splitlines()
     except OSError:
@@ -73,10 +74,10 @@ def cgroup_room(root=CGROUP_ROOT, membership=SELF_CGROUP):
             continue
         _, controllers, path = line.split(":", 2)
         if controllers == "":
-            top, limit_file, usage_file = Path(root), "memory.max", "memory.current"
+            top, limit_file, usage_file, cache = Path(root), "memory.max", "memory.current", "inactive_file"
         elif "memory" in controllers.split(","):
             top = Path(root) / "memory"
-            limit_file, usage_file = "memory.limit_in_bytes", "memory.usage_in_bytes"
+            limit_file, usage_file, cache = "memory.limit_in_bytes", "memory.usage_in_bytes", "total_inactive_file"
         else:
             continue
         parts = [p for p in path.split("/") if p]
@@ -84,8 +85,20 @@ def cgroup_room(root=CGROUP_ROOT, membership=SELF_CGROUP):
             folder = top.joinpath(*parts[:depth])
             limit, usage = _number(folder / limit_file), _number(folder / usage_file)
             if limit is not None and usage is not None:
-                rooms.append(limit - usage)
+                rooms.append(limit - usage + _stat(folder / "memory.stat", cache))
     return min(rooms, default=None)
+
+
+def _stat(path, name):
+    """The value of the "name N" line of a cgroup's memory.stat, in bytes; 0 without one."""
+    try:
+        for line in Path(path).read_text().splitlines():
+            key, _, value = line.partition(" ")
+            if key == name:
+                return int(value)
+    except (OSError, ValueError):
+        pass
+    return 0
 
 
 def address_space_room(status=SELF_STATUS):

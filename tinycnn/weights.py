@@ -59,10 +59,11 @@ def key_mismatch(source, missing, extra, expected, what="the network"):
 
 
 def find_weights(filename):
-    """Path of ``filename`` in weights/ or $TINYCNN_WEIGHTS_DIR; FileNotFoundError otherwise."""
+    """Path of ``filename`` in $TINYCNN_WEIGHTS_DIR (when set), then weights/; FileNotFoundError
+    otherwise. The variable comes first, as for images and data: it names another copy on purpose."""
     places = [PROJECT_WEIGHTS]
     if os.environ.get("TINYCNN_WEIGHTS_DIR"):
-        places.append(Path(os.environ["TINYCNN_WEIGHTS_DIR"]))
+        places.insert(0, Path(os.environ["TINYCNN_WEIGHTS_DIR"]))
     for folder in places:
         if (folder / filename).is_file():
             return folder / filename
@@ -83,7 +84,8 @@ def read_npz(path, keys=None, *, error=StateDictError):
     try:
         archive = zipfile.ZipFile(path)
     except FileNotFoundError:
-        raise FileNotFoundError(f"no weights file at {path}") from None
+        how = HOW_TO_GET.get(Path(path).name)
+        raise FileNotFoundError(f"no weights file at {path}" + (f"; {how}" if how else "")) from None
     except (OSError, *FORGED_ZIP) as e:
         raise error(f"{path} is not a readable .npz of arrays: {e}") from None
     with archive:

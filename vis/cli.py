@@ -22,7 +22,7 @@ from tinycnn import backend
 from tinycnn.images import class_index, deprocess, load_image, preprocess
 from tinycnn.sample_images import OPTIONAL_NAMES, PROJECT_IMAGES
 
-DEFAULT_PHOTO = "chelsea.png"     # a cat (scikit-image, public domain)
+DEFAULT_PHOTO = "chelsea.png"     # a cat (scikit-image, CC0; in images/photos)
 
 # What every technique uses on each model unless told otherwise: the one place that
 # knows both models (a third model is one more row). Layers are where each technique
@@ -147,7 +147,8 @@ def parser(description, *, target=True, layer=None, layers=False, channel=False,
     if image:
         p.add_argument("--image", "--images", nargs="+", default=None,
                        help="image files or folders of them, or cifar:<index> for CIFAR-10 test images "
-                            f"(default: {DEFAULT_PHOTO} from $TINYCNN_IMAGES_DIR/photos, or cifar:0..3)")
+                            f"(default: {DEFAULT_PHOTO}, or cifar:0..3 on cifar10; a bare name is looked up in "
+                            "$TINYCNN_IMAGES_DIR, then images/)")
     if target:
         p.add_argument("--target", default=None,
                        help="class index or (part of a) class name (default: the predicted class)")
@@ -272,6 +273,12 @@ def load_uncropped(net, specs, size, *, classify=False):
     (1, 3, H, W) batch, short side ``size``: the photos' shapes differ, so they are not stacked.
     classify: the technique needs class scores, which a net with a fully connected classifier
     (a Flatten layer) gives for its input size only."""
+    return [load_one(net, find_image(spec), size) for spec in check_uncropped(net, specs, size, classify=classify)]
+
+
+def check_uncropped(net, specs, size, *, classify=False):
+    """The image specs of load_uncropped (folders expanded), after the checks that need no pixels:
+    ValueError unless this model can take whole photos of short side ``size``."""
     from tinycnn.layers import Flatten
     if classify and any(isinstance(layer, Flatten) for _, layer in net.named_layers()):
         side = net.meta["input_size"]
@@ -286,7 +293,7 @@ def load_uncropped(net, specs, size, *, classify=False):
     specs = expand_folders(specs or [DEFAULT_PHOTO])
     if any(spec.startswith("cifar:") for spec in specs):
         raise ValueError("--size needs photos, not CIFAR-10 images: give them with --image")
-    return [load_one(net, find_image(spec), size) for spec in specs]
+    return specs
 
 
 def check_side(net, h, w, layer, advice):
@@ -320,13 +327,15 @@ def find_image(spec):
     """An image path as given, else looked up in $TINYCNN_IMAGES_DIR and the repository's
     images/, each with its photos/ (so that ``chelsea.png`` or ``styles/starry_night.jpg``
     work from anywhere)."""
-    folders = list(dict.fromkeys([images_dir(), PROJECT_IMAGES]))
+    folders = [] if Path(spec).is_absolute() else list(dict.fromkeys([images_dir(), PROJECT_IMAGES]))
     places = [Path(spec)] + [path for folder in folders for path in (folder / spec, folder / "photos" / spec)]
     for path in places:
         if path.is_file():
             return path
     if Path(spec).is_dir():
         raise IsADirectoryError(f"{spec} is a folder, not an image file")
+    if not folders:
+        raise FileNotFoundError(f"no image file at {spec}")
     looked = ", ".join(str(p.parent) for p in places[1:])
     how = ("`make images` fetches it" if Path(spec).name in OPTIONAL_NAMES
            else "give a path, or set TINYCNN_IMAGES_DIR to a folder of images" if not os.environ.get("TINYCNN_IMAGES_DIR")

@@ -72,7 +72,7 @@ def main(argv=None):
     for layer in args.layer:
         cli.check_channel(net, layer)
     if args.size:      # refused in one line before the photo is read if it cannot fit: tinycnn/memory.py
-        photo = memory.image_shapes(cli.expand_folders(args.image or [cli.DEFAULT_PHOTO])[:1], cli.find_image)
+        photo = memory.image_shapes(cli.check_uncropped(net, args.image, args.size)[:1], cli.find_image)
         memory.check_fits("--size", args.size, _memory.deepdream_need(net, photo, args.layer))
     if args.size:
         x = cli.load_uncropped(net, cli.expand_folders(args.image)[:1] if args.image else None, args.size)[0]

@@ -30,8 +30,9 @@ tinycnn.layers.Upsample2d). Johnson et al. use widths 32, 64, 128 and five resid
 blocks; on a 2-core CPU this module uses WIDTH = 16 (16, 32, 64) and BLOCKS = 3, about
 1/8 of the arithmetic, so that training fits in an hour.
 
-Training data: random crops of the photos in $TINYCNN_IMAGES_DIR/photos except HELD_OUT
-(and of any folder given with --images), at a random scale, flipped at random.
+Training data: random crops of the photos in images/photos ($TINYCNN_IMAGES_DIR/photos when
+set) except HELD_OUT (and of any folder given with --images), at a random scale, flipped at
+random; ``make images`` adds photos to images/photos.
 
     python -m vis.fast_style --train --style starry_night     (make train_fast_style STYLE=starry_night)
     python -m vis.fast_style                                   (make fast_style: held-out photos, shipped weights)
@@ -126,7 +127,7 @@ class Crops:
     def __init__(self, paths, size, rng, short=320):
         from PIL import Image
         self.Image, self.size, self.rng = Image, size, rng
-        self.photos = [resize_short_side(load_image(p), max(short, size)) for p in paths]
+        self.photos = [resize_short_side(load_image(p), max(short, size), name=p) for p in paths]
         if not self.photos:
             raise ValueError("no training photos: give --images with image files or folders")
 
@@ -146,7 +147,7 @@ class Crops:
 
 
 def training_photos(extra=()):
-    """The photos in $TINYCNN_IMAGES_DIR/photos except HELD_OUT, and every image in ``extra``."""
+    """The photos in images/photos (or $TINYCNN_IMAGES_DIR/photos) except HELD_OUT, and every image in ``extra``."""
     folder = cli.images_dir() / "photos"
     paths = sorted(p for p in folder.glob("*") if p.suffix.lower() in (".jpg", ".jpeg", ".png")
                    and p.name not in HELD_OUT) if folder.is_dir() else []
@@ -273,7 +274,7 @@ def load_transform_net(path):
 def load_photo(net, spec, size):
     """(uint8 photo, normalised (1, 3, H, W) on the backend), short side ``size``, H and W
     multiples of 4."""
-    photo = resize_short_side(load_image(cli.find_image(spec)), size)
+    photo = resize_short_side(load_image(cli.find_image(spec)), size, name=spec)
     photo = photo[:photo.shape[0] // 4 * 4, :photo.shape[1] // 4 * 4]
     return photo, backend.asarray(preprocess(photo, mean=net.meta["mean"], std=net.meta["std"]))
 
@@ -309,7 +310,7 @@ def main(argv=None):
     path = Path(args.net) if args.net else weights_path(args.style)
     if args.train:     # refused in one line, before any photo is read, if a step cannot fit (tinycnn/memory.py)
         need = _memory.fast_style_training_need(net, transform_net(1, args.blocks), args.batch, args.width)
-        memory.check_fits("--crop", args.crop, need, lowest=4, step=4)
+        memory.check_fits(f"--batch {args.batch} --crop", args.crop, need, lowest=4, step=4)
         _train_main(args, net, style, preset, path)
         return
     tnet = load_transform_net(path)

@@ -146,12 +146,12 @@ def top_patches(net, images, layer, channel, k=8, *, one_per_image=True, groups=
 SCALES = (1, 2)     # each photo whole (its centre square) and, at twice the size, its four quadrants
 
 
-def views(image, size, scales=SCALES):
+def views(image, size, scales=SCALES, name="the image"):
     """size x size crops of a uint8 (H, W, 3) image: at scale s its short side becomes s*size
     and the centre square is cut into s x s tiles. -> list of uint8 (size, size, 3)."""
     out = []
     for s in scales:
-        big = resize_center_crop(image, s * size)
+        big = resize_center_crop(image, s * size, name=name)
         out += [big[i * size:(i + 1) * size, j * size:(j + 1) * size] for i in range(s) for j in range(s)]
     return out
 
@@ -164,7 +164,7 @@ def load_views(net, specs, scales):
     size, mean, std = net.meta["input_size"], net.meta["mean"], net.meta["std"]
     xs, groups = [], []
     for g, spec in enumerate(specs):
-        for v in views(load_image(cli.find_image(spec)), size, scales):
+        for v in views(load_image(cli.find_image(spec)), size, scales, name=spec):
             xs.append(preprocess(v, mean=mean, std=std))
             groups.append(g)
     return np.concatenate(xs), np.array(groups)

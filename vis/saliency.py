@@ -124,7 +124,7 @@ def main(argv=None):
     args = cli.parse_args(p, argv, __doc__)
     net = cli.load_net(args)
     if args.size:      # refused in one line before any photo is read if it cannot fit: tinycnn/memory.py
-        photos = memory.image_shapes(cli.expand_folders(args.image or [cli.DEFAULT_PHOTO]), cli.find_image)
+        photos = memory.image_shapes(cli.check_uncropped(net, args.image, args.size, classify=True), cli.find_image)
         memory.check_fits("--size", args.size, _memory.saliency_need(net, photos))
     if args.size:      # one batch per photo: their shapes differ
         batches = cli.load_uncropped(net, args.image, args.size, classify=True)

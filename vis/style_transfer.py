@@ -209,7 +209,7 @@ def main(argv=None):
             w = np.ones(len(styles)) / len(styles) if mix is None else np.asarray(mix) / sum(mix)
             def blend(key):   # the styles' preset parameters, weighted like their Grams
                 return [float(v) for v in np.tensordot(w, np.array([q[key] for q in presets], float), 1).ravel()]
-            photo = resize_short_side(load_image(cli.find_image(c)), presets[0]["image_size"])
+            photo = resize_short_side(load_image(cli.find_image(c)), presets[0]["image_size"], name=c)
             paintings = [resize_short_side(load_image(style_file(s)), q["style_size"])
                          for s, q in zip(styles, presets)]
             if colour == "histogram":

@@ -160,14 +160,14 @@ def synthesize_nn(texture, size, *, window=WINDOW, epsilon=EPSILON, sigma=None, 
 def load_texture(spec, size):
     """A texture file's centre crop, its short side resized to ``size``: uint8 (size, size, 3)."""
     from tinycnn.images import load_image, resize_center_crop
-    return resize_center_crop(load_image(cli.find_image(spec)), size)
+    return resize_center_crop(load_image(cli.find_image(spec)), size, name=spec)
 
 
 def main(argv=None):
     p = cli.ArgumentParser(description="Efros & Leung texture synthesis: a larger texture grown pixel by pixel "
                                        "from a small source.", module="vis.texture_nn")
     p.add_argument("--texture", nargs="+", default=["textures/brick.png", "textures/grass.png"],
-                   help="texture images, relative to $TINYCNN_IMAGES_DIR or paths")
+                   help="texture images, relative to images/ (or $TINYCNN_IMAGES_DIR), or paths")
     p.add_argument("--size", type=cli.count, default=64, help="side of the source crop in pixels")
     p.add_argument("--scale", type=cli.count, default=2, help="the output's side in multiples of --size")
     p.add_argument("--window", type=cli.count, default=WINDOW, help="side of the compared window, odd")

@@ -60,7 +60,7 @@ def main(argv=None):
     from tinycnn.images import deprocess
     p = cli.parser("Gram-matrix texture synthesis with progressively more layers.", target=False, image=False)
     p.add_argument("--texture", nargs="+", default=["textures/brick.png", "styles/starry_night.jpg"],
-                   help="texture images, relative to $TINYCNN_IMAGES_DIR or paths")
+                   help="texture images, relative to images/ (or $TINYCNN_IMAGES_DIR), or paths")
     p.add_argument("--size", type=cli.count, default=160, help="side of the texture crop and the output in pixels (default: %(default)s)")
     p.add_argument("--steps", type=cli.count, default=STEPS, help="L-BFGS steps per image (default: %(default)s)")
     p.add_argument("--large", type=float, default=LARGE,
