@@ -126,7 +126,11 @@ def test_a_pass_is_counted_by_hand_on_a_tiny_network():
     net = Network([("conv", Conv2d(3, 4, 3, padding=1)), ("relu", ReLU())])
     x = backend.asarray(np.zeros((1, 3, 8, 8), np.float32))
     assert memory.held_bytes(net.forward(x)) == 768 + 256 + 1024
-    assert memory.held_bytes([x, x[:, :2], {"again": x.T}]) == 768     # views count once
+    views = memory.held_bytes([x, x[:, :2], {"again": x.T}])
+    if hasattr(x, "base"):          # NumPy, CuPy: views count once
+        assert views == 768
+    else:                           # the strict stand-in does not tell a view's base: each counts whole
+        assert views == 768 + 512 + 768
     held, largest = 2048, 1024
     assert memory.pass_bytes_per_pixel(net, side=8) == (held + memory.BACKWARD_IN_FLIGHT * largest) / 64
     assert memory.pass_bytes_per_pixel(net, side=8, backward=False) == (held + memory.FORWARD_IN_FLIGHT * largest) / 64

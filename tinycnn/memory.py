@@ -186,12 +186,13 @@ BACKWARD_IN_FLIGHT = 4
 
 def held_bytes(tree):
     """Bytes of the distinct arrays in ``tree`` (a forward pass's output and cache: nested
-    lists, tuples, dicts and objects). Views of one buffer count once."""
+    lists, tuples, dicts and objects). Views of one buffer count once (where the array tells
+    its base, as NumPy's and CuPy's do)."""
     buffers, stack = {}, [tree]
     while stack:
         item = stack.pop()
         if _is_array(item):
-            while _is_array(item.base):       # a view: count the array it looks into
+            while _is_array(getattr(item, "base", None)):       # a view: count the array it looks into
                 item = item.base
             buffers[id(item)] = item.nbytes
         elif isinstance(item, dict):
@@ -204,7 +205,7 @@ def held_bytes(tree):
 
 
 def _is_array(a):
-    return hasattr(a, "nbytes") and hasattr(a, "shape") and hasattr(a, "base")
+    return hasattr(a, "nbytes") and hasattr(a, "shape")
 
 
 def pass_bytes_per_pixel(net, *, until=None, keep=(), backward=True, side=None):
