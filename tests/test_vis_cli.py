@@ -260,3 +260,10 @@ def test_an_image_too_small_to_show_anything_is_one_line(tmp_path):
     assert cli.load_inputs(net, [str(tmp_path / "small.png")])[0].shape == (1, 3, 32, 32)
     with pytest.raises(ValueError, match="dot.png is 1x1 px, too small"):
         cli.load_one(net, tmp_path / "dot.png", 64)
+
+
+@pytest.mark.parametrize("module", ["neighbors", "max_patches", "saliency"])
+def test_an_empty_folder_of_images_is_named(module, tmp_path):
+    (tmp_path / "empty").mkdir()
+    status, err = run_here(module, "--image", str(tmp_path / "empty"), "--out", str(tmp_path / "x.png"))
+    assert status == 2 and err == f"error: the folder {tmp_path / 'empty'} holds no image files\n", err

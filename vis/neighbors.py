@@ -44,7 +44,7 @@ def main(argv=None):
     net = cli.load_net(args)
     layer = args.layer
     cli.check_channel(net, layer)
-    args.image = args.image or cli.default_images(args)
+    args.image = cli.expand_folders(args.image) if args.image else cli.default_images(args)
     if max(args.queries or [0]) >= len(args.image) or args.k >= len(args.image):
         raise ValueError(f"--queries and --k must be below the number of images, {len(args.image)}")
     x, rgb = cli.load_inputs(net, args.image)
