@@ -151,7 +151,7 @@ def test_a_figure_this_run_failed_or_skipped_shows_its_earlier_picture_with_a_no
     results = {failed.file: ("failed", 3.0, "RuntimeError: out of memory"),
                skipped.file: ("skipped", 0.0, "no photos in images (set TINYCNN_IMAGES_DIR)"),
                drawn.file: ("drawn", 2.0, ""), never.file: ("failed", 1.0, "ValueError: no such layer")}
-    page = gallery.write_page(gallery.FIGURES[:4], tmp_path, results).read_text()
+    page = gallery.write_page(gallery.FIGURES[:4], tmp_path, results, started=earlier + 60).read_text()
     shown, not_drawn = page.split("<h2>Not drawn</h2>")
     blocks = {m[0]: m[1] for m in re.findall(r'<figure id="(\w+)">(.*?)</figure>', shown, flags=re.S)}
     assert list(blocks) == [Path(f.file).stem for f in (failed, skipped, drawn)]
@@ -162,6 +162,9 @@ def test_a_figure_this_run_failed_or_skipped_shows_its_earlier_picture_with_a_no
     assert "note" not in blocks[Path(drawn.file).stem]
     assert f'src="{failed.file}"' in blocks[Path(failed.file).stem]
     assert never.file in not_drawn and "ValueError: no such layer" in not_drawn and failed.file not in not_drawn
+    # a command that wrote its picture and then failed: the picture is this run's
+    page = gallery.write_page(gallery.FIGURES[:1], tmp_path, results, started=earlier - 60).read_text()
+    assert '<p class="note">The last run failed after writing this picture: RuntimeError: out of memory.</p>' in page
 
 
 @pytest.mark.skipif(chromium() is None, reason="chromium and chromedriver are not installed "

@@ -438,16 +438,20 @@ def picture_size(path):
         return None
 
 
-def earlier_picture_note(status, message, path):
-    """What a figure that this run failed or skipped says above its picture from an earlier run."""
-    drawn = time.strftime("%Y-%m-%d %H:%M", time.localtime(Path(path).stat().st_mtime))
+def earlier_picture_note(status, message, path, started=None):
+    """What a figure that this run failed or skipped says above its picture from an earlier run
+    (or, where the command wrote it after ``started``, a time.time(), and then failed, from this one)."""
+    written = Path(path).stat().st_mtime
+    drawn = time.strftime("%Y-%m-%d %H:%M", time.localtime(written))
     message = message.rstrip(".")
+    if status == "failed" and started is not None and written >= started:
+        return f"The last run failed after writing this picture: {message}."
     if status == "failed":
         return f"The last run failed: {message}. The picture is from an earlier run, drawn {drawn}."
     return f"Skipped this run: {message}; the picture is from an earlier run, drawn {drawn}."
 
 
-def write_page(figures, out_dir, results, *, fast=False):
+def write_page(figures, out_dir, results, *, fast=False, started=None):
     """figures/index.html: every figure that has a PNG, with its caption (and a note where this
     run failed or skipped it, so that the PNG is from an earlier run); figures without one listed."""
     out_dir = Path(out_dir)
@@ -458,7 +462,7 @@ def write_page(figures, out_dir, results, *, fast=False):
             continue
         shown.append(f)
         status, _, message = results.get(f.file, ("not run", 0, ""))     # not run: e.g. --only others
-        note = earlier_picture_note(status, message, out_dir / f.file) if status in ("failed", "skipped") else ""
+        note = earlier_picture_note(status, message, out_dir / f.file, started) if status in ("failed", "skipped") else ""
         blocks.append(figure_html(f, size, note))
         mark = f' class="note">{html.escape(f.title)} ({status})' if note else f">{html.escape(f.title)}"
         nav.append(f'<a href="#{html.escape(Path(f.file).stem)}"{mark}</a>')
@@ -555,14 +559,14 @@ def main(argv=None):
         return
     cli.check_writable(args.out)
     print(f"drawing {len(figures)} figure{'s' if len(figures) != 1 else ''} into {args.out}/" + (" (fast mode)" if args.fast else ""))
-    start = time.perf_counter()
+    start, started = time.perf_counter(), time.time()
     jobs = min(args.jobs, len(figures))
     try:
         results = draw(figures, args.out, fast=args.fast, extra=extra, required=args.only is not None, jobs=jobs)
     except KeyboardInterrupt:
         print("interrupted: the figures being drawn were stopped, the others not started", file=sys.stderr)
         sys.exit(130)
-    page = write_page(FIGURES, args.out, results, fast=args.fast)
+    page = write_page(FIGURES, args.out, results, fast=args.fast, started=started)
     counts = {s: sum(r[0] == s for r in results.values()) for s in ("drawn", "skipped", "failed")}
     work = sum(r[1] for r in results.values())
     print(f"{counts['drawn']} drawn, {counts['skipped']} skipped, {counts['failed']} failed in "
