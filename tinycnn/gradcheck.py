@@ -73,7 +73,7 @@ def check_layer(layer, x, *, seed=0, h=1e-6, tol=1e-6, **backward_args):
 
     # Each <f, dout> is rounded by about eps * sum |f * dout|, and the differences divide that
     # by h: a gradient smaller than this round-off / tol (a bias's sum of dout that nearly
-    # cancels: seed 190 drew 1e-3 against 6e-9 of round-off) is compared on that scale instead
+    # cancels, which some random douts draw) is compared on that scale instead
     roundoff = max(float(xp.abs(out * dout).sum()) * np.finfo(np.float64).eps / h, 1e-12 * tol)
     errors = {"x": rel_error(dx, numeric_grad(f, x, dout, h), roundoff / tol)}
     for name, p in params.items():

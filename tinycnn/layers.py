@@ -124,8 +124,7 @@ class Conv2d(Layer):
         a 256 x 256 image: 340 MB): a band of output rows at a time, each band's columns
         built from the input rows it reads. The columns then stay in cache between im2col
         writing them and the product reading them; built whole, copying them took as long
-        as the product (measured: 0.49 s of 1.17 s, the product 0.51 s, for fast style's
-        transform network at 192 x 288)."""
+        as the product (bench/RESULTS.md)."""
         xp = get_array_module(x)
         w, b = self.params["weight"], self.params["bias"]
         F, C, K, _ = w.shape
@@ -336,7 +335,7 @@ class MaxPool2d(_Pool2d):
         # which offset of each window holds its maximum (for backward); on ties the first
         # in row-major order: an offset counts only where no earlier one was found. Only the
         # comparison reads floats; the rest is integer arithmetic (bytes below 128 offsets), vectorised
-        # (with xp.where(equal, k, winner) per offset squeezenet.pool1's forward took 4.2 ms, now 2.3)
+        # (about twice as fast as an xp.where(equal, k, winner) per offset: bench/RESULTS.md)
         dtype = np.int8 if k * k < 128 else np.int32
         winner = xp.zeros(out.shape, dtype=dtype)
         found = xp.zeros(out.shape, dtype=bool)

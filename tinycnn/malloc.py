@@ -6,8 +6,7 @@ blocks back to the operating system: blocks above its mmap threshold are unmappe
 once, and free memory at the top of the heap beyond its trim threshold is returned.
 The next pass then asks for the same size again, and the kernel has to map and zero
 every 4 KB page on first touch. For SqueezeNet's conv1 at batch 1 (a 3 MB output and a
-3 MB product) that was most of the time: forward 2.24 ms, 0.66 ms with the memory kept
-(PyTorch: 0.35 ms), measured on the project's 2-core machine on 2026-11-28.
+3 MB product) that was most of the time (bench/RESULTS.md).
 
 ``keep_freed_memory`` sets both thresholds with glibc's ``mallopt``: blocks up to
 MMAP_THRESHOLD come from the heap, and the heap is never trimmed, so a loop of passes

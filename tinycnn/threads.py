@@ -2,15 +2,9 @@
 
 NumPy's matrix products run in OpenBLAS, whose threads spin while they wait for work.
 On a machine with a few cores and another busy program they lose their turn and the
-products crawl. Measured on the project's 2-core machine (2026-11-27, bench.loops):
-
-    threads   idle: class visualisation  texture L-BFGS   one competing process: same
-    2               3.6 s                2.3 s                          9.1 s    4.8 s
-    1               4.0 s                0.9 s                          4.1 s    0.9 s
-
-One thread costs the big 224-px products about 10 % on an idle machine, and saves 2-5x
-as soon as anything else runs (and on the many small products of texture synthesis,
-even idle). So the ``python -m vis.*`` commands use one (``TINYCNN_BLAS_THREADS``
+products crawl: one thread costs the big 224-px products a little on an idle machine,
+and saves several times as much as soon as anything else runs (and on the many small
+products of texture synthesis, even idle; bench/RESULTS.md has the measurements). So the ``python -m vis.*`` commands use one (``TINYCNN_BLAS_THREADS``
 overrides it). The environment variable OPENBLAS_NUM_THREADS only works before NumPy
 is loaded; this calls OpenBLAS's own setter in every OpenBLAS the process has loaded
 (NumPy and SciPy each bring one), found in /proc/self/maps (Linux; elsewhere nothing

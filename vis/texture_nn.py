@@ -21,9 +21,7 @@ raises max_error by 10% (Efros's pseudo-code).
 Which algorithm: the paper's own, pixel by pixel, with no speed-up. Expanding the
 square, ||T - S||^2 = ||S||^2 - 2 T.S + ||T||^2, turns d against all N source windows
 into two matrix-vector products with matrices built once (``window_distances``), so a
-pixel costs about half a millisecond and a 128x128 output from a 64 px source takes
-about 10 s on one core, 5 s for a grey texture (the figure's captions give each run's
-time). Wei & Levoy (2000) would be faster still (a causal, raster-order window and
+texture takes seconds, not hours (the figure's captions give each run's time). Wei & Levoy (2000) would be faster still (a causal, raster-order window and
 tree-structured vector quantisation), and Efros & Freeman's image quilting (2001)
 copies whole patches, but both change what is being shown; the lecture shows Efros &
 Leung.
@@ -77,7 +75,7 @@ def window_distances(patches, squares, template, weight):
     w = weight / weight.sum()
     # sum_k w_k (||S_q(k)||^2 - 2 T(k).S_q(k) + ||T(k)||^2): two matrix-vector products. einsum's own
     # loop, not BLAS (@): a multithreaded gemv this small spends longer waking threads than multiplying
-    # (on a busy 2-core machine the 128 px Starry Night took 100 s with @, 10 s with einsum).
+    # (ten times longer on a busy machine: bench/RESULTS.md)
     d = (np.einsum("nk,k->n", squares, w) - 2 * np.einsum("nj,j->n", patches.reshape(N, K * C),
                                                           (w[:, None] * template).ravel())
          + w @ (template ** 2).sum(1))
