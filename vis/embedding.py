@@ -171,7 +171,7 @@ def main(argv=None):
         raise ValueError(f"--count {args.count} is more than the {cli.CIFAR10_TEST_IMAGES} CIFAR-10 test images")
     if args.grid ** 2 > args.count:
         raise ValueError(f"a {args.grid} x {args.grid} grid needs at least {args.grid ** 2} images, --count is {args.count}")
-    need = _memory.embedding_need(net, args.layer, args.grid)      # t-SNE's N x N matrices: tinycnn/memory.py
+    need = _memory.embedding_need(net, args.layer, args.grid)      # t-SNE's N x N matrices: vis/_memory.py
     memory.check_fits("--count", args.count, need, lowest=args.grid ** 2)
     from tinycnn.data import load_cifar10
     x_all, y_all = load_cifar10("test")
