@@ -96,17 +96,17 @@ thumbnails: ready ## the README's pictures in docs/, from figures/
 	$(PY) -m vis.gallery --thumbnails docs
 
 # torchvision's SqueezeNet 1.1 -> weights/squeezenet1_1_torchvision.npz (the shipped one is the ONNX zoo's)
-# (-W: the package itself imports tinycnn.weights, and runpy warns that the module it runs is loaded already)
+# (-W: the package itself imports tinycnn.io.weights, and runpy warns that the module it runs is loaded already)
 weights: ready ## download torchvision's SqueezeNet 1.1 (another run than the shipped one)
-	$(PY) -W "ignore::RuntimeWarning:runpy" -m tinycnn.weights
+	$(PY) -W "ignore::RuntimeWarning:runpy" -m tinycnn.io.weights
 
 # the optional photos (not CC0, so not committed) -> images/photos/, sha256-checked
 images: ready ## download 14 more sample photos into images/photos/
-	$(PY) -m tinycnn.sample_images
+	$(PY) -m tinycnn.io.sample_images
 
 # the official CIFAR-10 "python version" -> data/cifar-10-batches-py
 data: ready ## download CIFAR-10 into data/
-	$(PY) -m tinycnn.data
+	$(PY) -m tinycnn.io.data
 
 # reproduces weights/cifar10_net.npz (about 70 minutes on 2 idle CPU cores; weights/README.md: 90 on busy ones)
 train: ready ## retrain the shipped CIFAR-10 net (about 70 minutes)

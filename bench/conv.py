@@ -164,8 +164,8 @@ def run(threads, measure, only=""):
         torch.set_num_threads(threads)
         torch_exact_float32(torch)                # no TF32: full float32, as tinycnn computes
     if measure == "time":
-        from tinycnn.malloc import keep_freed_memory
-        keep_freed_memory()     # as the vis commands do (tinycnn/malloc.py); torch, in this process, too
+        from tinycnn.engine.malloc import keep_freed_memory
+        keep_freed_memory()     # as the vis commands do (tinycnn/engine/malloc.py); torch, in this process, too
     device = "cuda" if backend.name() == "cupy" else "cpu"
     rng = np.random.default_rng(0)
     for name, layer, shape in cases():

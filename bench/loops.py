@@ -545,10 +545,10 @@ def measure(task, impl, threads, steps=None):
         torch.set_num_threads(threads)
         torch_exact_float32(torch)
     else:
-        from tinycnn.malloc import keep_freed_memory
-        from tinycnn.threads import set_blas_threads
+        from tinycnn.engine.malloc import keep_freed_memory
+        from tinycnn.engine.threads import set_blas_threads
         set_blas_threads(threads)       # NumPy's OpenBLAS, as many threads as torch's
-        keep_freed_memory()             # as the vis commands do (tinycnn/malloc.py); torch keeps its default
+        keep_freed_memory()             # as the vis commands do (tinycnn/engine/malloc.py); torch keeps its default
     from tinycnn import backend
     fn = (tinycnn_loop if impl == "tinycnn" else torch_loop)(task)
     # peak memory from before the warm-up: memory an allocator keeps from the warm-up (as

@@ -41,7 +41,7 @@ def rng():
 def require_cifar10():
     """Skip the test, naming the command that fetches it, unless CIFAR-10 is here
     (data/ or $TINYCNN_DATA_DIR): the one input a fresh clone does not have."""
-    from tinycnn.data import DataError, find_cifar10
+    from tinycnn.io.data import DataError, find_cifar10
     try:
         find_cifar10()
     except DataError:

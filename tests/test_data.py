@@ -10,8 +10,8 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from tinycnn import data
-from tinycnn.weights import DownloadError
+from tinycnn.io import data
+from tinycnn.io.weights import DownloadError
 
 from .conftest import require_cifar10
 
@@ -174,7 +174,7 @@ def test_make_data_fails_in_one_line(tmp_path, monkeypatch, argv, why):
     if "--out" not in argv:
         argv += ["--out", str(tmp_path / "d")]
     if not any("url" in a for a in argv):          # nothing here may reach the network
-        monkeypatch.setattr("tinycnn.weights.download", lambda *a, **k: pytest.fail("downloaded"))
+        monkeypatch.setattr("tinycnn.io.weights.download", lambda *a, **k: pytest.fail("downloaded"))
         (tmp_path / "d").mkdir()
         (tmp_path / "d" / "cifar-10-python.tar.gz").write_bytes(b"\x1f\x8b" + bytes(300))
     with pytest.raises(SystemExit) as done:
@@ -184,7 +184,7 @@ def test_make_data_fails_in_one_line(tmp_path, monkeypatch, argv, why):
 
 
 def test_make_data_help_downloads_nothing(monkeypatch, capsys):
-    monkeypatch.setattr("tinycnn.weights.download", lambda *a, **k: pytest.fail("downloaded"))
+    monkeypatch.setattr("tinycnn.io.weights.download", lambda *a, **k: pytest.fail("downloaded"))
     with pytest.raises(SystemExit) as done:
         data.main(["--help"])
     assert done.value.code == 0 and "--out" in capsys.readouterr().out

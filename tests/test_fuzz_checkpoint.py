@@ -1,6 +1,6 @@
 """Fuzzing the PyTorch checkpoint reader with forged files, each read in a child process.
 
-The promise (tinycnn.torch_checkpoint): reading any file returns exactly the tensors
+The promise (tinycnn.io.torch_checkpoint): reading any file returns exactly the tensors
 that were written, or raises UnsafeCheckpointError; it never crashes the process,
 never hangs, never has a side effect. Each hypothesis example is a batch of forged
 files (written with pickle opcodes and zipfile, no torch) read one after another by
@@ -22,7 +22,7 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from tinycnn.torch_checkpoint import MAX_EXPANDED_BYTES
+from tinycnn.io.torch_checkpoint import MAX_EXPANDED_BYTES
 
 from . import forge
 from .conftest import fuzz_settings
@@ -40,7 +40,7 @@ EXTENSIONS = {0x7F: ("os", "system"), 0x1234: ("builtins", "eval"), 0x12345678: 
 CHILD = """
 import copyreg, hashlib, json, sys
 import numpy as np
-from tinycnn.torch_checkpoint import UnsafeCheckpointError, read_torch_checkpoint
+from tinycnn.io.torch_checkpoint import UnsafeCheckpointError, read_torch_checkpoint
 for code, (module, name) in %r.items():
     copyreg.add_extension(module, name, code)
 for path in sys.argv[1:]:
@@ -306,5 +306,5 @@ def test_genuine_torch_checkpoints_read_exactly(tmp_path_factory, data):
 
 
 def read_torch_checkpoint_here(path):
-    from tinycnn.torch_checkpoint import read_torch_checkpoint
+    from tinycnn.io.torch_checkpoint import read_torch_checkpoint
     return read_torch_checkpoint(path)

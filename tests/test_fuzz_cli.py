@@ -20,7 +20,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 from PIL import Image
 
-from tinycnn.data import DataError, find_cifar10
+from tinycnn.io.data import DataError, find_cifar10
 from vis import cli
 
 MODULES = ["filters", "saliency", "guided_backprop", "occlusion", "attribution", "max_patches", "neighbors",

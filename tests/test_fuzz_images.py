@@ -10,7 +10,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 from PIL import Image
 
-from tinycnn.images import load_image
+from tinycnn.io.images import load_image
 
 from .conftest import fuzz_settings
 

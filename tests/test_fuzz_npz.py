@@ -13,7 +13,7 @@ from hypothesis import strategies as st
 
 import tinycnn as tc
 from tinycnn.net import StateDictError
-from tinycnn.weights import read_npz
+from tinycnn.io.weights import read_npz
 
 from .conftest import fuzz_settings
 

@@ -3,7 +3,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from tinycnn.images import class_index, deprocess, imagenet_classes, load_image, preprocess
+from tinycnn.io.images import class_index, deprocess, imagenet_classes, load_image, preprocess
 from tinycnn.models import IMAGENET_MEAN, IMAGENET_STD
 
 
@@ -66,7 +66,7 @@ def test_class_lookup():
 @pytest.mark.parametrize("shape", [(1, 1, 3), (7, 40, 3), (40, 2, 3)])
 def test_an_image_too_small_to_show_anything_is_refused_by_name(shape):
     """Enlarged to a network's input, a few pixels are a blur of a few colours: one line, not a picture."""
-    from tinycnn.images import MIN_SIDE, resize_center_crop, resize_short_side
+    from tinycnn.io.images import MIN_SIDE, resize_center_crop, resize_short_side
     h, w = shape[:2]
     tiny = np.zeros(shape, np.uint8)
     why = f"^dot.png is {w}x{h} px, too small to show anything: an image needs at least {MIN_SIDE} px a side$"
@@ -80,6 +80,6 @@ def test_an_image_too_small_to_show_anything_is_refused_by_name(shape):
 
 
 def test_the_smallest_images_that_are_enlarged_still_are():
-    from tinycnn.images import MIN_SIDE
+    from tinycnn.io.images import MIN_SIDE
     for shape in ((MIN_SIDE, MIN_SIDE, 3), (MIN_SIDE, 50, 3), (32, 32, 3)):     # CIFAR-10's 32 px
         assert preprocess(np.zeros(shape, np.uint8), size=224).shape == (1, 3, 224, 224)

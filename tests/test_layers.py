@@ -6,7 +6,6 @@ from hypothesis import strategies as st
 
 import tinycnn as tc
 from tinycnn import backend, naive
-from tinycnn.im2col import col_width
 from tinycnn.backend import to_numpy
 from tinycnn.gradcheck import check_layer, rel_error
 
@@ -28,34 +27,6 @@ def test_conv_gradients(geom, seed):
     N, C, H, W, F, K, stride, pad = geom
     x = on_device(np.random.default_rng(seed).standard_normal((N, C, H, W)))
     check_layer(float64_conv(C, F, K, stride, pad, seed), x, seed=seed)
-
-
-@pytest.mark.gradcheck
-@given(conv_geometry(), seeds, st.integers(1, 3))
-def test_conv_in_bands_of_rows_matches_naive_loops(geom, seed, rows):
-    # CHUNK_BYTES so small that the forward pass builds ``rows`` output rows' columns at a time
-    # (what a 9x9 conv over a large image does): the same numbers as the naive loops
-    N, C, H, W, F, K, stride, pad = geom
-    rng = np.random.default_rng(seed)
-    x = rng.standard_normal((N, C, H, W))
-    conv = float64_conv(C, F, K, stride, pad, seed)
-    name = backend.name()
-    saved = tc.layers.CHUNK_BYTES[name]
-    tc.layers.CHUNK_BYTES[name] = rows * C * K * K * col_width(W, K, stride, pad) * 4
-    try:
-        assert conv._rows_per_band(x.shape, backend.active()) == rows
-        out, cache = conv.forward(on_device(x))
-        dout = rng.standard_normal(out.shape)
-        dx, grads = conv.backward(on_device(dout), cache)
-        dx_only, none = conv.backward(on_device(dout), cache, param_grads=False)
-    finally:
-        tc.layers.CHUNK_BYTES[name] = saved
-    w, b = (to_numpy(conv.params[k]) for k in ("weight", "bias"))
-    assert rel_error(to_numpy(out), naive.conv_forward_naive(x, w, b, stride, pad)) < 1e-12
-    ndx, ndw, ndb = naive.conv_backward_naive(dout, x, w, stride, pad)
-    for fast, slow in ((dx, ndx), (grads["weight"], ndw), (grads["bias"], ndb), (dx_only, ndx)):
-        assert rel_error(to_numpy(fast), slow) < 1e-12
-    assert none == {}
 
 
 @given(pool_geometry(), seeds)
@@ -132,25 +103,6 @@ def test_maxpool_matches_naive_loops(geom, seed):
     dx, _ = pool.backward(on_device(dout), cache)
     np.testing.assert_allclose(to_numpy(dx), naive.maxpool_backward_naive(dout, x, K, stride, pad, ceil_mode),
                                rtol=1e-12, atol=1e-12)
-
-
-@pytest.mark.parametrize("param_grads", [True, False])
-def test_pointwise_conv_matches_naive_loops_at_batch_three(param_grads):
-    # the batched-product path of 1x1 convolutions (stride 1, no padding)
-    rng = np.random.default_rng(5)
-    conv = tc.Conv2d(4, 6, 1, seed=3, dtype=np.float64)
-    x = rng.standard_normal((3, 4, 5, 7))
-    out, cache = conv.forward(on_device(x))
-    w, b = (to_numpy(conv.params[k]) for k in ("weight", "bias"))
-    assert rel_error(to_numpy(out), naive.conv_forward_naive(x, w, b, 1, 0)) < 1e-12
-    dout = rng.standard_normal(out.shape)
-    dx, grads = conv.backward(on_device(dout), cache, param_grads=param_grads)
-    ndx, ndw, ndb = naive.conv_backward_naive(dout, x, w, 1, 0)
-    assert rel_error(to_numpy(dx), ndx) < 1e-12
-    if param_grads:
-        assert rel_error(to_numpy(grads["weight"]), ndw) < 1e-12 and rel_error(to_numpy(grads["bias"]), ndb) < 1e-12
-    else:
-        assert grads == {}
 
 
 @pytest.mark.parametrize("K,H,W", [(2, 8, 8), (2, 7, 6), (3, 9, 10), (1, 3, 3)])

@@ -1,4 +1,4 @@
-"""tinycnn.malloc: freed temporaries are reused, not mapped afresh (counted in page faults)."""
+"""tinycnn.engine.malloc: freed temporaries are reused, not mapped afresh (counted in page faults)."""
 import subprocess
 import sys
 
@@ -6,7 +6,7 @@ import pytest
 
 CODE = """
 import resource, numpy as np
-from tinycnn.malloc import keep_freed_memory
+from tinycnn.engine.malloc import keep_freed_memory
 
 def temporaries():          # a pass's temporaries: a few blocks of 4 MB (a product, an output)
     blocks = [np.ones(2**20, np.float32) for _ in range(3)]     # each touches its 1024 pages

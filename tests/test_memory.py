@@ -1,4 +1,4 @@
-"""tinycnn.memory: what the machine can give, what a run needs, and the one-line refusal."""
+"""tinycnn.engine.memory: what the machine can give, what a run needs, and the one-line refusal."""
 import os
 import subprocess
 import sys
@@ -7,7 +7,8 @@ import time
 import numpy as np
 import pytest
 
-from tinycnn import backend, memory
+from tinycnn import backend
+from tinycnn.engine import memory
 from vis import _memory
 from tinycnn.layers import Conv2d, ReLU
 from tinycnn.net import Network
@@ -18,7 +19,7 @@ CHILD_ADDRESS_SPACE = 4 * 2**30
 
 def squeezenet():
     from tinycnn.models import load_model
-    from tinycnn.weights import find_weights
+    from tinycnn.io.weights import find_weights
     try:
         find_weights("squeezenet1_1.npz")
     except FileNotFoundError as e:

@@ -4,10 +4,10 @@ import pytest
 
 from tinycnn.backend import to_numpy
 from tinycnn.gradcheck import rel_error
-from tinycnn.images import load_image, preprocess
+from tinycnn.io.images import load_image, preprocess
 from tinycnn.models import cifar10_net, squeezenet1_1, torchvision_name
 
-from tinycnn.weights import PROJECT_WEIGHTS
+from tinycnn.io.weights import PROJECT_WEIGHTS
 
 from .conftest import image_file, on_device
 
@@ -47,7 +47,7 @@ def test_squeezenet_recognises_photos(photo, expected):
 
 
 def test_missing_weights_say_where_and_how(tmp_path, monkeypatch):
-    from tinycnn import weights
+    from tinycnn.io import weights
     monkeypatch.setenv("TINYCNN_WEIGHTS_DIR", str(tmp_path))
     with pytest.raises(FileNotFoundError, match=f"{weights.TORCHVISION_NPZ} not found in {tmp_path} or .*weights"
                                                 ".*run `make weights`"):

@@ -11,8 +11,8 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from PIL import Image
 
-from tinycnn.images import load_image
-from tinycnn.png import ADAM7, missing_bytes
+from tinycnn.io.images import load_image
+from tinycnn.io.png import ADAM7, missing_bytes
 
 
 def chunk(kind, body):

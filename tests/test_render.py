@@ -40,7 +40,7 @@ def test_faded_overlay_leaves_cold_pixels_alone_and_the_colour_bar_reads_top_dow
 
 @pytest.mark.parametrize("bad", [np.nan, np.inf, -np.inf])
 def test_a_picture_without_colours_is_refused_not_drawn_black(bad):
-    from tinycnn.images import deprocess
+    from tinycnn.io.images import deprocess
     values = np.zeros((3, 4, 4))
     values[1, 2, 3] = bad                    # NaN would cast to 0 (black), inf clip to 255: a wrong picture
     for draw in (render.to_uint8, render.colormap, lambda v: render.to_uint8(v, -1, 1), deprocess):

@@ -9,8 +9,8 @@ from pathlib import Path
 
 import pytest
 
-from tinycnn import sample_images
-from tinycnn.weights import PROJECT_WEIGHTS, DownloadError
+from tinycnn.io import sample_images
+from tinycnn.io.weights import PROJECT_WEIGHTS, DownloadError
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -91,7 +91,7 @@ def test_the_pinned_hashes_are_the_real_photos(tmp_path):
 
 
 def test_make_images_offline_is_one_line(tmp_path):
-    done = subprocess.run([sys.executable, "-m", "tinycnn.sample_images", "--url", "http://127.0.0.1:9/",
+    done = subprocess.run([sys.executable, "-m", "tinycnn.io.sample_images", "--url", "http://127.0.0.1:9/",
                            "--out", str(tmp_path)], cwd=ROOT, capture_output=True, text=True, timeout=60)
     assert done.returncode == 1 and "Traceback" not in done.stderr, done.stderr
     assert done.stderr.startswith("make images: could not download http://127.0.0.1:9/apple.jpg"), done.stderr

@@ -7,7 +7,7 @@ from pathlib import Path
 import pytest
 
 
-from tinycnn.data import load_cifar10
+from tinycnn.io.data import load_cifar10
 from tinycnn.models import cifar10_net, normalize
 from tinycnn.train import evaluate
 
@@ -52,7 +52,7 @@ def test_fast_style_sha256_matches_the_record():
 
 def test_fast_style_network_reaches_the_recorded_loss_within_2x_of_lbfgs():
     from tinycnn import backend
-    from tinycnn.images import load_image, preprocess, resize_short_side
+    from tinycnn.io.images import load_image, preprocess, resize_short_side
     from tinycnn.models import squeezenet1_1
     from vis import fast_style
     from vis.objectives import style_targets_of

@@ -5,7 +5,7 @@ import sys
 
 import pytest
 
-from tinycnn.threads import blas_threads, set_blas_threads, threads_for_commands
+from tinycnn.engine.threads import blas_threads, set_blas_threads, threads_for_commands
 
 
 def test_set_blas_threads_reaches_every_loaded_openblas():

@@ -122,7 +122,7 @@ def test_resume_from_a_broken_checkpoint_is_one_error(tmp_path):
 ])
 def test_bad_training_options_are_one_line_before_any_data_is_read(argv, why, capsys, monkeypatch):
     from tinycnn import train as train_module
-    monkeypatch.setattr("tinycnn.data.load_cifar10", lambda *a, **k: pytest.fail("read data for a bad command line"))
+    monkeypatch.setattr("tinycnn.io.data.load_cifar10", lambda *a, **k: pytest.fail("read data for a bad command line"))
     with pytest.raises(SystemExit) as done:
         train_module.main(argv)
     err = capsys.readouterr().err
@@ -134,7 +134,7 @@ def test_a_diverged_run_writes_no_weights(tmp_path, capsys, monkeypatch):
     from tinycnn import train as train_module
     rng = np.random.default_rng(0)
     fake = (rng.random((64, 3, 32, 32), np.float32), rng.integers(0, 10, 64))
-    monkeypatch.setattr("tinycnn.data.load_cifar10", lambda split: fake)
+    monkeypatch.setattr("tinycnn.io.data.load_cifar10", lambda split: fake)
     out = tmp_path / "w.npz"
     with pytest.raises(SystemExit) as done:
         train_module.main(["--epochs", "3", "--batch-size", "32", "--lr", "1e30", "--out", str(out),
@@ -159,7 +159,7 @@ def test_an_update_that_overflows_after_the_last_loss_writes_nothing(tmp_path, m
     monkeypatch.setattr(train_module, "train_step", overflowing_last_step)
     rng = np.random.default_rng(0)
     fake = (rng.random((64, 3, 32, 32), np.float32), rng.integers(0, 10, 64))
-    monkeypatch.setattr("tinycnn.data.load_cifar10", lambda split: fake)
+    monkeypatch.setattr("tinycnn.io.data.load_cifar10", lambda split: fake)
     out = tmp_path / "w.npz"
     with pytest.raises(SystemExit) as done:
         train_module.main(["--epochs", "1", "--batch-size", "32", "--out", str(out),

@@ -246,7 +246,7 @@ def test_an_image_too_small_to_show_anything_is_one_line(tmp_path):
 
     from PIL import Image
 
-    from tinycnn.images import MIN_SIDE
+    from tinycnn.io.images import MIN_SIDE
     from vis import cli
     Image.new("RGB", (1, 1), "red").save(tmp_path / "dot.png")
     Image.new("RGB", (MIN_SIDE - 1, 30), "red").save(tmp_path / "thin.png")

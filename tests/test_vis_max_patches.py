@@ -5,7 +5,7 @@ import pytest
 import tinycnn as tc
 from tinycnn.backend import asarray, to_numpy
 from tinycnn.models import cifar10_net, squeezenet1_1
-from tinycnn.images import resize_center_crop
+from tinycnn.io.images import resize_center_crop
 from vis.max_patches import crop, inside_fraction, receptive_field, top_patches, views
 
 

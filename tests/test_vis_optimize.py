@@ -5,7 +5,7 @@ from hypothesis import assume, given
 
 import tinycnn as tc
 from tinycnn.backend import to_numpy
-from tinycnn.images import deprocess
+from tinycnn.io.images import deprocess
 from tinycnn.gradcheck import numeric_grad, rel_error
 from vis._optimize import jittered, optimize
 from vis.class_visualization import class_visualization
@@ -96,7 +96,7 @@ def test_class_visualization_raises_the_score(regularizer):
 
 
 def test_the_zero_start_is_zero_in_the_input_space_that_is_the_mean_image():
-    from tinycnn.images import deprocess
+    from tinycnn.io.images import deprocess
     from vis.class_visualization import start_image
     net = small_net().astype(np.float32)
     net.layer("conv").params["bias"] += 0.1       # zero biases would leave the zero image's ReLUs, and gradient, dead

@@ -3,7 +3,7 @@ import numpy as np
 import pytest
 
 from tinycnn.backend import asarray, to_numpy
-from tinycnn.images import class_index, load_image, preprocess
+from tinycnn.io.images import class_index, load_image, preprocess
 from tinycnn.losses import softmax
 from tinycnn.models import squeezenet1_1
 from vis.attribution import grad_cam

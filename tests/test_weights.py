@@ -12,7 +12,7 @@ import zipfile
 import numpy as np
 import pytest
 
-from tinycnn import weights
+from tinycnn.io import weights
 from tinycnn.net import StateDictError
 
 from . import forge

@@ -4,7 +4,7 @@ from .layers import (AvgPool2d, Conv2d, Dropout, Flatten, GlobalAvgPool2d, Insta
                      MaxPool2d, ReflectionPad2d, ReLU, RELU_RULES, ShapeError, Upsample2d)
 from .losses import softmax, softmax_cross_entropy
 from .net import Cache, Concat, Network, Residual, Sequential, UnknownLayerError
-from .weights import StateDictError
+from .io.weights import StateDictError
 
 __all__ = ["backend", "AvgPool2d", "Conv2d", "Dropout", "Flatten", "GlobalAvgPool2d", "InstanceNorm2d",
            "Linear", "MaxPool2d", "ReflectionPad2d", "ReLU", "RELU_RULES", "ShapeError", "Upsample2d",

@@ -61,67 +61,35 @@ def pad_input(x, pad_h, pad_w, value=0.0, extra_h=0, extra_w=0):
     return out
 
 
-def col_width(W, kw, stride, pad):
-    """Columns that im2col lays out per output row.
-
-    In general one per output pixel, OW. For stride 1 im2col uses the padded width
-    Wp = W + 2*pad instead: then the receptive-field entries for kernel offset (i, j)
-    are ONE contiguous slice of the flattened padded image (start i*Wp + j), which
-    copies several times faster than a strided 2-D slice. The Wp - OW extra columns
-    of each row wrap around into the next image row: they are junk, dropped from the
-    output and given zero gradient.
-    """
-    return W + 2 * pad if stride == 1 else out_size(W, kw, stride, pad)
-
-
 def im2col(x, kh, kw, stride, pad):
     """Lay out every receptive field of every image as a column.
 
     x:    (N, C, H, W)
-    cols: (C*KH*KW, N*OH*CW)   rows ordered (c, i, j), columns ordered (n, y, x)
-    where OH = 1 + (H + 2*pad - KH) // stride and CW = col_width(...) >= OW. The
-    images sit side by side, so a whole batch is one matrix product (small images
-    would otherwise make many thin ones).
+    cols: (C*KH*KW, N*OH*OW)   rows ordered (c, i, j), columns ordered (n, y, x)
+    where OH = 1 + (H + 2*pad - KH) // stride, likewise OW. The images sit side by
+    side, so a whole batch is one matrix product.
     """
     xp = get_array_module(x)
     N, C, H, W = x.shape
-    oh, cw = out_size(H, kh, stride, pad), col_width(W, kw, stride, pad)
-    cols = xp.empty((C, kh, kw, N, oh * cw), dtype=x.dtype)
-    if stride == 1:
-        # one spare zero row at the bottom keeps the last offset's slice inside the array
-        flat = pad_input(x, pad, pad, extra_h=1).reshape(N, C, -1).transpose(1, 0, 2)   # (C, N, (Hp+1)*Wp)
-        for i in range(kh):
-            for j in range(kw):
-                start = i * cw + j
-                cols[:, i, j] = flat[:, :, start:start + oh * cw]
-    else:
-        x_pad = pad_input(x, pad, pad).transpose(1, 0, 2, 3)                             # (C, N, Hp, Wp)
-        windows = cols.reshape(C, kh, kw, N, oh, cw)     # a view: each strided slice is copied once,
-        for i, j, rows, cs in window_offsets(kh, kw, stride, oh, cw):   # not reshaped into a copy first
-            windows[:, i, j] = x_pad[:, :, rows, cs]
-    return cols.reshape(C * kh * kw, N * oh * cw)
+    oh, ow = out_size(H, kh, stride, pad), out_size(W, kw, stride, pad)
+    x_pad = pad_input(x, pad, pad).transpose(1, 0, 2, 3)                 # (C, N, Hp, Wp)
+    cols = xp.empty((C, kh, kw, N, oh, ow), dtype=x.dtype)
+    for i, j, rows, cs in window_offsets(kh, kw, stride, oh, ow):
+        cols[:, i, j] = x_pad[:, :, rows, cs]                            # (C, N, OH, OW)
+    return cols.reshape(C * kh * kw, N * oh * ow)
 
 
 def col2im(cols, x_shape, kh, kw, stride, pad):
     """Adjoint of im2col: add every column back onto the pixels it was read from.
 
-    cols: (C*KH*KW, N*OH*CW)
+    cols: (C*KH*KW, N*OH*OW)
     out:  (N, C, H, W) = x_shape
     """
     xp = get_array_module(cols)
     N, C, H, W = x_shape
-    oh, cw = out_size(H, kh, stride, pad), col_width(W, kw, stride, pad)
-    Hp, Wp = H + 2 * pad, W + 2 * pad
-    cols = cols.reshape(C, kh, kw, N, oh * cw)
-    if stride == 1:
-        flat = xp.zeros((C, N, (Hp + 1) * Wp), dtype=cols.dtype)
-        for i in range(kh):
-            for j in range(kw):
-                start = i * cw + j
-                flat[:, :, start:start + oh * cw] += cols[:, i, j]
-        dx_pad = flat.reshape(C, N, Hp + 1, Wp)
-    else:
-        dx_pad = xp.zeros((C, N, Hp, Wp), dtype=cols.dtype)
-        for i, j, rows, cs in window_offsets(kh, kw, stride, oh, cw):
-            dx_pad[:, :, rows, cs] += cols[:, i, j].reshape(C, N, oh, cw)
+    oh, ow = out_size(H, kh, stride, pad), out_size(W, kw, stride, pad)
+    cols = cols.reshape(C, kh, kw, N, oh, ow)
+    dx_pad = xp.zeros((C, N, H + 2 * pad, W + 2 * pad), dtype=cols.dtype)
+    for i, j, rows, cs in window_offsets(kh, kw, stride, oh, ow):
+        dx_pad[:, :, rows, cs] += cols[:, i, j]                          # overlapping windows add up
     return dx_pad[:, :, pad:pad + H, pad:pad + W].transpose(1, 0, 2, 3)

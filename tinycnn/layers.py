@@ -12,8 +12,9 @@ backward rule as an argument: backprop, deconvnet or guided.
 """
 import numpy as np
 
+from . import engine
 from .backend import asarray, get_array_module, random_generator
-from .im2col import col2im, col_width, im2col, out_size, pad_input, window_offsets
+from .im2col import col2im, im2col, out_size, pad_input, window_offsets
 
 RELU_RULES = ("backprop", "deconvnet", "guided")
 
@@ -58,14 +59,6 @@ class Layer:
         return ""
 
 
-# im2col columns are built for a few images at a time, about this many bytes. On a CPU:
-# small enough to stay in cache and below glibc's 32 MB mmap threshold (so the buffer
-# is reused rather than freshly zeroed by the kernel on every call). On a GPU: big
-# enough that a whole batch is one product, since there each chunk costs a dozen
-# kernel launches and CuPy's memory pool reuses buffers anyway.
-CHUNK_BYTES = {"numpy": 8 * 2**20, "cupy": 512 * 2**20}
-
-
 class Conv2d(Layer):
     """2-D convolution (cross-correlation, as in every deep-learning library).
 
@@ -75,9 +68,10 @@ class Conv2d(Layer):
 
         out[n, f, y, x] = b[f] + sum_{c,i,j} w[f, c, i, j] * x_pad[n, c, y*s + i, x*s + j]
 
-    A few images at a time are one matrix product, W (F, C*K*K) @ cols (C*K*K, n*H'*W'),
-    over their im2col columns (see ``im2col.py``); the cache keeps only x, and backward
-    rebuilds the columns, so memory stays at the size of the activations.
+    With every receptive field laid out as a column (``im2col.py``) the sum is one
+    matrix product, W (F, C*K*K) @ cols (C*K*K, N*H'*W'). Backward is two products:
+    dW = dout @ cols^T and dcols = W^T @ dout, and col2im adds dcols back onto the
+    pixels they were read from. The cache keeps only x; backward rebuilds the columns.
     """
 
     def __init__(self, in_channels, out_channels, kernel_size, stride=1, padding=0,
@@ -95,105 +89,18 @@ class Conv2d(Layer):
         return (f"{self.in_channels}, {self.out_channels}, kernel_size={self.kernel_size}, "
                 f"stride={self.stride}, padding={self.padding}")
 
-    def _pointwise(self):
-        return self.kernel_size == 1 and self.stride == 1 and self.padding == 0
-
-    def _columns(self, x):
-        """(cols, CW): im2col of a few images, (C*K*K, n*H'*CW)."""
-        K, s, p = self.kernel_size, self.stride, self.padding
-        n, C, H, W = x.shape
-        return im2col(x, K, K, s, p), col_width(W, K, s, p)
-
-    def _chunks(self, x_shape, xp):
-        """Slices of the batch, a few images each, that keep im2col's buffer within
-        CHUNK_BYTES of the backend ``xp``."""
-        N, C, H, W = x_shape
-        K, s, p = self.kernel_size, self.stride, self.padding
-        per_image = C * K * K * out_size(H, K, s, p) * col_width(W, K, s, p) * 4
-        step = max(1, CHUNK_BYTES[xp.__name__] // per_image)
-        return [slice(n, n + step) for n in range(0, N, step)]
-
-    def _rows_per_band(self, x_shape, xp):
-        """Output rows whose columns fit in CHUNK_BYTES (at least 1)."""
-        _, C, _, W = x_shape
-        K, s, p = self.kernel_size, self.stride, self.padding
-        return max(1, CHUNK_BYTES[xp.__name__] // (C * K * K * col_width(W, K, s, p) * 4))
-
-    def _forward_in_bands(self, x, out):
-        """The forward pass when one image's columns alone exceed CHUNK_BYTES (a 9x9 conv over
-        a 256 x 256 image: 340 MB): a band of output rows at a time, each band's columns
-        built from the input rows it reads. The columns then stay in cache between im2col
-        writing them and the product reading them; built whole, copying them took as long
-        as the product (bench/RESULTS.md)."""
-        xp = get_array_module(x)
-        w, b = self.params["weight"], self.params["bias"]
-        F, C, K, _ = w.shape
-        s, p = self.stride, self.padding
-        _, _, oh, ow = out.shape
-        x_pad = pad_input(x, p, p)                                      # the band's im2col pads nothing
-        rows = self._rows_per_band(x.shape, xp)
-        for n in range(x.shape[0]):
-            for r0 in range(0, oh, rows):
-                r1 = min(oh, r0 + rows)
-                band = x_pad[n:n + 1, :, r0 * s:(r1 - 1) * s + K]       # the input rows output rows r0..r1 read
-                cols = im2col(band, K, K, s, 0)                         # (C*K*K, (r1-r0)*CW)
-                y = (w.reshape(F, -1) @ cols).reshape(F, r1 - r0, -1)   # (F, rows, CW)
-                xp.add(y[..., :ow], b[:, None, None], out=out[n, :, r0:r1])
-        return out
-
-    def _backward_in_bands(self, dout, x, param_grads):
-        """The backward pass band by band, as _forward_in_bands: each band's columns give its
-        share of dW, and its column gradients go back onto the input rows it read (bands
-        overlap by K - stride input rows, so they are added, not assigned)."""
-        xp = get_array_module(dout)
-        w = self.params["weight"]
-        F, C, K, _ = w.shape
-        s, p = self.stride, self.padding
-        N, _, H, W = x.shape
-        _, _, oh, ow = dout.shape
-        x_pad = pad_input(x, p, p)
-        dx_pad = xp.zeros(x_pad.shape, dtype=dout.dtype)
-        dw = xp.zeros((F, C * K * K), dtype=dout.dtype) if param_grads else None
-        rows = self._rows_per_band(x.shape, xp)
-        cw = col_width(W, K, s, p)
-        for n in range(N):
-            for r0 in range(0, oh, rows):
-                r1 = min(oh, r0 + rows)
-                band = slice(r0 * s, (r1 - 1) * s + K)                  # the input rows these outputs read
-                d = xp.zeros((F, r1 - r0, cw), dtype=dout.dtype)        # junk columns get zero gradient
-                d[..., :ow] = dout[n, :, r0:r1]
-                d = d.reshape(F, -1)                                     # (F, rows*CW)
-                if param_grads:
-                    dw += d @ im2col(x_pad[n:n + 1, :, band], K, K, s, 0).T
-                dx_pad[n:n + 1, :, band] += col2im(w.reshape(F, -1).T @ d, (1, C, band.stop - band.start,
-                                                                           x_pad.shape[3]), K, K, s, 0)
-        dx = dx_pad[:, :, p:p + H, p:p + W]
-        if not param_grads:
-            return dx, {}
-        return dx, {"weight": dw.reshape(w.shape), "bias": dout.sum(axis=(0, 2, 3))}
-
     def forward(self, x):
         _expect_nchw(x, self.in_channels, "Conv2d")
         w, b = self.params["weight"], self.params["bias"]
         expect_same_device(x, w, "Conv2d")
-        xp = get_array_module(x)
-        N, C, H, W = x.shape
+        s, p = self.stride, self.padding
+        if engine.enabled():        # the same numbers: tinycnn/engine/conv.py
+            return engine.conv2d_forward(x, w, b, s, p), x
         F, _, K, _ = w.shape
-        oh, ow = out_size(H, K, self.stride, self.padding), out_size(W, K, self.stride, self.padding)
-        if self._pointwise():
-            # a 1x1 conv is one product per image, W (F, C) @ x_n (C, H*W), read in place:
-            # matmul batches over n, so neither x nor out is transposed into (C, N*H*W)
-            out = w.reshape(F, C) @ x.reshape(N, C, H * W)                # (N, F, H*W)
-            out += b[:, None]
-            return out.reshape(N, F, H, W), x
-        out = xp.empty((N, F, oh, ow), dtype=xp.result_type(x, w))
-        if self._rows_per_band(x.shape, xp) < oh:
-            return self._forward_in_bands(x, out), x
-        for chunk in self._chunks(x.shape, xp):
-            cols, cw = self._columns(x[chunk])                          # (C*K*K, n*H'*CW)
-            y = (w.reshape(F, -1) @ cols).reshape(F, -1, oh, cw)        # (F, n, H', CW): one product
-            xp.add(y[..., :ow].transpose(1, 0, 2, 3), b[:, None, None], out=out[chunk])
-        return out, x
+        oh, ow = out_size(x.shape[2], K, s, p), out_size(x.shape[3], K, s, p)
+        cols = im2col(x, K, K, s, p)                                    # (C*K*K, N*H'*W')
+        out = w.reshape(F, -1) @ cols + b[:, None]                      # (F, N*H'*W')
+        return out.reshape(F, -1, oh, ow).transpose(1, 0, 2, 3), x
 
     def backward(self, dout, cache, param_grads=True):
         """dout: (N, F, H', W') -> dx: (N, C, H, W), grads {"weight": (F, C, K, K), "bias": (F,)}.
@@ -201,36 +108,16 @@ class Conv2d(Layer):
         With param_grads=False the grads are {} and neither dW's product nor the
         columns it needs are computed: dx needs only W (what every technique in vis/ asks).
         """
-        xp = get_array_module(dout)
-        x = cache
-        w = self.params["weight"]
-        F, C, K, _ = w.shape
-        N, _, H, W = x.shape
-        _, _, oh, ow = dout.shape
-        if self._pointwise():      # per image: dx_n = W^T dout_n, dW = sum_n dout_n x_n^T
-            d = dout.reshape(N, F, H * W)
-            dx = (w.reshape(F, C).T @ d).reshape(N, C, H, W)
-            if not param_grads:
-                return dx, {}
-            dw = (d @ x.reshape(N, C, H * W).transpose(0, 2, 1)).sum(axis=0)   # (F, C)
-            return dx, {"weight": dw.reshape(w.shape), "bias": dout.sum(axis=(0, 2, 3))}
-        if self._rows_per_band(x.shape, xp) < oh:
-            return self._backward_in_bands(dout, x, param_grads)
-        cw = col_width(W, K, self.stride, self.padding)
-        dw = xp.zeros((F, C * K * K), dtype=dout.dtype) if param_grads else None
-        dx = xp.empty(x.shape, dtype=dout.dtype)
-        for chunk in self._chunks(x.shape, xp):
-            n = x[chunk].shape[0]
-            d = xp.zeros((F, n, oh, cw), dtype=dout.dtype)              # junk columns get zero gradient
-            d[..., :ow] = dout[chunk].transpose(1, 0, 2, 3)
-            d = d.reshape(F, n * oh * cw)                                # (F, n*H'*CW)
-            if param_grads:
-                cols, _ = self._columns(x[chunk])                       # rebuilt, not cached
-                dw += d @ cols.T
-            dcols = w.reshape(F, -1).T @ d                               # (C*K*K, n*H'*CW)
-            dx[chunk] = col2im(dcols, (n, C, H, W), K, K, self.stride, self.padding)
+        x, w = cache, self.params["weight"]
+        s, p = self.stride, self.padding
+        if engine.enabled():
+            return engine.conv2d_backward(dout, x, w, s, p, param_grads)
+        F, _, K, _ = w.shape
+        d = dout.transpose(1, 0, 2, 3).reshape(F, -1)                   # (F, N*H'*W')
+        dx = col2im(w.reshape(F, -1).T @ d, x.shape, K, K, s, p)        # (N, C, H, W)
         if not param_grads:
             return dx, {}
+        dw = d @ im2col(x, K, K, s, p).T                                # (F, C*K*K)
         return dx, {"weight": dw.reshape(w.shape), "bias": dout.sum(axis=(0, 2, 3))}
 
 
@@ -289,15 +176,8 @@ class _Pool2d(Layer):
         p = self.padding
         oh, ow, eh, ew = self._geometry(H, W)
         dx_pad = xp.zeros((N, C, H + 2 * p + eh, W + 2 * p + ew), dtype=dtype)
-        s = self.stride
-        for k, (i, j, rows, cols) in enumerate(self._offsets(oh, ow)):
-            if i < s and j < s:
-                # the offsets of one stride x stride corner write disjoint cells (y*s + i, x*s + j)
-                # that no other offset writes before them: a copy, not an add (a strided add
-                # reads the slice back as well)
-                dx_pad[:, :, rows, cols] = grad_at_offset(k)
-            else:
-                dx_pad[:, :, rows, cols] += grad_at_offset(k)
+        for k, (_, _, rows, cols) in enumerate(self._offsets(oh, ow)):
+            dx_pad[:, :, rows, cols] += grad_at_offset(k)
         return dx_pad[:, :, p:p + H, p:p + W]
 
     def _check(self, x):
@@ -319,35 +199,17 @@ class MaxPool2d(_Pool2d):
     def forward(self, x):
         self._check(x)
         xp = get_array_module(x)
-        N, C, H, W = x.shape
-        k, s = self.kernel_size, self.stride
-        oh, ow, eh, ew = self._geometry(H, W)
+        oh, ow, eh, ew = self._geometry(*x.shape[2:])
         x_pad = pad_input(x, self.padding, self.padding, -np.inf, eh, ew)
-        # a K x K max is a max over K columns, then over K rows: 2(K-1) passes, not K*K.
-        # Non-overlapping windows (stride = K) as a reshape (N, C, H', K, W', K) reduced over
-        # axes 3 and 5 measured 6x slower in NumPy (strided reductions), so they go this way too
-        row_max = x_pad[:, :, :, 0:s * ow:s].copy()                  # (N, C, Hp, W')
-        for j in range(1, k):
-            xp.maximum(row_max, x_pad[:, :, :, j:j + s * ow:s], out=row_max)
-        out = row_max[:, :, 0:s * oh:s].copy()                        # (N, C, H', W')
-        for i in range(1, k):
-            xp.maximum(out, row_max[:, :, i:i + s * oh:s], out=out)
-        # which offset of each window holds its maximum (for backward); on ties the first
-        # in row-major order: an offset counts only where no earlier one was found. Only the
-        # comparison reads floats; the rest is integer arithmetic (bytes below 128 offsets), vectorised
-        # (about twice as fast as an xp.where(equal, k, winner) per offset: bench/RESULTS.md)
-        dtype = np.int8 if k * k < 128 else np.int32
-        winner = xp.zeros(out.shape, dtype=dtype)
-        found = xp.zeros(out.shape, dtype=bool)
-        for n, (_, _, rows, cols) in enumerate(self._offsets(oh, ow)):
-            equal = x_pad[:, :, rows, cols] == out
-            if n:
-                winner += (equal & ~found) * dtype(n)
-            found |= equal
-        return out, (x.shape, winner)
+        if engine.enabled():        # the same maximum and winner: tinycnn/engine/pool.py
+            out, winner = engine.max_pool(x_pad, self.kernel_size, self.stride, oh, ow)
+            return out, (winner, x.shape)
+        windows = xp.stack([x_pad[:, :, rows, cols] for *_, rows, cols in self._offsets(oh, ow)])
+        # (K*K, N, C, H', W'); argmax picks the first maximum, offset k = i*K + j
+        return windows.max(axis=0), (windows.argmax(axis=0), x.shape)
 
     def backward(self, dout, cache):
-        x_shape, winner = cache
+        winner, x_shape = cache
         xp = get_array_module(dout)
         return self._spread(x_shape, dout.dtype, xp, lambda k: (winner == k) * dout), {}
 

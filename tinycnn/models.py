@@ -7,10 +7,10 @@
 """
 import numpy as np
 
-from .data import CIFAR10_MEAN, CIFAR10_STD, CLASSES
+from .io.data import CIFAR10_MEAN, CIFAR10_STD, CLASSES
 from .layers import Conv2d, Dropout, Flatten, GlobalAvgPool2d, Linear, MaxPool2d, ReLU
 from .net import Concat, Network, Sequential
-from .weights import find_weights, key_mismatch, read_npz
+from .io.weights import find_weights, key_mismatch, read_npz
 
 IMAGENET_MEAN = (0.485, 0.456, 0.406)
 IMAGENET_STD = (0.229, 0.224, 0.225)
@@ -73,7 +73,7 @@ def squeezenet1_1(weights=None, *, seed=0):
         ("conv10", Conv2d(512, 1000, 1, seed=seed + 90)), ("relu10", ReLU()),
         ("pool10", GlobalAvgPool2d()),
     ])
-    from .images import imagenet_classes
+    from .io.images import imagenet_classes
     net.meta = {"name": "squeezenet1_1", "classes": imagenet_classes(), "input_size": 224,
                 "mean": IMAGENET_MEAN, "std": IMAGENET_STD}
     if weights is not False:

@@ -26,7 +26,7 @@ import numpy as np
 
 from .backend import asarray, get_array_module, to_numpy
 from .layers import Dropout, Layer, ReLU, ShapeError, expect_same_device
-from .weights import StateDictError, key_mismatch, read_npz   # noqa: F401 (StateDictError: public here too)
+from .io.weights import StateDictError, key_mismatch, read_npz   # noqa: F401 (StateDictError: public here too)
 
 
 class UnknownLayerError(LookupError):
@@ -280,13 +280,13 @@ class Network(Sequential):
 
         NaN and Inf are looked for in host (NumPy) input only: on a GPU the count
         would be a synchronisation on every forward pass of every optimisation step.
-        Images reach the device through tinycnn.images, which checks them on the host.
+        Images reach the device through tinycnn.io.images, which checks them on the host.
         """
         if not hasattr(x, "dtype") or not hasattr(x, "shape"):
             raise TypeError(f"expected a NumPy or CuPy array, got {type(x).__name__}")
         if x.dtype.kind != "f":
             raise TypeError(f"expected a floating-point array, got dtype {x.dtype}; convert it with "
-                            "x.astype(np.float32) (images: tinycnn.images.preprocess)")
+                            "x.astype(np.float32) (images: tinycnn.io.images.preprocess)")
         params = [p for _, p in self.named_params()]
         if params:
             expect_same_device(x, params[0], "the network")

@@ -68,7 +68,7 @@ class CheckpointError(ValueError):
 def load_checkpoint(path, net, opt, rng):
     """Restore the parameters, the optimiser's velocities and the random state; returns (epoch,
     history). A file that is not such a checkpoint is one CheckpointError naming the problem."""
-    from .archives import FORGED_ZIP
+    from .io.archives import FORGED_ZIP
     from .net import StateDictError
     if not zipfile.is_zipfile(path):     # np.load would try it as a pickle ("contains pickled data")
         raise CheckpointError(f"cannot resume from {path}: it is not an .npz checkpoint")
@@ -186,7 +186,7 @@ def number(kind, low, *, above=False):
 
 
 def main(argv=None):
-    from .data import load_cifar10
+    from .io.data import load_cifar10
     from .models import cifar10_net, normalize
 
     p = OneLineParser(description="Train the CIFAR-10 net with tinycnn (make train).", prog="python -m tinycnn.train")
@@ -207,10 +207,10 @@ def main(argv=None):
             Path(path).resolve().parent.mkdir(parents=True, exist_ok=True)
         except OSError as e:
             p.error(f"argument {option}: cannot make its folder: {e}")
-    from .malloc import keep_freed_memory
-    keep_freed_memory()             # no fresh pages for every batch's temporaries: tinycnn/malloc.py
+    from .engine.malloc import keep_freed_memory
+    keep_freed_memory()             # no fresh pages for every batch's temporaries: tinycnn/engine/malloc.py
 
-    from .data import DataError
+    from .io.data import DataError
     try:
         x_train, y_train = load_cifar10("train")
         x_test, y_test = load_cifar10("test")

@@ -1,12 +1,12 @@
 """What each ``python -m vis.<technique>`` whose options scale memory needs, for
-tinycnn.memory.check_fits: a need(value) function per command, counted from the arrays the
-technique allocates (tinycnn/memory.py says how a network pass is counted, and how close the
+tinycnn.engine.memory.check_fits: a need(value) function per command, counted from the arrays the
+technique allocates (tinycnn/engine/memory.py says how a network pass is counted, and how close the
 estimates stay to what is measured).
 """
 import numpy as np
 
 from tinycnn import backend
-from tinycnn.memory import pass_bytes_per_pixel, resized
+from tinycnn.engine.memory import pass_bytes_per_pixel, resized
 
 # Each function returns need(value) for check_fits. Float32 images are 12 bytes a pixel; pictures
 # for the figure 3.
@@ -28,7 +28,7 @@ TSNE_MATRICES = 9
 # (about two images), the base, the detail, the octave's start, x, its jittered roll, the gradient
 # rolled back, |g| and two steps' temporaries
 DREAM_IMAGES = 12
-# tinycnn.data.load_cifar10("test"), which vis.embedding draws its images from: the float32 images
+# tinycnn.io.data.load_cifar10("test"), which vis.embedding draws its images from: the float32 images
 # (123 MB) and their decoding, at most twice as much again
 CIFAR10_TEST_BYTES = 3 * 10000 * 3 * 32 * 32 * 4
 # a trained network's parameter: itself, its gradient, Adam's two moments, the update's temporaries

@@ -24,7 +24,7 @@ import numpy as np
 from scipy import optimize as sciopt
 
 from tinycnn import backend
-from tinycnn.images import NOT_FINITE
+from tinycnn.io.images import NOT_FINITE
 
 
 # CS231n's style-transfer schedule (assignment 3), used by every Adam image synthesis

@@ -115,7 +115,7 @@ def _yosinski_transforms(objective, *, decay, blur_sigma, blur_every, norm_pct, 
 
 
 def main(argv=None):
-    from tinycnn.images import class_index, deprocess
+    from tinycnn.io.images import class_index, deprocess
     p = cli.parser("Class / neuron visualisation by gradient ascent.", target=False, image=False)
     p.add_argument("--target", nargs="+", default=None,
                    help="classes (index or name); default: flamingo, billiard table, goose, tarantula "

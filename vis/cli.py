@@ -19,8 +19,8 @@ import numpy as np
 from PIL import Image
 
 from tinycnn import backend
-from tinycnn.images import class_index, deprocess, load_image, preprocess
-from tinycnn.sample_images import OPTIONAL_NAMES, PROJECT_IMAGES
+from tinycnn.io.images import class_index, deprocess, load_image, preprocess
+from tinycnn.io.sample_images import OPTIONAL_NAMES, PROJECT_IMAGES
 
 DEFAULT_PHOTO = "chelsea.png"     # a cat (scikit-image, CC0; in images/photos)
 
@@ -232,12 +232,12 @@ def load_net(args, name=None):
 def run(main):
     """Run a technique's main(): bad input ends in one line on stderr (exit 2), not a traceback."""
     from tinycnn.backend import BackendError
-    from tinycnn.data import DataError
-    from tinycnn.malloc import keep_freed_memory
-    from tinycnn.threads import set_blas_threads, threads_for_commands
+    from tinycnn.io.data import DataError
+    from tinycnn.engine.malloc import keep_freed_memory
+    from tinycnn.engine.threads import set_blas_threads, threads_for_commands
     try:
-        set_blas_threads(threads_for_commands())   # one, unless told: why in tinycnn/threads.py
-        keep_freed_memory()                        # no fresh pages for every pass: tinycnn/malloc.py
+        set_blas_threads(threads_for_commands())   # one, unless told: why in tinycnn/engine/threads.py
+        keep_freed_memory()                        # no fresh pages for every pass: tinycnn/engine/malloc.py
         # an overflow is told in one line where it matters (a non-finite input to the net, a picture
         # without colours: images.NOT_FINITE), not as NumPy's warnings before it
         with np.errstate(over="ignore", invalid="ignore"):
@@ -363,7 +363,7 @@ def load_inputs(net, specs):
     for spec in expand_folders(specs):
         if spec.startswith("cifar:"):
             if cifar is None:
-                from tinycnn.data import load_cifar10
+                from tinycnn.io.data import load_cifar10
                 cifar = load_cifar10("test")[0]
             index = spec[6:]
             if not (index.isascii() and index.isdigit()) or int(index) >= len(cifar):

@@ -22,7 +22,8 @@ for more, smaller objects, as in the blog post's pictures.
 """
 import numpy as np
 
-from tinycnn import backend, memory
+from tinycnn import backend
+from tinycnn.engine import memory
 from vis import _memory, cli, render
 from vis._optimize import clamp, optimize, pixel_range
 from vis.objectives import dream_objective
@@ -62,7 +63,7 @@ def deepdream(net, x, layer, *, octaves=OCTAVES, octave_scale=OCTAVE_SCALE, step
 
 
 def main(argv=None):
-    from tinycnn.images import deprocess
+    from tinycnn.io.images import deprocess
     p = cli.parser("DeepDream: amplify a layer's activations.", target=False, layer="dream_layer", layers=True)
     p.add_argument("--octaves", type=cli.count, default=OCTAVES, help="image scales, each 1.4x the last (default: %(default)s)")
     p.add_argument("--steps", type=cli.count, default=STEPS, help="steps per octave (default: %(default)s)")
@@ -71,7 +72,7 @@ def main(argv=None):
     net = cli.load_net(args)
     for layer in args.layer:
         cli.check_channel(net, layer)
-    if args.size:      # refused in one line before the photo is read if it cannot fit: tinycnn/memory.py
+    if args.size:      # refused in one line before the photo is read if it cannot fit: tinycnn/engine/memory.py
         photo = memory.image_shapes(cli.check_uncropped(net, args.image, args.size)[:1], cli.find_image)
         memory.check_fits("--size", args.size, _memory.deepdream_need(net, photo, args.layer))
     if args.size:

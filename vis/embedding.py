@@ -25,7 +25,7 @@ import numpy as np
 from scipy.optimize import linear_sum_assignment
 from PIL import Image, ImageDraw
 
-from tinycnn import memory
+from tinycnn.engine import memory
 from vis import _memory, cli, render
 
 # van der Maaten's reference implementation (tsne.py, 2008; bhtsne 2014)
@@ -173,7 +173,7 @@ def main(argv=None):
         raise ValueError(f"a {args.grid} x {args.grid} grid needs at least {args.grid ** 2} images, --count is {args.count}")
     need = _memory.embedding_need(net, args.layer, args.grid)      # t-SNE's N x N matrices: vis/_memory.py
     memory.check_fits("--count", args.count, need, lowest=args.grid ** 2)
-    from tinycnn.data import load_cifar10
+    from tinycnn.io.data import load_cifar10
     x_all, y_all = load_cifar10("test")
     keep = np.random.default_rng(args.seed).permutation(len(x_all))[:args.count]
     x, y = x_all[keep], y_all[keep]

@@ -44,8 +44,9 @@ from pathlib import Path
 
 import numpy as np
 
-from tinycnn import backend, memory
-from tinycnn.images import deprocess, load_image, preprocess, resize_short_side
+from tinycnn import backend
+from tinycnn.engine import memory
+from tinycnn.io.images import deprocess, load_image, preprocess, resize_short_side
 from tinycnn.layers import Conv2d, InstanceNorm2d, ReflectionPad2d, ReLU, Upsample2d
 from tinycnn.net import Network, Residual, Sequential
 from tinycnn.optim import Adam
@@ -197,7 +198,7 @@ def train(tnet, net, style, photos, *, preset, steps=STEPS, batch=BATCH, crop=CR
 
 def save_checkpoint(path, tnet, opt, rng, history):
     """Parameters, Adam's moments and step, the crop generator's state and the loss history,
-    as plain numeric arrays (read back by tinycnn.weights.read_npz, which never unpickles)."""
+    as plain numeric arrays (read back by tinycnn.io.weights.read_npz, which never unpickles)."""
     arrays = {f"param/{k}": v for k, v in tnet.state_dict().items()}
     arrays.update({f"m/{k}": backend.to_numpy(v) for k, v in opt.m.items()})
     arrays.update({f"v/{k}": backend.to_numpy(v) for k, v in opt.v.items()})
@@ -209,7 +210,7 @@ def save_checkpoint(path, tnet, opt, rng, history):
 
 def load_checkpoint(path, tnet, opt, rng):
     """Restore what save_checkpoint wrote; returns (steps done, history)."""
-    from tinycnn.weights import read_npz
+    from tinycnn.io.weights import read_npz
     f = read_npz(path)
     tnet.load_state_dict({k[6:]: v for k, v in f.items() if k.startswith("param/")}, source=str(path))
     for k in opt.m:
@@ -259,7 +260,7 @@ def _name(style):
 def load_transform_net(path):
     """A transform network from an .npz written by ``python -m vis.fast_style --train``; its
     width and block count are read from the parameters' shapes."""
-    from tinycnn.weights import read_npz
+    from tinycnn.io.weights import read_npz
     if not Path(path).is_file():
         raise FileNotFoundError(f"no fast-style weights at {path}; train them with make train_fast_style "
                                 "(or python -m vis.fast_style --train --style NAME)")
@@ -308,7 +309,7 @@ def main(argv=None):
     net = cli.load_net(args, "squeezenet")
     style = backend.asarray(preprocess(painting, mean=net.meta["mean"], std=net.meta["std"]))
     path = Path(args.net) if args.net else weights_path(args.style)
-    if args.train:     # refused in one line, before any photo is read, if a step cannot fit (tinycnn/memory.py)
+    if args.train:     # refused in one line, before any photo is read, if a step cannot fit (tinycnn/engine/memory.py)
         need = _memory.fast_style_training_need(net, transform_net(1, args.blocks), args.batch, args.width)
         memory.check_fits(f"--batch {args.batch} --crop", args.crop, need, lowest=4, step=4)
         _train_main(args, net, style, preset, path)

@@ -55,7 +55,7 @@ def invert_features(net, x, layer, *, tv_weight=None, alpha_weight=ALPHA_WEIGHT,
 
 
 def main(argv=None):
-    from tinycnn.images import deprocess
+    from tinycnn.io.images import deprocess
     p = cli.parser("Feature inversion from successively deeper layers.", target=False)
     p.add_argument("--layers", nargs="+", default=list(LAYERS), help="layers to invert, one image each (default: %(default)s)")
     p.add_argument("--steps", type=cli.count, default=SYNTHESIS_STEPS, help="Adam steps per layer (default: %(default)s)")

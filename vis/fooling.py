@@ -39,7 +39,7 @@ def fooling_image(net, x, target, *, lr=LR, max_steps=MAX_STEPS, log=None):
 
 
 def main(argv=None):
-    from tinycnn.images import class_index, deprocess
+    from tinycnn.io.images import class_index, deprocess
     p = cli.parser("Fooling images: imperceptible changes that flip the prediction.", target=False)
     p.add_argument("--target", default=None, help="class to fool towards (default: "
                    + ", ".join(f"{row['fool_target']} on {m}" for m, row in cli.MODEL_DEFAULTS.items()) + ")")

@@ -264,8 +264,8 @@ FIGURES = [
 
 def missing_inputs(needs):
     """Why a figure cannot be drawn here ('' when it can)."""
-    from tinycnn.data import DataError, find_cifar10
-    from tinycnn.weights import find_weights
+    from tinycnn.io.data import DataError, find_cifar10
+    from tinycnn.io.weights import find_weights
     for need in needs:
         try:
             if need == SQ:
@@ -280,7 +280,7 @@ def missing_inputs(needs):
 
 def default_jobs():
     """Figures drawn at once: one per core (each command runs its products on one BLAS
-    thread, tinycnn/threads.py; per TINYCNN_BLAS_THREADS cores when that asks for more), at
+    thread, tinycnn/engine/threads.py; per TINYCNN_BLAS_THREADS cores when that asks for more), at
     most MAX_JOBS, which bounds the memory of the photos' models side by side; one on a GPU
     (TINYCNN_BACKEND=cupy), which the commands would otherwise share."""
     if os.environ.get("TINYCNN_BACKEND", "").strip().lower() == "cupy":
@@ -289,7 +289,7 @@ def default_jobs():
         cores = len(os.sched_getaffinity(0))
     except AttributeError:          # not Linux
         cores = os.cpu_count() or 1
-    from tinycnn.threads import threads_for_commands
+    from tinycnn.engine.threads import threads_for_commands
     try:
         threads = threads_for_commands()
     except ValueError:              # a bad TINYCNN_BLAS_THREADS: each command says so itself

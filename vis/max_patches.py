@@ -26,8 +26,9 @@ takes at most one patch per image, so that a row shows what its images have in c
 """
 import numpy as np
 
-from tinycnn import backend, memory
-from tinycnn.images import deprocess, load_image, preprocess, resize_center_crop
+from tinycnn import backend
+from tinycnn.engine import memory
+from tinycnn.io.images import deprocess, load_image, preprocess, resize_center_crop
 from tinycnn.layers import AvgPool2d, Conv2d, MaxPool2d
 from tinycnn.net import Concat, Container
 from vis import _memory, cli, render

@@ -46,8 +46,8 @@ def multifaceted(net, images, target, *, layer, k=4, steps=100, lr=CS231N["lr"],
 
 
 def main(argv=None):
-    from tinycnn.data import load_cifar10
-    from tinycnn.images import class_index, deprocess
+    from tinycnn.io.data import load_cifar10
+    from tinycnn.io.images import class_index, deprocess
     from tinycnn.models import normalize
     p = cli.parser("Multifaceted visualisation: k-means facets of a class (CIFAR-10 net).", image=False)
     p.add_argument("--k", type=cli.count, default=4, help="facets: k-means clusters of the class's images (default: %(default)s)")

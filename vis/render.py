@@ -8,7 +8,7 @@ from pathlib import Path
 import numpy as np
 from PIL import Image, ImageDraw, ImageFont
 
-from tinycnn.images import NOT_FINITE
+from tinycnn.io.images import NOT_FINITE
 
 # anchor colours of matplotlib's "inferno" map (Smith & van der Walt 2015) at 0, 1/6, ..., 1;
 # dark-to-bright and readable in grey scale, so heat maps survive printing

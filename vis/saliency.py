@@ -39,8 +39,9 @@ saliency`` does at 300 px; the figure's caption says what the cut found on each 
 import numpy as np
 from scipy import ndimage
 
-from tinycnn import backend, memory
-from tinycnn.images import deprocess
+from tinycnn import backend
+from tinycnn.engine import memory
+from tinycnn.io.images import deprocess
 from vis import _memory, cli, render
 from vis.grabcut import grabcut
 from vis.objectives import noisy_mean, score_gradient
@@ -123,7 +124,7 @@ def main(argv=None):
     cli.add_size_option(p)
     args = cli.parse_args(p, argv, __doc__)
     net = cli.load_net(args)
-    if args.size:      # refused in one line before any photo is read if it cannot fit: tinycnn/memory.py
+    if args.size:      # refused in one line before any photo is read if it cannot fit: tinycnn/engine/memory.py
         photos = memory.image_shapes(cli.check_uncropped(net, args.image, args.size, classify=True), cli.find_image)
         memory.check_fits("--size", args.size, _memory.saliency_need(net, photos))
     if args.size:      # one batch per photo: their shapes differ

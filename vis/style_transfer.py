@@ -40,7 +40,7 @@ import numpy as np
 from PIL import Image
 
 from tinycnn import backend
-from tinycnn.images import check_min_side, load_image
+from tinycnn.io.images import check_min_side, load_image
 from vis import cli, render
 from vis._optimize import SYNTHESIS_STEPS, clamp, optimize, pixel_range, synthesis_lr, uniform_image
 from vis.objectives import mixed_style_targets, synthesis_objective
@@ -177,7 +177,7 @@ def style_file(style):
 
 
 def main(argv=None):
-    from tinycnn.images import deprocess, preprocess, resize_short_side
+    from tinycnn.io.images import deprocess, preprocess, resize_short_side
     p = cli.parser("Neural style transfer (Gatys et al. 2016) with CS231n's presets.", target=False, image=False)
     p.add_argument("--content", nargs="+", default=[cli.DEFAULT_PHOTO], help="content photos (in photos/ or paths)")
     p.add_argument("--style", nargs="+", default=list(PRESETS), help=f"presets: {', '.join(PRESETS)}; or a style image (with starry_night's weights)")

@@ -38,7 +38,7 @@ import time
 import numpy as np
 from scipy import ndimage
 
-from tinycnn import memory
+from tinycnn.engine import memory
 from vis import _memory, cli, render
 
 WINDOW = 11               # the method's one free parameter, about the texture's largest regular feature (Efros & Leung)
@@ -157,7 +157,7 @@ def synthesize_nn(texture, size, *, window=WINDOW, epsilon=EPSILON, sigma=None, 
 
 def load_texture(spec, size):
     """A texture file's centre crop, its short side resized to ``size``: uint8 (size, size, 3)."""
-    from tinycnn.images import load_image, resize_center_crop
+    from tinycnn.io.images import load_image, resize_center_crop
     return resize_center_crop(load_image(cli.find_image(spec)), size, name=spec)
 
 

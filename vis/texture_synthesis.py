@@ -24,7 +24,8 @@ by 10^6 and leave coloured noise. The same rescaling, per layer, is a weight:
 
 import time
 
-from tinycnn import backend, memory
+from tinycnn import backend
+from tinycnn.engine import memory
 from vis import _memory, cli, render
 from vis._optimize import optimize, pixel_range, uniform_image
 from vis.objectives import style_targets_of, synthesis_objective
@@ -57,7 +58,7 @@ def synthesize_texture(net, texture, layers, *, size=None, steps=STEPS, seed=0, 
 
 
 def main(argv=None):
-    from tinycnn.images import deprocess
+    from tinycnn.io.images import deprocess
     p = cli.parser("Gram-matrix texture synthesis with progressively more layers.", target=False, image=False)
     p.add_argument("--texture", nargs="+", default=["textures/brick.png", "styles/starry_night.jpg"],
                    help="texture images, relative to images/ (or $TINYCNN_IMAGES_DIR), or paths")

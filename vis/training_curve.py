@@ -9,7 +9,7 @@ import json
 import math
 from pathlib import Path
 
-from tinycnn.weights import find_weights
+from tinycnn.io.weights import find_weights
 from vis import cli, render
 
 

@@ -56,7 +56,7 @@ def load_image(path):
 
 
 def _whole(path, fmt, pixels):
-    """pixels, unless the file is a PNG (``fmt``, Pillow's name) whose pixel stream ends before its last row (tinycnn/png.py):
+    """pixels, unless the file is a PNG (``fmt``, Pillow's name) whose pixel stream ends before its last row (tinycnn/io/png.py):
     Pillow draws the rows it never got black."""
     if fmt == "PNG":
         counted = missing_bytes(Path(path).read_bytes())

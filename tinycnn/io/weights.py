@@ -10,7 +10,7 @@ PyTorch checkpoints (pickles inside a zip) are read by ``torch_checkpoint``, whi
 knows only the handful of globals a tensor checkpoint needs and checks every tensor
 against its storage. A malicious file cannot run code, read memory or exhaust it.
 
-    make weights     # python -m tinycnn.weights: torchvision's squeezenet1_1 -> weights/squeezenet1_1_torchvision.npz
+    make weights     # python -m tinycnn.io.weights: torchvision's squeezenet1_1 -> weights/squeezenet1_1_torchvision.npz
 
 The SqueezeNet weights every figure uses ship in ``weights/squeezenet1_1.npz`` (the ONNX
 model zoo's, Apache-2.0, see weights/README.md); ``make weights`` fetches torchvision's,
@@ -31,7 +31,7 @@ import numpy as np
 from .archives import FORGED_ZIP, record_info, records, regular_file
 from .torch_checkpoint import UnsafeCheckpointError, read_torch_checkpoint  # noqa: F401 (public here)
 
-PROJECT_WEIGHTS = Path(__file__).resolve().parents[1] / "weights"
+PROJECT_WEIGHTS = Path(__file__).resolve().parents[2] / "weights"
 TORCHVISION_NPZ = "squeezenet1_1_torchvision.npz"        # what make weights writes
 HOW_TO_GET = {
     "cifar10_net.npz": "it ships with tinycnn in weights/; `make train` reproduces it",

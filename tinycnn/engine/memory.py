@@ -30,7 +30,7 @@ from pathlib import Path
 
 import numpy as np
 
-from . import backend
+from .. import backend
 
 MEMINFO = Path("/proc/meminfo")
 SELF_STATUS = Path("/proc/self/status")
@@ -227,7 +227,7 @@ def pass_bytes_per_pixel(net, *, until=None, keep=(), backward=True, side=None):
 
 def resized(shape, short_side):
     """(H, W) of an image of ``shape`` (H, W) resized so that its short side is ``short_side``,
-    as tinycnn.images.resize_short_side does."""
+    as tinycnn.io.images.resize_short_side does."""
     h, w = shape
     scale = short_side / min(h, w)
     return max(1, round(h * scale)), max(1, round(w * scale))

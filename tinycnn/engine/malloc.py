@@ -13,7 +13,7 @@ MMAP_THRESHOLD come from the heap, and the heap is never trimmed, so a loop of p
 reuses the same pages. The price: the process keeps its peak memory until it exits,
 which for the ``python -m vis.*`` commands, which call it, is what they use anyway.
 Arrays above MMAP_THRESHOLD are still mapped fresh each time; that is one reason im2col
-works in chunks of CHUNK_BYTES (``tinycnn/layers.py``). Elsewhere than glibc (macOS,
+works in chunks of CHUNK_BYTES (``tinycnn/engine/conv.py``). Elsewhere than glibc (macOS,
 musl) nothing happens and it returns False.
 """
 import ctypes

@@ -6,13 +6,13 @@ their licences in images/README.md) in ``images/photos``, ``images/styles`` and
 few more, with other (permissive) terms, from pinned upstream addresses into the same
 folders, each checked against its sha256 before it is kept.
 
-    make images      # python -m tinycnn.sample_images: the optional photos -> images/photos/
+    make images      # python -m tinycnn.io.sample_images: the optional photos -> images/photos/
 """
 from pathlib import Path
 
 from .weights import DownloadError, check_file, download, fetch_command
 
-PROJECT_IMAGES = Path(__file__).resolve().parents[1] / "images"
+PROJECT_IMAGES = Path(__file__).resolve().parents[2] / "images"
 
 # (file, upstream address, sha256, licence). The addresses name a release tag or commit,
 # so that the bytes (and the hashes) cannot change under them; Debian's opencv-doc

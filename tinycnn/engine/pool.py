@@ -1,0 +1,39 @@
+"""The engine's max pooling: the same maximum and winner as ``MaxPool2d``'s clear path.
+
+The clear path stacks the K*K window offsets and takes max and argmax over them: K*K
+passes over a stack K*K times the output. Here a K x K max is a max over K columns,
+then over K rows (2(K-1) passes over arrays the size of the input), and the winner is
+found by comparing each offset with the maximum, in small integers.
+"""
+import numpy as np
+
+from ..backend import get_array_module
+from ..im2col import window_offsets
+
+
+def max_pool(x_pad, k, s, oh, ow):
+    """x_pad (N, C, Hp, Wp), padded with -inf -> (out, winner), both (N, C, H', W').
+
+    winner holds the offset i*k + j of each window's maximum; on ties the first in
+    row-major order (as argmax, and PyTorch).
+    """
+    xp = get_array_module(x_pad)
+    # non-overlapping windows (stride = K) as a reshape (N, C, H', K, W', K) reduced over
+    # axes 3 and 5 are slower in NumPy (strided reductions), so they go this way too
+    row_max = x_pad[:, :, :, 0:s * ow:s].copy()                      # (N, C, Hp, W')
+    for j in range(1, k):
+        xp.maximum(row_max, x_pad[:, :, :, j:j + s * ow:s], out=row_max)
+    out = row_max[:, :, 0:s * oh:s].copy()                            # (N, C, H', W')
+    for i in range(1, k):
+        xp.maximum(out, row_max[:, :, i:i + s * oh:s], out=out)
+    # an offset counts only where no earlier one was found; only the comparison reads
+    # floats, the rest is integer arithmetic (bytes below 128 offsets)
+    dtype = np.int8 if k * k < 128 else np.int32
+    winner = xp.zeros(out.shape, dtype=dtype)
+    found = xp.zeros(out.shape, dtype=bool)
+    for n, (_, _, rows, cols) in enumerate(window_offsets(k, k, s, oh, ow)):
+        equal = x_pad[:, :, rows, cols] == out
+        if n:
+            winner += (equal & ~found) * dtype(n)
+        found |= equal
+    return out, winner
