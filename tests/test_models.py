@@ -5,7 +5,8 @@ import pytest
 from tinycnn.backend import to_numpy
 from tinycnn.gradcheck import rel_error
 from tinycnn.io.images import load_image, preprocess
-from tinycnn.models import cifar10_net, squeezenet1_1, torchvision_name
+from tinycnn.io.weights import torchvision_name
+from tinycnn.models import cifar10_net, squeezenet1_1
 
 from tinycnn.io.weights import PROJECT_WEIGHTS
 

@@ -87,7 +87,7 @@ def forged(tmp_path, offset, size, stride, numel=6, data_bytes=None, storage_typ
     return path
 
 
-READ_IN_A_CHILD = "import sys; from tinycnn import weights\n" \
+READ_IN_A_CHILD = "import sys; from tinycnn.io import weights\n" \
                   "try:\n    weights.read_torch_checkpoint(sys.argv[1])\n" \
                   "except weights.UnsafeCheckpointError as e:\n    print('refused:', e)"
 

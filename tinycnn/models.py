@@ -10,7 +10,7 @@ import numpy as np
 from .io.data import CIFAR10_MEAN, CIFAR10_STD, CLASSES
 from .layers import Conv2d, Dropout, Flatten, GlobalAvgPool2d, Linear, MaxPool2d, ReLU
 from .net import Concat, Network, Sequential
-from .io.weights import find_weights, key_mismatch, read_npz
+from .io.weights import find_weights, read_torchvision_squeezenet
 
 IMAGENET_MEAN = (0.485, 0.456, 0.406)
 IMAGENET_STD = (0.229, 0.224, 0.225)
@@ -32,23 +32,6 @@ def fire(cin, squeeze, expand1x1, expand3x3, seed=0):
                                 ("relu", ReLU())])),
         ])),
     ])
-
-
-# tinycnn's SqueezeNet layer -> torchvision's squeezenet1_1 module index
-_FEATURES = {"conv1": 0, "fire2": 3, "fire3": 4, "fire4": 6, "fire5": 7, "fire6": 9, "fire7": 10,
-             "fire8": 11, "fire9": 12}
-
-
-def torchvision_name(name):
-    """Our parameter name -> torchvision's: "fire2.expand.3x3.conv.weight" -> "features.3.expand3x3.weight"."""
-    parts = name.split(".")
-    if parts[0] == "conv10":
-        return "classifier.1." + parts[-1]
-    index = _FEATURES[parts[0]]
-    if parts[0] == "conv1":
-        return f"features.{index}.{parts[-1]}"
-    module = "squeeze" if parts[1] == "squeeze" else "expand" + parts[2]
-    return f"features.{index}.{module}.{parts[-1]}"
 
 
 def squeezenet1_1(weights=None, *, seed=0):
@@ -78,13 +61,8 @@ def squeezenet1_1(weights=None, *, seed=0):
                 "mean": IMAGENET_MEAN, "std": IMAGENET_STD}
     if weights is not False:
         path = find_weights("squeezenet1_1.npz") if weights is None else weights
-        stored = read_npz(path)
-        wanted = [torchvision_name(name) for name, _ in net.named_params()]
-        missing, extra = [k for k in wanted if k not in stored], sorted(set(stored) - set(wanted))
-        if missing or extra:       # named as in the file: torchvision's keys
-            raise key_mismatch(path, missing, extra, len(wanted), "SqueezeNet 1.1 (keyed by torchvision's names)")
-        net.load_state_dict({name: stored[torchvision_name(name)] for name, _ in net.named_params()},
-                            source=str(path))
+        names = [name for name, _ in net.named_params()]
+        net.load_state_dict(read_torchvision_squeezenet(path, names), source=str(path))
     return net
 
 

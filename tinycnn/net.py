@@ -25,17 +25,13 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from .backend import asarray, get_array_module, to_numpy
-from .layers import Dropout, Layer, ReLU, ShapeError, expect_same_device
-from .io.weights import StateDictError, key_mismatch, read_npz   # noqa: F401 (StateDictError: public here too)
+from .io.arrays import check_network_input, count_not_finite
+from .io.weights import StateDictError, check_state_dict, read_npz  # noqa: F401 (StateDictError: public)
+from .layers import Dropout, Layer, ReLU, ShapeError
 
 
 class UnknownLayerError(LookupError):
     """A layer name that the network does not have."""
-
-
-def count_not_finite(a):
-    """How many of the array's values are NaN or infinite (0 for a healthy parameter)."""
-    return int(a.size - get_array_module(a).isfinite(a).sum())
 
 
 def _split(name):
@@ -275,26 +271,6 @@ class Network(Sequential):
         return layers[name]
 
     # -- forward and backward ----------------------------------------------------
-    def check_input(self, x):
-        """Raise a clear error for input the network cannot take.
-
-        NaN and Inf are looked for in host (NumPy) input only: on a GPU the count
-        would be a synchronisation on every forward pass of every optimisation step.
-        Images reach the device through tinycnn.io.images, which checks them on the host.
-        """
-        if not hasattr(x, "dtype") or not hasattr(x, "shape"):
-            raise TypeError(f"expected a NumPy or CuPy array, got {type(x).__name__}")
-        if x.dtype.kind != "f":
-            raise TypeError(f"expected a floating-point array, got dtype {x.dtype}; convert it with "
-                            "x.astype(np.float32) (images: tinycnn.io.images.preprocess)")
-        params = [p for _, p in self.named_params()]
-        if params:
-            expect_same_device(x, params[0], "the network")
-        if get_array_module(x) is np:
-            bad = int((~np.isfinite(x)).sum())
-            if bad:
-                raise ValueError(f"the input contains {bad} NaN or Inf value(s) (shape {tuple(x.shape)})")
-
     def forward(self, x, until=None, keep=()):
         """Run the network on a batch.
 
@@ -303,7 +279,7 @@ class Network(Sequential):
         keep:  names of layers whose outputs to return in ``cache.activations``
         Returns (out, cache): the output of the last layer run and a ``Cache``.
         """
-        self.check_input(x)
+        check_network_input(x, next((p for _, p in self.named_params()), None))  # tinycnn/io/arrays.py
         keep = (keep,) if isinstance(keep, str) else tuple(keep)
         for name in keep + ((until,) if until else ()):
             self.layer(name)  # unknown names fail here, with suggestions
@@ -416,19 +392,7 @@ class Network(Sequential):
     def load_state_dict(self, state, source="state dict"):
         """Set every parameter from ``state``, strictly: every key present, none extra,
         every shape equal, every value finite. Errors name the key (and both shapes)."""
-        own = dict(self.named_params())
-        missing = [k for k in own if k not in state]
-        extra = [k for k in state if k not in own]
-        if missing or extra:
-            raise key_mismatch(source, missing, extra, len(own))
-        for key, value in own.items():
-            new = state[key]
-            if tuple(new.shape) != tuple(value.shape):
-                raise StateDictError(f"{source}: parameter {key!r} has shape {tuple(new.shape)} "
-                                     f"but the network expects {tuple(value.shape)}")
-            bad = count_not_finite(new)
-            if bad:         # a diverged training run: every picture drawn from it would be wrong
-                raise StateDictError(f"{source}: parameter {key!r} holds {bad} NaN or infinite value(s)")
+        check_state_dict(dict(self.named_params()), state, source)
         for name, layer in self.named_layers():
             layer.params = {k: asarray(state[f"{name}.{k}"], v.dtype) for k, v in layer.params.items()}
         return self

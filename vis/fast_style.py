@@ -26,7 +26,7 @@ Johnson et al.'s later code adopted for its sharper results) and ReLU, except th
 whose output is the image in the loss network's normalised units; reflection padding
 keeps the borders like the inside. Upsampling is nearest neighbour plus a convolution,
 not a transposed convolution, which paints checkerboards (Odena et al. 2016; see
-tinycnn.layers.Upsample2d). Johnson et al. use widths 32, 64, 128 and five residual
+tinycnn.image_layers.Upsample2d). Johnson et al. use widths 32, 64, 128 and five residual
 blocks; on a 2-core CPU this module uses WIDTH = 16 (16, 32, 64) and BLOCKS = 3, about
 1/8 of the arithmetic, so that training fits in an hour.
 
@@ -47,7 +47,8 @@ import numpy as np
 from tinycnn import backend
 from tinycnn.engine import memory
 from tinycnn.io.images import deprocess, load_image, preprocess, resize_short_side
-from tinycnn.layers import Conv2d, InstanceNorm2d, ReflectionPad2d, ReLU, Upsample2d
+from tinycnn.image_layers import InstanceNorm2d, ReflectionPad2d, Upsample2d
+from tinycnn.layers import Conv2d, ReLU
 from tinycnn.net import Network, Residual, Sequential
 from tinycnn.optim import Adam
 from vis import _memory, cli, render

@@ -29,6 +29,7 @@ from pathlib import Path
 import numpy as np
 
 from .archives import FORGED_ZIP, record_info, records, regular_file
+from .arrays import count_not_finite
 from .torch_checkpoint import UnsafeCheckpointError, read_torch_checkpoint  # noqa: F401 (public here)
 
 PROJECT_WEIGHTS = Path(__file__).resolve().parents[2] / "weights"
@@ -56,6 +57,51 @@ def key_mismatch(source, missing, extra, expected, what="the network"):
             ([f"unexpected {len(extra)} key(s): {show(extra)}"] if extra else [])
     hint = " (is it from another model?)" if len(missing) + len(extra) > expected // 2 else ""
     return StateDictError(f"{source} does not match {what}{hint}: " + "; ".join(parts))
+
+
+def check_state_dict(own, state, source):
+    """Raise StateDictError unless ``state`` fits the parameters ``own`` ({name: array}) exactly:
+    every key present, none extra, every shape equal, every value finite."""
+    missing = [k for k in own if k not in state]
+    extra = [k for k in state if k not in own]
+    if missing or extra:
+        raise key_mismatch(source, missing, extra, len(own))
+    for key, value in own.items():
+        new = state[key]
+        if tuple(new.shape) != tuple(value.shape):
+            raise StateDictError(f"{source}: parameter {key!r} has shape {tuple(new.shape)} "
+                                 f"but the network expects {tuple(value.shape)}")
+        bad = count_not_finite(new)
+        if bad:         # a diverged training run: every picture drawn from it would be wrong
+            raise StateDictError(f"{source}: parameter {key!r} holds {bad} NaN or infinite value(s)")
+
+
+# tinycnn's SqueezeNet layer -> torchvision's squeezenet1_1 module index
+_FEATURES = {"conv1": 0, "fire2": 3, "fire3": 4, "fire4": 6, "fire5": 7, "fire6": 9, "fire7": 10,
+             "fire8": 11, "fire9": 12}
+
+
+def torchvision_name(name):
+    """Our parameter name -> torchvision's: "fire2.expand.3x3.conv.weight" -> "features.3.expand3x3.weight"."""
+    parts = name.split(".")
+    if parts[0] == "conv10":
+        return "classifier.1." + parts[-1]
+    index = _FEATURES[parts[0]]
+    if parts[0] == "conv1":
+        return f"features.{index}.{parts[-1]}"
+    module = "squeeze" if parts[1] == "squeeze" else "expand" + parts[2]
+    return f"features.{index}.{module}.{parts[-1]}"
+
+
+def read_torchvision_squeezenet(path, names):
+    """{our name: array} for ``names`` from a SqueezeNet 1.1 file keyed by torchvision's names."""
+    stored = read_npz(path)
+    wanted = [torchvision_name(name) for name in names]
+    missing, extra = [k for k in wanted if k not in stored], sorted(set(stored) - set(wanted))
+    if missing or extra:       # named as in the file: torchvision's keys
+        raise key_mismatch(path, missing, extra, len(wanted),
+                           "SqueezeNet 1.1 (keyed by torchvision's names)")
+    return {name: stored[torchvision_name(name)] for name in names}
 
 
 def find_weights(filename):
