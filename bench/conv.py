@@ -165,7 +165,8 @@ def run(threads, measure, only=""):
         torch_exact_float32(torch)                # no TF32: full float32, as tinycnn computes
     if measure == "time":
         from tinycnn.engine.malloc import keep_freed_memory
-        keep_freed_memory()     # as the vis commands do (tinycnn/engine/malloc.py); torch, in this process, too
+        # as the vis commands do (tinycnn/engine/malloc.py); torch, in this process, too
+        keep_freed_memory()
     device = "cuda" if backend.name() == "cupy" else "cpu"
     rng = np.random.default_rng(0)
     for name, layer, shape in cases():
@@ -179,7 +180,13 @@ def run(threads, measure, only=""):
             if measure == "memory":
                 yield {"tinycnn_mb": peak_mb(fn), "torch_mb": peak_mb(tfn) if tfn else None}
                 continue
-            row = {"name": name, "pass": pass_name, "tinycnn_ms": timed(fn), "torch_ms": None, "ratio": None}
+            row = {
+                "name": name,
+                "pass": pass_name,
+                "tinycnn_ms": timed(fn),
+                "torch_ms": None,
+                "ratio": None,
+            }
             if tfn is not None:
                 row.update(torch_ms=timed(tfn))
                 row["ratio"] = row["tinycnn_ms"] / row["torch_ms"]
@@ -206,16 +213,23 @@ def fmt(v, spec):
 
 def main(argv=None):
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    parser.add_argument("--json", action="store_true", help="print the rows as JSON instead of a table")
-    parser.add_argument("--threads", type=int, default=os.cpu_count(), help="threads for both libraries")
+    parser.add_argument(
+        "--json", action="store_true", help="print the rows as JSON instead of a table"
+    )
+    parser.add_argument(
+        "--threads", type=int, default=os.cpu_count(), help="threads for both libraries"
+    )
     parser.add_argument("--only", default="", help="run only the rows whose name contains this")
     args = parser.parse_args(argv)
     try:
         import torch  # noqa: F401
     except ImportError:
-        print("PyTorch is not installed, so there is nothing to compare with; install the CPU build with\n"
-              "    .venv/bin/pip install torch==2.13.0   (or: pip install torch --index-url "
-              "https://download.pytorch.org/whl/cpu)\nTimings of tinycnn alone follow.", file=sys.stderr)
+        print(
+            "PyTorch is not installed, so there is nothing to compare with; install the CPU build with\n"
+            "    .venv/bin/pip install torch==2.13.0   (or: pip install torch --index-url "
+            "https://download.pytorch.org/whl/cpu)\nTimings of tinycnn alone follow.",
+            file=sys.stderr,
+        )
     memory = memory_rows(args.threads, args.only)
     rows = run(args.threads, "time", args.only)
     if memory is not None:
@@ -228,14 +242,18 @@ def main(argv=None):
           f"{'tinycnn MB':>10s} {'torch MB':>9s}")
     ratios = []
     for r in rows:
-        print(f"{r['name']:36s} {r['pass']:8s} {fmt(r['tinycnn_ms'], '10.2f')} {fmt(r['torch_ms'], '9.2f')} "
-              f"{fmt(r['ratio'], '6.2f')} {fmt(r.get('tinycnn_mb'), '10.1f')} {fmt(r.get('torch_mb'), '9.1f')}",
-              flush=True)
+        print(
+            f"{r['name']:36s} {r['pass']:8s} {fmt(r['tinycnn_ms'], '10.2f')} {fmt(r['torch_ms'], '9.2f')} "
+            f"{fmt(r['ratio'], '6.2f')} {fmt(r.get('tinycnn_mb'), '10.1f')} {fmt(r.get('torch_mb'), '9.1f')}",
+            flush=True,
+        )
         if r["ratio"] is not None:
             ratios.append(r["ratio"])
     if ratios:
-        print(f"\nratio: geometric mean {np.exp(np.mean(np.log(ratios))):.2f}, median {np.median(ratios):.2f}, "
-              f"max {max(ratios):.2f}; {sum(r <= 1.5 for r in ratios)} of {len(ratios)} rows <= 1.5")
+        print(
+            f"\nratio: geometric mean {np.exp(np.mean(np.log(ratios))):.2f}, median {np.median(ratios):.2f}, "
+            f"max {max(ratios):.2f}; {sum(r <= 1.5 for r in ratios)} of {len(ratios)} rows <= 1.5"
+        )
 
 
 if __name__ == "__main__":

@@ -39,9 +39,18 @@ import time
 
 import numpy as np
 
-STEPS = {"class_visualization": 100, "style_transfer": 200, "cifar_train_step": 20, "saliency_batch": 5,
-         "deepdream_octave": 5, "texture_lbfgs": 20, "fast_style_train_step": 10, "fast_style_256": 10}
-WARMUP = 3      # untimed steps first: CuPy compiles its kernels on first use, PyTorch picks cuDNN algorithms
+STEPS = {
+    "class_visualization": 100,
+    "style_transfer": 200,
+    "cifar_train_step": 20,
+    "saliency_batch": 5,
+    "deepdream_octave": 5,
+    "texture_lbfgs": 20,
+    "fast_style_train_step": 10,
+    "fast_style_256": 10,
+}
+# untimed steps first: CuPy compiles its kernels on first use, PyTorch picks cuDNN algorithms
+WARMUP = 3
 
 
 def _rss_kb(field):
@@ -77,8 +86,15 @@ def tinycnn_loop(task):
         return lambda steps: class_visualization(net, 76, regularizer="cs231n", steps=steps)
     p = PRESETS["starry_night"]
     content, style = (backend.asarray(a) for a in _inputs(p["image_size"]))
-    return lambda steps: style_transfer(net, content, style, content_weight=p["content_weight"],
-                                        style_weights=p["style_weights"], tv_weight=p["tv_weight"], steps=steps)
+    return lambda steps: style_transfer(
+        net,
+        content,
+        style,
+        content_weight=p["content_weight"],
+        style_weights=p["style_weights"],
+        tv_weight=p["tv_weight"],
+        steps=steps,
+    )
 
 
 def torch_exact_float32(torch):
@@ -95,14 +111,18 @@ def _device():
 
 
 def torch_blur(torch, x, sigma):
-    """scipy.ndimage.gaussian_filter(x, (0, 0, sigma, sigma), mode="reflect") in torch, on x's device."""
+    """scipy.ndimage.gaussian_filter(x, (0, 0, sigma, sigma), mode="reflect") in torch, on x's
+    device."""
     radius = int(4.0 * sigma + 0.5)                                     # SciPy's truncate=4
     t = torch.arange(-radius, radius + 1, dtype=x.dtype, device=x.device)
     k = torch.exp(-0.5 * (t / sigma) ** 2)
     k = k / k.sum()
     C = x.shape[1]
-    x = torch.nn.functional.pad(x, (radius, radius, radius, radius), mode="replicate" if radius >= x.shape[-1]
-                                else "reflect")
+    x = torch.nn.functional.pad(
+        x,
+        (radius, radius, radius, radius),
+        mode="replicate" if radius >= x.shape[-1] else "reflect",
+    )
     x = torch.nn.functional.conv2d(x, k.view(1, 1, 1, -1).expand(C, 1, 1, -1), groups=C)
     return torch.nn.functional.conv2d(x, k.view(1, 1, -1, 1).expand(C, 1, -1, 1), groups=C)
 
@@ -118,13 +138,26 @@ def torch_squeezenet(net, torch):
 
     def fire(x, n):
         s = conv(x, f"{n}.squeeze")
-        return torch.cat([conv(s, f"{n}.expand.1x1.conv"), conv(s, f"{n}.expand.3x3.conv", padding=1)], 1)
+        return torch.cat(
+            [conv(s, f"{n}.expand.1x1.conv"), conv(s, f"{n}.expand.3x3.conv", padding=1)], 1
+        )
 
     def features(x, keep=()):
         acts = {}
         x = acts["relu1"] = conv(x, "conv1", stride=2)
         x = F.max_pool2d(x, 3, 2, ceil_mode=True)
-        for n in ("fire2", "fire3", "pool", "fire4", "fire5", "pool", "fire6", "fire7", "fire8", "fire9"):
+        for n in (
+            "fire2",
+            "fire3",
+            "pool",
+            "fire4",
+            "fire5",
+            "pool",
+            "fire6",
+            "fire7",
+            "fire8",
+            "fire9",
+        ):
             x = F.max_pool2d(x, 3, 2, ceil_mode=True) if n == "pool" else fire(x, n)
             acts[n] = x
             if keep and all(k in acts for k in keep):
@@ -157,7 +190,11 @@ def torch_loop(task):
     import torch
     from scipy import ndimage
     from vis.class_visualization import CS231N
-    from vis._optimize import SYNTHESIS_DECAY_AT as DECAY_AT, SYNTHESIS_DECAYED_LR as DECAYED_LR, SYNTHESIS_LR as LR
+    from vis._optimize import (
+        SYNTHESIS_DECAY_AT as DECAY_AT,
+        SYNTHESIS_DECAYED_LR as DECAYED_LR,
+        SYNTHESIS_LR as LR,
+    )
     from vis.style_transfer import CONTENT_LAYER, PRESETS, STYLE_LAYERS
     net = _net()
     features, scores = torch_squeezenet(net, torch)
@@ -165,7 +202,10 @@ def torch_loop(task):
     lo, hi = torch_pixel_range(net, torch)
     if task == "class_visualization":
         def run(steps):
-            x = torch.from_numpy(np.random.default_rng(0).standard_normal((1, 3, 224, 224)).astype(np.float32) * 0.01)
+            x = torch.from_numpy(
+                np.random.default_rng(0).standard_normal((1, 3, 224, 224)).astype(np.float32)
+                * 0.01
+            )
             x = x.to(device)
             rng = np.random.default_rng(0)
             for step in range(steps):
@@ -177,7 +217,9 @@ def torch_loop(task):
                     x = torch.roll(x + CS231N["lr"] * x.grad, (-dy, -dx), (2, 3))
                     x = torch.minimum(torch.maximum(x, lo), hi)
                     if step % CS231N["blur_every"] == 0 and device == "cpu":
-                        x = torch.from_numpy(ndimage.gaussian_filter(x.numpy(), (0, 0, 0.5, 0.5), mode="reflect"))
+                        x = torch.from_numpy(
+                            ndimage.gaussian_filter(x.numpy(), (0, 0, 0.5, 0.5), mode="reflect")
+                        )
                     elif step % CS231N["blur_every"] == 0:
                         x = torch_blur(torch, x, 0.5)
             return x
@@ -200,7 +242,9 @@ def torch_loop(task):
             loss = p["content_weight"] * ((acts[CONTENT_LAYER] - target) ** 2).sum()
             for k, w in zip(STYLE_LAYERS, p["style_weights"]):
                 loss = loss + w * ((gram(acts[k]) - grams[k]) ** 2).sum()
-            tv = ((x[..., :, 1:] - x[..., :, :-1]) ** 2).sum() + ((x[..., 1:, :] - x[..., :-1, :]) ** 2).sum()
+            tv = ((x[..., :, 1:] - x[..., :, :-1]) ** 2).sum() + (
+                (x[..., 1:, :] - x[..., :-1, :]) ** 2
+            ).sum()
             (loss + p["tv_weight"] * tv).backward()
             opt.step()
             with torch.no_grad():
@@ -211,7 +255,8 @@ def torch_loop(task):
 
 # -- the rows of issue 15: a pair of functions each, (net, *inputs) -> run(steps) -> the result
 # as NumPy, tinycnn's calling the code a student's command runs, torch's the same computation
-CIFAR_BATCH, CIFAR_LR = 64, 0.05         # CIFAR-10 batch of the benchmark; tinycnn.train's peak rate
+# CIFAR-10 batch of the benchmark; tinycnn.train's peak rate
+CIFAR_BATCH, CIFAR_LR = 64, 0.05
 SALIENCY_BATCH, IMAGE_SIZE = 8, 224
 DREAM_LAYER = "fire5"
 TEXTURE_SIZE = 160                       # vis.texture_synthesis's default --size, the figure's
@@ -233,7 +278,8 @@ def row_inputs(task, seed=0):
 
 
 def tinycnn_cifar_train_step(net, x, y):
-    """``steps`` training steps on one batch with tinycnn.train's optimiser; returns the parameters."""
+    """``steps`` training steps on one batch with tinycnn.train's optimiser; returns the
+    parameters."""
     from tinycnn import backend
     from tinycnn.optim import SGD
     from tinycnn.train import train_step
@@ -255,12 +301,16 @@ def torch_cifar10(net, torch):
     """
     from tinycnn.backend import to_numpy
     F = torch.nn.functional
-    P = {k: torch.from_numpy(to_numpy(v).copy()).to(_device()).requires_grad_(True) for k, v in net.named_params()}
+    P = {
+        k: torch.from_numpy(to_numpy(v).copy()).to(_device()).requires_grad_(True)
+        for k, v in net.named_params()
+    }
     drop = net.layer("drop6")
 
     def forward(x):
         acts = {}
-        for block in (("1",), ("2", "3"), ("4", "5")):          # conv-relu, conv-relu, ..., max pool 2
+        # conv-relu, conv-relu, ..., max pool 2
+        for block in (("1",), ("2", "3"), ("4", "5")):
             for i in block:
                 w = P[f"conv{i}.weight"]
                 x = acts[f"conv{i}"] = F.conv2d(x, w, P[f"conv{i}.bias"], padding=w.shape[-1] // 2)
@@ -282,8 +332,13 @@ def torch_cifar_train_step(net, x, y):
     from tinycnn.optim import SGD
     ours = SGD(net)
     forward, P = torch_cifar10(net, torch)
-    groups = [{"params": [p for k, p in P.items() if k.endswith("weight")], "weight_decay": ours.weight_decay},
-              {"params": [p for k, p in P.items() if not k.endswith("weight")], "weight_decay": 0.0}]
+    groups = [
+        {
+            "params": [p for k, p in P.items() if k.endswith("weight")],
+            "weight_decay": ours.weight_decay,
+        },
+        {"params": [p for k, p in P.items() if not k.endswith("weight")], "weight_decay": 0.0},
+    ]
     opt = torch.optim.SGD(groups, lr=CIFAR_LR, momentum=ours.momentum, nesterov=ours.nesterov)
     xb, yb = torch.from_numpy(x).to(_device()), torch.from_numpy(y).to(_device())
 
@@ -297,7 +352,8 @@ def torch_cifar_train_step(net, x, y):
 
 
 def tinycnn_saliency_batch(net, x, target):
-    """``steps`` times the saliency maps of the batch x for classes ``target``; returns the last."""
+    """``steps`` times the saliency maps of the batch x for classes ``target``; returns the
+    last."""
     from tinycnn import backend
     from vis.saliency import saliency_map
     xb = backend.asarray(x)
@@ -345,13 +401,15 @@ def torch_deepdream_octave(net, x, dream_steps=None):
     from vis.deepdream import JITTER, LR, STEPS as DREAM_STEPS
     features, _ = torch_squeezenet(net, torch)
     lo, hi = torch_pixel_range(net, torch)
-    lr = LR / (255.0 * float(np.mean(net.meta["std"])))          # as vis.deepdream: 0-255 units -> normalised
+    # as vis.deepdream: 0-255 units -> normalised
+    lr = LR / (255.0 * float(np.mean(net.meta["std"])))
     jitter = min(JITTER, x.shape[2] // 4)
     x0 = torch.from_numpy(x).to(_device())
 
     def run(steps):
         for _ in range(steps):
-            rng, img = np.random.default_rng(0), x0.clone()       # optimize's generator, the octave's seed 0
+            # optimize's generator, the octave's seed 0
+            rng, img = np.random.default_rng(0), x0.clone()
             for _ in range(dream_steps or DREAM_STEPS):
                 dy, dx = (int(v) for v in rng.integers(-jitter, jitter + 1, size=2))
                 img.requires_grad_(True)
@@ -359,13 +417,16 @@ def torch_deepdream_octave(net, x, dream_steps=None):
                 (0.5 * (a * a).sum()).backward()
                 with torch.no_grad():
                     g = img.grad
-                    img = torch.minimum(torch.maximum(img + lr * g / (g.abs().mean() + 1e-12), lo), hi)
+                    img = torch.minimum(
+                        torch.maximum(img + lr * g / (g.abs().mean() + 1e-12), lo), hi
+                    )
         return img.cpu().numpy()
     return run
 
 
 def tinycnn_texture_lbfgs(net, texture):
-    """A texture synthesised from ``texture`` with ``steps`` L-BFGS iterations, up to the deepest layer set."""
+    """A texture synthesised from ``texture`` with ``steps`` L-BFGS iterations, up to the deepest
+    layer set."""
     from tinycnn import backend
     from vis.texture_synthesis import LAYER_SETS, synthesize_texture
     t = backend.asarray(texture)
@@ -401,7 +462,8 @@ def torch_texture_lbfgs(net, texture):
         loss.backward()
         return loss.item(), x.grad.cpu().numpy()
     lo, hi = pixel_range(net)
-    x0 = uniform_image(texture.shape, lo, hi, 0)                  # synthesize_texture's start, seed 0
+    # synthesize_texture's start, seed 0
+    x0 = uniform_image(texture.shape, lo, hi, 0)
 
     def run(steps):
         out, _, _ = optimize(objective, x0, steps=steps, method="lbfgs", bounds=(lo, hi))
@@ -419,11 +481,15 @@ def fast_style_inputs(task, seed=0):
         x = rng.standard_normal((BATCH, 3, CROP, CROP)).astype(np.float32)
         style = rng.standard_normal((1, 3, 192, 192)).astype(np.float32)
         return _net(), (transform_net(seed=seed), x, style)
-    return _net(), (transform_net(seed=seed), rng.standard_normal((1, 3, 256, 256)).astype(np.float32))
+    return _net(), (
+        transform_net(seed=seed),
+        rng.standard_normal((1, 3, 256, 256)).astype(np.float32),
+    )
 
 
 def tinycnn_fast_style_train_step(net, tnet, x, style):
-    """``steps`` training steps of vis.fast_style on one batch; returns the transform net's parameters."""
+    """``steps`` training steps of vis.fast_style on one batch; returns the transform net's
+    parameters."""
     from tinycnn import backend
     from tinycnn.optim import Adam
     from vis.fast_style import CROP, LR, perceptual_loss, training_weights
@@ -462,7 +528,10 @@ def torch_transform_net(tnet, torch):
     (forward, params by tinycnn's names)."""
     from tinycnn.backend import to_numpy
     F = torch.nn.functional
-    P = {k: torch.from_numpy(to_numpy(v).copy()).to(_device()).requires_grad_(True) for k, v in tnet.named_params()}
+    P = {
+        k: torch.from_numpy(to_numpy(v).copy()).to(_device()).requires_grad_(True)
+        for k, v in tnet.named_params()
+    }
     blocks = sorted({k.split(".")[0] for k in P if k.startswith("res")})
 
     def conv(x, name, conv="conv", norm="norm", stride=1, relu=True, up=False):
@@ -470,9 +539,13 @@ def torch_transform_net(tnet, torch):
             x = F.interpolate(x, scale_factor=2, mode="nearest")
         w = P[f"{name}.{conv}.weight"]
         k = w.shape[-1] // 2
-        x = F.conv2d(F.pad(x, (k, k, k, k), mode="reflect"), w, P[f"{name}.{conv}.bias"], stride=stride)
+        x = F.conv2d(
+            F.pad(x, (k, k, k, k), mode="reflect"), w, P[f"{name}.{conv}.bias"], stride=stride
+        )
         if f"{name}.{norm}.weight" in P:
-            x = F.instance_norm(x, weight=P[f"{name}.{norm}.weight"], bias=P[f"{name}.{norm}.bias"], eps=1e-5)
+            x = F.instance_norm(
+                x, weight=P[f"{name}.{norm}.weight"], bias=P[f"{name}.{norm}.bias"], eps=1e-5
+            )
         return F.relu(x) if relu else x
 
     def forward(x):
@@ -495,8 +568,11 @@ def torch_fast_style_train_step(net, tnet, x, style):
     opt = torch.optim.Adam(list(P.values()), lr=LR)
     xb = torch.from_numpy(x).to(_device())
     with torch.no_grad():
-        grams = {k: torch_gram(a) for k, a in features(torch.from_numpy(style).to(_device()),
-                                                        keep=STYLE_LAYERS).items() if k in STYLE_LAYERS}
+        grams = {
+            k: torch_gram(a)
+            for k, a in features(torch.from_numpy(style).to(_device()), keep=STYLE_LAYERS).items()
+            if k in STYLE_LAYERS
+        }
         target = features(xb, keep=(CONTENT_LAYER,))[CONTENT_LAYER]
 
     def run(steps):
@@ -507,7 +583,9 @@ def torch_fast_style_train_step(net, tnet, x, style):
             loss = p["content_weight"] * ((acts[CONTENT_LAYER] - target) ** 2).sum()
             for k, w in zip(STYLE_LAYERS, p["style_weights"]):
                 loss = loss + w * ((torch_gram(acts[k]) - grams[k]) ** 2).sum()
-            tv = ((y[..., :, 1:] - y[..., :, :-1]) ** 2).sum() + ((y[..., 1:, :] - y[..., :-1, :]) ** 2).sum()
+            tv = ((y[..., :, 1:] - y[..., :, :-1]) ** 2).sum() + (
+                (y[..., 1:, :] - y[..., :-1, :]) ** 2
+            ).sum()
             ((loss + p["tv_weight"] * tv) / len(xb)).backward()
             opt.step()
         return {k: v.detach().cpu().numpy() for k, v in P.items()}
@@ -548,7 +626,8 @@ def measure(task, impl, threads, steps=None):
         from tinycnn.engine.malloc import keep_freed_memory
         from tinycnn.engine.threads import set_blas_threads
         set_blas_threads(threads)       # NumPy's OpenBLAS, as many threads as torch's
-        keep_freed_memory()             # as the vis commands do (tinycnn/engine/malloc.py); torch keeps its default
+        # as the vis commands do (tinycnn/engine/malloc.py); torch keeps its default
+        keep_freed_memory()
     from tinycnn import backend
     fn = (tinycnn_loop if impl == "tinycnn" else torch_loop)(task)
     # peak memory from before the warm-up: memory an allocator keeps from the warm-up (as
@@ -562,13 +641,17 @@ def measure(task, impl, threads, steps=None):
     fn(WARMUP if steps is None else min(WARMUP, steps))
     t = time.perf_counter()
     fn(steps or STEPS[task])
-    if _device() == "cuda":     # wait for the GPU; torch was imported above, never inside the timing
+    # wait for the GPU; torch was imported above, never inside the timing
+    if _device() == "cuda":
         torch.cuda.synchronize() if impl == "torch" else backend.active().cuda.Device().synchronize()
     seconds = time.perf_counter() - t
     if _device() == "cuda":
         if impl == "torch":
             return {"seconds": seconds, "peak_mb": torch.cuda.max_memory_reserved() / 2**20}
-        return {"seconds": seconds, "peak_mb": backend.active().get_default_memory_pool().total_bytes() / 2**20}
+        return {
+            "seconds": seconds,
+            "peak_mb": backend.active().get_default_memory_pool().total_bytes() / 2**20,
+        }
     return {"seconds": seconds, "peak_mb": (_rss_kb("VmHWM:") - before) / 1024}
 
 
@@ -577,7 +660,12 @@ def main(argv=None):
     p.add_argument("--json", action="store_true")
     p.add_argument("--threads", type=int, default=os.cpu_count())
     p.add_argument("--only", metavar="TEXT", help="only the rows whose name contains TEXT")
-    p.add_argument("--steps", type=int, metavar="N", help="N steps per row (and at most N warm-up steps): a smoke test")
+    p.add_argument(
+        "--steps",
+        type=int,
+        metavar="N",
+        help="N steps per row (and at most N warm-up steps): a smoke test",
+    )
     p.add_argument("--load", action="store_true",
                    help="time every row twice: idle, then beside one competing CPU-bound process")
     p.add_argument("--child", nargs=2, help=argparse.SUPPRESS)
@@ -594,8 +682,10 @@ def main(argv=None):
         import torch  # noqa: F401
         impls = ("tinycnn", "torch")
     except ImportError:
-        print("PyTorch is not installed; install it (.venv/bin/pip install torch==2.13.0) for the comparison.",
-              file=sys.stderr)
+        print(
+            "PyTorch is not installed; install it (.venv/bin/pip install torch==2.13.0) for the comparison.",
+            file=sys.stderr,
+        )
         impls = ("tinycnn",)
     rows = []
     for task in tasks:
@@ -611,9 +701,21 @@ def _row(task, impls, args, load):
     busy = subprocess.Popen([sys.executable, "-c", "while True: pass"]) if load else None
     try:
         for impl in impls:
-            done = subprocess.run([sys.executable, "-m", "bench.loops", "--threads", str(args.threads),
-                                   "--child", task, impl] + (["--steps", str(args.steps)] if args.steps else []),
-                                  capture_output=True, text=True)
+            done = subprocess.run(
+                [
+                    sys.executable,
+                    "-m",
+                    "bench.loops",
+                    "--threads",
+                    str(args.threads),
+                    "--child",
+                    task,
+                    impl,
+                ]
+                + (["--steps", str(args.steps)] if args.steps else []),
+                capture_output=True,
+                text=True,
+            )
             if done.returncode:
                 sys.exit(f"{task} with {impl} failed:\n{done.stderr}")
             result = json.loads(done.stdout.strip().splitlines()[-1])
@@ -626,9 +728,15 @@ def _row(task, impls, args, load):
     if not args.json:
         ratio = f"{row['ratio']:.2f}" if row["ratio"] else "-"
         name = task + (" +busy" if load else "")
-        print(f"{name:22s} {row['steps']:4d} steps  tinycnn {row['tinycnn_s']:7.1f} s ({row['tinycnn_mb']:.0f} MB)"
-              + (f"  torch {row['torch_s']:7.1f} s ({row['torch_mb']:.0f} MB)  ratio {ratio}" if "torch_s" in row else ""),
-              flush=True)
+        print(
+            f"{name:22s} {row['steps']:4d} steps  tinycnn {row['tinycnn_s']:7.1f} s ({row['tinycnn_mb']:.0f} MB)"
+            + (
+                f"  torch {row['torch_s']:7.1f} s ({row['torch_mb']:.0f} MB)  ratio {ratio}"
+                if "torch_s" in row
+                else ""
+            ),
+            flush=True,
+        )
     return row
     if args.json:
         print(json.dumps(rows, indent=1))

@@ -72,7 +72,8 @@ return {
 
 
 def inspect_page(url, user_data_dir, width=1400, height=1000):
-    """Open ``url`` in a window ``width`` x ``height`` px; {"title": str, "console": [{level, message}],
+    """Open ``url`` in a window ``width`` x ``height`` px; {"title": str, "console": [{level,
+    message}],
     "images": [{src, complete, width (the PNG's), shown_width (on the page, CSS px), frame: the box
     it is shown in (.picture, or the image itself): {left, right, visible_width, scroll_width}}],
     "commands": [{text, lines: how many lines the code takes, words: [{text, boxes}]}] for each
@@ -80,7 +81,9 @@ def inspect_page(url, user_data_dir, width=1400, height=1000):
     "viewport": {width, scroll_width} of the page}."""
     browser, driver = chromium()
     port = _free_port()
-    proc = subprocess.Popen([driver, f"--port={port}"], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    proc = subprocess.Popen(
+        [driver, f"--port={port}"], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL
+    )
     base = f"http://127.0.0.1:{port}"
     try:
         for _ in range(100):
@@ -89,25 +92,45 @@ def inspect_page(url, user_data_dir, width=1400, height=1000):
                 break
             except OSError:
                 time.sleep(0.1)
-        caps = {"browserName": "chrome", "goog:loggingPrefs": {"browser": "ALL"},
-                "goog:chromeOptions": {"binary": browser,
-                                       "args": CHROMIUM_ARGS + [f"--user-data-dir={user_data_dir}"]}}
-        session = _call(base, "POST", "/session", {"capabilities": {"alwaysMatch": caps}})["sessionId"]
+        caps = {
+            "browserName": "chrome",
+            "goog:loggingPrefs": {"browser": "ALL"},
+            "goog:chromeOptions": {
+                "binary": browser,
+                "args": CHROMIUM_ARGS + [f"--user-data-dir={user_data_dir}"],
+            },
+        }
+        session = _call(base, "POST", "/session", {"capabilities": {"alwaysMatch": caps}})[
+            "sessionId"
+        ]
         try:
-            _call(base, "POST", f"/session/{session}/window/rect", {"width": width, "height": height})
+            _call(
+                base, "POST", f"/session/{session}/window/rect", {"width": width, "height": height}
+            )
             _call(base, "POST", f"/session/{session}/url", {"url": url})
             # the load event can come before Chromium has finished decoding images far down
             # the page: wait (up to 30 s) until every image is complete, loaded or broken
             for _ in range(300):
-                images = _call(base, "POST", f"/session/{session}/execute/sync", {"args": [], "script": (
-                    "return Array.from(document.images).map(i => ({src: i.getAttribute('src'), "
-                    "complete: i.complete, width: i.naturalWidth}));")})
+                images = _call(
+                    base,
+                    "POST",
+                    f"/session/{session}/execute/sync",
+                    {
+                        "args": [],
+                        "script": (
+                            "return Array.from(document.images).map(i => ({src: i.getAttribute('src'), "
+                            "complete: i.complete, width: i.naturalWidth}));"
+                        ),
+                    },
+                )
                 if all(i["complete"] for i in images):
                     break
                 time.sleep(0.1)
             title = _call(base, "POST", f"/session/{session}/execute/sync",
                           {"args": [], "script": "return document.title;"})
-            layout = _call(base, "POST", f"/session/{session}/execute/sync", {"args": [], "script": LAYOUT})
+            layout = _call(
+                base, "POST", f"/session/{session}/execute/sync", {"args": [], "script": LAYOUT}
+            )
             console = _call(base, "POST", f"/session/{session}/se/log", {"type": "browser"})
         finally:
             _call(base, "DELETE", f"/session/{session}")

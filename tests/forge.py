@@ -18,9 +18,17 @@ import zipfile
 
 import numpy as np
 
-STORAGE_TYPES = {"FloatStorage": np.float32, "DoubleStorage": np.float64, "HalfStorage": np.float16,
-                 "LongStorage": np.int64, "IntStorage": np.int32, "ShortStorage": np.int16,
-                 "CharStorage": np.int8, "ByteStorage": np.uint8, "BoolStorage": np.bool_}
+STORAGE_TYPES = {
+    "FloatStorage": np.float32,
+    "DoubleStorage": np.float64,
+    "HalfStorage": np.float16,
+    "LongStorage": np.int64,
+    "IntStorage": np.int32,
+    "ShortStorage": np.int16,
+    "CharStorage": np.int8,
+    "ByteStorage": np.uint8,
+    "BoolStorage": np.bool_,
+}
 
 
 def value(obj):
@@ -46,8 +54,16 @@ def storage(storage_type, key, numel):
 
 def tensor(storage_ops, offset, size, stride):
     """_rebuild_tensor_v2(storage, offset, size, stride, False, OrderedDict())."""
-    return call("torch._utils", "_rebuild_tensor_v2", storage_ops, value(offset), value(tuple(size)),
-                value(tuple(stride)), value(False), call("collections", "OrderedDict"))
+    return call(
+        "torch._utils",
+        "_rebuild_tensor_v2",
+        storage_ops,
+        value(offset),
+        value(tuple(size)),
+        value(tuple(stride)),
+        value(False),
+        call("collections", "OrderedDict"),
+    )
 
 
 def state_dict(items):
@@ -74,5 +90,6 @@ def expected_view(flat, offset, size, stride):
     for axis, (n, s) in enumerate(zip(size, stride)):
         shape = [1] * len(size)
         shape[axis] = n
-        index = index + np.arange(n, dtype=np.int64).reshape(shape) * (s if n > 1 else 0)  # i0 = 0: any stride
+        # i0 = 0: any stride
+        index = index + np.arange(n, dtype=np.int64).reshape(shape) * (s if n > 1 else 0)
     return flat[index]

@@ -14,7 +14,9 @@ def test_numpy_default_and_round_trip():
 
 
 def test_unknown_backend_is_named():
-    with pytest.raises(backend.BackendError, match="unknown backend 'torch'; choose one of numpy, cupy"):
+    with pytest.raises(
+        backend.BackendError, match="unknown backend 'torch'; choose one of numpy, cupy"
+    ):
         backend.use("torch")
 
 

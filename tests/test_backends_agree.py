@@ -48,7 +48,9 @@ def max_relative_error(a, b):
 
 
 def compare_squeezenet(dtype, size=64):
-    return max_relative_error(squeezenet_on("cupy", dtype, size), squeezenet_on("numpy", dtype, size))
+    return max_relative_error(
+        squeezenet_on("cupy", dtype, size), squeezenet_on("numpy", dtype, size)
+    )
 
 
 @pytest.mark.skipif(not _cupy_usable(), reason="CuPy is not installed or sees no GPU")

@@ -38,7 +38,9 @@ def conv_both_ways(conv, x, dout, param_grads=True):
 def assert_conv_matches_naive(conv, x, dout, stride, pad, dtype, param_grads=True):
     w, b = (to_numpy(conv.params[k]).astype(np.float64) for k in ("weight", "bias"))
     expected_out = naive.conv_forward_naive(x.astype(np.float64), w, b, stride, pad)
-    ndx, ndw, ndb = naive.conv_backward_naive(dout.astype(np.float64), x.astype(np.float64), w, stride, pad)
+    ndx, ndw, ndb = naive.conv_backward_naive(
+        dout.astype(np.float64), x.astype(np.float64), w, stride, pad
+    )
     for on, (out, dx, grads) in conv_both_ways(conv, x, dout, param_grads).items():
         where = "engine" if on else "clear path"
         assert out.dtype == dtype and dx.dtype == dtype, where
@@ -86,7 +88,9 @@ def test_conv_in_bands_of_rows_matches_naive_loops(geom, seed, dtype, rows):
     # 9x9 convolution over a large image meets): the engine works band by band
     N, C, H, W, F, K, stride, pad = geom
     conv, x, dout = conv_case(geom, seed, dtype)
-    with budget(rows * C * K * K * engine_conv.col_width(W, K, stride, pad) * np.dtype(dtype).itemsize):
+    with budget(
+        rows * C * K * K * engine_conv.col_width(W, K, stride, pad) * np.dtype(dtype).itemsize
+    ):
         assert engine_conv.rows_per_band(on_device(x), K, stride, pad) == rows
         assert_conv_matches_naive(conv, x, dout, stride, pad, dtype)
 
@@ -97,7 +101,9 @@ def test_conv_a_few_images_at_a_time_matches_naive_loops(geom, seed, dtype):
     N, C, H, W, F, K, stride, pad = geom
     conv, x, dout = conv_case((N + 1, C, H, W, F, K, stride, pad), seed, dtype)
     oh = tc.im2col.out_size(H, K, stride, pad)
-    with budget(C * K * K * oh * engine_conv.col_width(W, K, stride, pad) * np.dtype(dtype).itemsize):
+    with budget(
+        C * K * K * oh * engine_conv.col_width(W, K, stride, pad) * np.dtype(dtype).itemsize
+    ):
         assert_conv_matches_naive(conv, x, dout, stride, pad, dtype)
 
 
@@ -151,7 +157,9 @@ def test_wide_columns_are_im2col_plus_junk_and_their_adjoint_is_exact(geom, seed
     cw = engine_conv.col_width(W, K, 1, pad)
     wide = to_numpy(engine_conv.wide_im2col(on_device(x), K, K, 1, pad))
     clear = to_numpy(tc.im2col.im2col(on_device(x), K, K, 1, pad))
-    np.testing.assert_array_equal(wide.reshape(-1, N, oh, cw)[..., :ow], clear.reshape(-1, N, oh, ow))
+    np.testing.assert_array_equal(
+        wide.reshape(-1, N, oh, cw)[..., :ow], clear.reshape(-1, N, oh, ow)
+    )
     c = rng.standard_normal(wide.shape)
     back = to_numpy(engine_conv.wide_col2im(on_device(c), x.shape, K, K, 1, pad))
     assert np.isclose((wide * c).sum(), (x * back).sum(), rtol=1e-10, atol=1e-10)

@@ -29,11 +29,31 @@ from .conftest import fuzz_settings
 
 # pickle opcodes (pickletools.opcodes)
 GLOBAL, STACK_GLOBAL, REDUCE, BUILD, INST, OBJ = b"c", b"\x93", b"R", b"b", b"i", b"o"
-NEWOBJ, NEWOBJ_EX, EXT1, EXT2, EXT4, PERSID, BINPERSID = b"\x81", b"\x92", b"\x82", b"\x83", b"\x84", b"P", b"Q"
+NEWOBJ, NEWOBJ_EX, EXT1, EXT2, EXT4, PERSID, BINPERSID = (
+    b"\x81",
+    b"\x92",
+    b"\x82",
+    b"\x83",
+    b"\x84",
+    b"P",
+    b"Q",
+)
 MARK, TUPLE, EMPTY_DICT, EMPTY_TUPLE = b"(", b"t", b"}", b")"
-FORBIDDEN = [("os", "system"), ("posix", "system"), ("builtins", "eval"), ("builtins", "exec"),
-             ("subprocess", "Popen"), ("builtins", "getattr"), ("numpy", "frombuffer"), ("torch", "load")]
-EXTENSIONS = {0x7F: ("os", "system"), 0x1234: ("builtins", "eval"), 0x12345678: ("subprocess", "Popen")}
+FORBIDDEN = [
+    ("os", "system"),
+    ("posix", "system"),
+    ("builtins", "eval"),
+    ("builtins", "exec"),
+    ("subprocess", "Popen"),
+    ("builtins", "getattr"),
+    ("numpy", "frombuffer"),
+    ("torch", "load"),
+]
+EXTENSIONS = {
+    0x7F: ("os", "system"),
+    0x1234: ("builtins", "eval"),
+    0x12345678: ("subprocess", "Popen"),
+}
 
 # The child registers copyreg extension codes for forbidden globals, as a program that
 # used copyreg might have: EXT opcodes must still go through find_class.
@@ -55,8 +75,14 @@ for path in sys.argv[1:]:
 
 
 def summary(arrays):
-    return {k: [v.dtype.str, list(v.shape), hashlib.sha256(np.ascontiguousarray(v).tobytes()).hexdigest()]
-            for k, v in arrays.items()}
+    return {
+        k: [
+            v.dtype.str,
+            list(v.shape),
+            hashlib.sha256(np.ascontiguousarray(v).tobytes()).hexdigest(),
+        ]
+        for k, v in arrays.items()
+    }
 
 
 # -- cases: (file bytes, expected); expected is a dict of arrays (read exactly), "refused",
@@ -66,7 +92,9 @@ def storage_data(draw, storage_type, numel):
     dtype = np.dtype(forge.STORAGE_TYPES[storage_type])
     if dtype == np.bool_:
         return np.array(draw(st.lists(st.booleans(), min_size=numel, max_size=numel)), dtype=bool)
-    return np.frombuffer(draw(st.binary(min_size=numel * dtype.itemsize, max_size=numel * dtype.itemsize)), dtype)
+    return np.frombuffer(
+        draw(st.binary(min_size=numel * dtype.itemsize, max_size=numel * dtype.itemsize)), dtype
+    )
 
 
 def numpy_can_hold(size, itemsize):
@@ -79,7 +107,11 @@ def numpy_can_hold(size, itemsize):
 def geometry_is_valid(offset, size, stride, numel, itemsize):
     """PyTorch's rule, stated independently of the reader; and the reader's two limits: shapes
     NumPy can hold, and a broadcast (stride-0) tensor copied up to MAX_EXPANDED_BYTES."""
-    if len(size) != len(stride) or min((offset,) + size + stride) < 0 or not numpy_can_hold(size, itemsize):
+    if (
+        len(size) != len(stride)
+        or min((offset,) + size + stride) < 0
+        or not numpy_can_hold(size, itemsize)
+    ):
         return False
     if 0 in size:
         return True
@@ -102,18 +134,27 @@ def geometry_case(draw):
         used.add(key)
         ndim = draw(st.integers(0, 3))
         size = tuple(draw(st.integers(0, 5) | unusual) for _ in range(ndim))
-        stride = tuple(draw(st.integers(0, 8) | unusual) for _ in range(ndim + draw(st.sampled_from([0] * 9 + [1]))))
+        stride = tuple(
+            draw(st.integers(0, 8) | unusual)
+            for _ in range(ndim + draw(st.sampled_from([0] * 9 + [1])))
+        )
         offset = draw(st.integers(0, 30) | unusual)
-        items.append((f"t{t}", forge.tensor(forge.storage(storage_type, key, numel), offset, size, stride)))
+        items.append(
+            (f"t{t}", forge.tensor(forge.storage(storage_type, key, numel), offset, size, stride))
+        )
         if geometry_is_valid(offset, size, stride, numel, flat.itemsize):
-            expected[f"t{t}"] = forge.expected_view(flat, offset, size, stride) if 0 not in size else \
-                np.empty(size, flat.dtype)    # holds nothing: numpy_can_hold checked that NumPy accepts the shape
+            expected[f"t{t}"] = (
+                forge.expected_view(flat, offset, size, stride)
+                if 0 not in size
+                else np.empty(size, flat.dtype)
+            )    # holds nothing: numpy_can_hold checked that NumPy accepts the shape
         else:
             valid = False
     records = [("data.pkl", forge.state_dict(items))]
     for key, _, numel, flat in storages:
         data = flat.astype(np.uint8).tobytes() if flat.dtype == np.bool_ else flat.tobytes()
-        if draw(st.integers(0, 9)) == 0:              # a record longer or shorter than its declared size
+        # a record longer or shorter than its declared size
+        if draw(st.integers(0, 9)) == 0:
             data = data[:-1] if data and draw(st.booleans()) else data + b"\0"
             valid = valid and key not in used         # (a storage no tensor uses is never read)
         records.append((f"data/{key}", data))
@@ -124,29 +165,77 @@ def payload(draw, canary):
     """Opcodes that would create the canary file if any of them got to call or import."""
     module, name = draw(st.sampled_from(FORBIDDEN))
     command = forge.value(f"touch {canary}")
-    kind = draw(st.sampled_from(["GLOBAL", "STACK_GLOBAL", "INST", "OBJ", "NEWOBJ", "NEWOBJ_EX", "BUILD",
-                                 "EXT", "PERSID", "BINPERSID", "nested __reduce__"]))
+    kind = draw(
+        st.sampled_from(
+            [
+                "GLOBAL",
+                "STACK_GLOBAL",
+                "INST",
+                "OBJ",
+                "NEWOBJ",
+                "NEWOBJ_EX",
+                "BUILD",
+                "EXT",
+                "PERSID",
+                "BINPERSID",
+                "nested __reduce__",
+            ]
+        )
+    )
     if kind == "GLOBAL":
         return GLOBAL + f"{module}\n{name}\n".encode() + MARK + command + TUPLE + REDUCE
     if kind == "STACK_GLOBAL":
-        return forge.value(module) + forge.value(name) + STACK_GLOBAL + MARK + command + TUPLE + REDUCE
+        return (
+            forge.value(module)
+            + forge.value(name)
+            + STACK_GLOBAL
+            + MARK
+            + command
+            + TUPLE
+            + REDUCE
+        )
     if kind == "INST":
         return MARK + command + INST + f"{module}\n{name}\n".encode()
     if kind == "OBJ":
         return MARK + forge.global_(module, name) + command + OBJ
-    if kind in ("NEWOBJ", "NEWOBJ_EX"):   # an allowed class, or a forbidden one, built without __init__
-        cls = draw(st.sampled_from([forge.global_(module, name), forge.global_("collections", "OrderedDict"),
-                                    forge.global_("torch._utils", "_rebuild_tensor_v2")]))
-        return cls + MARK + command + TUPLE + (NEWOBJ if kind == "NEWOBJ" else EMPTY_DICT + NEWOBJ_EX) + \
-            forge.call(module, name, command)
-    if kind == "BUILD":                   # state set on an allowed object, then a forbidden call
-        target = draw(st.sampled_from([forge.call("collections", "OrderedDict"), forge.global_("torch", "FloatStorage")]))
-        state = forge.value(draw(st.sampled_from([{"dtype": "O", "__class__": "x"}, (None, {"name": "x"}), 7])))
+    # an allowed class, or a forbidden one, built without __init__
+    if kind in ("NEWOBJ", "NEWOBJ_EX"):
+        cls = draw(
+            st.sampled_from(
+                [
+                    forge.global_(module, name),
+                    forge.global_("collections", "OrderedDict"),
+                    forge.global_("torch._utils", "_rebuild_tensor_v2"),
+                ]
+            )
+        )
+        return (
+            cls
+            + MARK
+            + command
+            + TUPLE
+            + (NEWOBJ if kind == "NEWOBJ" else EMPTY_DICT + NEWOBJ_EX)
+            + forge.call(module, name, command)
+        )
+    if kind == "BUILD":  # state set on an allowed object, then a forbidden call
+        target = draw(
+            st.sampled_from(
+                [forge.call("collections", "OrderedDict"), forge.global_("torch", "FloatStorage")]
+            )
+        )
+        state = forge.value(
+            draw(st.sampled_from([{"dtype": "O", "__class__": "x"}, (None, {"name": "x"}), 7]))
+        )
         return target + state + BUILD + forge.call(module, name, command)
     if kind == "EXT":
         code = draw(st.sampled_from(sorted(EXTENSIONS)))
-        op = EXT1 + bytes([code]) if code < 256 else EXT2 + code.to_bytes(2, "little") if code < 65536 else \
-            EXT4 + code.to_bytes(4, "little")
+        op = (
+            EXT1 + bytes([code])
+            if code < 256
+            else EXT2 + code.to_bytes(2, "little")
+            if code < 65536
+            else EXT4 + code.to_bytes(4, "little")
+        )
         return op + MARK + command + TUPLE + REDUCE
     if kind == "PERSID":
         return PERSID + f"{module}.{name}\n".encode()
@@ -162,7 +251,8 @@ def payload(draw, canary):
 
 @st.composite
 def malicious_case(draw, canary):
-    """A payload where a tensor, its storage, its geometry, a dict value or the whole state goes."""
+    """A payload where a tensor, its storage, its geometry, a dict value or the whole state
+    goes."""
     bad = payload(draw, canary)
     good = forge.tensor(forge.storage("FloatStorage", "0", 2), 0, (2,), (1,))
     where = draw(st.sampled_from(["value", "state", "offset", "storage", "hooks"]))
@@ -171,15 +261,55 @@ def malicious_case(draw, canary):
     elif where == "state":
         pkl = b"\x80\x02" + bad + b"."
     elif where == "offset":
-        pkl = forge.state_dict([("w", forge.call("torch._utils", "_rebuild_tensor_v2", forge.storage(
-            "FloatStorage", "0", 2), bad, forge.value((2,)), forge.value((1,))))])
+        pkl = forge.state_dict(
+            [
+                (
+                    "w",
+                    forge.call(
+                        "torch._utils",
+                        "_rebuild_tensor_v2",
+                        forge.storage("FloatStorage", "0", 2),
+                        bad,
+                        forge.value((2,)),
+                        forge.value((1,)),
+                    ),
+                )
+            ]
+        )
     elif where == "storage":
-        pkl = forge.state_dict([("w", forge.call("torch._utils", "_rebuild_tensor_v2", bad, forge.value(0),
-                                                 forge.value((2,)), forge.value((1,))))])
+        pkl = forge.state_dict(
+            [
+                (
+                    "w",
+                    forge.call(
+                        "torch._utils",
+                        "_rebuild_tensor_v2",
+                        bad,
+                        forge.value(0),
+                        forge.value((2,)),
+                        forge.value((1,)),
+                    ),
+                )
+            ]
+        )
     else:
-        pkl = forge.state_dict([("w", forge.call("torch._utils", "_rebuild_tensor_v2", forge.storage(
-            "FloatStorage", "0", 2), forge.value(0), forge.value((2,)), forge.value((1,)), forge.value(False),
-            bad))])
+        pkl = forge.state_dict(
+            [
+                (
+                    "w",
+                    forge.call(
+                        "torch._utils",
+                        "_rebuild_tensor_v2",
+                        forge.storage("FloatStorage", "0", 2),
+                        forge.value(0),
+                        forge.value((2,)),
+                        forge.value((1,)),
+                        forge.value(False),
+                        bad,
+                    ),
+                )
+            ]
+        )
     return forge.archive([("data.pkl", pkl), ("data/0", bytes(8))]), "refused"
 
 
@@ -188,11 +318,26 @@ def archive_case(draw):
     """A good checkpoint, then broken as an archive: truncated, records duplicated or missing,
     bytes flipped, garbage instead of the pickle; or left intact but compressed."""
     flat = np.arange(6, dtype=np.float32)
-    pkl = forge.state_dict([("w", forge.tensor(forge.storage("FloatStorage", "0", 6), 1, (2, 2), (2, 1)))])
+    pkl = forge.state_dict(
+        [("w", forge.tensor(forge.storage("FloatStorage", "0", 6), 1, (2, 2), (2, 1)))]
+    )
     records = [("data.pkl", pkl), ("data/0", flat.tobytes()), ("byteorder", b"little")]
     good = {"w": forge.expected_view(flat, 1, (2, 2), (2, 1))}
-    how = draw(st.sampled_from(["truncated", "duplicate", "missing", "flipped", "garbage", "deflated",
-                                "byteorder", "two prefixes", "not a zip"]))
+    how = draw(
+        st.sampled_from(
+            [
+                "truncated",
+                "duplicate",
+                "missing",
+                "flipped",
+                "garbage",
+                "deflated",
+                "byteorder",
+                "two prefixes",
+                "not a zip",
+            ]
+        )
+    )
     if how == "duplicate":
         name = draw(st.sampled_from([r[0] for r in records]))
         return forge.archive(records + [(name, dict(records)[name])]), "refused"
@@ -205,7 +350,8 @@ def archive_case(draw):
         return forge.archive(records, compression=zipfile.ZIP_DEFLATED), good
     if how == "byteorder":
         order = draw(st.sampled_from([b"big", b"middle", b""]))
-        big = {"w": good["w"].byteswap()} if order == b"big" else "refused"   # same bytes, read big-endian
+        # same bytes, read big-endian
+        big = {"w": good["w"].byteswap()} if order == b"big" else "refused"
         return forge.archive(records[:2] + [("byteorder", order)]), big
     if how == "two prefixes":
         return forge.archive(records, prefixes=("archive", "other")), "refused"
@@ -226,14 +372,20 @@ def read_in_a_child(folder, cases):
         paths.append(folder / f"case{i}.pth")
         paths[-1].write_bytes(data)
     try:
-        done = subprocess.run([sys.executable, "-c", CHILD, *map(str, paths)], capture_output=True, text=True,
-                              timeout=60)
+        done = subprocess.run(
+            [sys.executable, "-c", CHILD, *map(str, paths)],
+            capture_output=True,
+            text=True,
+            timeout=60,
+        )
         lines = done.stdout.splitlines()
     except subprocess.TimeoutExpired as e:
         lines = (e.stdout or b"").decode().splitlines()
         pytest.fail(f"the reader hung on {paths[len(lines)]} ({len(lines)} cases read before)")
     if done.returncode != 0:
-        pytest.fail(f"the reader died (status {done.returncode}) on {paths[len(lines)]}: {done.stderr[-500:]}")
+        pytest.fail(
+            f"the reader died (status {done.returncode}) on {paths[len(lines)]}: {done.stderr[-500:]}"
+        )
     return [json.loads(line) for line in lines]
 
 
@@ -265,13 +417,31 @@ def test_forged_checkpoints_read_exactly_or_are_refused(tmp_path_factory, data):
 @pytest.mark.parametrize("storage_type, size, readable", [
     ("FloatStorage", (0, 1 << 40), True), ("ByteStorage", (0, 1 << 62), True),
     ("FloatStorage", (0, 1 << 40, 1 << 40), False), ("FloatStorage", (0, 1 << 62), False)])
-def test_an_empty_tensor_reads_empty_if_numpy_can_hold_its_shape(tmp_path, storage_type, size, readable):
+def test_an_empty_tensor_reads_empty_if_numpy_can_hold_its_shape(
+    tmp_path, storage_type, size, readable
+):
     """The edge geometry_case draws: no element, yet NumPy refuses a shape whose non-zero sizes
     times the itemsize overflow (np.empty((0, 2**40, 2**40)) is "too big"): that one is refused."""
     flat = np.zeros(2, forge.STORAGE_TYPES[storage_type])
     assert numpy_can_hold(size, flat.itemsize) == readable
-    data = forge.archive([("data.pkl", forge.state_dict([("w", forge.tensor(
-        forge.storage(storage_type, "0", 2), 0, size, (1,) * len(size)))])), ("data/0", flat.tobytes())])
+    data = forge.archive(
+        [
+            (
+                "data.pkl",
+                forge.state_dict(
+                    [
+                        (
+                            "w",
+                            forge.tensor(
+                                forge.storage(storage_type, "0", 2), 0, size, (1,) * len(size)
+                            ),
+                        )
+                    ]
+                ),
+            ),
+            ("data/0", flat.tobytes()),
+        ]
+    )
     case = (data, {"w": np.empty(size, flat.dtype)} if readable else "refused")
     check([case], read_in_a_child(tmp_path, [case]))
 
@@ -282,9 +452,24 @@ def test_an_empty_tensor_reads_empty_if_numpy_can_hold_its_shape(tmp_path, stora
 def test_genuine_torch_checkpoints_read_exactly(tmp_path_factory, data):
     """torch.save of random tensors, views of them (transposed, strided, offset into a shared
     storage, expanded) included, reads back exactly."""
-    torch = pytest.importorskip("torch", reason="PyTorch is not installed: it is needed to write checkpoints")
-    dtype = data.draw(st.sampled_from([torch.float32, torch.float64, torch.float16, torch.int64, torch.int32,
-                                       torch.int16, torch.int8, torch.uint8, torch.bool]))
+    torch = pytest.importorskip(
+        "torch", reason="PyTorch is not installed: it is needed to write checkpoints"
+    )
+    dtype = data.draw(
+        st.sampled_from(
+            [
+                torch.float32,
+                torch.float64,
+                torch.float16,
+                torch.int64,
+                torch.int32,
+                torch.int16,
+                torch.int8,
+                torch.uint8,
+                torch.bool,
+            ]
+        )
+    )
     shape = data.draw(st.lists(st.integers(1, 5), min_size=0, max_size=3))
     generator = torch.Generator().manual_seed(data.draw(st.integers(0, 2**32 - 1)))
     base = (torch.randn(shape, generator=generator) * 50).to(dtype)

@@ -16,11 +16,19 @@ from .conftest import fuzz_settings
 
 
 def png_declaring(width, height):
-    """A PNG whose header declares width x height but holds almost no data (a decompression bomb)."""
+    """A PNG whose header declares width x height but holds almost no data (a decompression
+    bomb)."""
     def chunk(kind, data):
-        return struct.pack(">I", len(data)) + kind + data + struct.pack(">I", zlib.crc32(kind + data))
-    return b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", struct.pack(">IIBBBBB", width, height, 8, 0, 0, 0, 0)) + \
-        chunk(b"IDAT", zlib.compress(b"\0" * 64)) + chunk(b"IEND", b"")
+        return (
+            struct.pack(">I", len(data)) + kind + data + struct.pack(">I", zlib.crc32(kind + data))
+        )
+
+    return (
+        b"\x89PNG\r\n\x1a\n"
+        + chunk(b"IHDR", struct.pack(">IIBBBBB", width, height, 8, 0, 0, 0, 0))
+        + chunk(b"IDAT", zlib.compress(b"\0" * 64))
+        + chunk(b"IEND", b"")
+    )
 
 
 @st.composite
@@ -30,10 +38,30 @@ def image_case(draw):
     seed = draw(st.integers(0, 2**32 - 1))
     rng = np.random.default_rng(seed)
     rgb = rng.integers(0, 256, (h, w, 3), dtype=np.uint8)
-    kind = draw(st.sampled_from(["RGB", "L", "RGBA", "P", "CMYK", "16-bit", "1", "EXIF", "truncated",
-                                 "empty", "bomb", "garbage"]))
+    kind = draw(
+        st.sampled_from(
+            [
+                "RGB",
+                "L",
+                "RGBA",
+                "P",
+                "CMYK",
+                "16-bit",
+                "1",
+                "EXIF",
+                "truncated",
+                "empty",
+                "bomb",
+                "garbage",
+            ]
+        )
+    )
     out = io.BytesIO()
-    fmt = draw(st.sampled_from(["PNG", "TIFF", "BMP"] if kind in ("RGB", "L", "P", "1") else ["PNG", "TIFF"]))
+    fmt = draw(
+        st.sampled_from(
+            ["PNG", "TIFF", "BMP"] if kind in ("RGB", "L", "P", "1") else ["PNG", "TIFF"]
+        )
+    )
     if kind == "RGB":
         Image.fromarray(rgb).save(out, fmt)
         return out.getvalue(), rgb
@@ -63,7 +91,9 @@ def image_case(draw):
     if kind == "16-bit":
         grey = rng.integers(0, 65536, (h, w), dtype=np.uint16)
         Image.fromarray(grey).save(out, "PNG")
-        return out.getvalue(), np.repeat(np.rint(grey / 257).astype(np.uint8)[..., None], 3, axis=2)
+        return out.getvalue(), np.repeat(
+            np.rint(grey / 257).astype(np.uint8)[..., None], 3, axis=2
+        )
     if kind == "EXIF":                   # orientation 6: shown rotated 90 degrees clockwise
         orientation = draw(st.sampled_from([1, 3, 6, 8]))
         exif = Image.Exif()

@@ -31,7 +31,9 @@ def test_col2im_is_adjoint_of_im2col(geom, seed):
 def test_im2col_columns_are_receptive_fields():
     x = np.arange(16.0).reshape(1, 1, 4, 4)
     cols = to_numpy(im2col(on_device(x), 2, 2, 2, 0))  # four non-overlapping 2x2 windows
-    np.testing.assert_array_equal(cols.T, [[0, 1, 4, 5], [2, 3, 6, 7], [8, 9, 12, 13], [10, 11, 14, 15]])
+    np.testing.assert_array_equal(
+        cols.T, [[0, 1, 4, 5], [2, 3, 6, 7], [8, 9, 12, 13], [10, 11, 14, 15]]
+    )
     cols = to_numpy(im2col(on_device(x), 2, 2, 1, 0)).reshape(4, 3, 3)  # 3x3 overlapping windows
     np.testing.assert_array_equal(cols[:, 0, 0], [0, 1, 4, 5])       # output (0, 0)
     np.testing.assert_array_equal(cols[:, 2, 1], [9, 10, 13, 14])     # output (2, 1)

@@ -25,15 +25,20 @@ def test_load_image_errors(tmp_path):
 
 def test_pixels_of_unknown_range_are_refused_and_16_bits_are_scaled(tmp_path):
     ramp = np.linspace(0, 1, 64, dtype=np.float32).reshape(8, 8)
-    Image.fromarray(ramp).save(tmp_path / "float.tif")                          # mode F: 0..1? 0..255?
+    # mode F: 0..1? 0..255?
+    Image.fromarray(ramp).save(tmp_path / "float.tif")
     with pytest.raises(ValueError, match="float.tif: it has floating-point pixels"):
         load_image(tmp_path / "float.tif")
-    Image.fromarray((ramp * 1e6).astype(np.int32)).save(tmp_path / "int32.tif")  # mode I beyond 16 bits
+    # mode I beyond 16 bits
+    Image.fromarray((ramp * 1e6).astype(np.int32)).save(tmp_path / "int32.tif")
     with pytest.raises(ValueError, match="int32.tif: it has 32-bit pixels from 0 to 1000000"):
         load_image(tmp_path / "int32.tif")
     sixteen = (ramp * 65535).round().astype(np.int32)
-    Image.fromarray(sixteen).save(tmp_path / "int16.tif")                       # mode I within 16 bits: v / 257
-    np.testing.assert_array_equal(load_image(tmp_path / "int16.tif")[..., 0], np.rint(sixteen / 257))
+    # mode I within 16 bits: v / 257
+    Image.fromarray(sixteen).save(tmp_path / "int16.tif")
+    np.testing.assert_array_equal(
+        load_image(tmp_path / "int16.tif")[..., 0], np.rint(sixteen / 257)
+    )
 
 
 def test_preprocess_deprocess_round_trip():
@@ -58,14 +63,16 @@ def test_class_lookup():
         class_index("espreso", classes)
     with pytest.raises(ValueError, match="class index 1000 is out of range"):
         class_index(1000, classes)
-    for digit in ("²", "٣"):           # Unicode digits are names, not indices (int("²") fails, int("٣") is 3)
+    # Unicode digits are names, not indices (int("²") fails, int("٣") is 3)
+    for digit in ("²", "٣"):
         with pytest.raises(ValueError, match="unknown class"):
             class_index(digit, classes)
 
 
 @pytest.mark.parametrize("shape", [(1, 1, 3), (7, 40, 3), (40, 2, 3)])
 def test_an_image_too_small_to_show_anything_is_refused_by_name(shape):
-    """Enlarged to a network's input, a few pixels are a blur of a few colours: one line, not a picture."""
+    """Enlarged to a network's input, a few pixels are a blur of a few colours: one line, not a
+    picture."""
     from tinycnn.io.images import MIN_SIDE, resize_center_crop, resize_short_side
     h, w = shape[:2]
     tiny = np.zeros(shape, np.uint8)
@@ -76,7 +83,8 @@ def test_an_image_too_small_to_show_anything_is_refused_by_name(shape):
     for resize in (resize_center_crop, resize_short_side):
         with pytest.raises(ValueError, match=f"^the image is {w}x{h} px"):
             resize(tiny, 32)
-    assert preprocess(tiny).shape == (1, 3, h, w)     # not resized: the network's own shape checks speak
+    # not resized: the network's own shape checks speak
+    assert preprocess(tiny).shape == (1, 3, h, w)
 
 
 def test_the_smallest_images_that_are_enlarged_still_are():

@@ -42,7 +42,9 @@ def test_avgpool_gradients(geom, seed):
     N, C, H, W, K, stride, pad, ceil_mode = geom
     x = on_device(np.random.default_rng(seed).standard_normal((N, C, H, W)))
     for include_pad in (True, False):
-        check_layer(tc.AvgPool2d(K, stride, pad, ceil_mode, count_include_pad=include_pad), x, seed=seed)
+        check_layer(
+            tc.AvgPool2d(K, stride, pad, ceil_mode, count_include_pad=include_pad), x, seed=seed
+        )
 
 
 @pytest.mark.gradcheck
@@ -98,11 +100,17 @@ def test_maxpool_matches_naive_loops(geom, seed):
     x = rng.integers(0, 3, (N, C, H, W)).astype(np.float64)
     pool = tc.MaxPool2d(K, stride, pad, ceil_mode)
     out, cache = pool.forward(on_device(x))
-    np.testing.assert_array_equal(to_numpy(out), naive.maxpool_forward_naive(x, K, stride, pad, ceil_mode))
+    np.testing.assert_array_equal(
+        to_numpy(out), naive.maxpool_forward_naive(x, K, stride, pad, ceil_mode)
+    )
     dout = rng.standard_normal(out.shape)
     dx, _ = pool.backward(on_device(dout), cache)
-    np.testing.assert_allclose(to_numpy(dx), naive.maxpool_backward_naive(dout, x, K, stride, pad, ceil_mode),
-                               rtol=1e-12, atol=1e-12)
+    np.testing.assert_allclose(
+        to_numpy(dx),
+        naive.maxpool_backward_naive(dout, x, K, stride, pad, ceil_mode),
+        rtol=1e-12,
+        atol=1e-12,
+    )
 
 
 @pytest.mark.parametrize("K,H,W", [(2, 8, 8), (2, 7, 6), (3, 9, 10), (1, 3, 3)])
@@ -115,7 +123,9 @@ def test_non_overlapping_maxpool_matches_naive_loops(K, H, W):
     np.testing.assert_array_equal(to_numpy(out), naive.maxpool_forward_naive(x, K, K, 0, False))
     dout = rng.standard_normal(out.shape)
     dx, _ = pool.backward(on_device(dout), cache)
-    np.testing.assert_array_equal(to_numpy(dx), naive.maxpool_backward_naive(dout, x, K, K, 0, False))
+    np.testing.assert_array_equal(
+        to_numpy(dx), naive.maxpool_backward_naive(dout, x, K, K, 0, False)
+    )
 
 
 def test_float32_conv_stays_float32(rng):
@@ -131,9 +141,15 @@ def test_maxpool_output_sizes_by_hand():
     for size, expected in ((111, 55), (55, 27), (27, 13), (6, 3)):
         out, _ = pool.forward(on_device(np.zeros((1, 1, size, size))))
         assert out.shape[-1] == expected
-    # without ceil mode 6 -> 2; with padding 1 and ceil: a window starting in padding only is dropped
+    # without ceil mode 6 -> 2; with padding 1 and ceil: a window starting in padding only is
+    # dropped
     assert tc.MaxPool2d(3, 2).forward(on_device(np.zeros((1, 1, 6, 6))))[0].shape[-1] == 2
-    assert tc.MaxPool2d(2, 2, 1, ceil_mode=True).forward(on_device(np.zeros((1, 1, 5, 5))))[0].shape[-1] == 3
+    assert (
+        tc.MaxPool2d(2, 2, 1, ceil_mode=True)
+        .forward(on_device(np.zeros((1, 1, 5, 5))))[0]
+        .shape[-1]
+        == 3
+    )
 
 
 # -- ReLU backward rules against their definitions ----------------------------------------
@@ -168,30 +184,46 @@ def test_dropout_train_and_eval(rng):
     np.testing.assert_allclose(to_numpy(out)[kept], 1 / 0.75)  # inverted scaling
     again = tc.Dropout(0.25, seed=1)
     again.training = True
-    np.testing.assert_array_equal(to_numpy(again.forward(x)[0]), to_numpy(out))  # same seed, same mask
+    # same seed, same mask
+    np.testing.assert_array_equal(to_numpy(again.forward(x)[0]), to_numpy(out))
 
 
 # -- errors -------------------------------------------------------------------------------
 def test_layers_name_wrong_shapes(rng):
-    with pytest.raises(tc.ShapeError, match=r"Conv2d expects input of shape \(N, 3, H, W\), got \(2, 4, 8, 8\)"):
+    with pytest.raises(
+        tc.ShapeError, match=r"Conv2d expects input of shape \(N, 3, H, W\), got \(2, 4, 8, 8\)"
+    ):
         tc.Conv2d(3, 8, 3).forward(on_device(np.zeros((2, 4, 8, 8))))
     with pytest.raises(tc.ShapeError, match=r"\(N, C, H, W\), got \(8, 8\)"):
         tc.MaxPool2d(2).forward(on_device(np.zeros((8, 8))))
-    with pytest.raises(tc.ShapeError, match=r"Linear expects input of shape \(N, 10\), got \(2, 4, 2, 2\).*Flatten"):
+    with pytest.raises(
+        tc.ShapeError,
+        match=r"Linear expects input of shape \(N, 10\), got \(2, 4, 2, 2\).*Flatten",
+    ):
         tc.Linear(10, 3).forward(on_device(np.zeros((2, 4, 2, 2))))
     with pytest.raises(ValueError, match="kernel 5 is larger than the padded input 3"):
         tc.Conv2d(1, 1, 5).forward(on_device(np.zeros((1, 1, 3, 3))))
     with pytest.raises(ValueError, match="padding 2 must be at most half the kernel size 3"):
         tc.MaxPool2d(3, padding=2)
-    with pytest.raises(tc.ShapeError, match=r"InstanceNorm2d expects input of shape \(N, 3, H, W\), got \(2, 4, 8, 8\)"):
+    with pytest.raises(
+        tc.ShapeError,
+        match=r"InstanceNorm2d expects input of shape \(N, 3, H, W\), got \(2, 4, 8, 8\)",
+    ):
         tc.InstanceNorm2d(3).forward(on_device(np.zeros((2, 4, 8, 8))))
-    with pytest.raises(tc.ShapeError, match=r"InstanceNorm2d needs more than one pixel per channel, got \(2, 3, 1, 1\)"):
+    with pytest.raises(
+        tc.ShapeError,
+        match=r"InstanceNorm2d needs more than one pixel per channel, got \(2, 3, 1, 1\)",
+    ):
         tc.InstanceNorm2d(3).forward(on_device(np.zeros((2, 3, 1, 1))))
-    with pytest.raises(tc.ShapeError, match=r"Upsample2d expects input of shape \(N, C, H, W\), got \(8, 8\)"):
+    with pytest.raises(
+        tc.ShapeError, match=r"Upsample2d expects input of shape \(N, C, H, W\), got \(8, 8\)"
+    ):
         tc.Upsample2d(2).forward(on_device(np.zeros((8, 8))))
     with pytest.raises(ValueError, match="scale must be a positive integer, got 1.5"):
         tc.Upsample2d(1.5)
-    with pytest.raises(tc.ShapeError, match=r"ReflectionPad2d\(3\) expects .* with H, W > 3, got \(1, 1, 8, 3\)"):
+    with pytest.raises(
+        tc.ShapeError, match=r"ReflectionPad2d\(3\) expects .* with H, W > 3, got \(1, 1, 8, 3\)"
+    ):
         tc.ReflectionPad2d(3).forward(on_device(np.zeros((1, 1, 8, 3))))
 
 
@@ -223,10 +255,23 @@ def test_backward_without_parameter_gradients_skips_them(geom, seed):
                                   to_numpy(fc.backward(df, cf)[0]))
 
 
-@pytest.mark.parametrize("layer", [tc.ReLU(), tc.GlobalAvgPool2d(), tc.Flatten(), tc.MaxPool2d(2), tc.AvgPool2d(2),
-                                   tc.Conv2d(3, 2, 3, dtype=np.float64), tc.Dropout(0.5),
-                                   tc.InstanceNorm2d(3, dtype=np.float64), tc.Upsample2d(1), tc.Upsample2d(2),
-                                   tc.ReflectionPad2d(0), tc.ReflectionPad2d(2)])
+@pytest.mark.parametrize(
+    "layer",
+    [
+        tc.ReLU(),
+        tc.GlobalAvgPool2d(),
+        tc.Flatten(),
+        tc.MaxPool2d(2),
+        tc.AvgPool2d(2),
+        tc.Conv2d(3, 2, 3, dtype=np.float64),
+        tc.Dropout(0.5),
+        tc.InstanceNorm2d(3, dtype=np.float64),
+        tc.Upsample2d(1),
+        tc.Upsample2d(2),
+        tc.ReflectionPad2d(0),
+        tc.ReflectionPad2d(2),
+    ],
+)
 def test_backward_returns_a_writable_gradient(layer):
     # downstream code (accumulating gradients, guided backprop) updates dx in place
     x = on_device(np.random.default_rng(0).standard_normal((2, 3, 4, 4)))
@@ -242,7 +287,10 @@ def float64_instance_norm(C, seed, affine=True):
     norm = tc.InstanceNorm2d(C, affine=affine, dtype=np.float64)
     if affine:  # away from the identity, so that a wrong weight or bias gradient shows
         rng = np.random.default_rng(seed)
-        norm.params = {"weight": on_device(rng.normal(1, 0.5, C)), "bias": on_device(rng.standard_normal(C))}
+        norm.params = {
+            "weight": on_device(rng.normal(1, 0.5, C)),
+            "bias": on_device(rng.standard_normal(C)),
+        }
     return norm
 
 
@@ -254,7 +302,11 @@ def test_instance_norm_gradients(shape, seed):
     # dout must not be drawn with x's seed: with dout = x, <xhat, dout> is sigma * sum(xhat^2),
     # constant up to eps, and the check would compare two round-off-sized gradients
     x = on_device(np.random.default_rng(seed).standard_normal(shape))
-    assert set(check_layer(float64_instance_norm(shape[1], seed), x, seed=seed + 1)) == {"x", "weight", "bias"}
+    assert set(check_layer(float64_instance_norm(shape[1], seed), x, seed=seed + 1)) == {
+        "x",
+        "weight",
+        "bias",
+    }
     check_layer(float64_instance_norm(shape[1], seed, affine=False), x, seed=seed + 1)
 
 
@@ -274,7 +326,9 @@ def test_instance_norm_matches_naive_loops(shape, seed):
     norm = float64_instance_norm(shape[1], seed)
     out, _ = norm.forward(on_device(x))
     w, b = (to_numpy(norm.params[k]) for k in ("weight", "bias"))
-    np.testing.assert_allclose(to_numpy(out), naive.instance_norm_naive(x, w, b, 1e-5), rtol=1e-10, atol=1e-10)
+    np.testing.assert_allclose(
+        to_numpy(out), naive.instance_norm_naive(x, w, b, 1e-5), rtol=1e-10, atol=1e-10
+    )
     # without the affine part every image's channel has mean 0 and variance 1 (up to eps)
     plain = to_numpy(tc.InstanceNorm2d(shape[1], eps=0.0, affine=False).forward(on_device(x))[0])
     np.testing.assert_allclose(plain.mean(axis=(2, 3)), 0, atol=1e-12)
@@ -291,17 +345,26 @@ def test_reflection_pad_matches_naive_loops(geom, seed):
     np.testing.assert_array_equal(to_numpy(out), naive.reflection_pad_naive(x, p))
     dout = rng.standard_normal(out.shape)
     dx, _ = pad.backward(on_device(dout), cache)
-    np.testing.assert_allclose(to_numpy(dx), naive.reflection_pad_backward_naive(dout, x.shape, p), rtol=1e-12)
+    np.testing.assert_allclose(
+        to_numpy(dx), naive.reflection_pad_backward_naive(dout, x.shape, p), rtol=1e-12
+    )
 
 
 def test_upsample_and_reflection_pad_by_hand():
     x = on_device(np.array([[[[1.0, 2.0], [3.0, 4.0]]]]))
     up, cache = tc.Upsample2d(2).forward(x)
-    np.testing.assert_array_equal(to_numpy(up)[0, 0], [[1, 1, 2, 2], [1, 1, 2, 2], [3, 3, 4, 4], [3, 3, 4, 4]])
+    np.testing.assert_array_equal(
+        to_numpy(up)[0, 0], [[1, 1, 2, 2], [1, 1, 2, 2], [3, 3, 4, 4], [3, 3, 4, 4]]
+    )
     dx, _ = tc.Upsample2d(2).backward(on_device(np.arange(16.0).reshape(1, 1, 4, 4)), cache)
-    np.testing.assert_array_equal(to_numpy(dx)[0, 0], [[0 + 1 + 4 + 5, 2 + 3 + 6 + 7], [8 + 9 + 12 + 13, 10 + 11 + 14 + 15]])
-    row = on_device(np.array([[[[1.0, 2.0, 3.0, 4.0]] * 3]]))     # [a b c d] -> [c b | a b c d | c b]
-    np.testing.assert_array_equal(to_numpy(tc.ReflectionPad2d(2).forward(row)[0])[0, 0, 0], [3, 2, 1, 2, 3, 4, 3, 2])
+    np.testing.assert_array_equal(
+        to_numpy(dx)[0, 0], [[0 + 1 + 4 + 5, 2 + 3 + 6 + 7], [8 + 9 + 12 + 13, 10 + 11 + 14 + 15]]
+    )
+    # [a b c d] -> [c b | a b c d | c b]
+    row = on_device(np.array([[[[1.0, 2.0, 3.0, 4.0]] * 3]]))
+    np.testing.assert_array_equal(
+        to_numpy(tc.ReflectionPad2d(2).forward(row)[0])[0, 0, 0], [3, 2, 1, 2, 3, 4, 3, 2]
+    )
 
 
 def test_float32_style_layers_stay_float32(rng):
@@ -309,7 +372,9 @@ def test_float32_style_layers_stay_float32(rng):
     for layer in (tc.InstanceNorm2d(3), tc.Upsample2d(2), tc.ReflectionPad2d(2)):
         out, cache = layer.forward(x)
         dx, grads = layer.backward(out, cache)
-        assert out.dtype == dx.dtype == np.float32 and all(g.dtype == np.float32 for g in grads.values())
+        assert out.dtype == dx.dtype == np.float32 and all(
+            g.dtype == np.float32 for g in grads.values()
+        )
 
 
 @given(image_shape(min_pixels=2), seeds)

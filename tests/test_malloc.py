@@ -1,4 +1,5 @@
-"""tinycnn.engine.malloc: freed temporaries are reused, not mapped afresh (counted in page faults)."""
+"""tinycnn.engine.malloc: freed temporaries are reused, not mapped afresh (counted in page
+faults)."""
 import subprocess
 import sys
 
@@ -30,6 +31,7 @@ def test_kept_memory_is_reused_without_page_faults():
     done = subprocess.run([sys.executable, "-c", CODE], capture_output=True, text=True, timeout=60)
     assert done.returncode == 0, done.stderr
     fresh, kept = map(int, done.stdout.split())
-    # by default glibc gives freed blocks back and maps them afresh: about a block (1024 page faults) a pass
+    # by default glibc gives freed blocks back and maps them afresh: about a block (1024 page
+    # faults) a pass
     assert fresh > 10 * 1024, fresh
     assert kept < 256, kept

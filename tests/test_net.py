@@ -16,21 +16,45 @@ def small_net(seed=0, dtype=np.float64, classes=5):
     """conv-relu-pool, a Fire module (squeeze, two expand branches, concat), dropout, fc."""
     def conv(cin, cout, k, **kw):
         layer = tc.Conv2d(cin, cout, k, seed=seed + cout + k, dtype=dtype, **kw)
-        layer.params["bias"] = on_device(np.random.default_rng(seed + k).normal(0, 0.5, cout), dtype)
+        layer.params["bias"] = on_device(
+            np.random.default_rng(seed + k).normal(0, 0.5, cout), dtype
+        )
         return layer
-    fire = tc.Sequential([
-        ("squeeze", conv(4, 3, 1)), ("squeeze_relu", tc.ReLU()),
-        ("expand", tc.Concat([
-            ("expand1x1", tc.Sequential([("conv", conv(3, 2, 1)), ("relu", tc.ReLU())])),
-            ("expand3x3", tc.Sequential([("conv", conv(3, 4, 3, padding=1)), ("relu", tc.ReLU())])),
-        ])),
-    ])
-    return tc.Network([
-        ("conv1", conv(3, 4, 3, stride=1, padding=1)), ("relu1", tc.ReLU()),
-        ("pool1", tc.MaxPool2d(3, 2, ceil_mode=True)),
-        ("fire2", fire), ("drop", tc.Dropout(0.5)),
-        ("pool2", tc.AvgPool2d(2)), ("flatten", tc.Flatten()), ("fc", tc.Linear(6 * 1 * 1, classes, dtype=dtype)),
-    ])
+    fire = tc.Sequential(
+        [
+            ("squeeze", conv(4, 3, 1)),
+            ("squeeze_relu", tc.ReLU()),
+            (
+                "expand",
+                tc.Concat(
+                    [
+                        (
+                            "expand1x1",
+                            tc.Sequential([("conv", conv(3, 2, 1)), ("relu", tc.ReLU())]),
+                        ),
+                        (
+                            "expand3x3",
+                            tc.Sequential(
+                                [("conv", conv(3, 4, 3, padding=1)), ("relu", tc.ReLU())]
+                            ),
+                        ),
+                    ]
+                ),
+            ),
+        ]
+    )
+    return tc.Network(
+        [
+            ("conv1", conv(3, 4, 3, stride=1, padding=1)),
+            ("relu1", tc.ReLU()),
+            ("pool1", tc.MaxPool2d(3, 2, ceil_mode=True)),
+            ("fire2", fire),
+            ("drop", tc.Dropout(0.5)),
+            ("pool2", tc.AvgPool2d(2)),
+            ("flatten", tc.Flatten()),
+            ("fc", tc.Linear(6 * 1 * 1, classes, dtype=dtype)),
+        ]
+    )
 
 
 def style_net(seed=0, dtype=np.float64):
@@ -45,14 +69,32 @@ def style_net(seed=0, dtype=np.float64):
 
     def norm(C):  # away from the identity, so that wrong weight or bias gradients show
         layer = tc.InstanceNorm2d(C, dtype=dtype)
-        layer.params = {"weight": on_device(rng.normal(1, 0.5, C), dtype), "bias": on_device(rng.normal(0, 0.5, C), dtype)}
+        layer.params = {
+            "weight": on_device(rng.normal(1, 0.5, C), dtype),
+            "bias": on_device(rng.normal(0, 0.5, C), dtype),
+        }
         return layer
-    return tc.Network([
-        ("conv1", conv(3, 4, 3, padding=1)), ("in1", norm(4)), ("relu1", tc.ReLU()),
-        ("res1", tc.Residual([("conv1", conv(4, 4, 3, padding=1)), ("in1", norm(4)), ("relu", tc.ReLU()),
-                              ("conv2", conv(4, 4, 3, padding=1))])),
-        ("up", tc.Upsample2d(2)), ("pad", tc.ReflectionPad2d(1)), ("conv2", conv(4, 3, 3)),
-    ])
+    return tc.Network(
+        [
+            ("conv1", conv(3, 4, 3, padding=1)),
+            ("in1", norm(4)),
+            ("relu1", tc.ReLU()),
+            (
+                "res1",
+                tc.Residual(
+                    [
+                        ("conv1", conv(4, 4, 3, padding=1)),
+                        ("in1", norm(4)),
+                        ("relu", tc.ReLU()),
+                        ("conv2", conv(4, 4, 3, padding=1)),
+                    ]
+                ),
+            ),
+            ("up", tc.Upsample2d(2)),
+            ("pad", tc.ReflectionPad2d(1)),
+            ("conv2", conv(4, 3, 3)),
+        ]
+    )
 
 
 def image(seed, n=2, size=6):
@@ -108,18 +150,38 @@ def test_network_with_loss_gradient(seed):
     dx, grads = net.backward(dscores, cache)
     # the loss is O(1) while some gradients are O(1e-4): round-off (eps |L| / h, about 1e-10)
     # is then up to 1e-6 of them, hence the looser bound than for contracted outputs
-    numeric = numeric_grad(lambda: tc.softmax_cross_entropy(net(x), y)[0], x, on_device(np.ones(())))
+    numeric = numeric_grad(
+        lambda: tc.softmax_cross_entropy(net(x), y)[0], x, on_device(np.ones(()))
+    )
     assert rel_error(to_numpy(dx), to_numpy(numeric)) < 1e-5
     w = net.layer("fire2.expand.expand3x3.conv").params["weight"]
-    numeric_w = numeric_grad(lambda: tc.softmax_cross_entropy(net(x), y)[0], w, on_device(np.ones(())))
-    assert rel_error(to_numpy(grads["fire2.expand.expand3x3.conv.weight"]), to_numpy(numeric_w)) < 1e-5
+    numeric_w = numeric_grad(
+        lambda: tc.softmax_cross_entropy(net(x), y)[0], w, on_device(np.ones(()))
+    )
+    assert (
+        rel_error(to_numpy(grads["fire2.expand.expand3x3.conv.weight"]), to_numpy(numeric_w))
+        < 1e-5
+    )
 
 
 @pytest.mark.gradcheck
-@pytest.mark.parametrize("model,layer", [("small_net", name) for name in (
-    "relu1", "pool1", "fire2.squeeze_relu", "fire2.expand.expand3x3.relu", "fire2.expand.expand1x1", "fire2")]
-    # from inside a residual block only its body carries the gradient; from the block, both branches
-    + [("style_net", name) for name in ("res1.relu", "res1.conv2", "res1")])
+@pytest.mark.parametrize(
+    "model,layer",
+    [
+        ("small_net", name)
+        for name in (
+            "relu1",
+            "pool1",
+            "fire2.squeeze_relu",
+            "fire2.expand.expand3x3.relu",
+            "fire2.expand.expand1x1",
+            "fire2",
+        )
+    ]
+    # from inside a residual block only its body carries the gradient; from the block, both
+    # branches
+    + [("style_net", name) for name in ("res1.relu", "res1.conv2", "res1")],
+)
 def test_backward_from_a_named_layer(model, layer):
     # d<act_layer(x), dout>/dx by finite differences, against backward(start=layer)
     net, x = {"small_net": small_net, "style_net": style_net}[model](), image(7)
@@ -151,7 +213,9 @@ def test_activations_match_layer_by_layer():
     e1 = net.layer("fire2.expand.expand1x1").forward(s)[0]
     e3 = net.layer("fire2.expand.expand3x3").forward(s)[0]
     np.testing.assert_array_equal(to_numpy(acts["fire2.expand.expand3x3.relu"]), to_numpy(e3))
-    np.testing.assert_array_equal(to_numpy(acts["fire2"]), np.concatenate([to_numpy(e1), to_numpy(e3)], axis=1))
+    np.testing.assert_array_equal(
+        to_numpy(acts["fire2"]), np.concatenate([to_numpy(e1), to_numpy(e3)], axis=1)
+    )
     assert net(x).shape == (2, 5)
 
 
@@ -172,9 +236,15 @@ def test_several_forward_passes_stay_alive():
 def captum_net():
     """The network of Captum's guided-backprop / deconvolution tests (see issue 4)."""
     conv = tc.Conv2d(1, 2, 3, dtype=np.float64)
-    conv.params = {"weight": on_device(np.ones((2, 1, 3, 3))), "bias": on_device(np.array([-50.0, -75.0]))}
+    conv.params = {
+        "weight": on_device(np.ones((2, 1, 3, 3))),
+        "bias": on_device(np.array([-50.0, -75.0])),
+    }
     fc = tc.Linear(8, 4, dtype=np.float64)
-    fc.params = {"weight": on_device(np.tile([1.0, 1, 1, 1, 1, -1, -1, -1], (4, 1))), "bias": on_device(np.zeros(4))}
+    fc.params = {
+        "weight": on_device(np.tile([1.0, 1, 1, 1, 1, -1, -1, -1], (4, 1))),
+        "bias": on_device(np.zeros(4)),
+    }
     return tc.Network([("conv", conv), ("relu1", tc.ReLU()), ("flatten", tc.Flatten()), ("fc", fc),
                        ("relu2", tc.ReLU())])
 
@@ -195,7 +265,8 @@ def test_relu_rules_reproduce_captum_values(rule, expected):
 
 def test_train_and_eval_modes():
     net, x = small_net(), image(4)
-    assert np.array_equal(to_numpy(net(x)), to_numpy(net(x)))           # eval by default: dropout off
+    # eval by default: dropout off
+    assert np.array_equal(to_numpy(net(x)), to_numpy(net(x)))
     net.train()
     assert not np.array_equal(to_numpy(net(x)), to_numpy(net.eval()(x)))
 
@@ -217,21 +288,34 @@ def test_load_is_strict(tmp_path):
         net.load_state_dict({k: v for k, v in state.items() if k != "fc.bias"})
     with pytest.raises(tc.StateDictError, match="unexpected 1 key.*conv9.weight"):
         net.load_state_dict({**state, "conv9.weight": np.zeros(3)})
-    with pytest.raises(tc.StateDictError, match=r"'conv1.weight' has shape \(4, 3, 5, 5\) but the network expects \(4, 3, 3, 3\)"):
+    with pytest.raises(
+        tc.StateDictError,
+        match=r"'conv1.weight' has shape \(4, 3, 5, 5\) but the network expects \(4, 3, 3, 3\)",
+    ):
         net.load_state_dict({**state, "conv1.weight": np.zeros((4, 3, 5, 5))})
-    np.savez(tmp_path / "other.npz", **{"features.0.weight": np.zeros(1), "classifier.1.weight": np.zeros(1)})
-    with pytest.raises(tc.StateDictError, match="other.npz does not match the network \\(is it from another model\\?\\)"):
+    np.savez(
+        tmp_path / "other.npz",
+        **{"features.0.weight": np.zeros(1), "classifier.1.weight": np.zeros(1)},
+    )
+    with pytest.raises(
+        tc.StateDictError,
+        match="other.npz does not match the network \\(is it from another model\\?\\)",
+    ):
         net.load(tmp_path / "other.npz")
     (tmp_path / "junk.npz").write_bytes(b"not a zip")
     with pytest.raises(tc.StateDictError, match="junk.npz is not a readable .npz"):
         net.load(tmp_path / "junk.npz")
     with pytest.raises(FileNotFoundError, match="no weights file at .*missing.npz"):
         net.load(tmp_path / "missing.npz")
-    for bad in (np.nan, np.inf, -np.inf):       # a diverged run's weights draw wrong pictures: refused
+    # a diverged run's weights draw wrong pictures: refused
+    for bad in (np.nan, np.inf, -np.inf):
         w = state["conv1.weight"].copy()
         w[1, 2, 0, 0] = bad
         np.savez(tmp_path / "diverged.npz", **{**state, "conv1.weight": w})
-        with pytest.raises(tc.StateDictError, match="diverged.npz: parameter 'conv1.weight' holds 1 NaN or infinite"):
+        with pytest.raises(
+            tc.StateDictError,
+            match="diverged.npz: parameter 'conv1.weight' holds 1 NaN or infinite",
+        ):
             net.load(tmp_path / "diverged.npz")
 
 
@@ -251,10 +335,18 @@ def test_bad_input_gets_a_clear_error():
     if backend.name() == "numpy":   # on a GPU the count would synchronise every forward pass
         with pytest.raises(ValueError, match="1 NaN or Inf"):
             net(on_device(bad))
-    with pytest.raises(tc.ShapeError, match=r"layer 'conv1': Conv2d expects input of shape \(N, 3, H, W\), got \(1, 1, 6, 6\)"):
+    with pytest.raises(
+        tc.ShapeError,
+        match=r"layer 'conv1': Conv2d expects input of shape \(N, 3, H, W\), got \(1, 1, 6, 6\)",
+    ):
         net(on_device(np.zeros((1, 1, 6, 6))))
-    wrong = tc.Network([("conv1", tc.Conv2d(3, 5, 1, dtype=np.float64)), ("fire2", net.layers["fire2"])])
-    with pytest.raises(tc.ShapeError, match=r"layer 'fire2.squeeze': Conv2d expects .*\(N, 4, H, W\), got \(1, 5, 6, 6\)"):
+    wrong = tc.Network(
+        [("conv1", tc.Conv2d(3, 5, 1, dtype=np.float64)), ("fire2", net.layers["fire2"])]
+    )
+    with pytest.raises(
+        tc.ShapeError,
+        match=r"layer 'fire2.squeeze': Conv2d expects .*\(N, 4, H, W\), got \(1, 5, 6, 6\)",
+    ):
         wrong(on_device(np.zeros((1, 3, 6, 6))))
     with pytest.raises(tc.UnknownLayerError, match="unknown layer 'fire3'.*did you mean fire2"):
         net.forward(on_device(np.zeros((1, 3, 6, 6))), until="fire3")
@@ -281,7 +373,9 @@ def test_backward_can_stop_at_a_layer(layer):
     assert rel_error(to_numpy(grad), to_numpy(numeric)) < 1e-6
     # and going on from there gives the full input gradient
     dx, _ = net.backward(grad, cache, start=layer)
-    np.testing.assert_allclose(to_numpy(dx), to_numpy(net.backward(dout, cache)[0]), rtol=1e-12, atol=1e-12)
+    np.testing.assert_allclose(
+        to_numpy(dx), to_numpy(net.backward(dout, cache)[0]), rtol=1e-12, atol=1e-12
+    )
     with pytest.raises(tc.UnknownLayerError, match="does not come before"):
         net.backward(grad, cache, start="pool1", stop="fc")
 
@@ -294,7 +388,9 @@ def test_backward_from_several_layers_at_once():
     rng = np.random.default_rng(4)
     douts = {k: on_device(rng.standard_normal(cache.activations[k].shape)) for k in layers}
     dx, _ = net.backward(douts, cache, param_grads=False)
-    separate = sum(to_numpy(net.backward(d, cache, start=k, param_grads=False)[0]) for k, d in douts.items())
+    separate = sum(
+        to_numpy(net.backward(d, cache, start=k, param_grads=False)[0]) for k, d in douts.items()
+    )
     np.testing.assert_allclose(to_numpy(dx), separate, rtol=1e-12, atol=1e-12)
     out, cache = net.forward(x, until="fire2.expand.expand3x3.relu")
     with pytest.raises(tc.UnknownLayerError, match="fire2.expand.expand1x1.relu were never used"):
@@ -307,16 +403,24 @@ def test_backward_can_stop_at_a_concat_branch():
     net, x = small_net(), image(12)
     out, cache = net.forward(x)
     dout = on_device(np.random.default_rng(3).standard_normal(out.shape))
-    at_fire2 = to_numpy(net.backward(dout, cache, stop="fire2", param_grads=False)[0])    # (N, 2 + 4, H, W)
-    for stop, channels in [("fire2.expand.expand1x1", slice(0, 2)), ("fire2.expand.expand3x3", slice(2, 6)),
-                           ("fire2.expand.expand3x3.relu", slice(2, 6))]:
+    # (N, 2 + 4, H, W)
+    at_fire2 = to_numpy(net.backward(dout, cache, stop="fire2", param_grads=False)[0])
+    for stop, channels in [
+        ("fire2.expand.expand1x1", slice(0, 2)),
+        ("fire2.expand.expand3x3", slice(2, 6)),
+        ("fire2.expand.expand3x3.relu", slice(2, 6)),
+    ]:
         grad, _ = net.backward(dout, cache, stop=stop, param_grads=False)
         np.testing.assert_array_equal(to_numpy(grad), at_fire2[:, channels], err_msg=stop)
 
 
-@pytest.mark.skipif(backend.name() != "cupy", reason="needs the GPU backend (make test's stand-in pass runs it)")
+@pytest.mark.skipif(
+    backend.name() != "cupy", reason="needs the GPU backend (make test's stand-in pass runs it)"
+)
 def test_a_host_input_to_a_network_on_the_device_is_one_clear_error():
-    with pytest.raises(TypeError, match="the network: the input is a numpy array but the parameters live in cupy"):
+    with pytest.raises(
+        TypeError, match="the network: the input is a numpy array but the parameters live in cupy"
+    ):
         small_net()(np.zeros((1, 3, 6, 6), np.float32))
     with pytest.raises(TypeError, match="Conv2d: the input is a numpy array"):
         tc.Conv2d(3, 2, 3).forward(np.zeros((1, 3, 6, 6), np.float32))
@@ -347,7 +451,9 @@ def test_style_network_end_to_end_gradients(seed):
 def test_residual_layers_are_named_and_their_activations_kept():
     net, x = style_net(), image(5, size=4)
     assert "res1.conv2" in net.names() and isinstance(net.layer("res1.in1"), tc.InstanceNorm2d)
-    assert {"res1.conv1.weight", "res1.in1.bias", "res1.conv2.bias"} <= {k for k, _ in net.named_params()}
+    assert {"res1.conv1.weight", "res1.in1.bias", "res1.conv2.bias"} <= {
+        k for k, _ in net.named_params()
+    }
     acts = net.activations(x, ["relu1", "res1.relu", "res1.conv2", "res1"])
     body, _ = net.layer("res1").layers["conv1"].forward(acts["relu1"])
     for name in ("in1", "relu", "conv2"):
@@ -355,7 +461,8 @@ def test_residual_layers_are_named_and_their_activations_kept():
         if name == "relu":
             np.testing.assert_array_equal(to_numpy(acts["res1.relu"]), to_numpy(body))
     np.testing.assert_array_equal(to_numpy(acts["res1.conv2"]), to_numpy(body))
-    np.testing.assert_array_equal(to_numpy(acts["res1"]), to_numpy(acts["relu1"] + body))   # x + body(x)
+    # x + body(x)
+    np.testing.assert_array_equal(to_numpy(acts["res1"]), to_numpy(acts["relu1"] + body))
     assert net(x).shape == (2, 3, 8, 8)
 
 
@@ -366,13 +473,18 @@ def test_backward_can_stop_inside_a_residual(layer):
     out, cache = net.forward(x, keep=[layer])
     dout = on_device(np.random.default_rng(2).standard_normal(out.shape))
     grad, _ = net.backward(dout, cache, stop=layer)
-    res, tail = net.layers["res1"], tc.Network([(n, net.layers[n]) for n in ("up", "pad", "conv2")])
+    res, tail = (
+        net.layers["res1"],
+        tc.Network([(n, net.layers[n]) for n in ("up", "pad", "conv2")]),
+    )
     act = cache.activations[layer].copy()
     if layer == "res1":
         rest = lambda: tail(act)                                                       # noqa: E731
     else:   # the block's input is fixed; the body's layers after ``layer`` run on the activation
         names = list(res.layers)
-        after = tc.Sequential([(n, res.layers[n]) for n in names[names.index(layer.split(".")[1]) + 1:]])
+        after = tc.Sequential(
+            [(n, res.layers[n]) for n in names[names.index(layer.split(".")[1]) + 1 :]]
+        )
         x_in = net.forward(x, until="relu1")[0]
         rest = lambda: tail(x_in + after.forward(act)[0])                                # noqa: E731
     numeric = numeric_grad(rest, act, dout)
@@ -381,7 +493,9 @@ def test_backward_can_stop_inside_a_residual(layer):
 
 def test_residual_backward_adds_both_branches_and_passes_the_rule():
     res = style_net().layers["res1"]
-    x = image(9, size=4)[:, :1].repeat(4, axis=1) + on_device(np.random.default_rng(3).standard_normal((2, 4, 4, 4)))
+    x = image(9, size=4)[:, :1].repeat(4, axis=1) + on_device(
+        np.random.default_rng(3).standard_normal((2, 4, 4, 4))
+    )
     out, cache = res.forward(x)
     body = tc.Sequential(list(res.layers.items()))
     np.testing.assert_allclose(to_numpy(out), to_numpy(x + body.forward(x)[0]), rtol=1e-12)
@@ -390,9 +504,22 @@ def test_residual_backward_adds_both_branches_and_passes_the_rule():
         dx, grads = res.backward(dout, cache, rule=rule)
         dbody, body_grads = body.backward(dout, body.forward(x)[1], rule=rule)
         np.testing.assert_allclose(to_numpy(dx), to_numpy(dout + dbody), rtol=1e-12, atol=1e-12)
-        assert set(grads) == set(body_grads) == {"conv1.weight", "conv1.bias", "in1.weight", "in1.bias",
-                                                 "conv2.weight", "conv2.bias"}
-    assert not np.allclose(to_numpy(res.backward(dout, cache, rule="guided")[0]), to_numpy(res.backward(dout, cache)[0]))
+        assert (
+            set(grads)
+            == set(body_grads)
+            == {
+                "conv1.weight",
+                "conv1.bias",
+                "in1.weight",
+                "in1.bias",
+                "conv2.weight",
+                "conv2.bias",
+            }
+        )
+    assert not np.allclose(
+        to_numpy(res.backward(dout, cache, rule="guided")[0]),
+        to_numpy(res.backward(dout, cache)[0]),
+    )
 
 
 def test_a_residual_body_must_keep_the_shape():

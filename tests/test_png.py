@@ -21,14 +21,19 @@ def chunk(kind, body):
 
 def rgb_png(pixels, *, interlace=False, keep=1.0):
     """A PNG written here: 8-bit RGB, filter 0 on every row, Adam7 if interlace; keep: the
-    fraction of the filtered pixel stream that goes into IDAT (a clean zlib stream all the same)."""
+    fraction of the filtered pixel stream that goes into IDAT (a clean zlib stream all the
+    same)."""
     h, w, _ = pixels.shape
     passes = ADAM7 if interlace else ((0, 0, 1, 1),)
     raw = b"".join(b"\0" + row.tobytes() for x0, y0, dx, dy in passes
                    for row in pixels[y0::dy, x0::dx] if pixels[y0::dy, x0::dx].shape[1])
     raw = raw[:int(len(raw) * keep)]
-    return (b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", struct.pack(">IIBBBBB", w, h, 8, 2, 0, 0, int(interlace)))
-            + chunk(b"IDAT", zlib.compress(raw)) + chunk(b"IEND", b"")), len(raw)
+    return (
+        b"\x89PNG\r\n\x1a\n"
+        + chunk(b"IHDR", struct.pack(">IIBBBBB", w, h, 8, 2, 0, 0, int(interlace)))
+        + chunk(b"IDAT", zlib.compress(raw))
+        + chunk(b"IEND", b"")
+    ), len(raw)
 
 
 @settings(max_examples=40, deadline=None)
@@ -47,15 +52,22 @@ def test_a_pixel_stream_that_ends_early_is_refused(tmp_path, interlace):
     assert missing_bytes(data) == (n, rgb_png(pixels, interlace=interlace)[1])
     (tmp_path / "short.png").write_bytes(data)
     if not interlace:
-        Image.open(tmp_path / "short.png").load()      # Pillow reads it without a word: the rest black
-    why = "image file is truncated" if interlace else r"its pixel data ends early \(\d+ of \d+ bytes\)"
+        # Pillow reads it without a word: the rest black
+        Image.open(tmp_path / "short.png").load()
+    why = (
+        "image file is truncated"
+        if interlace
+        else r"its pixel data ends early \(\d+ of \d+ bytes\)"
+    )
     with pytest.raises(ValueError, match=f"short.png: {why}"):
         load_image(tmp_path / "short.png")
 
 
 @pytest.mark.parametrize("mode", ["1", "L", "LA", "P", "RGB", "RGBA", "I;16"])
 def test_pillows_own_pngs_are_whole_in_every_mode(mode):
-    image = Image.fromarray(np.random.default_rng(1).integers(0, 256, (9, 14, 3), dtype=np.uint8)).convert(mode)
+    image = Image.fromarray(
+        np.random.default_rng(1).integers(0, 256, (9, 14, 3), dtype=np.uint8)
+    ).convert(mode)
     out = io.BytesIO()
     image.save(out, "PNG")
     got, expected = missing_bytes(out.getvalue())

@@ -13,7 +13,9 @@ ROOT = Path(__file__).resolve().parent
 
 def _api():
     """tests/strict_cupy/cupy/_api.py, loaded by path (it must not shadow a real CuPy)."""
-    spec = importlib.util.spec_from_file_location("strict_cupy_api", ROOT / "strict_cupy" / "cupy" / "_api.py")
+    spec = importlib.util.spec_from_file_location(
+        "strict_cupy_api", ROOT / "strict_cupy" / "cupy" / "_api.py"
+    )
     module = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(module)
     return module
@@ -32,9 +34,14 @@ def _cupy_kind():
         return None
 
 
-standin_only = pytest.mark.skipif(_cupy_kind() != "standin", reason="the strict stand-in is not on the path "
-                                  "(make test runs this file a second time with it)")
-gpu_only = pytest.mark.skipif(_cupy_kind() != "gpu", reason="needs CuPy and a GPU (make gpu-check)")
+standin_only = pytest.mark.skipif(
+    _cupy_kind() != "standin",
+    reason="the strict stand-in is not on the path "
+    "(make test runs this file a second time with it)",
+)
+gpu_only = pytest.mark.skipif(
+    _cupy_kind() != "gpu", reason="needs CuPy and a GPU (make gpu-check)"
+)
 
 
 @standin_only
@@ -55,7 +62,8 @@ def test_standin_refuses_what_cupy_refuses():
     with pytest.raises(AttributeError):
         cupy.random.default_rng(0).normal                  # CuPy's Generator has no normal()
     with pytest.raises(TypeError, match="float64"):
-        a * np.float64(0.5)                                 # stricter than CuPy: silent float64 work
+        # stricter than CuPy: silent float64 work
+        a * np.float64(0.5)
     assert isinstance(a.sum(), cupy.ndarray) and a.sum().shape == ()   # 0-d arrays, not scalars
     before = cupy._standin_counters["d2h"]
     float(a.sum()), a.get(), int(a[0, 0])
@@ -79,7 +87,8 @@ def test_every_name_and_keyword_of_the_standin_exists_in_cupy():
                 kw[key] = default
             try:
                 fn(*call_args, **kw)
-            except Exception as e:     # a refused keyword is a TypeError; anything else: a bad sample
+            # a refused keyword is a TypeError; anything else: a bad sample
+            except Exception as e:
                 missing.append(f"{where}({key}=): {type(e).__name__}: {e}")
     for name, (sample, keywords) in api.FUNCTIONS.items():
         if not hasattr(cupy, name):
@@ -96,7 +105,12 @@ def test_every_name_and_keyword_of_the_standin_exists_in_cupy():
         if not hasattr(rng, name):
             missing.append(f"Generator.{name}")
             continue
-        check(f"Generator.{name}", getattr(rng, name), args, {k: v for k, v in keywords.items() if k != "out"})
+        check(
+            f"Generator.{name}",
+            getattr(rng, name),
+            args,
+            {k: v for k, v in keywords.items() if k != "out"},
+        )
     assert missing == [], "\n".join(missing)
     # and what the stand-in refuses, CuPy refuses too
     with pytest.raises(TypeError):

@@ -12,7 +12,9 @@ def test_set_blas_threads_reaches_every_loaded_openblas():
     import scipy.linalg  # noqa: F401  (SciPy brings its own OpenBLAS)
     before = blas_threads()
     if not before:
-        pytest.skip("no OpenBLAS found in /proc/self/maps (not Linux, or NumPy built on another BLAS)")
+        pytest.skip(
+            "no OpenBLAS found in /proc/self/maps (not Linux, or NumPy built on another BLAS)"
+        )
     try:
         assert set_blas_threads(1) == len(before)
         assert blas_threads() == [1] * len(before)
@@ -34,6 +36,8 @@ def test_commands_default_to_one_thread_and_check_the_variable(monkeypatch):
 
 def test_a_bad_thread_count_is_one_line_from_a_command():
     env = dict(os.environ, TINYCNN_BLAS_THREADS="many")
-    done = subprocess.run([sys.executable, "-m", "vis.filters", "--help"], env=env, capture_output=True, text=True)
+    done = subprocess.run(
+        [sys.executable, "-m", "vis.filters", "--help"], env=env, capture_output=True, text=True
+    )
     assert done.returncode == 2 and done.stderr.strip().splitlines() == [
         "error: TINYCNN_BLAS_THREADS='many': give a whole number of threads, at least 1"]

@@ -18,7 +18,10 @@ from .conftest import on_device
 from .strategies import conv_geometry, pool_geometry, reflection_geometry, seeds
 from .test_net import small_net, style_net
 
-torch = pytest.importorskip("torch", reason="PyTorch is not installed: pip install torch (CPU build) to run the oracle tests")
+torch = pytest.importorskip(
+    "torch",
+    reason="PyTorch is not installed: pip install torch (CPU build) to run the oracle tests",
+)
 F = torch.nn.functional
 TOL = {np.dtype(np.float64): 1e-5, np.dtype(np.float32): 1e-4}
 
@@ -27,9 +30,13 @@ def agree(ours, theirs, what, scale=0.0):
     """Relative error below the dtype's tolerance; scale: the size of the terms summed into
     the values (a sum that cancels to almost 0 keeps the round-off of its terms)."""
     a, b = to_numpy(ours).astype(np.float64), theirs.detach().double().numpy()
-    err = np.abs(a - b).max(initial=0) / max(np.abs(a).max(initial=0), np.abs(b).max(initial=0), scale, 1e-12)
+    err = np.abs(a - b).max(initial=0) / max(
+        np.abs(a).max(initial=0), np.abs(b).max(initial=0), scale, 1e-12
+    )
     tol = TOL[np.dtype(ours.dtype)]
-    assert err < tol, f"{what}: relative error {err:.2e} against PyTorch ({ours.dtype}, tolerance {tol})"
+    assert err < tol, (
+        f"{what}: relative error {err:.2e} against PyTorch ({ours.dtype}, tolerance {tol})"
+    )
 
 
 def tensor(a):
@@ -74,8 +81,12 @@ def test_pooling_agrees_with_torch(dtype, geom, seed):
     compare_layer(tc.MaxPool2d(K, stride, pad, ceil), x,
                   lambda x: F.max_pool2d(x, K, stride, pad, ceil_mode=ceil), seed)
     for include in (True, False):
-        compare_layer(tc.AvgPool2d(K, stride, pad, ceil, count_include_pad=include), x,
-                      lambda x: F.avg_pool2d(x, K, stride, pad, ceil_mode=ceil, count_include_pad=include), seed)
+        compare_layer(
+            tc.AvgPool2d(K, stride, pad, ceil, count_include_pad=include),
+            x,
+            lambda x: F.avg_pool2d(x, K, stride, pad, ceil_mode=ceil, count_include_pad=include),
+            seed,
+        )
     compare_layer(tc.GlobalAvgPool2d(), x, lambda x: x.mean(dim=(2, 3)), seed)
 
 
@@ -90,8 +101,19 @@ def torch_small_net(p):
     """tests.test_net.small_net written with torch.nn.functional, reading tinycnn's parameters."""
     def fire(x):
         s = F.relu(F.conv2d(x, p["fire2.squeeze.weight"], p["fire2.squeeze.bias"]))
-        e1 = F.relu(F.conv2d(s, p["fire2.expand.expand1x1.conv.weight"], p["fire2.expand.expand1x1.conv.bias"]))
-        e3 = F.relu(F.conv2d(s, p["fire2.expand.expand3x3.conv.weight"], p["fire2.expand.expand3x3.conv.bias"], padding=1))
+        e1 = F.relu(
+            F.conv2d(
+                s, p["fire2.expand.expand1x1.conv.weight"], p["fire2.expand.expand1x1.conv.bias"]
+            )
+        )
+        e3 = F.relu(
+            F.conv2d(
+                s,
+                p["fire2.expand.expand3x3.conv.weight"],
+                p["fire2.expand.expand3x3.conv.bias"],
+                padding=1,
+            )
+        )
         return torch.cat([e1, e3], dim=1)
 
     def forward(x):
@@ -127,14 +149,34 @@ def test_small_network_agrees_with_torch(dtype):
 @given(geom=reflection_geometry(), scale=st.integers(1, 3), seed=seeds)
 def test_style_layers_agree_with_torch(dtype, geom, scale, seed):
     N, C, H, W, p = geom
-    rng = np.random.default_rng(seed + 1)   # not dout's seed: with dout ~ x instance norm's dx is O(eps)
+    # not dout's seed: with dout ~ x instance norm's dx is O(eps)
+    rng = np.random.default_rng(seed + 1)
     x = on_device(rng.standard_normal((N, C, H, W)) * 2 + 1, dtype)
-    if H * W > 2:  # two pixels normalise to -1, +1 whatever they are: dx is O(eps), all cancellation
+    # two pixels normalise to -1, +1 whatever they are: dx is O(eps), all cancellation
+    if H * W > 2:
         norm = tc.InstanceNorm2d(C, dtype=dtype)
-        norm.params = {"weight": on_device(rng.normal(1, 0.5, C), dtype), "bias": on_device(rng.standard_normal(C), dtype)}
-        compare_layer(norm, x, lambda x, weight, bias: F.instance_norm(x, weight=weight, bias=bias, eps=1e-5), seed)
-        compare_layer(tc.InstanceNorm2d(C, affine=False, dtype=dtype), x, lambda x: F.instance_norm(x, eps=1e-5), seed)
-    compare_layer(tc.Upsample2d(scale), x, lambda x: F.interpolate(x, scale_factor=scale, mode="nearest"), seed)
+        norm.params = {
+            "weight": on_device(rng.normal(1, 0.5, C), dtype),
+            "bias": on_device(rng.standard_normal(C), dtype),
+        }
+        compare_layer(
+            norm,
+            x,
+            lambda x, weight, bias: F.instance_norm(x, weight=weight, bias=bias, eps=1e-5),
+            seed,
+        )
+        compare_layer(
+            tc.InstanceNorm2d(C, affine=False, dtype=dtype),
+            x,
+            lambda x: F.instance_norm(x, eps=1e-5),
+            seed,
+        )
+    compare_layer(
+        tc.Upsample2d(scale),
+        x,
+        lambda x: F.interpolate(x, scale_factor=scale, mode="nearest"),
+        seed,
+    )
     compare_layer(tc.ReflectionPad2d(p), x, lambda x: F.pad(x, (p, p, p, p), mode="reflect"), seed)
 
 
@@ -145,7 +187,9 @@ def torch_style_net(p):
 
     def forward(x):
         x = F.relu(norm(F.conv2d(x, p["conv1.weight"], p["conv1.bias"], padding=1), "in1"))
-        body = F.relu(norm(F.conv2d(x, p["res1.conv1.weight"], p["res1.conv1.bias"], padding=1), "res1.in1"))
+        body = F.relu(
+            norm(F.conv2d(x, p["res1.conv1.weight"], p["res1.conv1.bias"], padding=1), "res1.in1")
+        )
         x = x + F.conv2d(body, p["res1.conv2.weight"], p["res1.conv2.bias"], padding=1)
         x = F.pad(F.interpolate(x, scale_factor=2, mode="nearest"), (1, 1, 1, 1), mode="reflect")
         return F.conv2d(x, p["conv2.weight"], p["conv2.bias"])
@@ -166,6 +210,7 @@ def test_style_network_agrees_with_torch(dtype):
     agree(out, tout, "output")
     agree(dx, tx.grad, "dx")
     for k, p in params.items():
-        if k in ("conv1.bias", "res1.conv1.bias"):  # zero in both (instance norm follows): round-off
+        # zero in both (instance norm follows): round-off
+        if k in ("conv1.bias", "res1.conv1.bias"):
             continue
         agree(grads[k], p.grad, k)

@@ -61,8 +61,10 @@ def check_layer(layer, x, *, seed=0, h=1e-6, tol=1e-6, **backward_args):
         x = get_array_module(next(iter(params.values()))).asarray(x)
     for name, a in [("x", x)] + list(params.items()):
         if a.dtype != np.float64:
-            raise ValueError(f"gradient checks need float64, but {name} is {a.dtype}: float32 "
-                             "round-off swamps the finite differences (use net.astype(np.float64))")
+            raise ValueError(
+                f"gradient checks need float64, but {name} is {a.dtype}: float32 "
+                "round-off swamps the finite differences (use net.astype(np.float64))"
+            )
     xp = get_array_module(x)
     out, cache = layer.forward(x)
     dout = xp.asarray(np.random.default_rng(seed).standard_normal(out.shape))

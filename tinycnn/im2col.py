@@ -91,5 +91,6 @@ def col2im(cols, x_shape, kh, kw, stride, pad):
     cols = cols.reshape(C, kh, kw, N, oh, ow)
     dx_pad = xp.zeros((C, N, H + 2 * pad, W + 2 * pad), dtype=cols.dtype)
     for i, j, rows, cs in window_offsets(kh, kw, stride, oh, ow):
-        dx_pad[:, :, rows, cs] += cols[:, i, j]                          # overlapping windows add up
+        # overlapping windows add up
+        dx_pad[:, :, rows, cs] += cols[:, i, j]
     return dx_pad[:, :, pad:pad + H, pad:pad + W].transpose(1, 0, 2, 3)

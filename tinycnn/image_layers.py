@@ -41,7 +41,9 @@ class InstanceNorm2d(Layer):
         expect_nchw(x, self.num_features, "InstanceNorm2d")
         N, C, H, W = x.shape
         if H * W < 2:  # one pixel normalises to 0 whatever it was (PyTorch refuses it too)
-            raise ShapeError(f"InstanceNorm2d needs more than one pixel per channel, got {tuple(x.shape)}")
+            raise ShapeError(
+                f"InstanceNorm2d needs more than one pixel per channel, got {tuple(x.shape)}"
+            )
         xp = get_array_module(x)
         mean = x.mean(axis=(2, 3), keepdims=True)                           # (N, C, 1, 1)
         inv_std = 1.0 / xp.sqrt(x.var(axis=(2, 3), keepdims=True) + self.eps)
@@ -93,7 +95,9 @@ class Upsample2d(Layer):
 
     def forward(self, x):
         if x.ndim != 4:
-            raise ShapeError(f"Upsample2d expects input of shape (N, C, H, W), got {tuple(x.shape)}")
+            raise ShapeError(
+                f"Upsample2d expects input of shape (N, C, H, W), got {tuple(x.shape)}"
+            )
         s = self.scale
         return x.repeat(s, axis=2).repeat(s, axis=3), x.shape
 
@@ -121,8 +125,10 @@ class ReflectionPad2d(Layer):
     def forward(self, x):
         p = self.padding
         if x.ndim != 4 or p >= min(x.shape[2], x.shape[3]):
-            raise ShapeError(f"ReflectionPad2d({p}) expects input of shape (N, C, H, W) with H, W > {p}, "
-                             f"got {tuple(x.shape)}")
+            raise ShapeError(
+                f"ReflectionPad2d({p}) expects input of shape (N, C, H, W) with H, W > {p}, "
+                f"got {tuple(x.shape)}"
+            )
         xp = get_array_module(x)
         return xp.pad(x, ((0, 0), (0, 0), (p, p), (p, p)), mode="reflect"), x.shape
 

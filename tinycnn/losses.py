@@ -30,10 +30,18 @@ def softmax_cross_entropy(scores, y):
     on_host = get_array_module(y) is np
     y = np.asarray(y) if on_host else y
     if y.shape != (N,):
-        raise ValueError(f"labels must have shape ({N},) to match the scores, got {tuple(y.shape)}")
+        raise ValueError(
+            f"labels must have shape ({N},) to match the scores, got {tuple(y.shape)}"
+        )
     if y.dtype.kind not in "iu" or (on_host and N and (y.min() < 0 or y.max() >= K)):
-        raise ValueError(f"labels must be integers in [0, {K}), got dtype {y.dtype}"
-                         + (f" and range [{y.min()}, {y.max()}]" if on_host and N and y.dtype.kind in "iu" else ""))
+        raise ValueError(
+            f"labels must be integers in [0, {K}), got dtype {y.dtype}"
+            + (
+                f" and range [{y.min()}, {y.max()}]"
+                if on_host and N and y.dtype.kind in "iu"
+                else ""
+            )
+        )
     y = xp.asarray(y)
     z = scores - scores.max(axis=1, keepdims=True)
     log_probs = z - xp.log(xp.exp(z).sum(axis=1, keepdims=True))

@@ -80,7 +80,9 @@ class Container(Layer):
         return None
 
     def extra_repr(self):
-        inner = "\n".join(f"  ({n}): " + repr(l).replace("\n", "\n  ") for n, l in self.layers.items())
+        inner = "\n".join(
+            f"  ({n}): " + repr(l).replace("\n", "\n  ") for n, l in self.layers.items()
+        )
         return f"\n{inner}\n"
 
 
@@ -93,7 +95,8 @@ def _forward_child(layer, x, until, keep, name, acts):
             out, cache = layer.forward(x)
         except ShapeError as e:
             raise ShapeError(f"layer '{name}': {e}") from None
-    if name in keep and not (until and isinstance(layer, Container)):  # stopped inside: not its output
+    # stopped inside: not its output
+    if name in keep and not (until and isinstance(layer, Container)):
         acts[name] = out
     return out, cache
 
@@ -129,7 +132,9 @@ class Sequential(Container):
         caches = []
         for name, layer in self.layers.items():
             stop_here = bool(until) and until[0] == name
-            x, cache = _forward_child(layer, x, until[1:] if stop_here else (), keep, prefix + name, acts)
+            x, cache = _forward_child(
+                layer, x, until[1:] if stop_here else (), keep, prefix + name, acts
+            )
             caches.append((name, cache))
             if stop_here:
                 break
@@ -139,12 +144,16 @@ class Sequential(Container):
         ran = [name for name, _ in caches]
         if start:
             if start[0] not in ran:
-                raise UnknownLayerError(f"cannot start backward at '{prefix}{'.'.join(start)}': "
-                                        f"the forward pass stopped at '{prefix}{ran[-1]}' before it")
+                raise UnknownLayerError(
+                    f"cannot start backward at '{prefix}{'.'.join(start)}': "
+                    f"the forward pass stopped at '{prefix}{ran[-1]}' before it"
+                )
             caches = caches[:ran.index(start[0]) + 1]
         if stop and stop[0] not in [name for name, _ in caches]:
-            raise UnknownLayerError(f"cannot stop backward at '{prefix}{'.'.join(stop)}': it does not "
-                                    "come before the layer the backward pass starts from")
+            raise UnknownLayerError(
+                f"cannot stop backward at '{prefix}{'.'.join(stop)}': it does not "
+                "come before the layer the backward pass starts from"
+            )
         for k in range(len(caches) - 1, -1, -1):
             name, cache = caches[k]
             sub_start = start[1:] if k == len(caches) - 1 else ()
@@ -153,8 +162,12 @@ class Sequential(Container):
             if stop and stop[0] == name:
                 if len(stop) == 1:  # the gradient with respect to this layer's output
                     return dout
-                return _backward_child(self.layers[name], dout, cache, sub_start, stop[1:], prefix + name, run)
-            dout = _backward_child(self.layers[name], dout, cache, sub_start, (), prefix + name, run)
+                return _backward_child(
+                    self.layers[name], dout, cache, sub_start, stop[1:], prefix + name, run
+                )
+            dout = _backward_child(
+                self.layers[name], dout, cache, sub_start, (), prefix + name, run
+            )
         return dout
 
 
@@ -172,7 +185,8 @@ class Concat(Container):
             stop_here = bool(until) and until[0] == name
             out, caches[name] = _forward_child(layer, x, until[1:] if stop_here else (), keep,
                                                prefix + name, acts)
-            if stop_here:  # stopped inside a branch: its output is the result, later branches skipped
+            # stopped inside a branch: its output is the result, later branches skipped
+            if stop_here:
                 return out, (name, caches, None)
             outs.append(out)
         return xp.concatenate(outs, axis=1), (None, caches, [o.shape[1] for o in outs])
@@ -185,8 +199,10 @@ class Concat(Container):
                 raise UnknownLayerError(f"cannot start backward at '{prefix}{'.'.join(start)}': "
                                         f"the forward pass stopped in branch '{prefix}{stopped}'")
             if stop and stop[0] != branch:
-                raise UnknownLayerError(f"cannot stop backward at '{prefix}{'.'.join(stop)}': no gradient "
-                                        f"reaches it from branch '{prefix}{branch}'")
+                raise UnknownLayerError(
+                    f"cannot stop backward at '{prefix}{'.'.join(stop)}': no gradient "
+                    f"reaches it from branch '{prefix}{branch}'"
+                )
             return _backward_child(self.layers[branch], dout, caches[branch], start[1:], stop[1:],
                                    prefix + branch, run)
         offsets = dict(zip(caches, np.cumsum([0] + sizes[:-1])))
@@ -195,11 +211,20 @@ class Concat(Container):
             part = dout[:, offsets[name]:offsets[name] + size]
             if len(stop) == 1:  # the branch itself: the gradient with respect to its output
                 return part
-            return _backward_child(self.layers[name], part, caches[name], (), stop[1:], prefix + name, run)
+            return _backward_child(
+                self.layers[name], part, caches[name], (), stop[1:], prefix + name, run
+            )
         dx = 0
         for (name, sub_cache), size in zip(caches.items(), sizes):
-            dx = dx + _backward_child(self.layers[name], dout[:, offsets[name]:offsets[name] + size], sub_cache,
-                                      (), (), prefix + name, run)
+            dx = dx + _backward_child(
+                self.layers[name],
+                dout[:, offsets[name] : offsets[name] + size],
+                sub_cache,
+                (),
+                (),
+                prefix + name,
+                run,
+            )
         return dx
 
 
@@ -266,8 +291,10 @@ class Network(Sequential):
         if name not in layers:
             close = difflib.get_close_matches(str(name), layers, n=5, cutoff=0.5)
             hint = f"; did you mean {', '.join(close)}?" if close else ""
-            raise UnknownLayerError(f"unknown layer {name!r}{hint} (net.names() lists all "
-                                    f"{len(layers)}: {', '.join(list(layers)[:12])}{', ...' if len(layers) > 12 else ''})")
+            raise UnknownLayerError(
+                f"unknown layer {name!r}{hint} (net.names() lists all "
+                f"{len(layers)}: {', '.join(list(layers)[:12])}{', ...' if len(layers) > 12 else ''})"
+            )
         return layers[name]
 
     # -- forward and backward ----------------------------------------------------
@@ -279,7 +306,8 @@ class Network(Sequential):
         keep:  names of layers whose outputs to return in ``cache.activations``
         Returns (out, cache): the output of the last layer run and a ``Cache``.
         """
-        check_network_input(x, next((p for _, p in self.named_params()), None))  # tinycnn/io/arrays.py
+        # tinycnn/io/arrays.py
+        check_network_input(x, next((p for _, p in self.named_params()), None))
         keep = (keep,) if isinstance(keep, str) else tuple(keep)
         for name in keep + ((until,) if until else ()):
             self.layer(name)  # unknown names fail here, with suggestions
@@ -287,8 +315,10 @@ class Network(Sequential):
         out, caches = self.forward_path(x, _split(until), keep, "", acts)
         missing = [k for k in keep if k not in acts]
         if missing:
-            raise UnknownLayerError(f"layer(s) {', '.join(missing)} come after '{until}', where the "
-                                    "forward pass stopped")
+            raise UnknownLayerError(
+                f"layer(s) {', '.join(missing)} come after '{until}', where the "
+                "forward pass stopped"
+            )
         return out, Cache(caches, until, acts)
 
     def activations(self, x, names):
@@ -317,8 +347,11 @@ class Network(Sequential):
         """Of the given layers, the one whose output is computed last in a forward pass."""
         order = self.names()  # parents before children; a parent's output is ready after them
 
-        def ready(name):  # a parent ties with its last child, but its output (a sum, a concat) comes later
-            return max(i for i, m in enumerate(order) if m == name or m.startswith(name + ".")), -name.count(".")
+        # a parent ties with its last child, but its output (a sum, a concat) comes later
+        def ready(name):
+            return max(
+                i for i, m in enumerate(order) if m == name or m.startswith(name + ".")
+            ), -name.count(".")
         return max(names, key=ready)
 
     def backward(self, dout, cache, start=None, rule="backprop", param_grads=True, stop=None):
@@ -347,19 +380,25 @@ class Network(Sequential):
         if start:
             self.layer(start)
             if cache.until and cache.until.startswith(start + "."):
-                raise UnknownLayerError(f"cannot start backward at '{start}': the forward pass stopped "
-                                        f"inside it, at '{cache.until}', so its output was never computed")
+                raise UnknownLayerError(
+                    f"cannot start backward at '{start}': the forward pass stopped "
+                    f"inside it, at '{cache.until}', so its output was never computed"
+                )
         if stop:
             self.layer(stop)
         run = _Run(rule, param_grads, extra=extra)
         dx = self.backward_path(dout, cache.layers, _split(start), _split(stop), "", run)
         if run.extra:
-            raise UnknownLayerError(f"gradients for {', '.join(run.extra)} were never used: the backward "
-                                    f"pass from '{start}' does not pass through them")
+            raise UnknownLayerError(
+                f"gradients for {', '.join(run.extra)} were never used: the backward "
+                f"pass from '{start}' does not pass through them"
+            )
         if not param_grads:
             return dx, {}
         xp = get_array_module(dout)
-        return dx, {k: run.grads[k] if k in run.grads else xp.zeros_like(p) for k, p in self.named_params()}
+        return dx, {
+            k: run.grads[k] if k in run.grads else xp.zeros_like(p) for k, p in self.named_params()
+        }
 
     # -- modes, dtype, device ----------------------------------------------------
     def train(self, mode=True):
@@ -394,7 +433,9 @@ class Network(Sequential):
         every shape equal, every value finite. Errors name the key (and both shapes)."""
         check_state_dict(dict(self.named_params()), state, source)
         for name, layer in self.named_layers():
-            layer.params = {k: asarray(state[f"{name}.{k}"], v.dtype) for k, v in layer.params.items()}
+            layer.params = {
+                k: asarray(state[f"{name}.{k}"], v.dtype) for k, v in layer.params.items()
+            }
         return self
 
     def save(self, path):

@@ -47,7 +47,8 @@ def wide_im2col(x, kh, kw, stride, pad):
     oh, cw = out_size(H, kh, stride, pad), col_width(W, kw, stride, pad)
     cols = xp.empty((C, kh, kw, N, oh * cw), dtype=x.dtype)
     # one spare zero row at the bottom keeps the last offset's slice inside the array
-    flat = pad_input(x, pad, pad, extra_h=1).reshape(N, C, -1).transpose(1, 0, 2)   # (C, N, (Hp+1)*Wp)
+    # (C, N, (Hp+1)*Wp)
+    flat = pad_input(x, pad, pad, extra_h=1).reshape(N, C, -1).transpose(1, 0, 2)
     for i in range(kh):
         for j in range(kw):
             start = i * cw + j
@@ -112,7 +113,8 @@ def conv2d_forward(x, w, b, s, p):
     cw = col_width(W, K, s, p)
     for chunk in _chunks(x, K, s, p):
         cols = wide_im2col(x[chunk], K, K, s, p)                        # (C*K*K, n*H'*CW)
-        y = (w.reshape(F, -1) @ cols).reshape(F, -1, oh, cw)            # (F, n, H', CW): one product
+        # (F, n, H', CW): one product
+        y = (w.reshape(F, -1) @ cols).reshape(F, -1, oh, cw)
         xp.add(y[..., :ow].transpose(1, 0, 2, 3), b[:, None, None], out=out[chunk])
     return out
 
@@ -137,11 +139,13 @@ def conv2d_backward(dout, x, w, s, p, param_grads=True):
     dx = xp.empty(x.shape, dtype=dout.dtype)
     for chunk in _chunks(x, K, s, p):
         n = x[chunk].shape[0]
-        d = xp.zeros((F, n, oh, cw), dtype=dout.dtype)                  # junk columns get zero gradient
+        # junk columns get zero gradient
+        d = xp.zeros((F, n, oh, cw), dtype=dout.dtype)
         d[..., :ow] = dout[chunk].transpose(1, 0, 2, 3)
         d = d.reshape(F, n * oh * cw)                                    # (F, n*H'*CW)
         if param_grads:
-            dw += d @ wide_im2col(x[chunk], K, K, s, p).T               # columns rebuilt, not cached
+            # columns rebuilt, not cached
+            dw += d @ wide_im2col(x[chunk], K, K, s, p).T
         dx[chunk] = wide_col2im(w.reshape(F, -1).T @ d, (n, C, H, W), K, K, s, p)
     if not param_grads:
         return dx, {}
@@ -154,12 +158,14 @@ def _forward_in_bands(x, w, b, s, p, out):
     xp = get_array_module(x)
     F, C, K, _ = w.shape
     _, _, oh, ow = out.shape
-    x_pad = pad_input(x, p, p)                                          # the band's im2col pads nothing
+    # the band's im2col pads nothing
+    x_pad = pad_input(x, p, p)
     rows = rows_per_band(x, K, s, p)
     for n in range(x.shape[0]):
         for r0 in range(0, oh, rows):
             r1 = min(oh, r0 + rows)
-            band = x_pad[n:n + 1, :, r0 * s:(r1 - 1) * s + K]           # the input rows output rows r0..r1 read
+            # the input rows output rows r0..r1 read
+            band = x_pad[n:n + 1, :, r0 * s:(r1 - 1) * s + K]
             cols = wide_im2col(band, K, K, s, 0)                        # (C*K*K, (r1-r0)*CW)
             y = (w.reshape(F, -1) @ cols).reshape(F, r1 - r0, -1)       # (F, rows, CW)
             xp.add(y[..., :ow], b[:, None, None], out=out[n, :, r0:r1])
@@ -182,8 +188,10 @@ def _backward_in_bands(dout, x, w, s, p, param_grads):
     for n in range(N):
         for r0 in range(0, oh, rows):
             r1 = min(oh, r0 + rows)
-            band = slice(r0 * s, (r1 - 1) * s + K)                      # the input rows these outputs read
-            d = xp.zeros((F, r1 - r0, cw), dtype=dout.dtype)            # junk columns get zero gradient
+            # the input rows these outputs read
+            band = slice(r0 * s, (r1 - 1) * s + K)
+            # junk columns get zero gradient
+            d = xp.zeros((F, r1 - r0, cw), dtype=dout.dtype)
             d[..., :ow] = dout[n, :, r0:r1]
             d = d.reshape(F, -1)                                         # (F, rows*CW)
             if param_grads:

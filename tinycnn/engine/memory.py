@@ -74,10 +74,19 @@ def cgroup_room(root=CGROUP_ROOT, membership=SELF_CGROUP):
             continue
         _, controllers, path = line.split(":", 2)
         if controllers == "":
-            top, limit_file, usage_file, cache = Path(root), "memory.max", "memory.current", "inactive_file"
+            top, limit_file, usage_file, cache = (
+                Path(root),
+                "memory.max",
+                "memory.current",
+                "inactive_file",
+            )
         elif "memory" in controllers.split(","):
             top = Path(root) / "memory"
-            limit_file, usage_file, cache = "memory.limit_in_bytes", "memory.usage_in_bytes", "total_inactive_file"
+            limit_file, usage_file, cache = (
+                "memory.limit_in_bytes",
+                "memory.usage_in_bytes",
+                "total_inactive_file",
+            )
         else:
             continue
         parts = [p for p in path.split("/") if p]
@@ -192,7 +201,8 @@ def held_bytes(tree):
     while stack:
         item = stack.pop()
         if _is_array(item):
-            while _is_array(getattr(item, "base", None)):       # a view: count the array it looks into
+            # a view: count the array it looks into
+            while _is_array(getattr(item, "base", None)):
                 item = item.base
             buffers[id(item)] = item.nbytes
         elif isinstance(item, dict):

@@ -1,20 +1,23 @@
 """How many threads the BLAS behind NumPy and SciPy may use, set while running.
 
-NumPy's matrix products run in OpenBLAS, whose threads spin while they wait for work.
-On a machine with a few cores and another busy program they lose their turn and the
-products crawl: one thread costs the big 224-px products a little on an idle machine,
-and saves several times as much as soon as anything else runs (and on the many small
-products of texture synthesis, even idle; bench/RESULTS.md has the measurements). So the ``python -m vis.*`` commands use one (``TINYCNN_BLAS_THREADS``
-overrides it). The environment variable OPENBLAS_NUM_THREADS only works before NumPy
-is loaded; this calls OpenBLAS's own setter in every OpenBLAS the process has loaded
-(NumPy and SciPy each bring one), found in /proc/self/maps (Linux; elsewhere nothing
-happens and ``set_blas_threads`` says so by returning 0).
-"""
+NumPy's matrix products run in OpenBLAS, whose threads spin while they wait for work. On a machine
+with a few cores and another busy program they lose their turn and the products crawl: one thread
+costs the big 224-px products a little on an idle machine, and saves several times as much as soon
+as anything else runs (and on the many small products of texture synthesis, even idle;
+bench/RESULTS.md has the measurements). So the ``python -m vis.*`` commands use one
+(``TINYCNN_BLAS_THREADS`` overrides it). The environment variable OPENBLAS_NUM_THREADS only works
+before NumPy is loaded; this calls OpenBLAS's own setter in every OpenBLAS the process has loaded
+(NumPy and SciPy each bring one), found in /proc/self/maps (Linux; elsewhere nothing happens and
+``set_blas_threads`` says so by returning 0). """
 import ctypes
 import os
 
-SETTERS = ("openblas_set_num_threads", "openblas_set_num_threads64_", "scipy_openblas_set_num_threads",
-           "scipy_openblas_set_num_threads64_")
+SETTERS = (
+    "openblas_set_num_threads",
+    "openblas_set_num_threads64_",
+    "scipy_openblas_set_num_threads",
+    "scipy_openblas_set_num_threads64_",
+)
 GETTERS = tuple(s.replace("set_", "get_") for s in SETTERS)
 
 
@@ -64,5 +67,7 @@ def threads_for_commands():
     """TINYCNN_BLAS_THREADS, else 1 (see the module docstring)."""
     text = os.environ.get("TINYCNN_BLAS_THREADS", "1")
     if not (text.isascii() and text.isdigit()) or int(text) < 1:
-        raise ValueError(f"TINYCNN_BLAS_THREADS={text!r}: give a whole number of threads, at least 1")
+        raise ValueError(
+            f"TINYCNN_BLAS_THREADS={text!r}: give a whole number of threads, at least 1"
+        )
     return int(text)

@@ -14,10 +14,22 @@ import zlib
 # missing file): broken structure (BadZipFile, EOFError, ValueError, OverflowError), broken
 # deflate data (zlib.error), and features it does not implement: a "version needed to extract"
 # above 6.3 or strong encryption (NotImplementedError), a password (RuntimeError).
-FORGED_ZIP = (zipfile.BadZipFile, zlib.error, EOFError, ValueError, OverflowError, NotImplementedError, RuntimeError)
+FORGED_ZIP = (
+    zipfile.BadZipFile,
+    zlib.error,
+    EOFError,
+    ValueError,
+    OverflowError,
+    NotImplementedError,
+    RuntimeError,
+)
 # General-purpose flag bits of a record that tinycnn never writes nor reads (APPNOTE 4.4.4):
 # encrypted, compressed patched data, strong encryption
-UNREAD_FLAGS = {0x1: "is encrypted", 0x20: "holds compressed patched data", 0x40: "uses strong encryption"}
+UNREAD_FLAGS = {
+    0x1: "is encrypted",
+    0x20: "holds compressed patched data",
+    0x40: "uses strong encryption",
+}
 
 # Deflate cannot compress better than 1032:1 (zlib technical details, "Maximum
 # compression factor", https://zlib.net/zlib_tech.html); a record declaring more is forged.
@@ -37,7 +49,9 @@ def records(archive, source, error):
     names = archive.namelist()
     if len(set(names)) != len(names):
         twice = sorted({n for n in names if names.count(n) > 1})
-        raise error(f"{source} has {len(twice)} duplicate record(s) ({twice[0]}, ...): a forged archive?")
+        raise error(
+            f"{source} has {len(twice)} duplicate record(s) ({twice[0]}, ...): a forged archive?"
+        )
     return names
 
 

@@ -43,4 +43,6 @@ def check_network_input(x, param=None):
     if get_array_module(x) is np:
         bad = count_not_finite(x)
         if bad:
-            raise ValueError(f"the input contains {bad} NaN or Inf value(s) (shape {tuple(x.shape)})")
+            raise ValueError(
+                f"the input contains {bad} NaN or Inf value(s) (shape {tuple(x.shape)})"
+            )

@@ -19,7 +19,18 @@ from pathlib import Path
 
 import numpy as np
 
-CLASSES = ("airplane", "automobile", "bird", "cat", "deer", "dog", "frog", "horse", "ship", "truck")
+CLASSES = (
+    "airplane",
+    "automobile",
+    "bird",
+    "cat",
+    "deer",
+    "dog",
+    "frog",
+    "horse",
+    "ship",
+    "truck",
+)
 PROJECT_ROOT = Path(__file__).resolve().parents[2]
 # per-channel statistics of the CIFAR-10 training images (computed by tinycnn.train.channel_stats)
 CIFAR10_MEAN = (0.4914, 0.4822, 0.4465)
@@ -59,37 +70,62 @@ def load_python_batches(folder, split):
 
 
 def _read_batch(path):
-    """(data uint8 (N, 3072), labels int64 (N,)) of one batch file; DataError naming what is wrong."""
+    """(data uint8 (N, 3072), labels int64 (N,)) of one batch file; DataError naming what is
+    wrong."""
     try:
         with open(path, "rb") as f:
             batch = _NumpyOnlyUnpickler(f, encoding="bytes").load()
     except DataError:
         raise
-    except Exception as e:      # a truncated or forged pickle can raise almost any built-in error
-        raise DataError(f"{path} is not a readable CIFAR-10 batch: {type(e).__name__}: {e}") from None
+    except Exception as e:  # a truncated or forged pickle can raise almost any built-in error
+        raise DataError(
+            f"{path} is not a readable CIFAR-10 batch: {type(e).__name__}: {e}"
+        ) from None
     if not (isinstance(batch, dict) and b"data" in batch and b"labels" in batch):
-        raise DataError(f"{path} is not a CIFAR-10 batch: expected a dict with b'data' and b'labels'")
+        raise DataError(
+            f"{path} is not a CIFAR-10 batch: expected a dict with b'data' and b'labels'"
+        )
     data, labels = np.asarray(batch[b"data"]), np.asarray(batch[b"labels"])
     if data.dtype != np.uint8 or data.ndim != 2 or data.shape[1] != 3072:
-        raise DataError(f"{path}: expected data of uint8 pixels, shape (N, 3072), got {data.dtype} {data.shape}")
-    if labels.dtype.kind not in "iu" or labels.shape != (len(data),) or not ((labels >= 0) & (labels < 10)).all():
-        raise DataError(f"{path}: expected {len(data)} labels, integers in [0, 10), got {labels.dtype} "
-                        f"{labels.shape}" + (f" from {labels.min()} to {labels.max()}" if labels.size and
-                                              labels.dtype.kind in "iuf" else ""))
+        raise DataError(
+            f"{path}: expected data of uint8 pixels, shape (N, 3072), got {data.dtype} {data.shape}"
+        )
+    if (
+        labels.dtype.kind not in "iu"
+        or labels.shape != (len(data),)
+        or not ((labels >= 0) & (labels < 10)).all()
+    ):
+        raise DataError(
+            f"{path}: expected {len(data)} labels, integers in [0, 10), got {labels.dtype} "
+            f"{labels.shape}"
+            + (
+                f" from {labels.min()} to {labels.max()}"
+                if labels.size and labels.dtype.kind in "iuf"
+                else ""
+            )
+        )
     return data, labels.astype(np.int64)
 
 
 class _NumpyOnlyUnpickler(pickle.Unpickler):
     """Unpickles the CIFAR batches without running arbitrary code: only NumPy's array
     reconstruction is allowed (the official batches hold numpy arrays and lists)."""
-    ALLOWED = {("numpy.core.multiarray", "_reconstruct"), ("numpy._core.multiarray", "_reconstruct"),
-               ("numpy", "ndarray"), ("numpy", "dtype"), ("numpy.core.multiarray", "scalar"),
-               ("numpy._core.multiarray", "scalar")}
+
+    ALLOWED = {
+        ("numpy.core.multiarray", "_reconstruct"),
+        ("numpy._core.multiarray", "_reconstruct"),
+        ("numpy", "ndarray"),
+        ("numpy", "dtype"),
+        ("numpy.core.multiarray", "scalar"),
+        ("numpy._core.multiarray", "scalar"),
+    }
 
     def find_class(self, module, name):
         if (module, name) in self.ALLOWED:
             return super().find_class(module, name)
-        raise DataError(f"refusing to unpickle {module}.{name}: a CIFAR-10 batch holds only arrays")
+        raise DataError(
+            f"refusing to unpickle {module}.{name}: a CIFAR-10 batch holds only arrays"
+        )
 
 
 def load_jpeg_archive(path, split):
@@ -103,13 +139,27 @@ def load_jpeg_archive(path, split):
         raise DataError(f"no CIFAR-10 archive at {path}") from None
     except DataError as e:
         raise DataError(f"{e}: not a CIFAR-10 JPEG archive") from None
-    blob, offsets, labels, is_test = f["jpeg_bytes"].reshape(-1), f["offsets"], f["labels"], f["is_test"]
+    blob, offsets, labels, is_test = (
+        f["jpeg_bytes"].reshape(-1),
+        f["offsets"],
+        f["labels"],
+        f["is_test"],
+    )
     n = len(labels)
-    if not (offsets.shape == (n + 1,) and is_test.shape == labels.shape == (n,) and offsets.dtype.kind in "iu"
-            and labels.dtype.kind in "iu" and offsets[0] == 0 and (np.diff(offsets) > 0).all()
-            and offsets[-1] == blob.size and ((labels >= 0) & (labels < len(CLASSES))).all()):
-        raise DataError(f"{path}: its offsets, labels and test flags do not describe {n} images of "
-                        f"{len(CLASSES)} classes in {blob.size} bytes: not a CIFAR-10 JPEG archive")
+    if not (
+        offsets.shape == (n + 1,)
+        and is_test.shape == labels.shape == (n,)
+        and offsets.dtype.kind in "iu"
+        and labels.dtype.kind in "iu"
+        and offsets[0] == 0
+        and (np.diff(offsets) > 0).all()
+        and offsets[-1] == blob.size
+        and ((labels >= 0) & (labels < len(CLASSES))).all()
+    ):
+        raise DataError(
+            f"{path}: its offsets, labels and test flags do not describe {n} images of "
+            f"{len(CLASSES)} classes in {blob.size} bytes: not a CIFAR-10 JPEG archive"
+        )
     keep = np.flatnonzero(is_test == (split == "test"))
     images = np.empty((len(keep), 32, 32, 3), dtype=np.uint8)
     for k, i in enumerate(keep):
@@ -134,13 +184,18 @@ def load_cifar10(split="train", data_dir=None):
 def find_cifar10(data_dir=None):
     """Where CIFAR-10 is: cifar-10-batches-py/ or cifar10-jpeg.npz in ``data_dir``,
     $TINYCNN_DATA_DIR or data/; DataError naming the places otherwise."""
-    dirs = [Path(d) for d in (data_dir, os.environ.get("TINYCNN_DATA_DIR"), PROJECT_ROOT / "data") if d]
+    dirs = [
+        Path(d) for d in (data_dir, os.environ.get("TINYCNN_DATA_DIR"), PROJECT_ROOT / "data") if d
+    ]
     for d in dirs:
         for name in ("cifar-10-batches-py", "cifar10-jpeg.npz"):
             if (d / name).exists():
                 return d / name
-    raise DataError("CIFAR-10 not found; looked for cifar-10-batches-py/ or cifar10-jpeg.npz in "
-                    + ", ".join(str(d) for d in dirs) + ". Run `make data` to download it, or set TINYCNN_DATA_DIR.")
+    raise DataError(
+        "CIFAR-10 not found; looked for cifar-10-batches-py/ or cifar10-jpeg.npz in "
+        + ", ".join(str(d) for d in dirs)
+        + ". Run `make data` to download it, or set TINYCNN_DATA_DIR."
+    )
 
 
 def fetch_cifar10(folder=PROJECT_ROOT / "data", url=CIFAR10_URL, checksum=CIFAR10_CHECKSUM):
@@ -151,22 +206,31 @@ def fetch_cifar10(folder=PROJECT_ROOT / "data", url=CIFAR10_URL, checksum=CIFAR1
     folder.mkdir(parents=True, exist_ok=True)
     tarball = folder / "cifar-10-python.tar.gz"
     if tarball.is_file():
-        check_file(tarball, checksum)   # a file left there is trusted no more than a fresh download
+        # a file left there is trusted no more than a fresh download
+        check_file(tarball, checksum)
     else:
         download(url, tarball, checksum=checksum)
     try:
         with tarfile.open(tarball) as tar:
             tar.extractall(folder, filter="data")  # the "data" filter refuses paths outside folder
-    except (tarfile.TarError, EOFError, zlib.error, gzip.BadGzipFile) as e:     # checked, yet unreadable
+    # checked, yet unreadable
+    except (tarfile.TarError, EOFError, zlib.error, gzip.BadGzipFile) as e:
         raise DownloadError(f"cannot unpack {tarball}: {str(e).splitlines()[0]}") from None
     return folder / "cifar-10-batches-py"
 
 
 def main(argv=None):
     from .weights import fetch_command
-    fetch_command(argv, target="data", description="Download CIFAR-10's python version and unpack it (make data).",
-                  url=CIFAR10_URL, out=PROJECT_ROOT / "data", out_help="to unpack cifar-10-batches-py/ into",
-                  fetch=fetch_cifar10)
+
+    fetch_command(
+        argv,
+        target="data",
+        description="Download CIFAR-10's python version and unpack it (make data).",
+        url=CIFAR10_URL,
+        out=PROJECT_ROOT / "data",
+        out_help="to unpack cifar-10-batches-py/ into",
+        fetch=fetch_cifar10,
+    )
 
 
 if __name__ == "__main__":

@@ -33,14 +33,19 @@ def load_image(path):
             warnings.simplefilter("error", Image.DecompressionBombWarning)
             with Image.open(path) as im:
                 fmt, im = im.format, ImageOps.exif_transpose(im)      # the copy has no format
-                if im.mode.startswith("F"):         # the message gets the path below
-                    raise ValueError(f"it has floating-point pixels (mode {im.mode}), whose range is "
-                                     "unknown; save it with 8 or 16 bits per channel")
+                if im.mode.startswith("F"):  # the message gets the path below
+                    raise ValueError(
+                        f"it has floating-point pixels (mode {im.mode}), whose range is "
+                        "unknown; save it with 8 or 16 bits per channel"
+                    )
                 if im.mode in ("I;16", "I;16B", "I;16L", "I"):          # 16-bit grey
                     values = np.asarray(im, dtype=np.float64)
-                    if values.size and (values.min() < 0 or values.max() > 65535):   # "I": 32-bit integers
-                        raise ValueError(f"it has 32-bit pixels from {values.min():.0f} to {values.max():.0f}; "
-                                         "save it with 8 or 16 bits per channel")
+                    # "I": 32-bit integers
+                    if values.size and (values.min() < 0 or values.max() > 65535):
+                        raise ValueError(
+                            f"it has 32-bit pixels from {values.min():.0f} to {values.max():.0f}; "
+                            "save it with 8 or 16 bits per channel"
+                        )
                     grey = np.clip(np.rint(values / 257), 0, 255).astype(np.uint8)
                     return _whole(path, fmt, np.repeat(grey[..., None], 3, axis=2))
                 return _whole(path, fmt, np.asarray(im.convert("RGB")))
@@ -51,18 +56,24 @@ def load_image(path):
     except (Image.DecompressionBombError, Image.DecompressionBombWarning):
         raise ValueError(f"{path} has more pixels than the {Image.MAX_IMAGE_PIXELS} Pillow reads "
                          "(a decompression bomb?)") from None
-    except (OSError, SyntaxError, EOFError, ValueError) as e:    # truncated or corrupt data, a folder
-        raise ValueError(f"cannot read the image {path}: {getattr(e, 'strerror', None) or e}") from None
+    # truncated or corrupt data, a folder
+    except (OSError, SyntaxError, EOFError, ValueError) as e:
+        raise ValueError(
+            f"cannot read the image {path}: {getattr(e, 'strerror', None) or e}"
+        ) from None
 
 
 def _whole(path, fmt, pixels):
-    """pixels, unless the file is a PNG (``fmt``, Pillow's name) whose pixel stream ends before its last row (tinycnn/io/png.py):
+    """pixels, unless the file is a PNG (``fmt``, Pillow's name) whose pixel stream ends before its
+    last row (tinycnn/io/png.py):
     Pillow draws the rows it never got black."""
     if fmt == "PNG":
         counted = missing_bytes(Path(path).read_bytes())
         if counted and counted[0] < counted[1]:
-            raise ValueError(f"its pixel data ends early ({counted[0]} of {counted[1]} bytes): the rows after "
-                             "it would be drawn black")
+            raise ValueError(
+                f"its pixel data ends early ({counted[0]} of {counted[1]} bytes): the rows after "
+                "it would be drawn black"
+            )
     return pixels
 
 
@@ -99,8 +110,11 @@ def resize_short_side(image, size, *, name="the image"):
     check_min_side(image, name)
     h, w = image.shape[:2]
     scale = size / min(h, w)
-    return np.asarray(Image.fromarray(image).resize((max(1, round(w * scale)), max(1, round(h * scale))),
-                                                    Image.BICUBIC))
+    return np.asarray(
+        Image.fromarray(image).resize(
+            (max(1, round(w * scale)), max(1, round(h * scale))), Image.BICUBIC
+        )
+    )
 
 
 def preprocess(image, *, size=None, crop=True, mean=(0.0, 0.0, 0.0), std=(1.0, 1.0, 1.0),
@@ -121,8 +135,10 @@ def preprocess(image, *, size=None, crop=True, mean=(0.0, 0.0, 0.0), std=(1.0, 1
     return x[None].astype(np.float32)
 
 
-NOT_FINITE = ("the picture's values are not finite (NaN or infinity): an overflow, or a NaN in the input or "
-              "the weights; against an overflow, a smaller step size, weight or scale keeps it finite")
+NOT_FINITE = (
+    "the picture's values are not finite (NaN or infinity): an overflow, or a NaN in the input or "
+    "the weights; against an overflow, a smaller step size, weight or scale keeps it finite"
+)
 
 
 def deprocess(x, *, mean=(0.0, 0.0, 0.0), std=(1.0, 1.0, 1.0)):
@@ -149,13 +165,16 @@ def class_index(name_or_index, classes):
     synonyms, or else when it is a substring of exactly one class name.
     """
     text = str(name_or_index)
-    if isinstance(name_or_index, (int, np.integer)) or (text.isascii() and text.isdigit()):   # not "²"
+    # not "²"
+    if isinstance(name_or_index, (int, np.integer)) or (text.isascii() and text.isdigit()):
         i = int(name_or_index)
         if not 0 <= i < len(classes):
             raise ValueError(f"class index {i} is out of range: there are {len(classes)} classes")
         return i
     query = str(name_or_index).strip().lower()
-    exact = [i for i, c in enumerate(classes) if query in (s.strip().lower() for s in c.split(","))]
+    exact = [
+        i for i, c in enumerate(classes) if query in (s.strip().lower() for s in c.split(","))
+    ]
     if len(exact) == 1:
         return exact[0]
     partial = exact or [i for i, c in enumerate(classes) if query in c.lower()]
@@ -163,8 +182,13 @@ def class_index(name_or_index, classes):
         return partial[0]
     if partial:
         shown = ", ".join(f"{i} ({classes[i]})" for i in partial[:8])
-        raise ValueError(f"class name {name_or_index!r} is ambiguous, it matches {len(partial)} classes: "
-                         f"{shown}{' ...' if len(partial) > 8 else ''}")
+        raise ValueError(
+            f"class name {name_or_index!r} is ambiguous, it matches {len(partial)} classes: "
+            f"{shown}{' ...' if len(partial) > 8 else ''}"
+        )
     names = [s.strip() for c in classes for s in c.split(",")]
     close = difflib.get_close_matches(query, [n.lower() for n in names], n=5, cutoff=0.6)
-    raise ValueError(f"unknown class {name_or_index!r}" + (f"; close matches: {', '.join(close)}" if close else ""))
+    raise ValueError(
+        f"unknown class {name_or_index!r}"
+        + (f"; close matches: {', '.join(close)}" if close else "")
+    )

@@ -14,7 +14,15 @@ import zlib
 
 CHANNELS = {0: 1, 2: 3, 3: 1, 4: 2, 6: 4}     # colour type: grey, RGB, palette, grey + alpha, RGBA
 # Adam7's passes: (first column, first row, column step, row step)
-ADAM7 = ((0, 0, 8, 8), (4, 0, 8, 8), (0, 4, 4, 8), (2, 0, 4, 4), (0, 2, 2, 4), (1, 0, 2, 2), (0, 1, 1, 2))
+ADAM7 = (
+    (0, 0, 8, 8),
+    (4, 0, 8, 8),
+    (0, 4, 4, 8),
+    (2, 0, 4, 4),
+    (0, 2, 2, 4),
+    (1, 0, 2, 2),
+    (0, 1, 1, 2),
+)
 
 
 def expected_bytes(width, height, bit_depth, colour_type, interlace):
@@ -22,10 +30,13 @@ def expected_bytes(width, height, bit_depth, colour_type, interlace):
     bits = bit_depth * CHANNELS[colour_type]
 
     def rows(w, h):
-        return h * (1 + (w * bits + 7) // 8) if w and h else 0     # an empty pass has no rows at all
+        # an empty pass has no rows at all
+        return h * (1 + (w * bits + 7) // 8) if w and h else 0
     if not interlace:
         return rows(width, height)
-    return sum(rows((width - x0 + dx - 1) // dx, (height - y0 + dy - 1) // dy) for x0, y0, dx, dy in ADAM7)
+    return sum(
+        rows((width - x0 + dx - 1) // dx, (height - y0 + dy - 1) // dy) for x0, y0, dx, dy in ADAM7
+    )
 
 
 def missing_bytes(data):
@@ -37,8 +48,10 @@ def missing_bytes(data):
             length, kind = struct.unpack(">I4s", data[pos:pos + 8])
             body = data[pos + 8:pos + 8 + length]
             pos += 12 + length
-            if kind == b"IHDR" and header is None:      # only the first counts, as for Pillow
-                width, height, depth, colour, _, _, interlace = struct.unpack(">IIBBBBB", body[:13])
+            if kind == b"IHDR" and header is None:  # only the first counts, as for Pillow
+                width, height, depth, colour, _, _, interlace = struct.unpack(
+                    ">IIBBBBB", body[:13]
+                )
                 header = expected_bytes(width, height, depth, colour, interlace)
             elif kind == b"IDAT" and header is not None:
                 got += _count(stream, body, header - got)

@@ -72,8 +72,10 @@ def check_state_dict(own, state, source):
             raise StateDictError(f"{source}: parameter {key!r} has shape {tuple(new.shape)} "
                                  f"but the network expects {tuple(value.shape)}")
         bad = count_not_finite(new)
-        if bad:         # a diverged training run: every picture drawn from it would be wrong
-            raise StateDictError(f"{source}: parameter {key!r} holds {bad} NaN or infinite value(s)")
+        if bad:  # a diverged training run: every picture drawn from it would be wrong
+            raise StateDictError(
+                f"{source}: parameter {key!r} holds {bad} NaN or infinite value(s)"
+            )
 
 
 # tinycnn's SqueezeNet layer -> torchvision's squeezenet1_1 module index
@@ -82,7 +84,8 @@ _FEATURES = {"conv1": 0, "fire2": 3, "fire3": 4, "fire4": 6, "fire5": 7, "fire6"
 
 
 def torchvision_name(name):
-    """Our parameter name -> torchvision's: "fire2.expand.3x3.conv.weight" -> "features.3.expand3x3.weight"."""
+    """Our parameter name -> torchvision's: "fire2.expand.3x3.conv.weight" ->
+    "features.3.expand3x3.weight"."""
     parts = name.split(".")
     if parts[0] == "conv10":
         return "classifier.1." + parts[-1]
@@ -106,16 +109,19 @@ def read_torchvision_squeezenet(path, names):
 
 def find_weights(filename):
     """Path of ``filename`` in $TINYCNN_WEIGHTS_DIR (when set), then weights/; FileNotFoundError
-    otherwise. The variable comes first, as for images and data: it names another copy on purpose."""
+    otherwise. The variable comes first, as for images and data: it names another copy on
+    purpose."""
     places = [PROJECT_WEIGHTS]
     if os.environ.get("TINYCNN_WEIGHTS_DIR"):
         places.insert(0, Path(os.environ["TINYCNN_WEIGHTS_DIR"]))
     for folder in places:
         if (folder / filename).is_file():
             return folder / filename
-    raise FileNotFoundError(f"weights {filename} not found in {' or '.join(str(p) for p in places)}"
-                            + ("" if len(places) > 1 else " ($TINYCNN_WEIGHTS_DIR is not set)")
-                            + f"; {HOW_TO_GET.get(filename, 'see weights/README.md')}")
+    raise FileNotFoundError(
+        f"weights {filename} not found in {' or '.join(str(p) for p in places)}"
+        + ("" if len(places) > 1 else " ($TINYCNN_WEIGHTS_DIR is not set)")
+        + f"; {HOW_TO_GET.get(filename, 'see weights/README.md')}"
+    )
 
 
 def read_npz(path, keys=None, *, error=StateDictError):
@@ -131,7 +137,9 @@ def read_npz(path, keys=None, *, error=StateDictError):
         archive = zipfile.ZipFile(path)
     except FileNotFoundError:
         how = HOW_TO_GET.get(Path(path).name)
-        raise FileNotFoundError(f"no weights file at {path}" + (f"; {how}" if how else "")) from None
+        raise FileNotFoundError(
+            f"no weights file at {path}" + (f"; {how}" if how else "")
+        ) from None
     except (OSError, *FORGED_ZIP) as e:
         raise error(f"{path} is not a readable .npz of arrays: {e}") from None
     with archive:
@@ -165,8 +173,10 @@ def _read_npy(archive, name, source, error):
             if dtype.kind not in "biuf":
                 raise bad(f"has dtype {dtype}: weights are numbers")
             if math.prod(shape) * dtype.itemsize != held:
-                raise bad(f"declares shape {shape} of {dtype} ({math.prod(shape) * dtype.itemsize} bytes) "
-                          f"but holds {held}")
+                raise bad(
+                    f"declares shape {shape} of {dtype} ({math.prod(shape) * dtype.itemsize} bytes) "
+                    f"but holds {held}"
+                )
             data = bytearray(f.read())        # a bytearray: the array is writable, like np.load's
     except error:
         raise
@@ -197,7 +207,11 @@ def download(url, path, *, checksum=None, timeout=15, log=print):
                 out.write(chunk)
                 digest.update(chunk)
                 done += len(chunk)
-                log(f"\r{path.name}: {done / 1e6:.1f}" + (f" / {total / 1e6:.1f} MB" if total else " MB"), end="")
+                log(
+                    f"\r{path.name}: {done / 1e6:.1f}"
+                    + (f" / {total / 1e6:.1f} MB" if total else " MB"),
+                    end="",
+                )
         log("")
     except ValueError as e:     # urllib: "unknown url type", "Invalid IPv6 URL"
         tmp.unlink(missing_ok=True)
@@ -216,7 +230,9 @@ def download(url, path, *, checksum=None, timeout=15, log=print):
 
 
 def _hash_mismatch(what, algorithm, hexdigest, expected, hint):
-    return DownloadError(f"{what} has {algorithm} {hexdigest}, expected one starting with {expected}; {hint}")
+    return DownloadError(
+        f"{what} has {algorithm} {hexdigest}, expected one starting with {expected}; {hint}"
+    )
 
 
 def check_file(path, checksum):
@@ -232,7 +248,8 @@ def check_file(path, checksum):
 
 
 def fetch_squeezenet(folder=PROJECT_WEIGHTS, url=SQUEEZENET_URL, checksum=SQUEEZENET_CHECKSUM):
-    """Download torchvision's squeezenet1_1 checkpoint and convert it to squeezenet1_1_torchvision.npz.
+    """Download torchvision's squeezenet1_1 checkpoint and convert it to
+    squeezenet1_1_torchvision.npz.
     A squeezenet1_1.pth already in ``folder`` is converted only if its hash matches."""
     folder = Path(folder)
     folder.mkdir(parents=True, exist_ok=True)
@@ -250,7 +267,9 @@ def fetch_command(argv, *, target, description, url, out, out_help, fetch,
                   url_help="where the file is (its hash is checked all the same)", module=None):
     """The command line of ``make {target}``: --url, --out, then fetch(out, url); every failure
     is one 'make {target}:' line."""
-    parser = argparse.ArgumentParser(prog=f"python -m tinycnn.{module or target}", description=description)
+    parser = argparse.ArgumentParser(
+        prog=f"python -m tinycnn.{module or target}", description=description
+    )
     parser.add_argument("--url", default=url, help=url_help)
     parser.add_argument("--out", default=str(out), help=f"folder {out_help}")
     args = parser.parse_args(argv)
@@ -266,9 +285,15 @@ def fetch_command(argv, *, target, description, url, out, out_help, fetch,
 
 
 def main(argv=None):
-    fetch_command(argv, target="weights", description="Download and convert SqueezeNet 1.1 weights (make weights).",
-                  url=SQUEEZENET_URL, out=PROJECT_WEIGHTS, out_help=f"to write {TORCHVISION_NPZ} into",
-                  fetch=fetch_squeezenet)
+    fetch_command(
+        argv,
+        target="weights",
+        description="Download and convert SqueezeNet 1.1 weights (make weights).",
+        url=SQUEEZENET_URL,
+        out=PROJECT_WEIGHTS,
+        out_help=f"to write {TORCHVISION_NPZ} into",
+        fetch=fetch_squeezenet,
+    )
 
 
 if __name__ == "__main__":
