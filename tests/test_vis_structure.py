@@ -1,5 +1,6 @@
 """vis/ as a reader wants it: techniques import shared modules and tinycnn, not each
-other; targets are selected in one place; per-model defaults live in one table."""
+other; targets are selected in one place; per-model defaults live in one table; each
+technique's tests are in tests/test_vis_<technique>.py."""
 import ast
 import re
 import sys
@@ -11,11 +12,18 @@ from tinycnn.models import cifar10_net, squeezenet1_1
 from vis import cli
 
 VIS = Path(__file__).resolve().parents[1] / "vis"
+TESTS = Path(__file__).resolve().parent
 # grabcut: a segmentation building block (saliency seeds it), not a visualisation technique
 SHARED = {"objectives", "_optimize", "_memory", "render", "cli", "gallery", "grabcut", "__init__"}
 TECHNIQUES = sorted(p.stem for p in VIS.glob("*.py") if p.stem not in SHARED)
-ALLOWED = {("multifaceted", "class_visualization"),   # a facet is a class visualisation from a cluster mean
-           ("fast_style", "style_transfer")}          # trained on style transfer's loss, compared with its result
+# the allowed cross-imports: a facet is a class visualisation from a cluster mean; fast style
+# is trained on style transfer's loss and compared with its result
+ALLOWED = {("multifaceted", "class_visualization"), ("fast_style", "style_transfer")}
+# grabcut is shared (saliency imports it) but is an algorithm of its own, with its own tests
+TESTED = sorted(set(TECHNIQUES) | {"grabcut"})
+# test files of no one module: techniques together on the real SqueezeNet, host-device
+# transfers under the strict CuPy stand-in, and this file
+ACROSS = {"real", "device", "structure"}
 
 
 def vis_imports(name):
@@ -38,7 +46,8 @@ def test_techniques_do_not_import_each_other(name):
 
 
 def test_the_structure_test_sees_a_cross_import(tmp_path, monkeypatch):
-    (tmp_path / "a.py").write_text("from vis.saliency import saliency_map\nfrom vis import render, fooling\n")
+    (tmp_path / "a.py").write_text("from vis.saliency import saliency_map\n"
+                                   "from vis import render, fooling\n")
     monkeypatch.setattr(sys.modules[__name__], "VIS", tmp_path)
     assert vis_imports("a") == {"saliency", "render", "fooling"}
 
@@ -47,12 +56,27 @@ def test_the_structure_test_sees_a_cross_import(tmp_path, monkeypatch):
 def test_targets_are_selected_only_in_objectives(name):
     # an upstream gradient built by hand: zeros shaped like an output, then a one written in
     source = (VIS / f"{name}.py").read_text()
-    assert not re.search(r"zeros\((out|scores|a)\.shape", source), f"vis/{name}.py builds its own dout"
+    assert not re.search(r"zeros\((out|scores|a)\.shape", source), \
+        f"vis/{name}.py builds its own dout"
 
 
 @pytest.mark.parametrize("name", TECHNIQUES)
 def test_no_per_model_branches_in_techniques(name):
-    assert "args.model ==" not in (VIS / f"{name}.py").read_text(), "per-model defaults belong in cli.MODEL_DEFAULTS"
+    assert "args.model ==" not in (VIS / f"{name}.py").read_text(), \
+        "per-model defaults belong in cli.MODEL_DEFAULTS"
+
+
+@pytest.mark.parametrize("name", TESTED)
+def test_each_technique_has_its_own_test_file(name):
+    # a reader looking for vis/<name>.py's tests finds them in one file named after it
+    assert (TESTS / f"test_vis_{name}.py").is_file(), \
+        f"vis/{name}.py has no tests/test_vis_{name}.py"
+
+
+def test_each_vis_test_file_is_named_after_a_vis_module():
+    modules = {p.stem.lstrip("_") for p in VIS.glob("*.py")}       # _optimize: test_vis_optimize
+    named = {p.stem[len("test_vis_"):] for p in TESTS.glob("test_vis_*.py")}
+    assert named - modules - ACROSS == set(), "test files that name no vis module"
 
 
 @pytest.mark.parametrize("model,build", [("squeezenet", squeezenet1_1), ("cifar10", cifar10_net)])
