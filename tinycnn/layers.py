@@ -134,9 +134,8 @@ class ReLU(Layer):
         elif rule == "guided":
             dx = positive_x * (dout > 0) * dout
         else:
-            raise ValueError(
-                f"unknown ReLU backward rule {rule!r}; choose one of {', '.join(RELU_RULES)}"
-            )
+            raise ValueError(f"unknown ReLU backward rule {rule!r}; "
+                             f"choose one of {', '.join(RELU_RULES)}")
         return dx.astype(dout.dtype, copy=False), {}
 
 
@@ -145,9 +144,8 @@ class _Pool2d(Layer):
 
     def __init__(self, kernel_size, stride=None, padding=0, ceil_mode=False):
         if padding > kernel_size // 2:
-            raise ValueError(
-                f"padding {padding} must be at most half the kernel size {kernel_size}"
-            )
+            raise ValueError(f"padding {padding} must be at most half the kernel size "
+                             f"{kernel_size}")
         self.kernel_size, self.stride = kernel_size, stride or kernel_size
         self.padding, self.ceil_mode = padding, ceil_mode
 
@@ -218,9 +216,8 @@ class AvgPool2d(_Pool2d):
     but the extra cells ceil_mode adds do not; without it only real pixels count.
     """
 
-    def __init__(
-        self, kernel_size, stride=None, padding=0, ceil_mode=False, count_include_pad=True
-    ):
+    def __init__(self, kernel_size, stride=None, padding=0, ceil_mode=False,
+                 count_include_pad=True):
         super().__init__(kernel_size, stride, padding, ceil_mode)
         self.count_include_pad = count_include_pad
 
@@ -259,9 +256,8 @@ class GlobalAvgPool2d(Layer):
 
     def forward(self, x):
         if x.ndim != 4:
-            raise ShapeError(
-                f"GlobalAvgPool2d expects input of shape (N, C, H, W), got {tuple(x.shape)}"
-            )
+            raise ShapeError("GlobalAvgPool2d expects input of shape (N, C, H, W), "
+                             f"got {tuple(x.shape)}")
         return x.mean(axis=(2, 3)), x.shape
 
     def backward(self, dout, cache):
@@ -288,16 +284,15 @@ class Linear(Layer):
 
     def forward(self, x):
         if x.ndim != 2 or x.shape[1] != self.in_features:
-            raise ShapeError(
-                f"Linear expects input of shape (N, {self.in_features}), got {tuple(x.shape)}"
-                + (" (add a Flatten before it)" if x.ndim > 2 else "")
-            )
+            raise ShapeError(f"Linear expects input of shape (N, {self.in_features}), "
+                             f"got {tuple(x.shape)}"
+                             + (" (add a Flatten before it)" if x.ndim > 2 else ""))
         expect_same_device(x, self.params["weight"], "Linear")
         return x @ self.params["weight"].T + self.params["bias"], x
 
     def backward(self, dout, cache, param_grads=True):
-        """dout: (N, M) -> dx: (N, D), grads {"weight": (M, D), "bias": (M,)} ({} without
-        param_grads)."""
+        """dout: (N, M) -> dx: (N, D), grads {"weight": (M, D), "bias": (M,)}
+        ({} without param_grads)."""
         x = cache
         w = self.params["weight"]
         if not param_grads:

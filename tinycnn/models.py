@@ -24,40 +24,15 @@ def fire(cin, squeeze, expand1x1, expand3x3, seed=0):
     Names inside: squeeze, squeeze_relu, expand (the concat), expand.1x1.conv,
     expand.1x1.relu, expand.3x3.conv, expand.3x3.relu.
     """
-    return Sequential(
-        [
-            ("squeeze", Conv2d(cin, squeeze, 1, seed=seed)),
-            ("squeeze_relu", ReLU()),
-            (
-                "expand",
-                Concat(
-                    [
-                        (
-                            "1x1",
-                            Sequential(
-                                [
-                                    ("conv", Conv2d(squeeze, expand1x1, 1, seed=seed + 1)),
-                                    ("relu", ReLU()),
-                                ]
-                            ),
-                        ),
-                        (
-                            "3x3",
-                            Sequential(
-                                [
-                                    (
-                                        "conv",
-                                        Conv2d(squeeze, expand3x3, 3, padding=1, seed=seed + 2),
-                                    ),
-                                    ("relu", ReLU()),
-                                ]
-                            ),
-                        ),
-                    ]
-                ),
-            ),
-        ]
-    )
+    return Sequential([
+        ("squeeze", Conv2d(cin, squeeze, 1, seed=seed)), ("squeeze_relu", ReLU()),
+        ("expand", Concat([
+            ("1x1", Sequential([("conv", Conv2d(squeeze, expand1x1, 1, seed=seed + 1)),
+                                ("relu", ReLU())])),
+            ("3x3", Sequential([("conv", Conv2d(squeeze, expand3x3, 3, padding=1, seed=seed + 2)),
+                                ("relu", ReLU())])),
+        ])),
+    ])
 
 
 def squeezenet1_1(weights=None, *, seed=0):
@@ -69,27 +44,22 @@ def squeezenet1_1(weights=None, *, seed=0):
     torchvision's names) in weights/ or $TINYCNN_WEIGHTS_DIR; a path reads that
     file; False keeps the random initialisation.
     """
-    net = Network(
-        [
-            ("conv1", Conv2d(3, 64, 3, stride=2, seed=seed)),
-            ("relu1", ReLU()),
-            ("pool1", MaxPool2d(3, 2, ceil_mode=True)),
-            ("fire2", fire(64, 16, 64, 64, seed + 10)),
-            ("fire3", fire(128, 16, 64, 64, seed + 20)),
-            ("pool3", MaxPool2d(3, 2, ceil_mode=True)),
-            ("fire4", fire(128, 32, 128, 128, seed + 30)),
-            ("fire5", fire(256, 32, 128, 128, seed + 40)),
-            ("pool5", MaxPool2d(3, 2, ceil_mode=True)),
-            ("fire6", fire(256, 48, 192, 192, seed + 50)),
-            ("fire7", fire(384, 48, 192, 192, seed + 60)),
-            ("fire8", fire(384, 64, 256, 256, seed + 70)),
-            ("fire9", fire(512, 64, 256, 256, seed + 80)),
-            ("drop9", Dropout(0.5, seed=seed)),
-            ("conv10", Conv2d(512, 1000, 1, seed=seed + 90)),
-            ("relu10", ReLU()),
-            ("pool10", GlobalAvgPool2d()),
-        ]
-    )
+    net = Network([
+        ("conv1", Conv2d(3, 64, 3, stride=2, seed=seed)), ("relu1", ReLU()),
+        ("pool1", MaxPool2d(3, 2, ceil_mode=True)),
+        ("fire2", fire(64, 16, 64, 64, seed + 10)), ("fire3", fire(128, 16, 64, 64, seed + 20)),
+        ("pool3", MaxPool2d(3, 2, ceil_mode=True)),
+        ("fire4", fire(128, 32, 128, 128, seed + 30)),
+        ("fire5", fire(256, 32, 128, 128, seed + 40)),
+        ("pool5", MaxPool2d(3, 2, ceil_mode=True)),
+        ("fire6", fire(256, 48, 192, 192, seed + 50)),
+        ("fire7", fire(384, 48, 192, 192, seed + 60)),
+        ("fire8", fire(384, 64, 256, 256, seed + 70)),
+        ("fire9", fire(512, 64, 256, 256, seed + 80)),
+        ("drop9", Dropout(0.5, seed=seed)),
+        ("conv10", Conv2d(512, 1000, 1, seed=seed + 90)), ("relu10", ReLU()),
+        ("pool10", GlobalAvgPool2d()),
+    ])
     from .io.images import imagenet_classes
     net.meta = {"name": "squeezenet1_1", "classes": imagenet_classes(), "input_size": 224,
                 "mean": IMAGENET_MEAN, "std": IMAGENET_STD}
@@ -110,28 +80,17 @@ def cifar10_net(weights=None, *, seed=0):
     """
     def conv(cin, cout, k, i):
         return Conv2d(cin, cout, k, padding=k // 2, seed=seed + i)
-    net = Network(
-        [
-            ("conv1", conv(3, 32, 5, 1)),
-            ("relu1", ReLU()),
-            ("pool1", MaxPool2d(2)),  # 16x16
-            ("conv2", conv(32, 64, 3, 2)),
-            ("relu2", ReLU()),
-            ("conv3", conv(64, 64, 3, 3)),
-            ("relu3", ReLU()),
-            ("pool3", MaxPool2d(2)),  # 8x8
-            ("conv4", conv(64, 128, 3, 4)),
-            ("relu4", ReLU()),
-            ("conv5", conv(128, 128, 3, 5)),
-            ("relu5", ReLU()),
-            ("pool5", MaxPool2d(2)),  # 4x4
-            ("flatten", Flatten()),
-            ("fc6", Linear(128 * 4 * 4, 256, seed=seed + 6)),
-            ("relu6", ReLU()),
-            ("drop6", Dropout(0.3, seed=seed)),
-            ("fc7", Linear(256, 10, seed=seed + 7)),
-        ]
-    )
+    net = Network([
+        ("conv1", conv(3, 32, 5, 1)), ("relu1", ReLU()), ("pool1", MaxPool2d(2)),          # 16x16
+        ("conv2", conv(32, 64, 3, 2)), ("relu2", ReLU()),
+        ("conv3", conv(64, 64, 3, 3)), ("relu3", ReLU()), ("pool3", MaxPool2d(2)),         # 8x8
+        ("conv4", conv(64, 128, 3, 4)), ("relu4", ReLU()),
+        ("conv5", conv(128, 128, 3, 5)), ("relu5", ReLU()), ("pool5", MaxPool2d(2)),       # 4x4
+        ("flatten", Flatten()),
+        ("fc6", Linear(128 * 4 * 4, 256, seed=seed + 6)), ("relu6", ReLU()),
+        ("drop6", Dropout(0.3, seed=seed)),
+        ("fc7", Linear(256, 10, seed=seed + 7)),
+    ])
     net.meta = {"name": "cifar10_net", "classes": CLASSES, "input_size": 32,
                 "mean": CIFAR10_MEAN, "std": CIFAR10_STD}
     if weights is not False:

@@ -26,7 +26,8 @@ import numpy as np
 
 from .backend import asarray, get_array_module, to_numpy
 from .io.arrays import check_network_input, count_not_finite
-from .io.weights import StateDictError, check_state_dict, read_npz  # noqa: F401 (StateDictError: public)
+# StateDictError is public here too
+from .io.weights import StateDictError, check_state_dict, read_npz  # noqa: F401
 from .layers import Dropout, Layer, ReLU, ShapeError
 
 
@@ -80,9 +81,8 @@ class Container(Layer):
         return None
 
     def extra_repr(self):
-        inner = "\n".join(
-            f"  ({n}): " + repr(l).replace("\n", "\n  ") for n, l in self.layers.items()
-        )
+        inner = "\n".join(f"  ({n}): " + repr(l).replace("\n", "\n  ")
+                          for n, l in self.layers.items())
         return f"\n{inner}\n"
 
 
@@ -95,7 +95,7 @@ def _forward_child(layer, x, until, keep, name, acts):
             out, cache = layer.forward(x)
         except ShapeError as e:
             raise ShapeError(f"layer '{name}': {e}") from None
-    # stopped inside: not its output
+    # a container the pass stopped inside has no output of its own
     if name in keep and not (until and isinstance(layer, Container)):
         acts[name] = out
     return out, cache
@@ -132,9 +132,8 @@ class Sequential(Container):
         caches = []
         for name, layer in self.layers.items():
             stop_here = bool(until) and until[0] == name
-            x, cache = _forward_child(
-                layer, x, until[1:] if stop_here else (), keep, prefix + name, acts
-            )
+            x, cache = _forward_child(layer, x, until[1:] if stop_here else (), keep,
+                                      prefix + name, acts)
             caches.append((name, cache))
             if stop_here:
                 break
@@ -146,14 +145,12 @@ class Sequential(Container):
             if start[0] not in ran:
                 raise UnknownLayerError(
                     f"cannot start backward at '{prefix}{'.'.join(start)}': "
-                    f"the forward pass stopped at '{prefix}{ran[-1]}' before it"
-                )
+                    f"the forward pass stopped at '{prefix}{ran[-1]}' before it")
             caches = caches[:ran.index(start[0]) + 1]
         if stop and stop[0] not in [name for name, _ in caches]:
             raise UnknownLayerError(
                 f"cannot stop backward at '{prefix}{'.'.join(stop)}': it does not "
-                "come before the layer the backward pass starts from"
-            )
+                "come before the layer the backward pass starts from")
         for k in range(len(caches) - 1, -1, -1):
             name, cache = caches[k]
             sub_start = start[1:] if k == len(caches) - 1 else ()
@@ -162,12 +159,10 @@ class Sequential(Container):
             if stop and stop[0] == name:
                 if len(stop) == 1:  # the gradient with respect to this layer's output
                     return dout
-                return _backward_child(
-                    self.layers[name], dout, cache, sub_start, stop[1:], prefix + name, run
-                )
-            dout = _backward_child(
-                self.layers[name], dout, cache, sub_start, (), prefix + name, run
-            )
+                return _backward_child(self.layers[name], dout, cache, sub_start, stop[1:],
+                                       prefix + name, run)
+            dout = _backward_child(self.layers[name], dout, cache, sub_start, (),
+                                   prefix + name, run)
         return dout
 
 
@@ -201,8 +196,7 @@ class Concat(Container):
             if stop and stop[0] != branch:
                 raise UnknownLayerError(
                     f"cannot stop backward at '{prefix}{'.'.join(stop)}': no gradient "
-                    f"reaches it from branch '{prefix}{branch}'"
-                )
+                    f"reaches it from branch '{prefix}{branch}'")
             return _backward_child(self.layers[branch], dout, caches[branch], start[1:], stop[1:],
                                    prefix + branch, run)
         offsets = dict(zip(caches, np.cumsum([0] + sizes[:-1])))
@@ -211,20 +205,13 @@ class Concat(Container):
             part = dout[:, offsets[name]:offsets[name] + size]
             if len(stop) == 1:  # the branch itself: the gradient with respect to its output
                 return part
-            return _backward_child(
-                self.layers[name], part, caches[name], (), stop[1:], prefix + name, run
-            )
+            return _backward_child(self.layers[name], part, caches[name], (), stop[1:],
+                                   prefix + name, run)
         dx = 0
         for (name, sub_cache), size in zip(caches.items(), sizes):
-            dx = dx + _backward_child(
-                self.layers[name],
-                dout[:, offsets[name] : offsets[name] + size],
-                sub_cache,
-                (),
-                (),
-                prefix + name,
-                run,
-            )
+            part = dout[:, offsets[name]:offsets[name] + size]
+            dx = dx + _backward_child(self.layers[name], part, sub_cache, (), (), prefix + name,
+                                      run)
         return dx
 
 
@@ -291,10 +278,9 @@ class Network(Sequential):
         if name not in layers:
             close = difflib.get_close_matches(str(name), layers, n=5, cutoff=0.5)
             hint = f"; did you mean {', '.join(close)}?" if close else ""
-            raise UnknownLayerError(
-                f"unknown layer {name!r}{hint} (net.names() lists all "
-                f"{len(layers)}: {', '.join(list(layers)[:12])}{', ...' if len(layers) > 12 else ''})"
-            )
+            raise UnknownLayerError(f"unknown layer {name!r}{hint} (net.names() lists all "
+                                    f"{len(layers)}: {', '.join(list(layers)[:12])}"
+                                    f"{', ...' if len(layers) > 12 else ''})")
         return layers[name]
 
     # -- forward and backward ----------------------------------------------------
@@ -306,8 +292,7 @@ class Network(Sequential):
         keep:  names of layers whose outputs to return in ``cache.activations``
         Returns (out, cache): the output of the last layer run and a ``Cache``.
         """
-        # tinycnn/io/arrays.py
-        check_network_input(x, next((p for _, p in self.named_params()), None))
+        check_network_input(x, next((p for _, p in self.named_params()), None))  # io/arrays.py
         keep = (keep,) if isinstance(keep, str) else tuple(keep)
         for name in keep + ((until,) if until else ()):
             self.layer(name)  # unknown names fail here, with suggestions
@@ -315,10 +300,8 @@ class Network(Sequential):
         out, caches = self.forward_path(x, _split(until), keep, "", acts)
         missing = [k for k in keep if k not in acts]
         if missing:
-            raise UnknownLayerError(
-                f"layer(s) {', '.join(missing)} come after '{until}', where the "
-                "forward pass stopped"
-            )
+            raise UnknownLayerError(f"layer(s) {', '.join(missing)} come after '{until}', "
+                                    "where the forward pass stopped")
         return out, Cache(caches, until, acts)
 
     def activations(self, x, names):
@@ -349,9 +332,8 @@ class Network(Sequential):
 
         # a parent ties with its last child, but its output (a sum, a concat) comes later
         def ready(name):
-            return max(
-                i for i, m in enumerate(order) if m == name or m.startswith(name + ".")
-            ), -name.count(".")
+            last = max(i for i, m in enumerate(order) if m == name or m.startswith(name + "."))
+            return last, -name.count(".")
         return max(names, key=ready)
 
     def backward(self, dout, cache, start=None, rule="backprop", param_grads=True, stop=None):
@@ -382,23 +364,19 @@ class Network(Sequential):
             if cache.until and cache.until.startswith(start + "."):
                 raise UnknownLayerError(
                     f"cannot start backward at '{start}': the forward pass stopped "
-                    f"inside it, at '{cache.until}', so its output was never computed"
-                )
+                    f"inside it, at '{cache.until}', so its output was never computed")
         if stop:
             self.layer(stop)
         run = _Run(rule, param_grads, extra=extra)
         dx = self.backward_path(dout, cache.layers, _split(start), _split(stop), "", run)
         if run.extra:
-            raise UnknownLayerError(
-                f"gradients for {', '.join(run.extra)} were never used: the backward "
-                f"pass from '{start}' does not pass through them"
-            )
+            raise UnknownLayerError(f"gradients for {', '.join(run.extra)} were never used: "
+                                    f"the backward pass from '{start}' does not pass through them")
         if not param_grads:
             return dx, {}
         xp = get_array_module(dout)
-        return dx, {
-            k: run.grads[k] if k in run.grads else xp.zeros_like(p) for k, p in self.named_params()
-        }
+        return dx, {k: run.grads[k] if k in run.grads else xp.zeros_like(p)
+                    for k, p in self.named_params()}
 
     # -- modes, dtype, device ----------------------------------------------------
     def train(self, mode=True):
@@ -433,9 +411,8 @@ class Network(Sequential):
         every shape equal, every value finite. Errors name the key (and both shapes)."""
         check_state_dict(dict(self.named_params()), state, source)
         for name, layer in self.named_layers():
-            layer.params = {
-                k: asarray(state[f"{name}.{k}"], v.dtype) for k, v in layer.params.items()
-            }
+            layer.params = {k: asarray(state[f"{name}.{k}"], v.dtype)
+                            for k, v in layer.params.items()}
         return self
 
     def save(self, path):
