@@ -42,17 +42,27 @@ def test_faded_overlay_leaves_cold_pixels_alone_and_the_colour_bar_reads_top_dow
 def test_a_picture_without_colours_is_refused_not_drawn_black(bad):
     from tinycnn.io.images import deprocess
     values = np.zeros((3, 4, 4))
-    values[1, 2, 3] = bad                    # NaN would cast to 0 (black), inf clip to 255: a wrong picture
+    values[1, 2, 3] = bad          # NaN would cast to 0 (black), inf clip to 255: a wrong picture
     for draw in (render.to_uint8, render.colormap, lambda v: render.to_uint8(v, -1, 1), deprocess):
         with pytest.raises(ValueError, match="not finite"):
             draw(values)
 
 
-def test_values_near_the_float64_limit_keep_their_order():
-    """(a - lo) and (hi - lo) overflow here; the picture must still run from black to white."""
-    out = render.to_uint8(np.array([-1e308, -0.6e308, 0.2e308, 1e308]))
+def test_values_across_float32s_whole_range_keep_their_order():
+    """Pictures are computed in float32: at its limits (3.4e38), a - lo and 255 (a - lo) stay
+    far inside float64's range, so the picture still runs from black to white."""
+    top = np.finfo(np.float32).max
+    out = render.to_uint8(np.array([-top, -0.6 * top, 0.2 * top, top], np.float32))
     np.testing.assert_array_equal(out, [0, 51, 153, 255])
-    assert render.to_uint8(np.array([1e308]), -1e308, 0.0)[0] == 255       # far above hi: white, no NaN
+    assert render.to_uint8(np.array([top], np.float32), -top, 0.0)[0] == 255    # above hi: white
+    assert render.to_uint8(np.array([-top], np.float32), 0.0, top)[0] == 0      # below lo: black
+
+
+def test_float32_overflow_reaches_the_picture_as_inf_and_is_refused():
+    with np.errstate(over="ignore"):
+        values = np.array([3e38, 1.0], np.float32) * np.float32(10)     # inf in float32
+    with pytest.raises(ValueError, match="not finite"):
+        render.to_uint8(values)
 
 
 @pytest.mark.parametrize("lo, hi", [(np.nan, 1.0), (0.0, np.nan), (-np.inf, 1.0), (0.0, np.inf)])

@@ -35,8 +35,8 @@ def test_the_series_adds_layers_and_draws_the_last_image_larger(monkeypatch):
     layer) at large times the size: Grams do not fix an image's size."""
     import vis.texture_synthesis as ts
     monkeypatch.setattr(ts, "LAYER_SETS", (("conv",), ("conv", "relu")))
-    net = small_net()
-    texture = on_device(np.random.default_rng(2).standard_normal((1, 3, 6, 6)))
+    net = small_net().astype(np.float32)        # the dtype of the noise it starts from
+    texture = on_device(np.random.default_rng(2).standard_normal((1, 3, 6, 6)).astype(np.float32))
     series = ts.layer_series(net, texture, size=6, large=1.5, steps=2, seed=4)
     assert [layers for layers, _, _ in series] == [("conv",), ("conv", "relu")]
     assert [x.shape for _, x, _ in series] == [(1, 3, 6, 6), (1, 3, 9, 9)]

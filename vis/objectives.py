@@ -7,9 +7,9 @@ forward and one backward pass of the network, seeded at a layer by dL/d(output):
 
     select(out, c, ...)       the upstream gradient that picks a class score, a
                               channel (all positions, or its mean) or one unit
-    score_gradient            dS_c/dx for a batch            (saliency, attribution)
-    noisy_mean                a map averaged over noisy copies of x (SmoothGrad: attribution, saliency)
-    score_objective           -S(x) + l2 ||x||^2             (class / neuron visualisation, fooling)
+    score_gradient            dS_c/dx for a batch            (saliency, attribution, fooling)
+    noisy_mean                a map averaged over noisy copies of x  (SmoothGrad)
+    score_objective           -S(x) + l2 ||x||^2             (class / neuron visualisation)
     dream_objective           -1/2 ||a(x)||^2                (DeepDream)
     synthesis_objective       content + style (Gram) + TV + alpha-norm terms
                               (style transfer, texture synthesis, feature inversion)
@@ -147,10 +147,9 @@ def mixed_style_targets(net, styles, weights, layers):
     """{layer: sum_i w_i G_i}: the styles' Gram matrices blended with weights summing to 1
     (Gatys et al. 2016, fig. 8): one target that holds some of each style's correlations."""
     weights = np.asarray(weights, dtype=np.float64).ravel()
-    if len(weights) != len(styles) or not np.isfinite(weights).all() or (weights < 0).any() or weights.max() <= 0:
-        raise ValueError(f"need one finite, non-negative weight per style ({len(styles)}), not all zero; "
-                         f"got {weights.tolist()}")
-    weights = weights / weights.max()      # only the ratios matter; 1e308 + 1e308 would sum to infinity
+    if len(weights) != len(styles) or not (weights >= 0).all() or not 0 < weights.sum() < np.inf:
+        raise ValueError(f"need one non-negative weight per style ({len(styles)}), with a "
+                         f"positive, finite sum; got {weights.tolist()}")
     weights = weights / weights.sum()
     grams = [style_targets_of(net, style, layers) for style in styles]
     return {k: sum(float(w) * g[k] for w, g in zip(weights, grams)) for k in layers}

@@ -18,19 +18,17 @@ _INFERNO = np.array([[0, 0, 4], [40, 11, 84], [101, 21, 110], [159, 42, 99],
 
 def to_uint8(a, lo=None, hi=None):
     """Scale an array linearly so [lo, hi] (default: its min and max) maps to [0, 255]; a NaN or
-    infinite value, in ``a`` or in lo and hi, is a ValueError (images.NOT_FINITE)."""
+    infinite value, in ``a`` or in lo and hi, is a ValueError (images.NOT_FINITE).
+
+    Pictures here are computed in float32 (weights, activations, gradients, images), whose
+    values stay below 3.4e38: an overflow arrives as inf and is refused, and the float64
+    arithmetic below, far from its limit of 1.8e308, cannot overflow."""
     a = np.asarray(a, dtype=np.float64)
     lo = a.min() if lo is None else float(lo)
     hi = a.max() if hi is None else float(hi)
     if not (np.isfinite(a).all() and np.isfinite(lo) and np.isfinite(hi)):
-        raise ValueError(NOT_FINITE)    # NaN would be drawn black and inf white: a wrong picture, not an error
-    # everything times 2^-10 first (exact but for subnormal values: the same quotient, bit for bit),
-    # so that values near the float64 limit (-1e308 .. 1e308) do not overflow in a - lo, hi - lo or
-    # 255 * (a - lo); a value far outside [lo, hi] may still come out inf, and the clip makes it 0 or 255
-    s = 2.0 ** -10
-    with np.errstate(over="ignore"):
-        t = 255 * (a * s - lo * s) / max(hi * s - lo * s, 1e-12 * s)
-    return np.clip(np.rint(t), 0, 255).astype(np.uint8)
+        raise ValueError(NOT_FINITE)    # NaN would be drawn black and inf white: a wrong picture
+    return np.clip(np.rint(255 * (a - lo) / max(hi - lo, 1e-12)), 0, 255).astype(np.uint8)
 
 
 def colormap(values, lo=None, hi=None):

@@ -22,16 +22,20 @@ by 10^6 and leave coloured noise. The same rescaling, per layer, is a weight:
     python -m vis.texture_synthesis --texture textures/brick.png   (make texture_synthesis)
 """
 
+import argparse
+import math
 import time
 
 from tinycnn import backend
 from tinycnn.engine import memory
+from tinycnn.io.images import deprocess
 from vis import _memory, cli, render
 from vis._optimize import optimize, pixel_range, uniform_image
 from vis.objectives import style_targets_of, synthesis_objective
 
 STEPS = 200     # L-BFGS iterations per image (Gatys et al. ran theirs to convergence)
 LARGE = 1.5     # the lecture's point: a new image of the texture, larger than the sample
+MAX_LARGE = 8   # --large's bound: the last image at most 8 times the sample's side
 LAYER_SETS = (("relu1",), ("relu1", "fire2"), ("relu1", "fire2", "fire3"),
               ("relu1", "fire2", "fire3", "fire5"), ("relu1", "fire2", "fire3", "fire5", "fire7"))
 
@@ -48,7 +52,8 @@ def synthesize_texture(net, texture, layers, *, size=None, steps=STEPS, seed=0, 
 
     Optimised with L-BFGS (within the valid pixel range), as Gatys et al. did."""
     targets = style_targets_of(net, texture, layers)
-    objective = synthesis_objective(net, style_targets=targets, style_weights=layer_weights(net, texture, layers))
+    objective = synthesis_objective(net, style_targets=targets,
+                                    style_weights=layer_weights(net, texture, layers))
     lo, hi = pixel_range(net)
     S = size or texture.shape[-1]
     x0 = uniform_image((1, 3, S, S), lo, hi, seed)
@@ -57,43 +62,74 @@ def synthesize_texture(net, texture, layers, *, size=None, steps=STEPS, seed=0, 
     return backend.to_numpy(out)
 
 
+def layer_series(net, texture, *, size, large=LARGE, steps=STEPS, seed=0, log=None):
+    """[(layers, image (1, 3, S, S) NumPy, seconds)]: the texture synthesised from each of
+    LAYER_SETS, S = size, and for the last (every layer) S = large * size: Grams forget where
+    things are, so an image of any size has the same statistics."""
+    series = []
+    for layers in LAYER_SETS:
+        side = round(large * size) if layers == LAYER_SETS[-1] else size
+        start = time.perf_counter()
+        say = None if log is None else (lambda s, last=layers[-1]: log(f"up to {last}: {s}"))
+        x = synthesize_texture(net, texture, layers, size=side, steps=steps, seed=seed, log=say)
+        series.append((layers, x, time.perf_counter() - start))
+    return series
+
+
+def multiple(text):
+    """--large's type: a multiple of --size, above 0 and at most MAX_LARGE."""
+    try:
+        value = float(text)
+    except ValueError:
+        value = math.nan
+    if not 0 < value <= MAX_LARGE:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a multiple of --size between 0 and "
+                                         f"{MAX_LARGE}")
+    return value
+
+
 def main(argv=None):
-    from tinycnn.io.images import deprocess
-    p = cli.parser("Gram-matrix texture synthesis with progressively more layers.", target=False, image=False)
-    p.add_argument("--texture", nargs="+", default=["textures/brick.png", "styles/starry_night.jpg"],
+    p = cli.parser("Gram-matrix texture synthesis with progressively more layers.", target=False,
+                   image=False)
+    p.add_argument("--texture", nargs="+",
+                   default=["textures/brick.png", "styles/starry_night.jpg"],
                    help="texture images, relative to images/ (or $TINYCNN_IMAGES_DIR), or paths")
-    p.add_argument("--size", type=cli.count, default=160, help="side of the texture crop and the output in pixels (default: %(default)s)")
-    p.add_argument("--steps", type=cli.count, default=STEPS, help="L-BFGS steps per image (default: %(default)s)")
-    p.add_argument("--large", type=float, default=LARGE,
-                   help="the last column (every layer) at this multiple of --size (default: %(default)s)")
+    p.add_argument("--size", type=cli.count, default=160,
+                   help="side of the texture crop and the output in pixels (default: %(default)s)")
+    p.add_argument("--steps", type=cli.count, default=STEPS,
+                   help="L-BFGS steps per image (default: %(default)s)")
+    p.add_argument("--large", type=multiple, default=LARGE,
+                   help="the last column (every layer) at this multiple of --size "
+                   "(default: %(default)s)")
     args = cli.parse_args(p, argv, __doc__)
-    if not 0 < args.large <= 8:
-        raise ValueError(f"--large {args.large}: give a multiple of --size between 0 and 8")
     net = cli.load_net(args, "squeezenet")
-    memory.check_fits("--size", args.size, _memory.texture_synthesis_need(net, LAYER_SETS[-1], args.large))
-    for side, option in ((args.size, "--size"), (round(args.large * args.size), "--large times --size")):
+    memory.check_fits("--size", args.size,
+                      _memory.texture_synthesis_need(net, LAYER_SETS[-1], args.large))
+    large = round(args.large * args.size)
+    for side, option in ((args.size, "--size"), (large, "--large times --size")):
         cli.check_side(net, side, side, LAYER_SETS[-1][-1], f"make {option} larger")
     for t in args.texture:
         cli.find_image(t)       # every file is there before the first (long) synthesis starts
     rows = []
     for t in args.texture:
         texture = cli.load_one(net, cli.find_image(t), args.size, crop=True)
-        tiles = [render.caption(deprocess(backend.to_numpy(texture)[0], mean=net.meta["mean"], std=net.meta["std"]),
-                                str(t).split("/")[-1])]
-        for layers in LAYER_SETS:
-            # the last column, every layer, is larger than the sample: Grams forget where
-            # things are, so any size has the same statistics
-            side = round(args.large * args.size) if layers == LAYER_SETS[-1] else args.size
-            start = time.perf_counter()
-            out = synthesize_texture(net, texture, layers, size=side, steps=args.steps, seed=args.seed,
-                                     log=lambda s, layers=layers: print(f"{t} up to {layers[-1]}: {s}", end="\r"))
-            seconds = time.perf_counter() - start
-            tiles.append(render.caption(deprocess(out[0], mean=net.meta["mean"], std=net.meta["std"]),
-                                        f"up to {layers[-1]}{f', {side}x{side}' if side != args.size else ''}, "
-                                        f"{seconds:.0f} s"))
-        rows.append(render.hstack(tiles))
+        series = layer_series(net, texture, size=args.size, large=args.large, steps=args.steps,
+                              seed=args.seed, log=lambda s, t=t: print(f"{t} {s}", end="\r"))
+        rows.append(series_row(net, str(t).split("/")[-1], texture, series))
     print()
     print(f"wrote {render.save(render.vstack(rows), args.out or 'figures/texture_synthesis.png')}")
+
+
+def series_row(net, name, texture, series):
+    """The texture, then each synthesised image, captioned with its layers, size and time."""
+    def picture(x):
+        return deprocess(backend.to_numpy(x)[0], mean=net.meta["mean"], std=net.meta["std"])
+    tiles = [render.caption(picture(texture), name)]
+    for layers, x, seconds in series:
+        side = x.shape[-1]
+        larger = f", {side}x{side}" if side != texture.shape[-1] else ""
+        tiles.append(render.caption(picture(x), f"up to {layers[-1]}{larger}, {seconds:.0f} s"))
+    return render.hstack(tiles)
 
 
 if __name__ == "__main__":
