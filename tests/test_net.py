@@ -317,6 +317,17 @@ def test_load_is_strict(tmp_path):
             match="diverged.npz: parameter 'conv1.weight' holds 1 NaN or infinite",
         ):
             net.load(tmp_path / "diverged.npz")
+    # finite in the file's float64, infinite once cast to the network's float32: refused too
+    net, state = small_net(dtype=np.float32), small_net().state_dict()
+    w = state["conv1.weight"]
+    w[0, 0, 0, 0] = -1e308
+    np.savez(tmp_path / "huge.npz", **{**state, "conv1.weight": w})
+    with pytest.raises(tc.StateDictError,
+                       match="huge.npz: parameter 'conv1.weight' holds 1 value.s. beyond float32"):
+        net.load(tmp_path / "huge.npz")
+    w[0, 0, 0, 0] = 3e38          # within float32's range: loads
+    np.savez(tmp_path / "large.npz", **{**state, "conv1.weight": w})
+    net.load(tmp_path / "large.npz")
 
 
 def test_load_refuses_pickled_objects(tmp_path):

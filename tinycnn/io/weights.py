@@ -29,6 +29,7 @@ from pathlib import Path
 import numpy as np
 
 from .archives import FORGED_ZIP, record_info, records, regular_file
+from ..backend import get_array_module
 from .arrays import count_not_finite
 from .torch_checkpoint import UnsafeCheckpointError, read_torch_checkpoint  # noqa: F401 (public here)
 
@@ -76,6 +77,14 @@ def check_state_dict(own, state, source):
             raise StateDictError(
                 f"{source}: parameter {key!r} holds {bad} NaN or infinite value(s)"
             )
+        if value.dtype.kind == "f" and new.dtype.itemsize > value.dtype.itemsize:
+            xp = get_array_module(new)
+            big = int((xp.abs(new) > np.finfo(value.dtype).max).sum())
+            if big:  # 1e308 in a float64 file would become infinity in float32 parameters
+                raise StateDictError(
+                    f"{source}: parameter {key!r} holds {big} value(s) beyond "
+                    f"{value.dtype}'s range (largest {np.finfo(value.dtype).max:.3g})"
+                )
 
 
 # tinycnn's SqueezeNet layer -> torchvision's squeezenet1_1 module index
