@@ -28,6 +28,8 @@ import sys
 import time
 from pathlib import Path
 
+import numpy as np
+
 ROOT = Path(__file__).resolve().parents[1]
 BUDGET_S = 450          # the whole run, start to end; the full figures only run if it allows
 
@@ -37,7 +39,8 @@ class Run:
         self.out = out
         self.out.mkdir(parents=True, exist_ok=True)
         self.log = open(out / "gpu_check.log", "w")
-        self.result = {"date": time.strftime("%Y-%m-%d %H:%M:%S %Z"), "host": platform.node(), "steps": {}}
+        self.result = {"date": time.strftime("%Y-%m-%d %H:%M:%S %Z"), "host": platform.node(),
+                       "steps": {}}
         self.start = time.perf_counter()
 
     def left(self):
@@ -50,7 +53,7 @@ class Run:
 
     def command(self, name, argv, timeout, env=None):
         """Run argv, log its output, record {seconds, rc, tail}; returns the completed output."""
-        shown = " ".join(a if "\n" not in a else "<script>" for a in argv)     # inline scripts: not echoed
+        shown = " ".join(a if "\n" not in a else "<script>" for a in argv)   # scripts: not echoed
         self.say(f"== {name}: {shown} (limit {timeout:.0f} s)")
         t = time.perf_counter()
         try:
@@ -58,7 +61,9 @@ class Run:
                                   env=dict(os.environ, **(env or {})))
             rc, output = done.returncode, done.stdout + done.stderr
         except subprocess.TimeoutExpired as e:
-            rc, output = "timeout", (e.stdout or b"").decode(errors="replace") + (e.stderr or b"").decode(errors="replace")
+            rc = "timeout"
+            output = ((e.stdout or b"").decode(errors="replace")
+                      + (e.stderr or b"").decode(errors="replace"))
         seconds = time.perf_counter() - t
         self.log.write(output + "\n")
         tail = output.strip().splitlines()[-3:]
@@ -89,7 +94,8 @@ print(json.dumps(info))
 AGREEMENT = r"""
 import json, numpy as np
 from tests.test_backends_agree import compare_squeezenet
-print(json.dumps({"float32": compare_squeezenet(np.float32, 224), "float64": compare_squeezenet(np.float64, 224)}))
+print(json.dumps({"float32": compare_squeezenet(np.float32, 224),
+                  "float64": compare_squeezenet(np.float64, 224)}))
 """
 
 
@@ -104,20 +110,15 @@ def last_json(output):
     return None
 
 
-def main(argv=None):
-    p = argparse.ArgumentParser(description="Prove and measure tinycnn on a lent GPU (make gpu-check).")
-    p.add_argument("--out", default="gpu-check", help="folder for gpu_check.json and gpu_check.log (default: %(default)s)")
-    p.add_argument("--figures", default=None, help="folder for the figures (default: OUT/figures)")
-    p.add_argument("--skip", nargs="*", default=[], choices=["tests", "agreement", "bench", "figures"],
-                   help="steps to leave out")
-    args = p.parse_args(argv)
-    run = Run(Path(args.out))
-    py, cupy_env = sys.executable, {"TINYCNN_BACKEND": "cupy", "PYTHONUNBUFFERED": "1"}
-    if importlib.util.find_spec("cupy") is None:
-        run.say(f"error: CuPy is not installed for {py}; make gpu-check is for a GPU machine with CuPy "
-                "(pip install -e '.[gpu]' there)")
-        sys.exit(2)
+CUPY_ENV = {"TINYCNN_BACKEND": "cupy", "PYTHONUNBUFFERED": "1"}
 
+
+def check_device(run, py):
+    """Step 1: CuPy sees a GPU; exits (status 2) where it does not, since nothing else can run."""
+    if importlib.util.find_spec("cupy") is None:
+        run.say(f"error: CuPy is not installed for {py}; make gpu-check is for a GPU machine with "
+                "CuPy (pip install -e '.[gpu]' there)")
+        sys.exit(2)
     out = run.command("device", [py, "-c", DEVICE], 120)
     if out is None:
         run.say("error: CuPy does not see a GPU here; nothing else can be checked")
@@ -125,39 +126,71 @@ def main(argv=None):
     run.result["device"] = last_json(out)
     run.say(f"   {run.result['device']}")
 
-    if "tests" not in args.skip:
-        parallel = ["-n", "8"] if importlib.util.find_spec("xdist") else []      # pytest-xdist, where present
-        out = run.command("tests", [py, "-m", "pytest", "-q", "-p", "no:cacheprovider", "-rfE", "--durations=8",
-                                    "--ignore=tests/test_gallery.py"] + parallel,
-                          min(200, run.left()), dict(cupy_env, HYPOTHESIS_PROFILE="gpu"))
-        run.result["tests"] = run.result["steps"]["tests"]["tail"][-1:] or None
 
-    if "agreement" not in args.skip:
-        out = run.command("agreement", [py, "-c", AGREEMENT], 120, cupy_env)
-        run.result["agreement_max_relative_error"] = last_json(out) if out else None
+def check_tests(run, py, args):
+    """Step 2: the test suite on the real GPU (pytest-xdist's workers where present)."""
+    parallel = ["-n", "8"] if importlib.util.find_spec("xdist") else []
+    run.command("tests", [py, "-m", "pytest", "-q", "-p", "no:cacheprovider", "-rfE",
+                          "--durations=8", "--ignore=tests/test_gallery.py"] + parallel,
+                min(200, run.left()), dict(CUPY_ENV, HYPOTHESIS_PROFILE="gpu"))
+    run.result["tests"] = run.result["steps"]["tests"]["tail"][-1:] or None
 
-    if "bench" not in args.skip:
-        out = run.command("bench_loops", [py, "-m", "bench.loops", "--json"], min(150, run.left()), cupy_env)
-        run.result["bench_loops"] = last_json(out) if out else None
-        out = run.command("bench_conv", [py, "-m", "bench.conv", "--json"], min(150, run.left()), cupy_env)
-        rows = last_json(out) if out else None
-        if rows:
-            ratios = [r["ratio"] for r in rows if r.get("ratio")]
-            geo = float(__import__("numpy").exp(__import__("numpy").log(ratios).mean())) if ratios else None
-            run.result["bench_conv"] = {"geometric_mean_ratio": geo, "rows": rows}
 
-    if "figures" not in args.skip:
-        figures = Path(args.figures) if args.figures else run.out / "figures"
-        run.command("figures_fast", [py, "-m", "vis.gallery", "--fast", "--out", str(figures / "fast")],
-                    min(150, run.left()), cupy_env)
-        if run.left() > 100:
-            run.command("figures_full", [py, "-m", "vis.gallery", "--out", str(figures / "full")],
-                        run.left() - 10, cupy_env)
-        else:
-            run.say(f"   figures_full: not run, {run.left():.0f} s left of the {BUDGET_S} s budget")
+def check_agreement(run, py, args):
+    """Step 3: SqueezeNet forward and backward on NumPy and on CuPy, float32 and float64."""
+    out = run.command("agreement", [py, "-c", AGREEMENT], 120, CUPY_ENV)
+    run.result["agreement_max_relative_error"] = last_json(out) if out else None
+
+
+def check_bench(run, py, args):
+    """Step 4: bench.loops and bench.conv against PyTorch CUDA, with the convolutions' geometric
+    mean ratio."""
+    out = run.command("bench_loops", [py, "-m", "bench.loops", "--json"], min(150, run.left()),
+                      CUPY_ENV)
+    run.result["bench_loops"] = last_json(out) if out else None
+    out = run.command("bench_conv", [py, "-m", "bench.conv", "--json"], min(150, run.left()),
+                      CUPY_ENV)
+    rows = last_json(out) if out else None
+    if rows:
+        ratios = [r["ratio"] for r in rows if r.get("ratio")]
+        geo = float(np.exp(np.log(ratios).mean())) if ratios else None
+        run.result["bench_conv"] = {"geometric_mean_ratio": geo, "rows": rows}
+
+
+def check_figures(run, py, args):
+    """Step 5: make figures FAST=1 on the GPU, then the full figures if the budget allows."""
+    figures = Path(args.figures) if args.figures else run.out / "figures"
+    run.command("figures_fast",
+                [py, "-m", "vis.gallery", "--fast", "--out", str(figures / "fast")],
+                min(150, run.left()), CUPY_ENV)
+    if run.left() > 100:
+        run.command("figures_full", [py, "-m", "vis.gallery", "--out", str(figures / "full")],
+                    run.left() - 10, CUPY_ENV)
+    else:
+        run.say(f"   figures_full: not run, {run.left():.0f} s left of the {BUDGET_S} s budget")
+
+
+STEPS = {"tests": check_tests, "agreement": check_agreement, "bench": check_bench,
+         "figures": check_figures}
+
+
+def main(argv=None):
+    p = argparse.ArgumentParser(description="Prove and measure tinycnn on a lent GPU "
+                                "(make gpu-check).")
+    p.add_argument("--out", default="gpu-check",
+                   help="folder for gpu_check.json and gpu_check.log (default: %(default)s)")
+    p.add_argument("--figures", default=None, help="folder for the figures (default: OUT/figures)")
+    p.add_argument("--skip", nargs="*", default=[], choices=list(STEPS), help="steps to leave out")
+    args = p.parse_args(argv)
+    run = Run(Path(args.out))
+    check_device(run, sys.executable)
+    for name, step in STEPS.items():
+        if name not in args.skip:
+            step(run, sys.executable, args)
     run.save()
     failed = [k for k, v in run.result["steps"].items() if v["rc"] != 0]
-    run.say(f"done in {run.result['total_s']:.0f} s; " + (f"failed: {', '.join(failed)}" if failed else "all steps passed"))
+    run.say(f"done in {run.result['total_s']:.0f} s; "
+            + (f"failed: {', '.join(failed)}" if failed else "all steps passed"))
     sys.exit(1 if failed else 0)
 
 

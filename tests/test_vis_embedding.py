@@ -1,10 +1,12 @@
-"""PCA, t-SNE (its gradient, perplexity calibration, cluster separation), grid snapping, neighbours."""
+"""PCA, t-SNE (its gradient, perplexity calibration, cluster separation), grid snapping, the
+figure."""
 import numpy as np
 import pytest
 from hypothesis import given
 
 from tinycnn.gradcheck import numeric_grad, rel_error
-from vis.embedding import conditional_probabilities, grid_embedding, joint_probabilities, pca, tsne, tsne_kl
+from vis.embedding import (conditional_probabilities, grid_embedding, joint_probabilities, pca,
+                           tsne, tsne_kl)
 from vis.neighbors import nearest_neighbors
 
 from .strategies import seeds
@@ -43,7 +45,7 @@ def test_tsne_kl_gradient(seed):
     _, grad = tsne_kl(P, Y)
     numeric = numeric_grad(lambda: np.array(tsne_kl(P, Y)[0]), Y, np.ones(()))
     assert rel_error(grad, numeric) < 1e-6
-    skipped, same = tsne_kl(P, Y, kl=False)                # the descent's call: no KL, the same gradient
+    skipped, same = tsne_kl(P, Y, kl=False)    # the descent's call: no KL, the same gradient
     assert skipped is None and np.array_equal(same, grad)
 
 
@@ -54,7 +56,8 @@ def test_tsne_separates_clusters():
     Y = tsne(X, perplexity=10, iterations=1000, seed=0)
     nn = nearest_neighbors(Y, Y, 5, exclude=np.arange(120))
     assert (labels[nn] == labels[:, None]).mean() > 0.98
-    np.testing.assert_array_equal(Y, tsne(X, perplexity=10, iterations=1000, seed=0))  # same seed, same layout
+    # the same seed, the same layout
+    np.testing.assert_array_equal(Y, tsne(X, perplexity=10, iterations=1000, seed=0))
 
 
 def test_grid_embedding_places_grid_points_on_their_cells():
@@ -65,12 +68,18 @@ def test_grid_embedding_places_grid_points_on_their_cells():
     np.testing.assert_array_equal(cells, np.arange(12).reshape(3, 4))
 
 
-def test_nearest_neighbors_brute_force():
-    rng = np.random.default_rng(3)
-    db, q = rng.standard_normal((50, 6)), rng.standard_normal((4, 6))
-    got = nearest_neighbors(q, db, 3)
-    for qi, row in zip(q, got):
-        np.testing.assert_array_equal(row, np.argsort([np.linalg.norm(qi - d) for d in db])[:3])
-    assert 7 not in nearest_neighbors(db[7:8], db, 3, exclude=np.array([7]))[0]
-    with pytest.raises(ValueError, match="query features have 5 dimensions but the database has 6"):
-        nearest_neighbors(q[:, :5], db, 3)
+def test_the_figure_shows_each_image_in_its_grid_cell():
+    from vis.embedding import figure
+    colours = np.array([[1, 0, 0], [0, 1, 0], [0, 0, 1], [1, 1, 0]], float)  # one per image
+    images = np.broadcast_to(colours[:, :, None, None], (4, 3, 32, 32))
+    coords = np.array([[0, 0], [1, 0], [0, 1], [1, 1]], float)     # x, y: the grid's four corners
+    picture = figure(images, np.arange(4), ["a", "b", "c", "d"], coords, coords, layer="relu6",
+                     grid=2)
+    # the grid: right of the plots (8 px of white after it), as tall as they are below its caption
+    inked = np.flatnonzero((picture != 255).any(axis=(0, 2)))     # columns not all white
+    right = inked[-1] + 1
+    side = np.flatnonzero((picture[:, right - 1] != 255).any(axis=1))
+    top, side = side[0], len(side)
+    for (row, col), colour in zip([(0, 0), (0, 1), (1, 0), (1, 1)], colours):
+        y, x = top + (2 * row + 1) * side // 4, right - side + (2 * col + 1) * side // 4
+        np.testing.assert_array_equal(picture[y, x], colour * 255)

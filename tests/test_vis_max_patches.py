@@ -21,7 +21,8 @@ def test_squeezenet_receptive_fields_by_hand(layer, expected):
 
 
 @pytest.mark.parametrize("layer,expected", [
-    ("conv1", (5, 1, 2)), ("pool1", (6, 2, 2)), ("conv2", (10, 2, 4)), ("pool3", (16, 4, 6)), ("relu5", (32, 4, 14)),
+    ("conv1", (5, 1, 2)), ("pool1", (6, 2, 2)), ("conv2", (10, 2, 4)), ("pool3", (16, 4, 6)),
+    ("relu5", (32, 4, 14)),
 ])
 def test_cifar_receptive_fields_by_hand(layer, expected):
     assert receptive_field(cifar10_net(weights=False), layer) == expected
@@ -45,10 +46,17 @@ def test_receptive_field_is_exact():
         assert changed == inside, (r, c)
 
 
+def strided_net():
+    """A 3x3 convolution of stride 2 and padding 1, then a ReLU: 3-px fields, jump 2, offset 1."""
+    return tc.Network([("conv", tc.Conv2d(3, 2, 3, stride=2, padding=1, seed=4)),
+                       ("relu", tc.ReLU())])
+
+
 def test_top_patches_match_brute_force():
-    net = tc.Network([("conv", tc.Conv2d(3, 2, 3, stride=2, padding=1, seed=4)), ("relu", tc.ReLU())])
+    net = strided_net()
     images = np.random.default_rng(1).standard_normal((10, 3, 9, 9)).astype(np.float32)
-    patches, values, where = top_patches(net, images, "relu", 1, k=5, batch_size=3, one_per_image=False)
+    patches, values, where = top_patches(net, images, "relu", 1, k=5, batch_size=3,
+                                         one_per_image=False)
     act = to_numpy(net(asarray(images)))[:, 1]
     np.testing.assert_allclose(values, np.sort(act.ravel())[::-1][:5])
     _, per_image, where_1 = top_patches(net, images, "relu", 1, k=5, batch_size=3)
@@ -67,15 +75,17 @@ def test_inside_fraction_counts_the_pixels_of_each_field_in_the_image():
     ones = np.ones((1, 32, 32))
     for y in range(8):
         for x in range(8):
-            assert np.isclose(frac[y, x], crop(ones, y * jump - offset, x * jump - offset, size).mean(), rtol=1e-12)
+            field = crop(ones, y * jump - offset, x * jump - offset, size)
+            assert np.isclose(frac[y, x], field.mean(), rtol=1e-12)
 
 
 def test_inside_and_groups_restrict_the_search_as_a_brute_force_search_does():
-    net = tc.Network([("conv", tc.Conv2d(3, 2, 3, stride=2, padding=1, seed=4)), ("relu", tc.ReLU())])
+    net = strided_net()
     images = np.random.default_rng(2).standard_normal((12, 3, 9, 9)).astype(np.float32)
-    groups = np.arange(12) // 3                                  # four photos, three views each
-    act = to_numpy(net(asarray(images)))[:, 1]                   # (12, 5, 5); fields inside: rows/cols 1-3
-    patches, values, where = top_patches(net, images, "relu", 1, k=3, groups=groups, inside=1.0, batch_size=5)
+    groups = np.arange(12) // 3                          # four photos, three views each
+    act = to_numpy(net(asarray(images)))[:, 1]           # (12, 5, 5); fields inside: rows/cols 1-3
+    patches, values, where = top_patches(net, images, "relu", 1, k=3, groups=groups, inside=1.0,
+                                         batch_size=5)
     best = [act[3 * g:3 * g + 3, 1:4, 1:4].max() for g in range(4)]
     np.testing.assert_allclose(values, np.sort(best)[::-1][:3])
     assert len(set(groups[where[:, 0]])) == 3                    # one patch per photo

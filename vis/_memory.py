@@ -28,8 +28,8 @@ TSNE_MATRICES = 9
 # (about two images), the base, the detail, the octave's start, x, its jittered roll, the gradient
 # rolled back, |g| and two steps' temporaries
 DREAM_IMAGES = 12
-# tinycnn.io.data.load_cifar10("test"), which vis.embedding draws its images from: the float32 images
-# (123 MB) and their decoding, at most twice as much again
+# tinycnn.io.data.load_cifar10("test"), which vis.embedding draws its images from: the float32
+# images (123 MB) and their decoding, at most twice as much again
 CIFAR10_TEST_BYTES = 3 * 10000 * 3 * 32 * 32 * 4
 # a trained network's parameter: itself, its gradient, Adam's two moments, the update's temporaries
 PARAMETER_BYTES = 4 * 8

@@ -34,19 +34,20 @@ def grad_cam(net, x, target, layer):
     """(N, H', W') Grad-CAM maps of class ``target`` (one per image) at conv ``layer``."""
     xp = backend.get_array_module(x)
     scores, cache = net.forward(x, keep=[layer])
-    grad, _ = net.backward(select(scores, target), cache, stop=layer, param_grads=False)   # dS/dA: (N, K, H', W')
+    grad, _ = net.backward(select(scores, target), cache, stop=layer,
+                           param_grads=False)                         # dS/dA: (N, K, H', W')
     A = cache.activations[layer]
     if A.ndim != 4:
-        raise ValueError(f"Grad-CAM needs a layer with spatial positions; {layer!r} outputs {A.shape}: "
-                         "pick a conv layer")
+        raise ValueError(f"Grad-CAM needs a layer with spatial positions; {layer!r} outputs "
+                         f"{A.shape}: pick a conv layer")
     alpha = grad.mean(axis=(2, 3), keepdims=True)                       # (N, K, 1, 1)
     return backend.to_numpy(xp.maximum((alpha * A).sum(axis=1), 0))
 
 
 def upsample(maps, size):
     """(N, h, w) maps -> (N, size, size), bilinear."""
-    return np.stack([np.asarray(Image.fromarray(m.astype(np.float32)).resize((size, size), Image.BILINEAR))
-                     for m in maps])
+    return np.stack([np.asarray(Image.fromarray(m.astype(np.float32))
+                                .resize((size, size), Image.BILINEAR)) for m in maps])
 
 
 def guided_grad_cam(net, x, target, layer):
@@ -59,8 +60,8 @@ def guided_grad_cam(net, x, target, layer):
 def smooth_grad(net, x, target, *, n=50, noise=0.15, seed=0, log=None):
     """(N, C, H, W) mean gradient over n noisy copies; noise is sigma / (max - min) of x."""
     target = backend.get_array_module(x).asarray(target)  # moved once, not on every sample
-    return backend.to_numpy(noisy_mean(lambda noisy: score_gradient(net, noisy, target), x, n=n, noise=noise,
-                                       seed=seed, log=log))
+    return backend.to_numpy(noisy_mean(lambda noisy: score_gradient(net, noisy, target), x, n=n,
+                                       noise=noise, seed=seed, log=log))
 
 
 def integrated_gradients(net, x, target, *, baseline=None, steps=64, log=None):
@@ -76,7 +77,7 @@ def integrated_gradients(net, x, target, *, baseline=None, steps=64, log=None):
         baseline = xp.asarray(np.broadcast_to(black.reshape(1, -1, 1, 1), x.shape).astype(x.dtype))
     total, target = xp.zeros_like(x), xp.asarray(target)
     for k, a in enumerate((np.arange(steps) + 0.5) / steps):     # midpoint rule on [0, 1]
-        a = float(a)    # a Python float keeps float32 work in float32 (a NumPy float64 would promote it)
+        a = float(a)    # a Python float keeps float32 work in float32 (NumPy's float64 promotes)
         total += score_gradient(net, baseline + a * (x - baseline), target)
         if log:
             log(f"step {k + 1}/{steps}")
@@ -86,14 +87,32 @@ def integrated_gradients(net, x, target, *, baseline=None, steps=64, log=None):
     return backend.to_numpy(ig), backend.to_numpy(gap)
 
 
+def _parser():
+    p = cli.parser("Grad-CAM, guided Grad-CAM, SmoothGrad and integrated gradients.",
+                   layer="attribution_layer")
+    p.add_argument("--steps", type=cli.count, default=64,
+                   help="integrated-gradients steps (default: %(default)s)")
+    p.add_argument("--samples", type=cli.count, default=30,
+                   help="SmoothGrad samples (default: %(default)s)")
+    return p
+
+
+def _row(net, image, target, cam, ggc, sg, ig, gap, *, layer, steps, scale):
+    """One image's row of the figure, captioned with integrated gradients' completeness."""
+    pictures = [image, render.overlay(image, cam), render.as_image(ggc),
+                render.robust_colormap(sg), render.robust_colormap(np.abs(ig).sum(axis=0))]
+    total = ig.sum()
+    text = (f"{cli.short_name(net, target)}: image | Grad-CAM ({layer}) | guided Grad-CAM | "
+            f"SmoothGrad | integrated gradients\ncompleteness: attributions sum to {total:.3f}, "
+            f"S(x) - S(black) = {total + gap:.3f} ({steps} steps)")
+    return render.caption(render.hstack([render.upscale(im, scale) for im in pictures]), text)
+
+
 def main(argv=None):
-    p = cli.parser("Grad-CAM, guided Grad-CAM, SmoothGrad and integrated gradients.", layer="attribution_layer")
-    p.add_argument("--steps", type=cli.count, default=64, help="integrated-gradients steps (default: %(default)s)")
-    p.add_argument("--samples", type=cli.count, default=30, help="SmoothGrad samples (default: %(default)s)")
-    args = cli.parse_args(p, argv, __doc__)
+    args = cli.parse_args(_parser(), argv, __doc__)
     net = cli.load_net(args)
     cli.check_channel(net, args.layer)
-    side = net.meta["input_size"]     # Grad-CAM's own layer check, on a blank image, before any image is loaded
+    side = net.meta["input_size"]     # Grad-CAM's own layer check, before any image is loaded
     grad_cam(net, backend.asarray(np.zeros((1, 3, side, side), np.float32)), 0, args.layer)
     x, rgb = cli.load_inputs(net, args.image)
     target = cli.targets(net, x, args.target)
@@ -105,16 +124,12 @@ def main(argv=None):
         ggc = guided_grad_cam(net, xn, t, args.layer)[0]
         def progress(what, label=f"image {n + 1}/{len(rgb)}"):
             return lambda s: print(f"{label}: {what}: {s}", end="\r", flush=True)
-        sg = np.abs(smooth_grad(net, xn, t, n=args.samples, seed=args.seed, log=progress("SmoothGrad"))[0]).max(axis=0)
-        ig, gap = integrated_gradients(net, xn, t, steps=args.steps, log=progress("integrated gradients"))
+        sg = smooth_grad(net, xn, t, n=args.samples, seed=args.seed, log=progress("SmoothGrad"))
+        ig, gap = integrated_gradients(net, xn, t, steps=args.steps,
+                                       log=progress("integrated gradients"))
         print()
-        pictures = [image, render.overlay(image, cam), render.as_image(ggc), render.robust_colormap(sg),
-                    render.robust_colormap(np.abs(ig[0]).sum(axis=0))]
-        total = ig[0].sum()
-        rows.append(render.caption(render.hstack([render.upscale(im, scale) for im in pictures]),
-                                   f"{cli.short_name(net, t[0])}: image | Grad-CAM ({args.layer}) | guided Grad-CAM"
-                                   f" | SmoothGrad | integrated gradients\ncompleteness: attributions sum to "
-                                   f"{total:.3f}, S(x) - S(black) = {total + gap[0]:.3f} ({args.steps} steps)"))
+        rows.append(_row(net, image, t[0], cam, ggc, np.abs(sg[0]).max(axis=0), ig[0], gap[0],
+                         layer=args.layer, steps=args.steps, scale=scale))
     print(f"wrote {render.save(render.vstack(rows), cli.output_path(args, 'attribution'))}")
 
 

@@ -23,11 +23,13 @@ gradient exactly 0, so the image never moves; noise starts it where some unit is
 A neuron is visualised the same way, with S_c replaced by the activation of a
 channel (averaged over positions) or of a single (channel, y, x) unit.
 
-    python -m vis.class_visualization --model squeezenet --target tarantula   (make class_visualization)
+    python -m vis.class_visualization --model squeezenet --target tarantula
+    make class_visualization         (its three figures; their commands are in vis/gallery.py)
 """
 import numpy as np
 
 from tinycnn import backend
+from tinycnn.io.images import class_index, deprocess
 from vis import cli, render
 from vis._optimize import clamp, gaussian_blur, optimize, pixel_range
 from vis.objectives import score_objective
@@ -37,30 +39,42 @@ from vis.objectives import score_objective
 # learning rate. Sets 1 and 4 grow their step size over the run for their Caffe model
 # (to 100 and 1e8 on 0-255 pixels); here every set uses the step of CS231n's recipe.
 YOSINSKI = {
-    "yosinski1": dict(decay=0.0, blur_sigma=0.5, blur_every=4, norm_pct=50, contrib_pct=0, steps=500),
-    "yosinski2": dict(decay=0.3, blur_sigma=0.0, blur_every=0, norm_pct=20, contrib_pct=0, steps=750),
-    "yosinski3": dict(decay=1e-4, blur_sigma=1.0, blur_every=4, norm_pct=0, contrib_pct=0, steps=1000),
-    "yosinski4": dict(decay=0.0, blur_sigma=0.5, blur_every=4, norm_pct=0, contrib_pct=90, steps=1000),
+    "yosinski1": dict(decay=0.0, blur_sigma=0.5, blur_every=4, norm_pct=50, contrib_pct=0,
+                      steps=500),
+    "yosinski2": dict(decay=0.3, blur_sigma=0.0, blur_every=0, norm_pct=20, contrib_pct=0,
+                      steps=750),
+    "yosinski3": dict(decay=1e-4, blur_sigma=1.0, blur_every=4, norm_pct=0, contrib_pct=0,
+                      steps=1000),
+    "yosinski4": dict(decay=0.0, blur_sigma=0.5, blur_every=4, norm_pct=0, contrib_pct=90,
+                      steps=1000),
 }
 # CS231n 2017+ exercise (NetworkVisualization): L2 1e-3, lr 25, 100 iterations,
 # blur sigma 0.5 every 10, jitter 16 px, clamp to the valid pixel range
 CS231N = dict(l2=1e-3, lr=25.0, steps=100, blur_sigma=0.5, blur_every=10, jitter=16)
+REGULARIZERS = ("l2", "cs231n", *YOSINSKI)
 INITS = ("randn", "zeros")      # CS231n's exercise; the lecture notes and Simonyan et al. sec. 2
 
 
 def start_image(init, shape, seed=0):
-    """The first image (on the backend), normalised: "randn" CS231n's standard normal noise from
-    ``seed``, "zeros" the zero image, which is zero in the normalised input space (the data set's
-    mean image once deprocessed), not black."""
+    """The first image (on the backend), normalised: "randn" CS231n's standard normal noise
+    from ``seed``, "zeros" the zero image, which is zero in the normalised input space (the data
+    set's mean image once deprocessed), not black."""
     if init == "randn":
-        return backend.asarray(np.random.default_rng(seed).standard_normal(shape).astype(np.float32))
+        noise = np.random.default_rng(seed).standard_normal(shape).astype(np.float32)
+        return backend.asarray(noise)
     if init == "zeros":
         return backend.asarray(np.zeros(shape, np.float32))
     raise ValueError(f"unknown init {init!r}; choose {' or '.join(INITS)}")
 
 
-def class_visualization(net, target, *, regularizer="cs231n", init="randn", steps=None, lr=CS231N["lr"], seed=0,
-                        x0=None, snapshot_every=None, log=None):
+def default_steps(regularizer):
+    """The regulariser's own number of steps: CS231n's 100 for "l2" and "cs231n", Yosinski et
+    al.'s Table 1 for theirs."""
+    return YOSINSKI[regularizer]["steps"] if regularizer in YOSINSKI else CS231N["steps"]
+
+
+def class_visualization(net, target, *, regularizer="cs231n", init="randn", steps=None,
+                        lr=CS231N["lr"], seed=0, x0=None, snapshot_every=None, log=None):
     """The image (1, 3, S, S), normalised, that maximises ``target``; and the snapshots.
 
     regularizer: "l2" (Simonyan et al.), "cs231n" (L2 + jitter + blur + clamp) or
@@ -69,33 +83,35 @@ def class_visualization(net, target, *, regularizer="cs231n", init="randn", step
     x0: the starting image (1, 3, S, S) on the backend, instead of ``init``.
     """
     size = x0.shape[-1] if x0 is not None else net.meta["input_size"]
-    jitter_px = max(1, round(CS231N["jitter"] * size / 224))  # CS231n's 16 px are for 224x224 images
+    jitter_px = max(1, round(CS231N["jitter"] * size / 224))  # CS231n's 16 px are for 224x224
     lo, hi = pixel_range(net)
     if x0 is None:
         x0 = start_image(init, (1, 3, size, size), seed)
 
     keep_in_range = clamp(lo, hi)
     if regularizer == "l2":
-        objective, jitter, steps = score_objective(net, target, CS231N["l2"]), 0, steps or 100
+        objective, jitter = score_objective(net, target, CS231N["l2"]), 0
         transforms = [keep_in_range]
     elif regularizer == "cs231n":
         def blur(x, step):
-            return gaussian_blur(x, CS231N["blur_sigma"]) if step % CS231N["blur_every"] == 0 else x
+            if step % CS231N["blur_every"] == 0:
+                return gaussian_blur(x, CS231N["blur_sigma"])
+            return x
         objective = score_objective(net, target, CS231N["l2"])
-        transforms, jitter, steps = [keep_in_range, blur], jitter_px, steps or CS231N["steps"]
+        transforms, jitter = [keep_in_range, blur], jitter_px
     elif regularizer in YOSINSKI:
-        p = YOSINSKI[regularizer]
-        objective, jitter, steps = score_objective(net, target), jitter_px, steps or p["steps"]
-        transforms = [keep_in_range] + _yosinski_transforms(objective, **p)
+        objective, jitter = score_objective(net, target), jitter_px
+        transforms = [keep_in_range] + _yosinski_transforms(objective, **YOSINSKI[regularizer])
     else:
-        raise ValueError(f"unknown regularizer {regularizer!r}; choose l2, cs231n or "
-                         + ", ".join(YOSINSKI))
-    x, snapshots, _ = optimize(objective, x0, steps=steps, lr=lr, method="sgd", transforms=transforms,
-                               jitter=jitter, seed=seed, snapshot_every=snapshot_every, log=log)
+        raise ValueError(f"unknown regularizer {regularizer!r}; choose {', '.join(REGULARIZERS)}")
+    x, snapshots, _ = optimize(objective, x0, steps=steps or default_steps(regularizer), lr=lr,
+                               method="sgd", transforms=transforms, jitter=jitter, seed=seed,
+                               snapshot_every=snapshot_every, log=log)
     return backend.to_numpy(x), snapshots
 
 
-def _yosinski_transforms(objective, *, decay, blur_sigma, blur_every, norm_pct, contrib_pct, steps):
+def _yosinski_transforms(objective, *, decay, blur_sigma, blur_every, norm_pct, contrib_pct,
+                         steps):
     """Yosinski et al.'s four regularisers as between-step transforms."""
     def regularize(x, step):
         xp = backend.get_array_module(x)
@@ -114,23 +130,58 @@ def _yosinski_transforms(objective, *, decay, blur_sigma, blur_every, norm_pct, 
     return [regularize]
 
 
-def main(argv=None):
-    from tinycnn.io.images import class_index, deprocess
+def targets_of(net, model, *, classes=None, layer=None, channels=()):
+    """(targets, labels) to visualise: (layer, channel) pairs of ``layer``'s ``channels``, else
+    the class indices of ``classes`` (names or indices; default: the model's MODEL_DEFAULTS
+    classes, or every class)."""
+    if layer:
+        return [(layer, c) for c in channels], [f"{layer}:{c}" for c in channels]
+    names = classes or cli.model_default(model, "classes") or list(net.meta["classes"])
+    targets = [class_index(t, net.meta["classes"]) for t in names]
+    return targets, [cli.short_name(net, t) for t in targets]
+
+
+def _parser():
     p = cli.parser("Class / neuron visualisation by gradient ascent.", target=False, image=False)
     p.add_argument("--target", nargs="+", default=None,
-                   help="classes (index or name); default: flamingo, billiard table, goose, tarantula "
-                        "(squeezenet) or all ten classes (cifar10)")
-    p.add_argument("--layer", default=None, help="visualise channels of this layer instead of classes")
-    p.add_argument("--channels", type=cli.index, nargs="+", default=[0, 1, 2, 3], help="channels of --layer, one image each (default: %(default)s)")
-    p.add_argument("--regularizer", nargs="+", default=["cs231n"], choices=["l2", "cs231n", *YOSINSKI],
-                   metavar="NAME", help="l2, cs231n, yosinski1 .. yosinski4; several: one row each, same classes")
+                   help="classes (index or name); default: flamingo, billiard table, goose, "
+                        "tarantula (squeezenet) or all ten classes (cifar10)")
+    p.add_argument("--layer", default=None,
+                   help="visualise channels of this layer instead of classes")
+    p.add_argument("--channels", type=cli.index, nargs="+", default=[0, 1, 2, 3],
+                   help="channels of --layer, one image each (default: %(default)s)")
+    p.add_argument("--regularizer", nargs="+", default=["cs231n"], choices=REGULARIZERS,
+                   metavar="NAME",
+                   help="l2, cs231n, yosinski1 .. yosinski4; several: one row each, same classes")
     p.add_argument("--init", nargs="+", default=["randn"], choices=INITS, metavar="INIT",
-                   help="start from randn (CS231n) or zeros (the mean image; the lecture, Simonyan et al.): "
-                        "one for every row, or one per --regularizer")
-    p.add_argument("--steps", type=cli.count, default=None, help="gradient-ascent steps (default: the regulariser's own)")
+                   help="start from randn (CS231n) or zeros (the mean image; the lecture, "
+                        "Simonyan et al.): one for every row, or one per --regularizer")
+    p.add_argument("--steps", type=cli.count, default=None,
+                   help="gradient-ascent steps (default: the regulariser's own)")
     p.add_argument("--lr", type=cli.positive, default=None,
-                   help="step size (default: CS231n's 25 for squeezenet; 1 for cifar10, chosen by looking: "
-                        "vis.cli.MODEL_DEFAULTS)")
+                   help="step size (default: CS231n's 25 for squeezenet; 1 for cifar10, chosen "
+                        "by looking: vis.cli.MODEL_DEFAULTS)")
+    return p
+
+
+def _tile(net, x, label):
+    """A visualisation (1, 3, S, S), normalised, as a captioned picture."""
+    image = deprocess(x[0], mean=net.meta["mean"], std=net.meta["std"])
+    return render.caption(render.thumbnail(image, 224 if image.shape[0] > 32 else 128), label)
+
+
+def _row_title(model, regularizer, init, *, steps, several, mixed_inits):
+    """A row's caption: the regulariser, with its steps where rows differ, and its start."""
+    text = f"{model}, regulariser {regularizer}"
+    if several:
+        text += f" ({steps or default_steps(regularizer)} steps)"
+    if mixed_inits:
+        text += {"randn": ", from noise", "zeros": ", from zeros (the mean image)"}[init]
+    return text
+
+
+def main(argv=None):
+    p = _parser()
     args = cli.parse_args(p, argv, __doc__)
     if len(args.init) not in (1, len(args.regularizer)):
         p.error(f"argument --init: give one, or one per --regularizer ({len(args.regularizer)})")
@@ -138,26 +189,20 @@ def main(argv=None):
     net = cli.load_net(args)
     if args.layer:
         cli.check_channel(net, args.layer, *args.channels)
-    args.lr = args.lr or cli.model_default(args.model, "class_lr")
-    if args.layer:
-        targets = [(args.layer, c) for c in args.channels]
-        labels = [f"{args.layer}:{c}" for c in args.channels]
-    else:
-        names = args.target or cli.model_default(args.model, "classes") or list(net.meta["classes"])
-        targets = [class_index(t, net.meta["classes"]) for t in names]
-        labels = [cli.short_name(net, t) for t in targets]
+    lr = args.lr or cli.model_default(args.model, "class_lr")
+    targets, labels = targets_of(net, args.model, classes=args.target, layer=args.layer,
+                                 channels=args.channels)
     rows = []
     for regularizer, init in zip(args.regularizer, inits):
         tiles = []
         for target, label in zip(targets, labels):
-            x, _ = class_visualization(net, target, regularizer=regularizer, init=init, steps=args.steps, lr=args.lr,
-                                       seed=args.seed, log=lambda s, label=label: print(f"{label}: {s}", end="\r"))
-            image = deprocess(x[0], mean=net.meta["mean"], std=net.meta["std"])
-            tiles.append(render.caption(render.thumbnail(image, 224 if image.shape[0] > 32 else 128), label))
-        steps = args.steps or (CS231N["steps"] if regularizer in ("l2", "cs231n") else YOSINSKI[regularizer]["steps"])
-        start = {"randn": ", from noise", "zeros": ", from zeros (the mean image)"}[init] if len(set(inits)) > 1 else ""
-        rows.append(render.caption(render.hstack(tiles), f"{args.model}, regulariser {regularizer}"
-                                   + (f" ({steps} steps)" if len(args.regularizer) > 1 else "") + start))
+            x, _ = class_visualization(net, target, regularizer=regularizer, init=init,
+                                       steps=args.steps, lr=lr, seed=args.seed,
+                                       log=lambda s, label=label: print(f"{label}: {s}", end="\r"))
+            tiles.append(_tile(net, x, label))
+        title = _row_title(args.model, regularizer, init, steps=args.steps,
+                           several=len(args.regularizer) > 1, mixed_inits=len(set(inits)) > 1)
+        rows.append(render.caption(render.hstack(tiles), title))
     print()
     out = rows[0] if len(rows) == 1 else render.vstack(rows)
     print(f"wrote {render.save(out, cli.output_path(args, 'class_visualization'))}")

@@ -18,7 +18,8 @@ network sees the whole photo, uncropped, at any ``--size``: larger images leave 
 for more, smaller objects, as in the blog post's pictures.
 
     python -m vis.deepdream --model squeezenet --image rocket.jpg --layer fire5
-    python -m vis.deepdream --image rocket.jpg --size 320 --layer relu1 fire3 fire5 fire7 fire9   (make deepdream)
+    python -m vis.deepdream --image rocket.jpg --size 320 --layer relu1 fire3 fire5 fire7 fire9
+    make deepdream           (the gallery's figure: the command above)
 """
 import numpy as np
 
@@ -39,60 +40,80 @@ def _resize(x, shape):
 
 def deepdream(net, x, layer, *, octaves=OCTAVES, octave_scale=OCTAVE_SCALE, steps=STEPS, lr=LR,
               jitter=JITTER, seed=0, log=None):
-    """The dreamt image (1, C, H, W) NumPy, normalised like ``x``; the octaves stay on x's device."""
+    """The dreamt image (1, C, H, W) NumPy, normalised like ``x``; the octaves stay on x's
+    device."""
     xp = backend.get_array_module(x)
     base = x.astype(np.float32)
     pyramid = [base]
     for _ in range(octaves - 1):
         h, w = pyramid[-1].shape[2:]
-        pyramid.append(_resize(pyramid[-1], (max(1, round(h / octave_scale)), max(1, round(w / octave_scale)))))
-    cli.check_side(net, *pyramid[-1].shape[2:], layer,     # the smallest octave must pass the layers
-                   f"{octaves} octaves (--octaves) shrink the image that far: use fewer or a larger image (--size)")
+        smaller = (max(1, round(h / octave_scale)), max(1, round(w / octave_scale)))
+        pyramid.append(_resize(pyramid[-1], smaller))
+    cli.check_side(net, *pyramid[-1].shape[2:], layer,   # the smallest octave must pass the layers
+                   f"{octaves} octaves (--octaves) shrink the image that far: use fewer or a "
+                   "larger image (--size)")
     lo, hi = pixel_range(net)
-    step = lr / (255.0 * float(np.mean(net.meta["std"])))       # 0-255 pixel units -> normalised units
+    step = lr / (255.0 * float(np.mean(net.meta["std"])))     # 0-255 pixel units -> normalised
     detail = xp.zeros_like(pyramid[-1])
     for k, octave in enumerate(reversed(pyramid)):
         detail = _resize(detail, octave.shape[2:])
         img, _, _ = optimize(dream_objective(net, layer), octave + detail, steps=steps, lr=step,
-                             method="mean", transforms=[clamp(lo, hi)], jitter=min(jitter, octave.shape[2] // 4),
-                             seed=seed + k)
+                             method="mean", transforms=[clamp(lo, hi)],
+                             jitter=min(jitter, octave.shape[2] // 4), seed=seed + k)
         detail = img - octave
         if log:
             log(f"octave {k + 1}/{octaves} ({octave.shape[2]}x{octave.shape[3]}) done")
     return backend.to_numpy(base + detail)
 
 
+def _parser():
+    p = cli.parser("DeepDream: amplify a layer's activations.", target=False, layer="dream_layer",
+                   layers=True)
+    p.add_argument("--octaves", type=cli.count, default=OCTAVES,
+                   help="image scales, each 1.4x the last (default: %(default)s)")
+    p.add_argument("--steps", type=cli.count, default=STEPS,
+                   help="steps per octave (default: %(default)s)")
+    cli.add_size_option(p)
+    return p
+
+
+def _panels(pictures, labels):
+    """The photo and its dreams, captioned, in one row, or two columns for more than three."""
+    scale = render.display_scale(pictures[0])
+    panels = [render.caption(render.upscale(pic, scale), label)
+              for pic, label in zip(pictures, labels)]
+    columns = 2 if len(panels) > 3 else len(panels)
+    return render.vstack([render.hstack(panels[i:i + columns])
+                          for i in range(0, len(panels), columns)])
+
+
 def main(argv=None):
     from tinycnn.io.images import deprocess
-    p = cli.parser("DeepDream: amplify a layer's activations.", target=False, layer="dream_layer", layers=True)
-    p.add_argument("--octaves", type=cli.count, default=OCTAVES, help="image scales, each 1.4x the last (default: %(default)s)")
-    p.add_argument("--steps", type=cli.count, default=STEPS, help="steps per octave (default: %(default)s)")
-    cli.add_size_option(p)
-    args = cli.parse_args(p, argv, __doc__)
+    args = cli.parse_args(_parser(), argv, __doc__)
     net = cli.load_net(args)
     for layer in args.layer:
         cli.check_channel(net, layer)
-    if args.size:      # refused in one line before the photo is read if it cannot fit: tinycnn/engine/memory.py
-        photo = memory.image_shapes(cli.check_uncropped(net, args.image, args.size)[:1], cli.find_image)
+    if args.size:      # refused in one line before the photo is read if it cannot fit
+        specs = cli.check_uncropped(net, args.image, args.size)[:1]
+        photo = memory.image_shapes(specs, cli.find_image)         # tinycnn/engine/memory.py
         memory.check_fits("--size", args.size, _memory.deepdream_need(net, photo, args.layer))
     if args.size:
-        x = cli.load_uncropped(net, cli.expand_folders(args.image)[:1] if args.image else None, args.size)[0]
+        first = cli.expand_folders(args.image)[:1] if args.image else None
+        x = cli.load_uncropped(net, first, args.size)[0]
     else:
         x, _ = cli.load_inputs(net, args.image)
     mean, std = net.meta["mean"], net.meta["std"]
     pictures, labels = [deprocess(backend.to_numpy(x)[0], mean=mean, std=std)], ["photo"]
     for layer in args.layer:
-        dreamt = deepdream(net, x[:1], layer, octaves=args.octaves, steps=args.steps, seed=args.seed,
+        dreamt = deepdream(net, x[:1], layer, octaves=args.octaves, steps=args.steps,
+                           seed=args.seed,
                            log=lambda s: print(f"{layer}: {s}", end="\r", flush=True))
         pictures.append(deprocess(dreamt[0], mean=mean, std=std))
         labels.append(layer)
     print()
-    scale = render.display_scale(pictures[0])
-    panels = [render.caption(render.upscale(pic, scale), label) for pic, label in zip(pictures, labels)]
-    columns = 2 if len(panels) > 3 else len(panels)
-    image = render.vstack([render.hstack(panels[i:i + columns]) for i in range(0, len(panels), columns)])
     size = f"{x.shape[2]}x{x.shape[3]}"
-    image = render.caption(image, f"DeepDream on {args.model} at {size}: {args.octaves} octaves x {args.steps} steps")
+    text = f"DeepDream on {args.model} at {size}: {args.octaves} octaves x {args.steps} steps"
+    image = render.caption(_panels(pictures, labels), text)
     print(f"wrote {render.save(image, cli.output_path(args, 'deepdream'))}")
 
 

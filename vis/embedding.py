@@ -49,7 +49,8 @@ def conditional_probabilities(X, perplexity=PERPLEXITY, tol=1e-5, max_steps=64):
     X = np.asarray(X, dtype=np.float64)
     N = len(X)
     if N <= 3 * perplexity:
-        raise ValueError(f"t-SNE needs more than 3 x perplexity = {3 * perplexity:g} points, got {N}")
+        raise ValueError(f"t-SNE needs more than 3 x perplexity = {3 * perplexity:g} points, "
+                         f"got {N}")
     sq = (X ** 2).sum(1)
     D = np.maximum(sq[:, None] + sq[None, :] - 2 * X @ X.T, 0)
     P = np.zeros((N, N))
@@ -94,13 +95,14 @@ def tsne_kl(P, Y, *, kl=True):
         Q = np.maximum(num / total, 1e-300)
         mask = P > 0
         value = float((P[mask] * np.log(P[mask] / Q[mask])).sum())
-    W = P - num / total                                          # (p_ij - q_ij) (1 + |y_i - y_j|^2)^-1
+    W = P - num / total                             # (p_ij - q_ij) (1 + |y_i - y_j|^2)^-1
     W *= num
     grad = 4.0 * (W.sum(1)[:, None] * Y - W @ Y)
     return value, grad
 
 
-def tsne(X, *, dims=2, perplexity=PERPLEXITY, iterations=1000, learning_rate=LEARNING_RATE, seed=0, log=None):
+def tsne(X, *, dims=2, perplexity=PERPLEXITY, iterations=1000, learning_rate=LEARNING_RATE,
+         seed=0, log=None):
     """(N, dims) t-SNE layout of the rows of X."""
     P = joint_probabilities(X, perplexity)
     exaggerated = P * EARLY_EXAGGERATION
@@ -131,7 +133,8 @@ def grid_embedding(coords, rows, cols):
     if len(c) < rows * cols:
         raise ValueError(f"a {rows}x{cols} grid needs at least {rows * cols} points, got {len(c)}")
     c = (c - c.min(0)) / np.maximum(c.max(0) - c.min(0), 1e-12)
-    gy, gx = np.meshgrid((np.arange(rows) + 0.5) / rows, (np.arange(cols) + 0.5) / cols, indexing="ij")
+    gy, gx = np.meshgrid((np.arange(rows) + 0.5) / rows, (np.arange(cols) + 0.5) / cols,
+                         indexing="ij")
     cells = np.stack([gx.ravel(), gy.ravel()], axis=1)          # (rows*cols, 2), x then y
     cost = ((cells[:, None, :] - c[None, :, :]) ** 2).sum(-1)   # (cells, N)
     cell_idx, point_idx = linear_sum_assignment(cost)
@@ -155,47 +158,74 @@ def scatter(coords, labels, names, size=560):
     return np.asarray(img)
 
 
-def main(argv=None):
-    p = cli.parser("PCA and t-SNE of last-layer features; scatter plot and image grid.", target=False, image=False)
+def _parser():
+    p = cli.parser("PCA and t-SNE of last-layer features; scatter plot and image grid.",
+                   target=False, image=False)
     p.add_argument("--layer", default="relu6", help="feature layer (default: %(default)s)")
     p.add_argument("--count", type=cli.count, default=2000, help="CIFAR-10 test images to embed")
-    p.add_argument("--iterations", type=cli.count, default=1000, help="t-SNE iterations (default: %(default)s)")
+    p.add_argument("--iterations", type=cli.count, default=1000,
+                   help="t-SNE iterations (default: %(default)s)")
     p.add_argument("--grid", type=cli.count, default=24, help="the image grid is grid x grid")
-    p.add_argument("--pca-first", type=cli.count, default=50, help="PCA dimensions kept before t-SNE")
-    args = cli.parse_args(p, argv, __doc__)
-    net = cli.load_net(args)
+    p.add_argument("--pca-first", type=cli.count, default=50,
+                   help="PCA dimensions kept before t-SNE")
+    return p
+
+
+def _check(net, args):
+    """Refuse, before any image loads, what cannot be drawn or would not fit in memory."""
     if args.model != "cifar10":
         raise ValueError("vis.embedding embeds CIFAR-10 test images: use --model cifar10")
     cli.check_channel(net, args.layer)
-    if args.count > cli.CIFAR10_TEST_IMAGES:          # known before the images are loaded
-        raise ValueError(f"--count {args.count} is more than the {cli.CIFAR10_TEST_IMAGES} CIFAR-10 test images")
+    if args.count > cli.CIFAR10_TEST_IMAGES:
+        raise ValueError(f"--count {args.count} is more than the {cli.CIFAR10_TEST_IMAGES} "
+                         "CIFAR-10 test images")
     if args.grid ** 2 > args.count:
-        raise ValueError(f"a {args.grid} x {args.grid} grid needs at least {args.grid ** 2} images, --count is {args.count}")
-    need = _memory.embedding_need(net, args.layer, args.grid)      # t-SNE's N x N matrices: vis/_memory.py
+        raise ValueError(f"a {args.grid} x {args.grid} grid needs at least {args.grid ** 2} "
+                         f"images, --count is {args.count}")
+    need = _memory.embedding_need(net, args.layer, args.grid)    # t-SNE's N x N: vis/_memory.py
     memory.check_fits("--count", args.count, need, lowest=args.grid ** 2)
+
+
+def sample_test_images(count, seed=0):
+    """(x (count, 3, 32, 32) in [0, 1], y (count,)): CIFAR-10 test images drawn at random."""
     from tinycnn.io.data import load_cifar10
-    x_all, y_all = load_cifar10("test")
-    keep = np.random.default_rng(args.seed).permutation(len(x_all))[:args.count]
-    x, y = x_all[keep], y_all[keep]
+    x, y = load_cifar10("test")
+    keep = np.random.default_rng(seed).permutation(len(x))[:count]
+    return x[keep], y[keep]
+
+
+def figure(images, labels, names, reduced, coords, *, layer, grid):
+    """The PCA and t-SNE scatter plots, stacked, beside the t-SNE layout snapped to a grid x grid
+    of the images (N, 3, 32, 32) in [0, 1], the grid as tall as the two plots."""
+    pca_plot = render.caption(scatter(reduced[:, :2], labels, names),
+                              f"PCA of {layer} ({len(images)} test images)")
+    tsne_plot = render.caption(scatter(coords, labels, names), f"t-SNE of {layer}")
+    cells = grid_embedding(coords, grid, grid)
+    tiles = np.stack([np.rint(images[i].transpose(1, 2, 0) * 255).astype(np.uint8)
+                      for i in cells.ravel()])
+    plots = render.vstack([pca_plot, tsne_plot])
+    grid_img = render.grid(tiles, ncols=grid, pad=0)
+    side = plots.shape[0] - 30                     # as tall as the two plots, below its caption
+    grid_img = np.asarray(Image.fromarray(grid_img).resize((side, side), Image.NEAREST))  # crisp
+    grid_img = render.caption(grid_img, "t-SNE layout snapped to a grid")
+    return render.hstack([plots, grid_img])
+
+
+def main(argv=None):
     from tinycnn.models import normalize
+    args = cli.parse_args(_parser(), argv, __doc__)
+    net = cli.load_net(args)
+    _check(net, args)
+    x, y = sample_test_images(args.count, args.seed)
     feats = net.features(normalize(x, net), args.layer)
     reduced, _, ratio = pca(feats, args.pca_first)
-    print(f"PCA: the first 2 components explain {ratio[:2].sum():.1%}, the first {args.pca_first} "
-          f"{ratio.sum():.1%} of the variance")
-    coords = tsne(reduced, iterations=args.iterations, seed=args.seed, log=lambda s: print(s, end="\r", flush=True))
+    print(f"PCA: the first 2 components explain {ratio[:2].sum():.1%}, the first "
+          f"{args.pca_first} {ratio.sum():.1%} of the variance")
+    coords = tsne(reduced, iterations=args.iterations, seed=args.seed,
+                  log=lambda s: print(s, end="\r", flush=True))
     print()
-    names = net.meta["classes"]
-    pca_plot = render.caption(scatter(reduced[:, :2], y, names), f"PCA of {args.layer} ({args.count} test images)")
-    tsne_plot = render.caption(scatter(coords, y, names), f"t-SNE of {args.layer}")
-    cells = grid_embedding(coords, args.grid, args.grid)
-    tiles = np.stack([np.rint(x[i].transpose(1, 2, 0) * 255).astype(np.uint8) for i in cells.ravel()])
-    plots = render.vstack([pca_plot, tsne_plot])
-    grid_img = render.grid(tiles, ncols=args.grid, pad=0)
-    side = plots.shape[0] - 30                               # as tall as the two plots, below its caption
-    grid_img = np.asarray(Image.fromarray(grid_img).resize((side, side), Image.NEAREST))   # pixels stay crisp
-    grid_img = render.caption(grid_img, "t-SNE layout snapped to a grid")
-    out = args.out or "figures/embedding_cifar10.png"
-    print(f"wrote {render.save(render.hstack([plots, grid_img]), out)}")
+    picture = figure(x, y, net.meta["classes"], reduced, coords, layer=args.layer, grid=args.grid)
+    print(f"wrote {render.save(picture, args.out or 'figures/embedding_cifar10.png')}")
 
 
 if __name__ == "__main__":

@@ -37,8 +37,10 @@ def filter_grid(net, layer, *, max_out=64, max_in=16, scale=None):
     F, C, K, _ = w.shape
     scale = scale or max(1, 48 // K)
     if C == 3:
-        tiles = np.stack([render.to_uint8(f.transpose(1, 2, 0)) for f in w[:max_out]])  # (F, K, K, 3)
-        ncols = min(len(tiles), 8 if len(tiles) <= 32 else 16)       # wide rows, as in Krizhevsky et al.'s fig. 3
+        tiles = np.stack([render.to_uint8(f.transpose(1, 2, 0))
+                          for f in w[:max_out]])                    # (F, K, K, 3)
+        # wide rows, as in Krizhevsky et al.'s fig. 3
+        ncols = min(len(tiles), 8 if len(tiles) <= 32 else 16)
     else:
         sub = w[:max_out, :max_in]                           # (F', C', K, K)
         tiles = np.stack([render.to_uint8(s) for f in sub for s in f])
@@ -48,22 +50,30 @@ def filter_grid(net, layer, *, max_out=64, max_in=16, scale=None):
 
 
 def main(argv=None):
-    p = cli.ArgumentParser(description="Draw a convolution's filters as a tile grid.", module="vis.filters")
+    p = cli.ArgumentParser(description="Draw a convolution's filters as a tile grid.",
+                           module="vis.filters")
     p.add_argument("--model", default="cifar10", help="cifar10 or squeezenet")
-    p.add_argument("--layer", default="conv1", help="a Conv2d layer name, e.g. conv1 or fire2.expand.3x3.conv")
+    p.add_argument("--layer", default="conv1",
+                   help="a Conv2d layer name, e.g. conv1 or fire2.expand.3x3.conv")
     p.add_argument("--max-out", type=cli.count, default=64, help="output channels to show")
-    p.add_argument("--max-in", type=cli.count, default=16, help="input channels to show (higher layers)")
+    p.add_argument("--max-in", type=cli.count, default=16,
+                   help="input channels to show (higher layers)")
     p.add_argument("--weights", default=None, help="weights .npz (default: the model's own)")
-    p.add_argument("--out", default=None, help="PNG to write (default figures/filters_<model>_<layer>.png)")
+    p.add_argument("--out", default=None,
+                   help="PNG to write (default figures/filters_<model>_<layer>.png)")
     args = cli.parse_args(p, argv, __doc__)
     net = cli.load_net(args)
     image = filter_grid(net, args.layer, max_out=args.max_out, max_in=args.max_in)
     F, C, K, _ = net.layer(args.layer).params["weight"].shape
     if C == 3:
-        shown = "each scaled to its own range" if F <= args.max_out else f"the first {args.max_out}, each scaled to its own range"
+        shown = "each scaled to its own range"
+        if F > args.max_out:
+            shown = f"the first {args.max_out}, {shown}"
     else:
-        shown = f"rows: the first {min(F, args.max_out)} filters, columns: their first {min(C, args.max_in)} input channels"
-    image = render.caption(image, f"{args.model} {args.layer}: {F} filters of {C}x{K}x{K}, {shown}")
+        shown = (f"rows: the first {min(F, args.max_out)} filters, columns: their first "
+                 f"{min(C, args.max_in)} input channels")
+    image = render.caption(image,
+                           f"{args.model} {args.layer}: {F} filters of {C}x{K}x{K}, {shown}")
     path = render.save(image, args.out or f"figures/filters_{args.model}_{args.layer}.png")
     print(f"wrote {path}")
 

@@ -5,8 +5,9 @@ paper it comes from. It is the one place where a figure's command is written: ``
 figures`` runs them all, ``make saliency`` runs ``--only saliency``, one per core at a
 time (``--jobs``; a progress line when each starts and ends: every command computes on
 one core, so on an idle machine the other cores would wait); then the gallery writes
-``figures/index.html`` with every figure
-and its caption, which shows the command. ``--print`` prints the commands instead of
+``figures/index.html`` with every figure and its caption, which shows the command.
+Observations about the figures (what a cut found, which layer drew what) belong in
+those captions, not in the techniques' docstrings. ``--print`` prints the commands instead of
 running them, to run or change by hand. ``--fast`` adds each figure's reduced-size,
 few-iteration options, so that every figure's code runs in a few minutes (CI does
 this); ``--args`` appends options to every command; ``--thumbnails docs`` writes the
@@ -48,7 +49,7 @@ class Figure:
     fast: list = field(default_factory=list)       # appended with --fast
     needs: tuple = ()         # "squeezenet", "cifar10-data", "photos"
     thumbnail: bool = True    # False where the inputs' licence keeps it out of docs/
-    crop: tuple = (0, 1, 0, 1)   # the part of the figure its thumbnail shows: top, bottom, left, right
+    crop: tuple = (0, 1, 0, 1)   # the part its thumbnail shows: top, bottom, left, right
 
     def argv(self, out_dir="figures", *, fast=False, extra=()):
         """The arguments of ``python -m`` that draw this figure into ``out_dir``."""
@@ -56,208 +57,262 @@ class Figure:
                 *(self.fast if fast else []), *extra]
 
     def command(self, out_dir="figures", *, fast=False, extra=()):
-        """The command line (the caption shows it with the defaults: what ``make <target>`` runs)."""
+        """The command line (the caption shows it with the defaults: what ``make <target>``
+        runs)."""
         return "python -m " + shlex.join(self.argv(out_dir, fast=fast, extra=extra))
 
 
 SQ, DATA = "squeezenet", "cifar10-data"
 MAX_JOBS = 4
-DEMO = ("filters_cifar10_conv1.png", "training_curve.png")      # make demo: the shipped weights alone
-# the CC0 / public-domain images the repository ships (images/README.md): every figure uses only these
+DEMO = ("filters_cifar10_conv1.png", "training_curve.png")   # make demo: the shipped weights alone
+# the CC0 / public-domain images the repository ships (images/README.md): figures use only these
 FREE_PHOTOS = ["astronaut.png", "chelsea.png", "coffee.png", "grace_hopper.jpg", "rocket.jpg"]
 FREE_PAINTINGS = ["styles/starry_night.jpg", "styles/the_scream.jpg", "styles/composition_vii.jpg"]
 FREE_TEXTURES = ["textures/brick.png", "textures/grass.png", "textures/gravel.png"]
-SIMONYAN = ("Simonyan, Vedaldi & Zisserman 2014, Deep Inside Convolutional Networks", "https://arxiv.org/abs/1312.6034")
-GATYS_TEXTURE = ("Gatys, Ecker & Bethge 2015, Texture Synthesis Using Convolutional Neural Networks",
-                 "https://arxiv.org/abs/1505.07376")
+SIMONYAN = ("Simonyan, Vedaldi & Zisserman 2014, Deep Inside Convolutional Networks",
+            "https://arxiv.org/abs/1312.6034")
+GATYS_TEXTURE = ("Gatys, Ecker & Bethge 2015, Texture Synthesis Using Convolutional Neural "
+                 "Networks", "https://arxiv.org/abs/1505.07376")
 
-GATYS_STYLE = ("Gatys, Ecker & Bethge 2016, Image Style Transfer Using Convolutional Neural Networks",
-               "https://openaccess.thecvf.com/content_cvpr_2016/html/Gatys_Image_Style_Transfer_CVPR_2016_paper.html")
+GATYS_STYLE = ("Gatys, Ecker & Bethge 2016, Image Style Transfer Using Convolutional Neural "
+               "Networks", "https://openaccess.thecvf.com/content_cvpr_2016/html/"
+               "Gatys_Image_Style_Transfer_CVPR_2016_paper.html")
 GATYS_CONTROL = ("Gatys et al. 2017, Controlling Perceptual Factors in Neural Style Transfer",
                  "https://arxiv.org/abs/1611.07865")
 FIGURES = [
     Figure("filters_cifar10_conv1.png", "filters", "First-layer filters",
-           "The 32 learnt 5x5 RGB filters of the CIFAR-10 net's first convolution, each scaled to its own "
-           "range: oriented edges, colour blobs and opponent colours.",
+           "The 32 learnt 5x5 RGB filters of the CIFAR-10 net's first convolution, each scaled to "
+           "its own range: oriented edges, colour blobs and opponent colours.",
            "Krizhevsky, Sutskever & Hinton 2012, ImageNet Classification with Deep CNNs (fig. 3)",
-           "https://papers.nips.cc/paper/4824", ["filters", "--model", "cifar10", "--layer", "conv1"]),
+           "https://papers.nips.cc/paper/4824",
+           ["filters", "--model", "cifar10", "--layer", "conv1"]),
     Figure("filters_cifar10_conv2.png", "filters", "Higher-layer filters",
-           "conv2's 3x3 weights, one row per filter, one column per input channel: hard to read, which is why "
-           "the techniques below look at activations and gradients instead.",
+           "conv2's 3x3 weights, one row per filter, one column per input channel: hard to read, "
+           "which is why the techniques below look at activations and gradients instead.",
            "CS231n, Visualizing and Understanding (lecture 13)", "http://cs231n.stanford.edu/",
-           ["filters", "--model", "cifar10", "--layer", "conv2", "--max-out", "16", "--max-in", "16"],
+           ["filters", "--model", "cifar10", "--layer", "conv2", "--max-out", "16",
+            "--max-in", "16"],
            crop=(0, .5, 0, .5)),
     Figure("training_curve.png", "training_curve", "Training the CIFAR-10 net",
-           "Loss and accuracy per epoch of the net that tinycnn trained itself and ships in weights/.",
+           "Loss and accuracy per epoch of the net that tinycnn trained itself and ships in "
+           "weights/.",
            "Krizhevsky 2009, Learning Multiple Layers of Features from Tiny Images (CIFAR-10)",
            "https://www.cs.toronto.edu/~kriz/cifar.html", ["training_curve"]),
     Figure("neighbors_cifar10.png", "neighbors", "Last-layer nearest neighbours",
-           "Test images (left column) and their six nearest neighbours among the 10,000 test images: by the "
-           "distance of 256-d relu6 features (middle), which finds the same class in other poses and colours, "
-           "and by raw pixels (right), which finds similar colours and layouts.",
+           "Test images (left column) and their six nearest neighbours among the 10,000 test "
+           "images: by the distance of 256-d relu6 features (middle), which finds the same class "
+           "in other poses and colours, and by raw pixels (right), which finds similar colours "
+           "and layouts.",
            "Krizhevsky, Sutskever & Hinton 2012 (fig. 4)", "https://papers.nips.cc/paper/4824",
-           ["neighbors", "--model", "cifar10"], ["--count", "1000"], needs=(DATA,), thumbnail=False),
+           ["neighbors", "--model", "cifar10"], ["--count", "1000"], needs=(DATA,),
+           thumbnail=False),
     Figure("embedding_cifar10.png", "embedding", "PCA and t-SNE of features",
-           "relu6 features of CIFAR-10 test images in 2-D: PCA (top left) and t-SNE (bottom left) coloured by "
-           "class, and the t-SNE layout snapped to an image grid (right).",
+           "relu6 features of CIFAR-10 test images in 2-D: PCA (top left) and t-SNE (bottom left) "
+           "coloured by class, and the t-SNE layout snapped to an image grid (right).",
            "van der Maaten & Hinton 2008, Visualizing Data using t-SNE",
            "https://www.jmlr.org/papers/v9/vandermaaten08a.html",
-           ["embedding", "--model", "cifar10"], ["--count", "300", "--iterations", "250", "--grid", "10"],
+           ["embedding", "--model", "cifar10"],
+           ["--count", "300", "--iterations", "250", "--grid", "10"],
            needs=(DATA,), thumbnail=False),
-    Figure("max_patches_squeezenet.png", "max_patches", "Maximally activating patches (SqueezeNet)",
-           "For six fire5 channels (rows), the 63x63 receptive-field crops where the channel fires most, among "
-           "the 11 photos, paintings and textures the repository ships, each searched whole and, at twice the size, in "
-           "quadrants: at most one crop per image, and only positions whose field lies inside the image.",
+    Figure("max_patches_squeezenet.png", "max_patches",
+           "Maximally activating patches (SqueezeNet)",
+           "For six fire5 channels (rows), the 63x63 receptive-field crops where the channel "
+           "fires most, among the 11 photos, paintings and textures the repository ships, each "
+           "searched whole and, at twice the size, in quadrants: at most one crop per image, and "
+           "only positions whose field lies inside the image.",
            "Springenberg et al. 2015, Striving for Simplicity (fig. 4); Girshick et al. 2014",
            "https://arxiv.org/abs/1412.6806",
-           ["max_patches", "--model", "squeezenet", "--layer", "fire5", "--channels", "0", "1", "2", "3", "4", "5",
+           ["max_patches", "--model", "squeezenet", "--layer", "fire5",
+            "--channels", "0", "1", "2", "3", "4", "5",
             "--k", "10", "--image", *FREE_PHOTOS, *FREE_PAINTINGS, *FREE_TEXTURES],
            ["--channels", "0", "1", "--k", "4"], needs=(SQ,), crop=(0, .5, 0, 1)),
     Figure("max_patches_cifar10.png", "max_patches", "Maximally activating patches (CIFAR-10 net)",
-           "For eight relu4 channels (rows), the crops of 2000 test images where each channel fires most.",
-           "Springenberg et al. 2015, Striving for Simplicity (fig. 4)", "https://arxiv.org/abs/1412.6806",
-           ["max_patches", "--model", "cifar10", "--layer", "relu4", "--channels", "0", "1", "2", "3", "4", "5", "6",
-            "7"], ["--count", "200"], needs=(DATA,), thumbnail=False),
+           "For eight relu4 channels (rows), the crops of 2000 test images where each channel "
+           "fires most.",
+           "Springenberg et al. 2015, Striving for Simplicity (fig. 4)",
+           "https://arxiv.org/abs/1412.6806",
+           ["max_patches", "--model", "cifar10", "--layer", "relu4",
+            "--channels", "0", "1", "2", "3", "4", "5", "6", "7"],
+           ["--count", "200"], needs=(DATA,), thumbnail=False),
     Figure("occlusion_squeezenet.png", "occlusion", "Occlusion",
-           "A grey square a quarter of the image wide slides over it in 14-px steps: the middle panel is the "
-           "predicted class's probability with the square at each place, on a 0-1 scale; the right panel "
-           "tints where covering costs most (the evidence the network relies on), the rest untinted.",
+           "A grey square a quarter of the image wide slides over it in 14-px steps: the middle "
+           "panel is the predicted class's probability with the square at each place, on a 0-1 "
+           "scale; the right panel tints where covering costs most (the evidence the network "
+           "relies on), the rest untinted.",
            "Zeiler & Fergus 2014, Visualizing and Understanding Convolutional Networks",
            "https://arxiv.org/abs/1311.2901",
-           ["occlusion", "--image", "chelsea.png", "coffee.png"], ["--size", "64", "--stride", "32"],
+           ["occlusion", "--image", "chelsea.png", "coffee.png"],
+           ["--size", "64", "--stride", "32"],
            needs=(SQ,), crop=(.5, 1, 0, 1)),
     Figure("saliency_squeezenet.png", "saliency", "Saliency maps",
-           "|d score / d pixel|, the maximum over colour channels, on whole photos (short side 300): which pixels "
-           "change the class score most (the fine grid comes from conv1's stride of 2). Third column: the same map "
-           "averaged over 50 noisy copies of the photo (SmoothGrad), steadier, which seeds the segmentations: its "
-           "top 5 % (foreground) and bottom 30 % (background), grown by colour histograms (fourth column) and by "
-           "GrabCut from the blurred map (right; its energy falls with each iteration, see the caption). GrabCut "
-           "cuts the cup with its saucer and spoon, the cat's face (not its ears and chest, where background "
-           "seeds fell), and the rocket with a block of the dark sky beside it: the map peaks on the rocket "
-           "but its seeds reach the sky too, whose colours the rocket's shadowed side shares.",
+           "|d score / d pixel|, the maximum over colour channels, on whole photos (short side "
+           "300): which pixels change the class score most (the fine grid comes from conv1's "
+           "stride of 2). Third column: the same map averaged over 50 noisy copies of the photo "
+           "(SmoothGrad), steadier, which seeds the segmentations: its top 5 % (foreground) and "
+           "bottom 30 % (background), grown by colour histograms (fourth column) and by GrabCut "
+           "from the blurred map (right; its energy falls with each iteration, see the caption). "
+           "GrabCut cuts the cup with its saucer and spoon, the cat's face (not its ears and "
+           "chest, where background seeds fell), and the rocket with a block of the dark sky "
+           "beside it: the map peaks on the rocket but its seeds reach the sky too, whose colours "
+           "the rocket's shadowed side shares. The cat's face fills the photo: its single map is "
+           "speckle all over the face, whose lowest 30 % would seed background on the face "
+           "itself; the averaged map peaks on the face and falls towards the photo's edges, where "
+           "the background seeds then land.",
            SIMONYAN[0], SIMONYAN[1],
            ["saliency", "--image", "coffee.png", "chelsea.png", "rocket.jpg", "--size", "300"],
            ["--size", "160"], needs=(SQ,),
            crop=(0, 1 / 3, 0, 1)),
-    Figure("guided_backprop_squeezenet.png", "guided_backprop", "Guided backprop of an intermediate neuron",
-           "The gradient of one fire6 neuron (channel 330) with respect to the image, through ReLUs with the "
-           "plain backprop, deconvnet and guided rules, shown enlarged over the neuron's receptive field "
-           "(framed in white on the photo): guided is the sharpest. The neuron answers to round things: the cat's "
-           "eye, the astronaut's mission patch.",
+    Figure("guided_backprop_squeezenet.png", "guided_backprop",
+           "Guided backprop of an intermediate neuron",
+           "The gradient of one fire6 neuron (channel 330) with respect to the image, through "
+           "ReLUs with the plain backprop, deconvnet and guided rules, shown enlarged over the "
+           "neuron's receptive field (framed in white on the photo): guided is the sharpest. The "
+           "neuron answers to round things: the cat's eye, the astronaut's mission patch.",
            "Springenberg et al. 2015, Striving for Simplicity: The All Convolutional Net",
            "https://arxiv.org/abs/1412.6806",
-           ["guided_backprop", "--layer", "fire6", "--channel", "330", "--image", "chelsea.png", "astronaut.png"],
+           ["guided_backprop", "--layer", "fire6", "--channel", "330",
+            "--image", "chelsea.png", "astronaut.png"],
            needs=(SQ,), crop=(0, .5, 0, 1)),
-    Figure("attribution_squeezenet.png", "attribution", "Grad-CAM, SmoothGrad, integrated gradients",
-           "Three later answers to 'which pixels mattered': class activation maps from fire9's gradients, "
-           "gradients averaged over noisy copies, and gradients integrated from a black image.",
+    Figure("attribution_squeezenet.png", "attribution",
+           "Grad-CAM, SmoothGrad, integrated gradients",
+           "Three later answers to 'which pixels mattered': class activation maps from fire9's "
+           "gradients, gradients averaged over noisy copies, and gradients integrated from a "
+           "black image.",
            "Selvaraju et al. 2017 (Grad-CAM); Smilkov et al. 2017; Sundararajan et al. 2017",
            "https://arxiv.org/abs/1610.02391",
-           ["attribution", "--image", "rocket.jpg", "coffee.png"], ["--steps", "8", "--samples", "4"],
+           ["attribution", "--image", "rocket.jpg", "coffee.png"],
+           ["--steps", "8", "--samples", "4"],
            needs=(SQ,), crop=(0, .5, 0, .6)),
-    Figure("class_visualization_squeezenet.png", "class_visualization", "Class visualisation by gradient ascent",
-           "Images that maximise a class score, the same four classes with three regularisers: L2 alone "
-           "(Simonyan et al., 100 steps) from CS231n's noise and, second row, from the lecture's zero image "
-           "(zero in the normalised input: the mean image), where flamingo never moves: its score there is 0 "
-           "behind SqueezeNet's last ReLU, and so is its gradient; CS231n's recipe (L2, jitter, blur every "
-           "10 steps, clamping; 100 steps) and Yosinski et al.'s first set (blur every 4 steps, pixels below "
-           "the median norm zeroed; 500 steps).",
-           "Simonyan et al. 2014; Yosinski et al. 2015, Understanding Neural Networks Through Deep Visualization",
+    Figure("class_visualization_squeezenet.png", "class_visualization",
+           "Class visualisation by gradient ascent",
+           "Images that maximise a class score, the same four classes with three regularisers: L2 "
+           "alone (Simonyan et al., 100 steps) from CS231n's noise and, second row, from the "
+           "lecture's zero image (zero in the normalised input: the mean image), where flamingo "
+           "never moves: its score there is 0 behind SqueezeNet's last ReLU, and so is its "
+           "gradient; CS231n's recipe (L2, jitter, blur every 10 steps, clamping; 100 steps) and "
+           "Yosinski et al.'s first set (blur every 4 steps, pixels below the median norm zeroed; "
+           "500 steps).",
+           "Simonyan et al. 2014; Yosinski et al. 2015, Understanding Neural Networks Through "
+           "Deep Visualization",
            "https://arxiv.org/abs/1506.06579",
-           ["class_visualization", "--model", "squeezenet", "--regularizer", "l2", "l2", "cs231n", "yosinski1",
+           ["class_visualization", "--model", "squeezenet",
+            "--regularizer", "l2", "l2", "cs231n", "yosinski1",
             "--init", "randn", "zeros", "randn", "randn"],
            ["--steps", "10"], needs=(SQ,), crop=(.5, .75, 0, .5)),
-    Figure("class_visualization_cifar10.png", "class_visualization", "Class visualisation (CIFAR-10 net)",
+    Figure("class_visualization_cifar10.png", "class_visualization",
+           "Class visualisation (CIFAR-10 net)",
            "The same gradient ascent for all ten CIFAR-10 classes of the shipped net.",
-           SIMONYAN[0], SIMONYAN[1], ["class_visualization", "--model", "cifar10"], ["--steps", "10"],
+           SIMONYAN[0], SIMONYAN[1],
+           ["class_visualization", "--model", "cifar10"], ["--steps", "10"],
            crop=(0, 1, 0, .4)),
     Figure("neuron_visualization_squeezenet.png", "class_visualization", "Neuron visualisation",
-           "Gradient ascent on the mean of one fire6 channel instead of a class: channel 330 (eyes and "
-           "wheels, the neuron of the guided-backprop figure) and channel 100.",
+           "Gradient ascent on the mean of one fire6 channel instead of a class: channel 330 "
+           "(eyes and wheels, the neuron of the guided-backprop figure) and channel 100.",
            "Yosinski et al. 2015, Understanding Neural Networks Through Deep Visualization",
            "https://arxiv.org/abs/1506.06579",
-           ["class_visualization", "--model", "squeezenet", "--layer", "fire6", "--channels", "330", "100"],
+           ["class_visualization", "--model", "squeezenet", "--layer", "fire6",
+            "--channels", "330", "100"],
            ["--steps", "10"], needs=(SQ,)),
     Figure("multifaceted_cifar10.png", "multifaceted", "Multifaceted visualisation",
-           "The class 'automobile' has several faces: training images clustered by k-means on relu6, "
-           "and one visualisation started from each cluster's mean image; each row says how far the class "
-           "score rose from the mean to its facet, and the facet's rank among the ten classes.",
-           "Nguyen, Yosinski & Clune 2016, Multifaceted Feature Visualization", "https://arxiv.org/abs/1602.03616",
-           ["multifaceted", "--model", "cifar10", "--target", "automobile"], ["--steps", "10", "--k", "2"],
+           "The class 'automobile' has several faces: training images clustered by k-means on "
+           "relu6, and one visualisation started from each cluster's mean image; each row says "
+           "how far the class score rose from the mean to its facet, and the facet's rank among "
+           "the ten classes.",
+           "Nguyen, Yosinski & Clune 2016, Multifaceted Feature Visualization",
+           "https://arxiv.org/abs/1602.03616",
+           ["multifaceted", "--model", "cifar10", "--target", "automobile"],
+           ["--steps", "10", "--k", "2"],
            needs=(DATA,), thumbnail=False),
     Figure("fooling_squeezenet.png", "fooling", "Fooling images",
-           "A change too small to see (right, amplified) turns the cat into a 'stingray' for the network.",
-           "Szegedy et al. 2014, Intriguing properties of neural networks", "https://arxiv.org/abs/1312.6199",
+           "A change too small to see (right, amplified) turns the cat into a 'stingray' for the "
+           "network.",
+           "Szegedy et al. 2014, Intriguing properties of neural networks",
+           "https://arxiv.org/abs/1312.6199",
            ["fooling", "--model", "squeezenet", "--image", "chelsea.png", "--target", "stingray"],
            needs=(SQ,)),
     Figure("deepdream_squeezenet.png", "deepdream", "DeepDream",
-           "Gradient ascent on the whole rocket photo (320 px high), over four octaves, amplifying what one layer "
-           "already sees, layer by layer: relu1 turns up colours and edges, fire3 draws strokes, fire5 swirls, "
-           "fire7 eyes, fire9 the faint heads of animals (a bird's on the rocket's nose).",
+           "Gradient ascent on the whole rocket photo (320 px high), over four octaves, "
+           "amplifying what one layer already sees, layer by layer: relu1 turns up colours and "
+           "edges, fire3 draws strokes, fire5 swirls, fire7 eyes, fire9 the faint heads of "
+           "animals (a bird's on the rocket's nose).",
            "Mordvintsev, Olah & Tyka 2015, Inceptionism: Going Deeper into Neural Networks",
            "https://research.google/blog/inceptionism-going-deeper-into-neural-networks/",
            ["deepdream", "--model", "squeezenet", "--image", "rocket.jpg", "--size", "320",
             "--layer", "relu1", "fire3", "fire5", "fire7", "fire9"],
-           ["--size", "128", "--layer", "fire3", "fire9", "--octaves", "2", "--steps", "3"], needs=(SQ,),
-           crop=(0.66, 1, 0, 1)),
+           ["--size", "128", "--layer", "fire3", "fire9", "--octaves", "2", "--steps", "3"],
+           needs=(SQ,), crop=(0.66, 1, 0, 1)),
     Figure("feature_inversion_squeezenet.png", "feature_inversion", "Feature inversion",
-           "Images whose features at one layer match the photo's, with a total-variation regulariser: "
-           "deeper layers keep the layout and lose the detail.",
+           "Images whose features at one layer match the photo's, with a total-variation "
+           "regulariser: deeper layers keep the layout and lose the detail.",
            "Mahendran & Vedaldi 2015, Understanding Deep Image Representations by Inverting Them",
            "https://arxiv.org/abs/1412.0035",
-           ["feature_inversion", "--model", "squeezenet", "--image", "astronaut.png"], ["--steps", "10"],
+           ["feature_inversion", "--model", "squeezenet", "--image", "astronaut.png"],
+           ["--steps", "10"],
            needs=(SQ,), crop=(0, 1, .43, 1)),
     Figure("texture_synthesis.png", "texture_synthesis", "Gram-matrix texture synthesis",
-           "Noise optimised to match the Gram matrices of more and more layers of a 160-px sample: the "
-           "texture's statistics, not its layout, so the last image, with every layer, can be larger (240 px) "
-           "than the sample. Each caption gives the image's time.", GATYS_TEXTURE[0], GATYS_TEXTURE[1],
-           ["texture_synthesis", "--texture", "textures/brick.png", "textures/grass.png", "styles/starry_night.jpg"],
+           "Noise optimised to match the Gram matrices of more and more layers of a 160-px "
+           "sample: the texture's statistics, not its layout, so the last image, with every "
+           "layer, can be larger (240 px) than the sample. Each caption gives the image's time.",
+           GATYS_TEXTURE[0], GATYS_TEXTURE[1],
+           ["texture_synthesis", "--texture", "textures/brick.png", "textures/grass.png",
+            "styles/starry_night.jpg"],
            ["--texture", "textures/brick.png", "--size", "64", "--steps", "5"], needs=(SQ,),
            crop=(.69, 1, .46, 1)),
     Figure("texture_nn.png", "texture_synthesis", "Nearest-neighbour texture synthesis",
-           "Before Gram matrices: the same three textures, each grown pixel by pixel from a 64 px source to "
-           "twice its side, every new pixel copied from a source window that matches its filled neighbours "
-           "(11x11, Gaussian-weighted). Each takes a few seconds (its caption says how many), as long as one "
-           "Gram-matrix image above, though its output is smaller (128 px against 160); it copies the source in "
-           "pieces, so the bricks stay "
-           "crisp and the Starry Night's dark foreground spreads, where the Gram matrices keep only statistics.",
+           "Before Gram matrices: the same three textures, each grown pixel by pixel from a 64 px "
+           "source to twice its side, every new pixel copied from a source window that matches "
+           "its filled neighbours (11x11, Gaussian-weighted). Each takes a few seconds (its "
+           "caption says how many), as long as one Gram-matrix image above, though its output is "
+           "smaller (128 px against 160); it copies the source in pieces, so the bricks stay "
+           "crisp and the Starry Night's dark foreground spreads, where the Gram matrices keep "
+           "only statistics.",
            "Efros & Leung 1999, Texture Synthesis by Non-parametric Sampling",
            "https://people.eecs.berkeley.edu/~efros/research/NPS/efros-iccv99.pdf",
-           ["texture_nn", "--texture", "textures/brick.png", "textures/grass.png", "styles/starry_night.jpg"],
+           ["texture_nn", "--texture", "textures/brick.png", "textures/grass.png",
+            "styles/starry_night.jpg"],
            ["--texture", "textures/brick.png", "--size", "24"], needs=(), crop=(.67, 1, 0, 1)),
     Figure("style_transfer.png", "style_transfer", "Neural style transfer",
-           "The content of a photo (fire2 features) with the style (Gram matrices of four layers) of three "
-           "paintings, shown on top: CS231n's three parameter sets, with 50 times its total-variation weight, "
-           "without which Adam's large steps leave per-pixel rainbow speckle (PyTorch draws the same).",
+           "The content of a photo (fire2 features) with the style (Gram matrices of four layers) "
+           "of three paintings, shown on top: CS231n's three parameter sets, with 50 times its "
+           "total-variation weight, without which Adam's large steps leave per-pixel rainbow "
+           "speckle (PyTorch draws the same).",
            GATYS_STYLE[0], GATYS_STYLE[1],
            ["style_transfer", "--content", "chelsea.png", "astronaut.png"],
            ["--content", "chelsea.png", "--style", "starry_night", "--steps", "5"], needs=(SQ,),
            crop=(.3, .65, 0, .75)),
     Figure("fast_style.png", "fast_style", "Fast style transfer",
-           "Photos the network never saw in training, styled by one forward pass of a transform network that "
-           "tinycnn trained for Starry Night (weights/fast_style_starry_night.npz, make train_fast_style), "
-           "beside 200 L-BFGS steps of optimisation-based style transfer with the same loss and weights. "
-           "Captions give each image's time and its loss (content + style + TV).",
-           "Johnson, Alahi & Fei-Fei 2016, Perceptual Losses for Real-Time Style Transfer and Super-Resolution",
+           "Photos the network never saw in training, styled by one forward pass of a transform "
+           "network that tinycnn trained for Starry Night (weights/fast_style_starry_night.npz, "
+           "make train_fast_style), beside 200 L-BFGS steps of optimisation-based style transfer "
+           "with the same loss and weights. Captions give each image's time and its loss (content "
+           "+ style + TV).",
+           "Johnson, Alahi & Fei-Fei 2016, Perceptual Losses for Real-Time Style Transfer and "
+           "Super-Resolution",
            "https://arxiv.org/abs/1603.08155",
-           ["fast_style"], ["--content", "chelsea.png", "--steps", "3"], needs=(SQ,), crop=(.23, .48, 0, 1)),
+           ["fast_style"], ["--content", "chelsea.png", "--steps", "3"], needs=(SQ,),
+           crop=(.23, .48, 0, 1)),
     Figure("style_mix.png", "style_controls", "Blending styles",
-           "One photo in two styles at once: the Gram targets of Starry Night and The Scream mixed with the "
-           "weights shown (the ends are each style alone).", GATYS_STYLE[0], GATYS_STYLE[1],
+           "One photo in two styles at once: the Gram targets of Starry Night and The Scream "
+           "mixed with the weights shown (the ends are each style alone).",
+           GATYS_STYLE[0], GATYS_STYLE[1],
            ["style_transfer", "--content", "chelsea.png", "--style", "starry_night", "the_scream",
             "--mix", "1,0", "0.67,0.33", "0.33,0.67", "0,1"],
            ["--mix", "0.5,0.5", "--steps", "5"], needs=(SQ,), crop=(.45, 1, 0, 1)),
     Figure("style_colour.png", "style_controls", "Keeping the photo's colours",
-           "The Scream's brush strokes without its colours: plain transfer; luminance-only transfer (the "
-           "photo's chroma put back); the painting recoloured to the photo's colour mean and covariance first.",
+           "The Scream's brush strokes without its colours: plain transfer; luminance-only "
+           "transfer (the photo's chroma put back); the painting recoloured to the photo's colour "
+           "mean and covariance first.",
            GATYS_CONTROL[0], GATYS_CONTROL[1],
-           ["style_transfer", "--content", "coffee.png", "--style", "the_scream", "--colour", "none", "luminance",
-            "histogram"], ["--colour", "luminance", "--steps", "5"], needs=(SQ,), crop=(.45, 1, 0, 1)),
+           ["style_transfer", "--content", "coffee.png", "--style", "the_scream",
+            "--colour", "none", "luminance", "histogram"],
+           ["--colour", "luminance", "--steps", "5"], needs=(SQ,), crop=(.45, 1, 0, 1)),
     Figure("style_tradeoff.png", "style_controls", "Content against style",
-           "Composition VII with the content weight scaled from 0.01 to 10 times CS231n's: at 0.01 and 0.1 the "
-           "painting's patterns alone, the cat gone; at 1 both; at 10 the photo with a little paint.", GATYS_STYLE[0], GATYS_STYLE[1],
-           ["style_transfer", "--content", "chelsea.png", "--style", "composition_vii", "--content-scale",
-            "0.01", "0.1", "1", "10"], ["--content-scale", "1", "--steps", "5"], needs=(SQ,),
+           "Composition VII with the content weight scaled from 0.01 to 10 times CS231n's: at "
+           "0.01 and 0.1 the painting's patterns alone, the cat gone; at 1 both; at 10 the photo "
+           "with a little paint.", GATYS_STYLE[0], GATYS_STYLE[1],
+           ["style_transfer", "--content", "chelsea.png", "--style", "composition_vii",
+            "--content-scale", "0.01", "0.1", "1", "10"],
+           ["--content-scale", "1", "--steps", "5"], needs=(SQ,),
            crop=(.45, 1, 0, 1)),
 ]
 
@@ -274,7 +329,8 @@ def missing_inputs(needs):
                 find_cifar10()
         except (FileNotFoundError, DataError) as e:
             how = re.search(r"[Rr]un (`make \w+`[^.;]*)", str(e))       # what to do about it
-            return str(e).split(";")[0].split(". Run")[0] + (f"; run {how.group(1)}" if how else "")
+            first = str(e).split(";")[0].split(". Run")[0]
+            return first + (f"; run {how.group(1)}" if how else "")
     return ""
 
 
@@ -302,10 +358,11 @@ def draw(figures, out_dir, *, fast=False, extra=(), required=False, jobs=1, log=
     figures' order, status drawn/skipped/failed. A figure whose inputs are missing is skipped,
     or failed if ``required`` (asked for by name)."""
     results = {}
-    lock = threading.Lock()                       # one log line at a time; the set of running commands
+    lock = threading.Lock()               # one log line at a time; the set of running commands
     running, interrupted = set(), threading.Event()
-    live = jobs == 1 and sys.stdout.isatty()      # a command's own progress goes to a terminal, not to logs,
-                                                  # and not when several commands would interleave theirs
+    # a command's own progress goes to a terminal, not to logs, and not when several commands
+    # would interleave theirs
+    live = jobs == 1 and sys.stdout.isatty()
 
     def report(line):
         with lock:
@@ -320,7 +377,7 @@ def draw(figures, out_dir, *, fast=False, extra=(), required=False, jobs=1, log=
             results[fig.file] = ("failed" if required else "skipped", 0.0, why)
             report(f"{head} {'FAILED' if required else 'skipped'}: {why}")
             return
-        report(f"{head} make {fig.target} ...")                  # a line when it starts, logs included
+        report(f"{head} make {fig.target} ...")          # a line when it starts, logs included
         start = time.perf_counter()
         with subprocess.Popen([sys.executable, "-m", *fig.argv(out_dir, fast=fast, extra=extra)],
                               stderr=subprocess.PIPE, text=True,
@@ -366,9 +423,11 @@ PAGE = """<!DOCTYPE html>
 <title>tinycnn: visualizing and understanding CNNs</title>
 <link rel="icon" href="data:,">
 <style>
-body {{ font-family: system-ui, sans-serif; margin: 2em .5em; color: #222; }}   /* narrow margins leave wide pictures room */
+/* narrow margins leave wide pictures room */
+body {{ font-family: system-ui, sans-serif; margin: 2em .5em; color: #222; }}
 /* text keeps to a column {column} px wide; a figure's picture may be wider (.picture) */
-body > :not(figure), figure > :not(.picture) {{ max-width: {column}px; margin-left: auto; margin-right: auto; }}
+body > :not(figure), figure > :not(.picture) {{ max-width: {column}px; margin-left: auto;
+                                                margin-right: auto; }}
 figure {{ margin: 2.5em 0; }}
 figure > h2 {{ border-top: 1px solid #ddd; padding-top: .8em; }}
 /* Every picture is shown at its own pixel size (twice that when small), never shrunk, so the
@@ -376,12 +435,14 @@ figure > h2 {{ border-top: 1px solid #ddd; padding-top: .8em; }}
    the page, out to the window's edges; wider still, it scrolls sideways. --width is the picture's
    width with its border; margin-left is the column's left edge, or less for a wider picture. */
 .picture {{ width: fit-content; max-width: 100%; box-sizing: border-box; overflow-x: auto;
-            border: 1px solid #eee; margin-left: clamp(0px, (100% - var(--width)) / 2, (100% - {column}px) / 2); }}
+            border: 1px solid #eee;
+            margin-left: clamp(0px, (100% - var(--width)) / 2, (100% - {column}px) / 2); }}
 .picture img {{ display: block; }}
 .picture img.enlarged {{ image-rendering: pixelated; }}   /* crisp when doubled */
 figcaption {{ margin-top: .6em; line-height: 1.45; }}
 code {{ background: #f4f4f4; padding: 1px 4px; font-size: 90%; }}
-code.command span {{ white-space: nowrap; }}   /* a command wraps between its arguments, never inside one */
+/* a command wraps between its arguments, never inside one */
+code.command span {{ white-space: nowrap; }}
 .note {{ color: #a33; }}
 nav a {{ margin-right: .8em; white-space: nowrap; }}
 </style>
@@ -390,9 +451,10 @@ nav a {{ margin-right: .8em; white-space: nowrap; }}
 <h1>tinycnn: visualizing and understanding CNNs</h1>
 <p>Every figure below was drawn by tinycnn's own NumPy code (no autodiff library), with the
 SqueezeNet 1.1 ImageNet model or the CIFAR-10 net that tinycnn trained itself.
-{mode} Last run {when}: {count} figure(s), {total:.0f} s of drawing. Redraw all with <code>make figures</code>, one
-with its <code>make</code> target; the <code>python -m</code> commands below run in the project's
-environment (<code>source .venv/bin/activate</code> first, or type <code>.venv/bin/python</code>).</p>
+{mode} Last run {when}: {count} figure(s), {total:.0f} s of drawing. Redraw all with
+<code>make figures</code>, one with its <code>make</code> target; the <code>python -m</code>
+commands below run in the project's environment (<code>source .venv/bin/activate</code> first,
+or type <code>.venv/bin/python</code>).</p>
 <nav>{nav}</nav>
 {body}
 </body>
@@ -414,12 +476,13 @@ def figure_html(fig, size, note=""):
     enlarged = width <= 420         # small figures (filters, a single image) shown twice as large
     if enlarged:
         width, height = 2 * width, 2 * height
-    wide = (f"Shown at full size ({width} px wide): where the window is narrower, scroll it sideways. "
-            if width > COLUMN else "")
+    wide = (f"Shown at full size ({width} px wide): where the window is narrower, scroll it "
+            "sideways. " if width > COLUMN else "")
     note = f'<p class="note">{html.escape(note)}</p>\n' if note else ""
     return f"""<figure id="{html.escape(Path(fig.file).stem)}">
 <h2>{html.escape(fig.title)}</h2>
-{note}<div class="picture" style="--width: {width + 2}px"><a href="{html.escape(fig.file)}" title="the PNG alone"><img
+{note}<div class="picture" style="--width: {width + 2}px"><a href="{html.escape(fig.file)}"
+ title="the PNG alone"><img
  src="{html.escape(fig.file)}" width="{width}" height="{height}" alt="{html.escape(fig.title)}"
  loading="eager"{' class="enlarged"' if enlarged else ''}></a></div>
 <figcaption>{wide}{html.escape(fig.shows)}<br>
@@ -440,20 +503,23 @@ def picture_size(path):
 
 def earlier_picture_note(status, message, path, started=None):
     """What a figure that this run failed or skipped says above its picture from an earlier run
-    (or, where the command wrote it after ``started``, a time.time(), and then failed, from this one)."""
+    (or, where the command wrote it after ``started``, a time.time(), and then failed, from this
+    one)."""
     written = Path(path).stat().st_mtime
     drawn = time.strftime("%Y-%m-%d %H:%M", time.localtime(written))
     message = message.rstrip(".")
     if status == "failed" and started is not None and written >= started:
         return f"The last run failed after writing this picture: {message}."
     if status == "failed":
-        return f"The last run failed: {message}. The picture is from an earlier run, drawn {drawn}."
+        return (f"The last run failed: {message}. The picture is from an earlier run, drawn "
+                f"{drawn}.")
     return f"Skipped this run: {message}; the picture is from an earlier run, drawn {drawn}."
 
 
 def write_page(figures, out_dir, results, *, fast=False, started=None):
     """figures/index.html: every figure that has a PNG, with its caption (and a note where this
-    run failed or skipped it, so that the PNG is from an earlier run); figures without one listed."""
+    run failed or skipped it, so that the PNG is from an earlier run); figures without one
+    listed."""
     out_dir = Path(out_dir)
     shown, blocks, nav = [], [], []
     for f in figures:
@@ -461,21 +527,26 @@ def write_page(figures, out_dir, results, *, fast=False, started=None):
         if size is None:
             continue
         shown.append(f)
-        status, _, message = results.get(f.file, ("not run", 0, ""))     # not run: e.g. --only others
-        note = earlier_picture_note(status, message, out_dir / f.file, started) if status in ("failed", "skipped") else ""
+        status, _, message = results.get(f.file, ("not run", 0, ""))   # not run: --only others
+        note = ""
+        if status in ("failed", "skipped"):
+            note = earlier_picture_note(status, message, out_dir / f.file, started)
         blocks.append(figure_html(f, size, note))
-        mark = f' class="note">{html.escape(f.title)} ({status})' if note else f">{html.escape(f.title)}"
+        title = html.escape(f.title)
+        mark = f' class="note">{title} ({status})' if note else f">{title}"
         nav.append(f'<a href="#{html.escape(Path(f.file).stem)}"{mark}</a>')
     left = [f for f in figures if f not in shown]
     if left:
+        why = {f.file: results.get(f.file, ("", 0, "not run"))[2] or "no picture" for f in left}
         items = "".join(f"<li><code>{html.escape(f.file)}</code> ({html.escape(f.title)}): "
-                        f"{html.escape(results.get(f.file, ('', 0, 'not run'))[2] or 'no picture')}</li>"
-                        for f in left)
+                        f"{html.escape(why[f.file])}</li>" for f in left)
         blocks.append(f'<section class="note"><h2>Not drawn</h2><ul>{items}</ul></section>')
-    mode = ("<strong>Fast mode</strong> (<code>make figures FAST=1</code>): reduced sizes and iterations, "
-            "so these figures check the code rather than show the techniques at their best." if fast else "")
-    page = PAGE.format(mode=mode, when=time.strftime("%Y-%m-%d %H:%M"), nav="\n".join(nav), body="\n".join(blocks),
-                       count=len(results), total=sum(r[1] for r in results.values()), column=COLUMN)
+    mode = ("<strong>Fast mode</strong> (<code>make figures FAST=1</code>): reduced sizes and "
+            "iterations, so these figures check the code rather than show the techniques at "
+            "their best." if fast else "")
+    page = PAGE.format(mode=mode, when=time.strftime("%Y-%m-%d %H:%M"), nav="\n".join(nav),
+                       body="\n".join(blocks), count=len(results),
+                       total=sum(r[1] for r in results.values()), column=COLUMN)
     path = out_dir / "index.html"
     path.write_text(page, encoding="utf-8")
     return path
@@ -510,8 +581,10 @@ def select(names):
     """The figures named by file, file stem or make target; ValueError naming unknown ones."""
     if not names:
         return list(FIGURES)
-    chosen = [f for f in FIGURES if f.target in names or f.file in names or Path(f.file).stem in names]
-    known = {f.target for f in FIGURES} | {Path(f.file).stem for f in FIGURES} | {f.file for f in FIGURES}
+    chosen = [f for f in FIGURES
+              if f.target in names or f.file in names or Path(f.file).stem in names]
+    known = ({f.target for f in FIGURES} | {Path(f.file).stem for f in FIGURES}
+             | {f.file for f in FIGURES})
     unknown = [n for n in names if n not in known]
     if unknown:
         raise ValueError(f"unknown figure {', '.join(unknown)}; choose from the make targets "
@@ -527,23 +600,61 @@ def split_options(text):
         raise ValueError(f"argument --args: {text!r}: {e}") from None
 
 
-def main(argv=None):
+def _parser():
     from vis import cli
-    p = cli.ArgumentParser(description="Draw every figure of the lecture and the gallery page figures/index.html.",
-                           module="vis.gallery")
+    p = cli.ArgumentParser(description="Draw every figure of the lecture and the gallery page "
+                           "figures/index.html.", module="vis.gallery")
     p.add_argument("--out", default="figures", help="output folder (default: %(default)s)")
-    p.add_argument("--fast", action="store_true", help="reduced sizes and iterations: checks the code in minutes")
+    p.add_argument("--fast", action="store_true",
+                   help="reduced sizes and iterations: checks the code in minutes")
     p.add_argument("--only", nargs="+", default=None,
-                   help="make targets or figure names to draw (a figure whose inputs are missing is then an error)")
+                   help="make targets or figure names to draw (a figure whose inputs are missing "
+                        "is then an error)")
     p.add_argument("--jobs", type=cli.count, default=default_jobs(),
-                   help="figures drawn at once (default: one per core, at most %d: %%(default)s)" % MAX_JOBS)
+                   help="figures drawn at once (default: one per core, at most %d: %%(default)s)"
+                        % MAX_JOBS)
     p.add_argument("--args", default=None, metavar="OPTIONS",
                    help="options appended to every figure's command, e.g. --args='--seed 1'")
     instead = p.add_mutually_exclusive_group()
-    instead.add_argument("--print", action="store_true", help="print the commands instead of running them")
+    instead.add_argument("--print", action="store_true",
+                         help="print the commands instead of running them")
     instead.add_argument("--thumbnails", default=None, metavar="FOLDER",
-                         help="instead of drawing, write README thumbnails of the figures in --out to FOLDER")
-    args = cli.parse_args(p, argv, __doc__, out_is_folder=True)
+                         help="instead of drawing, write README thumbnails of the figures in "
+                              "--out to FOLDER")
+    return p
+
+
+def _write_thumbnails(figures, src_dir, out_dir):
+    written = thumbnails(figures, src_dir, out_dir)
+    if not written:
+        raise FileNotFoundError(f"no figures in {src_dir}/ to make thumbnails of: run "
+                                "`make figures` first")
+    for path in written:
+        print(f"wrote {path}")
+
+
+def _draw_or_stop(figures, out_dir, **options):
+    """draw(), but Ctrl-C ends the command in one line, exit status 130 as a shell's."""
+    try:
+        return draw(figures, out_dir, **options)
+    except KeyboardInterrupt:
+        print("interrupted: the figures being drawn were stopped, the others not started",
+              file=sys.stderr)
+        sys.exit(130)
+
+
+def _summary(results, seconds, jobs, page):
+    """The last line: how many figures were drawn, skipped and failed, and in what time."""
+    counts = {s: sum(r[0] == s for r in results.values()) for s in ("drawn", "skipped", "failed")}
+    work = sum(r[1] for r in results.values())
+    at_once = f" ({work:.0f} s of drawing, {jobs} at a time)" if jobs > 1 else ""
+    return (f"{counts['drawn']} drawn, {counts['skipped']} skipped, {counts['failed']} failed in "
+            f"{seconds:.0f} s{at_once}; open {page}")
+
+
+def main(argv=None):
+    from vis import cli
+    args = cli.parse_args(_parser(), argv, __doc__, out_is_folder=True)
     figures = select(args.only)
     extra = split_options(args.args)
     if args.print:
@@ -551,28 +662,18 @@ def main(argv=None):
             print(fig.command(args.out, fast=args.fast, extra=extra))
         return
     if args.thumbnails:
-        written = thumbnails(figures, args.out, args.thumbnails)
-        if not written:
-            raise FileNotFoundError(f"no figures in {args.out}/ to make thumbnails of: run `make figures` first")
-        for path in written:
-            print(f"wrote {path}")
+        _write_thumbnails(figures, args.out, args.thumbnails)
         return
     cli.check_writable(args.out)
-    print(f"drawing {len(figures)} figure{'s' if len(figures) != 1 else ''} into {args.out}/" + (" (fast mode)" if args.fast else ""))
+    print(f"drawing {len(figures)} figure{'s' if len(figures) != 1 else ''} into {args.out}/"
+          + (" (fast mode)" if args.fast else ""))
     start, started = time.perf_counter(), time.time()
     jobs = min(args.jobs, len(figures))
-    try:
-        results = draw(figures, args.out, fast=args.fast, extra=extra, required=args.only is not None, jobs=jobs)
-    except KeyboardInterrupt:
-        print("interrupted: the figures being drawn were stopped, the others not started", file=sys.stderr)
-        sys.exit(130)
+    results = _draw_or_stop(figures, args.out, fast=args.fast, extra=extra,
+                            required=args.only is not None, jobs=jobs)
     page = write_page(FIGURES, args.out, results, fast=args.fast, started=started)
-    counts = {s: sum(r[0] == s for r in results.values()) for s in ("drawn", "skipped", "failed")}
-    work = sum(r[1] for r in results.values())
-    print(f"{counts['drawn']} drawn, {counts['skipped']} skipped, {counts['failed']} failed in "
-          f"{time.perf_counter() - start:.0f} s" + (f" ({work:.0f} s of drawing, {jobs} at a time)" if jobs > 1 else "")
-          + f"; open {page}")
-    if counts["failed"]:
+    print(_summary(results, time.perf_counter() - start, jobs, page))
+    if any(status == "failed" for status, _, _ in results.values()):
         sys.exit(1)
 
 

@@ -37,7 +37,7 @@ seeds come from a saliency map (Simonyan et al. 2014, sec. 3.1): the pixels abov
 95 % quantile are foreground seeds, those below its 30 % quantile background seeds;
 ``vis/saliency.py`` does that, on a blurred, noise-averaged map.
 
-    python -m vis.saliency --image chelsea.png --size 300      (make saliency draws four photos)
+    python -m vis.saliency --image chelsea.png --size 300      (GrabCut from saliency's seeds)
 """
 from typing import NamedTuple
 
@@ -48,13 +48,15 @@ from scipy.special import logsumexp
 
 GAMMA = 50.0            # Rother et al. 2004: found a versatile setting on their training images
 COMPONENTS = 5          # Rother et al. 2004: K = 5 components per mixture
-ITERATIONS = 5          # on the saliency figure's photos E changes by 0.3 % or less per iteration after the second
+ITERATIONS = 5          # E settles after the first re-fits (the saliency photos: bench/RESULTS.md)
 KMEANS_STEPS = 10
 EM_STEPS = 10           # per fit; each step can only raise the (penalised) likelihood
-POINTS_PER_COMPONENT = 10   # a 3-D mean and full covariance have 9 free parameters: a component fitted to
-                            # fewer pixels is a near-singular spike (5 components on 16 seed pixels cut nothing)
-PRIOR_VARIANCE = 1.0    # colour units^2: one pseudo-pixel of unit variance keeps a component that sits
-                        # on a single uint8 colour (flat synthetic images, clipped white) at a finite density
+# a 3-D mean and full covariance have 9 free parameters: a component fitted to fewer pixels is a
+# near-singular spike (5 components on 16 seed pixels cut nothing)
+POINTS_PER_COMPONENT = 10
+# colour units^2: one pseudo-pixel of unit variance keeps a component that sits on a single uint8
+# colour (flat synthetic images, clipped white) at a finite density
+PRIOR_VARIANCE = 1.0
 # scipy's maximum_flow works in int32 (capacities above 2^31 - 1 wrap silently); all finite
 # capacities together are scaled to at most 2^30, so every cut that avoids the seeds' hard
 # edges, and so the flow value, stays below HARD
@@ -77,7 +79,7 @@ def kmeans(x, k, *, steps=KMEANS_STEPS, rng=None):
     k = min(k, len(np.unique(x, axis=0)))
     centres = [x[rng.integers(len(x))]]
     d2 = squared_distances(x, centres[0][None])[:, 0]        # to the nearest centre chosen so far
-    for _ in range(1, k):       # next centre: a point drawn with probability ~ squared distance to the chosen
+    for _ in range(1, k):   # next centre: drawn with probability ~ squared distance to the chosen
         centres.append(x[rng.choice(len(x), p=d2 / d2.sum())])
         d2 = np.minimum(d2, squared_distances(x, centres[-1][None])[:, 0])
     centres = np.array(centres, dtype=np.float64)
@@ -88,8 +90,10 @@ def kmeans(x, k, *, steps=KMEANS_STEPS, rng=None):
             break
         labels = new
         count = np.bincount(labels, minlength=k)
-        sums = np.stack([np.bincount(labels, x[:, d], minlength=k) for d in range(x.shape[1])], axis=1)
-        centres = np.where(count[:, None] > 0, sums / np.maximum(count, 1)[:, None], centres)  # an emptied one stays
+        sums = np.stack([np.bincount(labels, x[:, d], minlength=k) for d in range(x.shape[1])],
+                        axis=1)
+        # an emptied centre stays where it was
+        centres = np.where(count[:, None] > 0, sums / np.maximum(count, 1)[:, None], centres)
     return centres, squared_distances(x, centres).argmin(axis=1)
 
 
@@ -97,25 +101,28 @@ def squared_distances(x, centres, *, chunk_floats=2**22):
     """(N, K) ||x_n - c_k||^2, differences squared directly (no cancellation: uint8 colours tie
     exactly), a block of rows at a time so that (rows, K, D) stays near chunk_floats values."""
     rows = max(1, chunk_floats // (len(centres) * x.shape[1]))
-    return np.concatenate([((x[i:i + rows, None, :] - centres) ** 2).sum(-1) for i in range(0, len(x), rows)])
+    return np.concatenate([((x[i:i + rows, None, :] - centres) ** 2).sum(-1)
+                           for i in range(0, len(x), rows)])
 
 
 def m_step(x, resp):
     """The mixture that maximises the expected log-likelihood under responsibilities resp (N, K),
-    plus the covariance prior -PRIOR_VARIANCE / 2 tr(Sigma^-1): Sigma_k = (S_k + PRIOR_VARIANCE I) / N_k."""
+    plus the covariance prior -PRIOR_VARIANCE / 2 tr(Sigma^-1):
+    Sigma_k = (S_k + PRIOR_VARIANCE I) / N_k."""
     n_k = resp.sum(axis=0)                                           # (K,)
     means = resp.T @ x / np.maximum(n_k, 1e-300)[:, None]
-    scatter = np.stack([(r[:, None] * (x - mu)).T @ (x - mu) for r, mu in zip(resp.T, means)])   # (K, D, D)
+    scatter = np.stack([(r[:, None] * (x - mu)).T @ (x - mu)
+                        for r, mu in zip(resp.T, means)])                     # (K, D, D)
     covs = (scatter + PRIOR_VARIANCE * np.eye(x.shape[1])) / np.maximum(n_k, 1e-300)[:, None, None]
     return Gmm(n_k / len(x), means, covs)
 
 
 def component_log_density(gmm, x):
     """(N, K): log pi_k + log N(x_n; mu_k, Sigma_k)."""
-    maha = np.stack([np.einsum("ni,ni->n", (x - mu) @ precision, x - mu)       # (N, K) Mahalanobis distances
+    maha = np.stack([np.einsum("ni,ni->n", (x - mu) @ precision, x - mu)     # (N, K) Mahalanobis
                      for mu, precision in zip(gmm.means, np.linalg.inv(gmm.covs))], axis=1)
     logdet = np.linalg.slogdet(gmm.covs)[1]
-    with np.errstate(divide="ignore"):                               # a component that lost every pixel: log 0
+    with np.errstate(divide="ignore"):           # a component that lost every pixel: log 0
         return np.log(gmm.weights) - 0.5 * (maha + logdet + x.shape[1] * np.log(2 * np.pi))
 
 
@@ -125,7 +132,8 @@ def log_density(gmm, x):
 
 
 def log_prior(gmm):
-    """The covariance prior's log density (up to a constant): -PRIOR_VARIANCE / 2 sum_k tr(Sigma_k^-1)."""
+    """The covariance prior's log density (up to a constant):
+    -PRIOR_VARIANCE / 2 sum_k tr(Sigma_k^-1)."""
     return -0.5 * PRIOR_VARIANCE * np.trace(np.linalg.inv(gmm.covs), axis1=1, axis2=2).sum()
 
 
@@ -144,13 +152,15 @@ def em(x, gmm, *, steps=EM_STEPS):
 
 
 def fit_gmm(x, components, *, rng=None):
-    """A mixture of ``components`` Gaussians (fewer for few points) fitted to x (N, D): k-means, then EM."""
+    """A mixture of ``components`` Gaussians (fewer for few points) fitted to x (N, D): k-means,
+    then EM."""
     centres, labels = kmeans(x, max(1, min(components, len(x) // POINTS_PER_COMPONENT)), rng=rng)
     return em(x, m_step(x, np.eye(len(centres))[labels]))[0]
 
 
 def neighbour_pairs(h, w):
-    """(m, n, dist): flat indices of every unordered pair of 8-neighbours in an h x w grid, once."""
+    """(m, n, dist): flat indices of every unordered pair of 8-neighbours in an h x w grid,
+    once."""
     idx = np.arange(h * w).reshape(h, w)
     offsets = [(idx[:, :-1], idx[:, 1:], 1.0), (idx[:-1, :], idx[1:, :], 1.0),
                (idx[:-1, :-1], idx[1:, 1:], np.sqrt(2)), (idx[:-1, 1:], idx[1:, :-1], np.sqrt(2))]
@@ -171,7 +181,8 @@ def n_links(z, h, w, gamma=GAMMA):
 
 
 def energy(mask, d_fg, d_bg, links):
-    """E = U + V of the flat labelling mask (P,) bool, data costs d_fg, d_bg (P,), links (m, n, weight)."""
+    """E = U + V of the flat labelling mask (P,) bool, data costs d_fg, d_bg (P,), links
+    (m, n, weight)."""
     m, n, weight = links
     return np.where(mask, d_fg, d_bg).sum() + weight[mask[m] != mask[n]].sum()
 
@@ -186,7 +197,7 @@ def cut_graph(d_fg, d_bg, links, foreground, background):
     m, n, weight = links
     p = len(d_fg)
     base = np.minimum(d_fg, d_bg)
-    to_source, to_sink = d_bg - base, d_fg - base                    # cut when background, when foreground
+    to_source, to_sink = d_bg - base, d_fg - base      # cut when background, when foreground
     to_source[foreground | background] = to_sink[foreground | background] = 0
     finite = to_source.sum() + to_sink.sum() + 2 * weight.sum()
     # maximum_flow needs integers: scale so the finite capacities total FINITE_TOTAL, round
@@ -199,16 +210,18 @@ def cut_graph(d_fg, d_bg, links, foreground, background):
     cols = np.concatenate([n, m, pixels, np.full(p, p + 1)])
     caps = np.concatenate([link_cap, link_cap, source_cap, sink_cap]).astype(np.int64)
     keep = caps > 0
-    graph = sparse.csr_array((caps[keep].astype(np.int32), (rows[keep], cols[keep])), shape=(p + 2, p + 2))
+    graph = sparse.csr_array((caps[keep].astype(np.int32), (rows[keep], cols[keep])),
+                             shape=(p + 2, p + 2))
     return graph, scale
 
 
 def min_cut(graph, source, sink):
     """(source_side (V,) bool, flow value): the nodes reachable from the source in the residual
     graph of a maximum flow (Ford & Fulkerson 1956), and the cut's capacity."""
-    # Dinic's algorithm, scipy's default since 1.8: about a hundred times faster than Edmonds-Karp here
+    # Dinic's algorithm, scipy's default since 1.8: far faster than Edmonds-Karp on these graphs
+    # (bench/RESULTS.md)
     result = maximum_flow(graph, source, sink, method="dinic")
-    residual = (graph - result.flow).tocsr()          # the flow is antisymmetric, so back edges appear here
+    residual = (graph - result.flow).tocsr()    # the flow is antisymmetric: back edges appear here
     residual.data = (residual.data > 0).astype(np.int8)
     residual.eliminate_zeros()
     side = np.zeros(graph.shape[0], dtype=bool)
@@ -216,8 +229,8 @@ def min_cut(graph, source, sink):
     return side, result.flow_value
 
 
-def grabcut(image, foreground, background, *, components=COMPONENTS, iterations=ITERATIONS, gamma=GAMMA,
-            seed=0, unknown_as_foreground=False, return_energies=False):
+def grabcut(image, foreground, background, *, components=COMPONENTS, iterations=ITERATIONS,
+            gamma=GAMMA, seed=0, unknown_as_foreground=False, return_energies=False):
     """Foreground mask (H, W) bool of image uint8 (H, W, 3) from hard seeds foreground, background
     (H, W) bool (Rother et al. 2004). With return_energies, also the list of E after each cut.
 
@@ -229,7 +242,8 @@ def grabcut(image, foreground, background, *, components=COMPONENTS, iterations=
     h, w, _ = image.shape
     foreground, background = np.asarray(foreground, dtype=bool), np.asarray(background, dtype=bool)
     if foreground.shape != (h, w) or background.shape != (h, w):
-        raise ValueError(f"seeds of shapes {foreground.shape} and {background.shape} for an image of {h} x {w}")
+        raise ValueError(f"seeds of shapes {foreground.shape} and {background.shape} for an image "
+                         f"of {h} x {w}")
     if not foreground.any() or not background.any():
         raise ValueError("grabcut needs at least one foreground and one background seed")
     if (foreground & background).any():

@@ -12,7 +12,8 @@ Understanding Convolutional Networks"):
 Only positive influence flows back through each ReLU under the guided rule, which
 is why guided backprop images look like the part of the picture the neuron detects.
 
-    python -m vis.guided_backprop --model squeezenet --layer fire6 --channel 330   (make guided_backprop)
+    python -m vis.guided_backprop --model squeezenet --layer fire6 --channel 330
+    make guided_backprop       (the gallery's figure, on two photos)
 """
 import numpy as np
 
@@ -69,8 +70,10 @@ def main(argv=None):
                     render.zoomed(image, box, size)]
         pictures += [render.zoomed(render.as_image(g), box, size) for g in grads]
         rows.append(render.hstack(pictures))
-    image = render.caption(render.vstack(rows), f"{args.model} {args.layer} channel {channel} at its strongest "
-                           "position: image (white: receptive field) | field enlarged | backprop | deconvnet | guided")
+    image = render.caption(render.vstack(rows),
+                           f"{args.model} {args.layer} channel {channel} at its strongest "
+                           "position: image (white: receptive field) | field enlarged | "
+                           "backprop | deconvnet | guided")
     print(f"wrote {render.save(image, cli.output_path(args, 'guided_backprop'))}")
 
 

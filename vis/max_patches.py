@@ -21,7 +21,8 @@ searched the 50,000 ImageNet validation images; with a few dozen, every image is
 searched whole and, at twice the size, in four quadrants (``SCALES``), and each row
 takes at most one patch per image, so that a row shows what its images have in common.
 
-    python -m vis.max_patches --model squeezenet --layer fire5 --channels 0 1 2 3   (make max_patches)
+    python -m vis.max_patches --model squeezenet --layer fire5 --channels 0 1 2 3
+    make max_patches           (both figures; their commands are in vis/gallery.py)
     python -m vis.max_patches --images my_photos/ --channels 7
 """
 import numpy as np
@@ -38,7 +39,8 @@ def _walk(layer, path, field):
     """Fold ``layer`` (up to ``path`` inside it, if given) into field = (size, jump, offset)."""
     size, jump, offset = field
     if isinstance(layer, (Conv2d, MaxPool2d, AvgPool2d)):
-        return size + (layer.kernel_size - 1) * jump, jump * layer.stride, offset + layer.padding * jump
+        return (size + (layer.kernel_size - 1) * jump, jump * layer.stride,
+                offset + layer.padding * jump)
     if isinstance(layer, Concat):
         if path:
             return _walk(layer.layers[path[0]], path[1:], field)
@@ -128,23 +130,28 @@ def top_patches(net, images, layer, channel, k=8, *, one_per_image=True, groups=
     for start in range(0, len(images), batch_size):
         act = net.activations(backend.asarray(images[start:start + batch_size]), layer)[layer]
         if act.ndim != 4:
-            raise ValueError(f"layer {layer!r} has no spatial positions (output {act.shape}); pick a conv layer")
+            raise ValueError(f"layer {layer!r} has no spatial positions (output {act.shape}); "
+                             "pick a conv layer")
         a = act[:, channel]
         if inside > 0:
-            ok = inside_fraction(a.shape[1:], size, jump, offset, images.shape[2:]) >= inside - 1e-9
+            fraction = inside_fraction(a.shape[1:], size, jump, offset, images.shape[2:])
+            ok = fraction >= inside - 1e-9
             a = backend.get_array_module(a).where(backend.asarray(ok), a, -np.inf)
-        # with groups every image's best comes back (n numbers), so the merge can keep one per group
-        values, where = _batch_winners(a, None if groups is not None and one_per_image else k, one_per_image)
+        # with groups each image's best comes back (n numbers): the merge keeps one per group
+        every = groups is not None and one_per_image
+        values, where = _batch_winners(a, None if every else k, one_per_image)
         values = np.concatenate([best_values, values])
         where = np.concatenate([best_where, where + [start, 0, 0]])
         best_values, best_where = _best(values, where, k, groups if one_per_image else None)
         if log:
-            log(f"{layer} channel {channel}: {min(start + batch_size, len(images))}/{len(images)} images")
-    patches = np.stack([crop(images[i], y * jump - offset, x * jump - offset, size) for i, y, x in best_where])
+            done = min(start + batch_size, len(images))
+            log(f"{layer} channel {channel}: {done}/{len(images)} images")
+    patches = np.stack([crop(images[i], y * jump - offset, x * jump - offset, size)
+                        for i, y, x in best_where])
     return patches, best_values, best_where
 
 
-SCALES = (1, 2)     # each photo whole (its centre square) and, at twice the size, its four quadrants
+SCALES = (1, 2)     # each photo whole (its centre square), and its quadrants at twice the size
 
 
 def views(image, size, scales=SCALES, name="the image"):
@@ -153,7 +160,8 @@ def views(image, size, scales=SCALES, name="the image"):
     out = []
     for s in scales:
         big = resize_center_crop(image, s * size, name=name)
-        out += [big[i * size:(i + 1) * size, j * size:(j + 1) * size] for i in range(s) for j in range(s)]
+        out += [big[i * size:(i + 1) * size, j * size:(j + 1) * size]
+                for i in range(s) for j in range(s)]
     return out
 
 
@@ -171,21 +179,53 @@ def load_views(net, specs, scales):
     return np.concatenate(xs), np.array(groups)
 
 
-def main(argv=None):
-    p = cli.parser("Maximally activating patches of a few channels.", target=False, layer="patches_layer")
-    p.add_argument("--channels", type=cli.index, nargs="+", default=list(range(8)), help="channels, one row each")
-    p.add_argument("--k", type=cli.count, default=8, help="patches per channel (default: %(default)s)")
-    p.add_argument("--count", type=cli.count, default=2000, help="CIFAR-10 test images to search (cifar10 model)")
+def _parser():
+    default = cli.model_default
+    p = cli.parser("Maximally activating patches of a few channels.", target=False,
+                   layer="patches_layer")
+    p.add_argument("--channels", type=cli.index, nargs="+", default=list(range(8)),
+                   help="channels, one row each")
+    p.add_argument("--k", type=cli.count, default=8,
+                   help="patches per channel (default: %(default)s)")
+    p.add_argument("--count", type=cli.count, default=2000,
+                   help="CIFAR-10 test images to search (cifar10 model)")
     p.add_argument("--scales", type=cli.count, nargs="+", default=None,
                    help="search each image at these multiples of the input size, cut into tiles "
-                        f"(default: {cli.model_default('squeezenet', 'patch_scales')} on squeezenet, "
-                        f"{cli.model_default('cifar10', 'patch_scales')} on cifar10)")
+                        f"(default: {default('squeezenet', 'patch_scales')} on squeezenet, "
+                        f"{default('cifar10', 'patch_scales')} on cifar10)")
     p.add_argument("--inside", type=float, default=None,
-                   help="rank only positions with this fraction of the receptive field inside the image "
-                        f"(default: {cli.model_default('squeezenet', 'patch_inside')} on squeezenet, "
-                        f"{cli.model_default('cifar10', 'patch_inside')} on cifar10: its fields are most of a "
-                        "32-px image)")
-    args = cli.parse_args(p, argv, __doc__)
+                   help="rank only positions with this fraction of the receptive field inside the "
+                        f"image (default: {default('squeezenet', 'patch_inside')} on squeezenet, "
+                        f"{default('cifar10', 'patch_inside')} on cifar10: its fields are most "
+                        "of a 32-px image)")
+    return p
+
+
+def _check_memory(net, layer, specs, scales):
+    """Refuse, before any image loads, a search whose views would not fit in memory."""
+    views = (1,) if any(s.startswith("cifar:") for s in specs) else scales   # as load_views cuts
+    need = _memory.max_patches_need(net, layer, len(specs), views)
+    memory.check_fits("--scales", max(views), need)
+
+
+def _row(net, patches, k, scale):
+    """One channel's patches (k', C, size, size), normalised, as a row of enlarged pictures."""
+    mean, std = net.meta["mean"], net.meta["std"]
+    tiles = [render.upscale(deprocess(patch, mean=mean, std=std), scale) for patch in patches]
+    return render.grid(np.stack(tiles), ncols=k, pad=2)
+
+
+def _caption(args, *, images, views, scales, size, inside):
+    searched = f"searched {images} images" + (
+        f" ({views} views: {' and '.join(map(str, scales))} times the input size)"
+        if views > images else "")
+    where = ", all inside the image" if inside == 1 else ""
+    return (f"{args.model} {args.layer}: top {args.k} patches of channels {args.channels} (rows), "
+            f"at most one per image\n{searched}; {size}-px fields{where}")
+
+
+def main(argv=None):
+    args = cli.parse_args(_parser(), argv, __doc__)
     net = cli.load_net(args)
     scales = tuple(args.scales or cli.model_default(args.model, "patch_scales"))
     inside = cli.model_default(args.model, "patch_inside") if args.inside is None else args.inside
@@ -193,23 +233,17 @@ def main(argv=None):
         raise ValueError(f"--inside {inside} is not a fraction between 0 and 1")
     specs = cli.expand_folders(args.image) if args.image else cli.default_images(args)
     cli.check_channel(net, args.layer, *args.channels)
-    views = (1,) if any(s.startswith("cifar:") for s in specs) else scales   # as load_views cuts them
-    memory.check_fits("--scales", max(views), _memory.max_patches_need(net, args.layer, len(specs), views))
+    _check_memory(net, args.layer, specs, scales)
     x, groups = load_views(net, specs, scales)
     size = receptive_field(net, args.layer)[0]
-    scale = max(1, 48 // size)
     rows = []
     for c in args.channels:
-        patches, values, _ = top_patches(net, x, args.layer, c, args.k, groups=groups, inside=inside,
-                                         log=lambda s: print(s, end="\r", flush=True))
-        tiles = [render.upscale(deprocess(pt, mean=net.meta["mean"], std=net.meta["std"]), scale) for pt in patches]
-        rows.append(render.grid(np.stack(tiles), ncols=args.k, pad=2))
+        patches, _, _ = top_patches(net, x, args.layer, c, args.k, groups=groups, inside=inside,
+                                    log=lambda s: print(s, end="\r", flush=True))
+        rows.append(_row(net, patches, args.k, scale=max(1, 48 // size)))
     print()
-    searched = f"searched {len(specs)} images" + (
-        f" ({len(x)} views: {' and '.join(map(str, scales))} times the input size)" if len(x) > len(specs) else "")
-    where = ", all inside the image" if inside == 1 else ""
-    image = render.caption(render.vstack(rows, pad=4), f"{args.model} {args.layer}: top {args.k} patches of channels "
-                           f"{args.channels} (rows), at most one per image\n{searched}; {size}-px fields{where}")
+    text = _caption(args, images=len(specs), views=len(x), scales=scales, size=size, inside=inside)
+    image = render.caption(render.vstack(rows, pad=4), text)
     print(f"wrote {render.save(image, cli.output_path(args, 'max_patches'))}")
 
 

@@ -46,10 +46,28 @@ def occlusion_map(net, x, target, *, size=None, stride=None, fill=0.0, batch_siz
     return backend.to_numpy(xp.concatenate(probs)).astype(np.float64).reshape(oh, ow)
 
 
+def _row(image, heat, base, name, scale):
+    """One image's row: the photo, the map of p with its colour bar, and where covering costs."""
+    big = render.upscale(image, scale)
+    side = big.shape[0]
+    # the map itself, one cell per patch position, on a fixed probability scale with its colour bar
+    cells = np.asarray(Image.fromarray(render.colormap(heat, 0.0, 1.0))
+                       .resize(big.shape[1::-1], Image.NEAREST))
+    drop = np.clip(base - heat, 0, None)          # how much covering each position costs
+    pictures = [big, render.hstack([cells, render.colorbar(0.0, 1.0, side)], pad=4),
+                render.overlay(big, drop, alpha=0.8, lo=0.0, hi=max(drop.max(), 1e-6), fade=True)]
+    return render.caption(render.hstack(pictures),
+                          f"{name}: p = {base:.2f} unoccluded | p with the grey square at each "
+                          f"position ({heat.min():.2f} - {heat.max():.2f}) | where covering costs "
+                          f"most (up to {drop.max():.2f})")
+
+
 def main(argv=None):
     p = cli.parser("Occlusion sensitivity (Zeiler & Fergus 2014).")
-    p.add_argument("--size", type=cli.count, default=None, help="patch size in pixels (default: image size / 4)")
-    p.add_argument("--stride", type=cli.count, default=None, help="patch stride (default: image size / 16)")
+    p.add_argument("--size", type=cli.count, default=None,
+                   help="patch size in pixels (default: image size / 4)")
+    p.add_argument("--stride", type=cli.count, default=None,
+                   help="patch stride (default: image size / 16)")
     args = cli.parse_args(p, argv, __doc__)
     net = cli.load_net(args)
     x, rgb = cli.load_inputs(net, args.image)
@@ -61,17 +79,7 @@ def main(argv=None):
         heat = occlusion_map(net, x[n:n + 1], target[n], size=args.size, stride=args.stride,
                              log=lambda s: print(s, end="\r", flush=True))
         print()
-        big = render.upscale(image, scale)
-        side = big.shape[0]
-        # the map itself, one cell per patch position, on a fixed probability scale with its colour bar
-        cells = np.asarray(Image.fromarray(render.colormap(heat, 0.0, 1.0)).resize(big.shape[1::-1], Image.NEAREST))
-        drop = np.clip(base - heat, 0, None)          # how much covering each position costs
-        pictures = [big, render.hstack([cells, render.colorbar(0.0, 1.0, side)], pad=4),
-                    render.overlay(big, drop, alpha=0.8, lo=0.0, hi=max(drop.max(), 1e-6), fade=True)]
-        rows.append(render.caption(render.hstack(pictures),
-                                   f"{cli.short_name(net, target[n])}: p = {base:.2f} unoccluded | p with the "
-                                   f"grey square at each position ({heat.min():.2f} - {heat.max():.2f}) "
-                                   f"| where covering costs most (up to {drop.max():.2f})"))
+        rows.append(_row(image, heat, base, cli.short_name(net, target[n]), scale))
     print(f"wrote {render.save(render.vstack(rows), cli.output_path(args, 'occlusion'))}")
 
 

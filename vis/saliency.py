@@ -12,26 +12,22 @@ one backward pass per image. The paper turns the map into an object segmentation
 grows them over the image: a Gaussian mixture of colours for each side, a minimum
 cut that gives each pixel the likelier mixture unless a boundary there would cross
 similar colours, repeated; the largest connected region is the object. ``segment``
-does that, with two choices the paper leaves open:
+does that, with three choices the paper leaves open or makes otherwise:
 
 - the seeds come from a steadier map than one gradient: ``smooth_saliency_map``
-  averages M over noisy copies of the image (SmoothGrad, Smilkov et al. 2017; a
-  deviation from the paper, which used the single map), then blurs it (SEED_BLUR).
-  On a face that fills the frame (chelsea.png) the single map is speckle all over the
-  face and its 30 % seeds land on the face; the averaged map peaks on the face and
-  falls towards the frame's edges, where the seeds then land.
+  averages M over noisy copies of the image (SmoothGrad, Smilkov et al. 2017), then
+  blurs it (SEED_BLUR). A deviation: the single map is speckle, and its lowest 30 %
+  can fall inside the object, where hard background seeds would cut it apart.
 - both seed sets are hard, and GrabCut starts as Rother et al. do (unknown_as_foreground):
   every pixel but the background seeds starts as foreground, so the first foreground
-  colours are the whole object's, not only the salient part's (the coffee's, the eyes').
+  colours are the whole object's, not only its most salient part's.
+- whole photos: the quantiles assume some background in the picture (30 % of the pixels
+  become background seeds, wherever the object leaves them), and the model's centre crop
+  keeps little of it. ``--size`` gives the network (fully convolutional) the uncropped
+  photo, as ``make saliency`` does at 300 px.
 
 ``segment_histogram``, the simpler stand-in GrabCut replaced (colour histograms, no
 graph cut), is drawn beside it.
-
-The seeds' quantiles assume some background in the picture: 30 % of the pixels become
-background seeds, wherever the object leaves them. The model's centre crop keeps little
-of it (a face that fills the crop gets background seeds on its own fur), so segment whole
-photos: ``--size`` gives the network (fully convolutional) the uncropped photo, as ``make
-saliency`` does at 300 px; the figure's caption says what the cut found on each photo.
 
     python -m vis.saliency --image chelsea.png --size 300      (whole photos, as make saliency)
     python -m vis.saliency --model squeezenet --image chelsea.png      (the model's centre crop)
@@ -65,8 +61,9 @@ def smooth_saliency_map(net, x, target, *, n=SMOOTH_SAMPLES, noise=SMOOTH_NOISE,
     """(N, H, W) saliency map averaged over n noisy copies x + N(0, sigma^2), sigma = noise *
     (max - min) of x (SmoothGrad, Smilkov et al. 2017): the seeds ``segment`` is given."""
     target = backend.get_array_module(x).asarray(target)
-    return backend.to_numpy(noisy_mean(lambda noisy: abs(score_gradient(net, noisy, target)).max(axis=1), x,
-                                       n=n, noise=noise, seed=seed, log=log))
+    def saliency(noisy):
+        return abs(score_gradient(net, noisy, target)).max(axis=1)
+    return backend.to_numpy(noisy_mean(saliency, x, n=n, noise=noise, seed=seed, log=log))
 
 
 def seeds(saliency, *, foreground_quantile=0.95, background_quantile=0.30, blur=0.0):
@@ -91,15 +88,17 @@ def segment(image, saliency, *, foreground_quantile=0.95, background_quantile=0.
     GrabCut's energy after each of its iterations.
     """
     blur = SEED_BLUR * min(saliency.shape) if blur is None else blur
-    fg, bg = seeds(saliency, foreground_quantile=foreground_quantile, background_quantile=background_quantile,
-                   blur=blur)
-    mask, energies = grabcut(image, fg, bg, unknown_as_foreground=unknown_as_foreground, return_energies=True)
-    labels, _ = ndimage.label(mask, structure=np.ones((3, 3)))      # 8-connected, like GrabCut's graph
+    fg, bg = seeds(saliency, foreground_quantile=foreground_quantile,
+                   background_quantile=background_quantile, blur=blur)
+    mask, energies = grabcut(image, fg, bg, unknown_as_foreground=unknown_as_foreground,
+                             return_energies=True)
+    labels, _ = ndimage.label(mask, structure=np.ones((3, 3)))  # 8-connected, like GrabCut's graph
     mask = labels == np.bincount(labels[labels > 0]).argmax()
     return (mask, energies) if return_energies else mask
 
 
-def segment_histogram(image, saliency, *, foreground_quantile=0.95, background_quantile=0.30, bins=8):
+def segment_histogram(image, saliency, *, foreground_quantile=0.95, background_quantile=0.30,
+                      bins=8):
     """Foreground mask (H, W) bool grown from saliency seeds by colour histograms alone.
 
     image: uint8 (H, W, 3); saliency: (H, W). Quantiles from the paper. Each pixel
@@ -107,10 +106,12 @@ def segment_histogram(image, saliency, *, foreground_quantile=0.95, background_q
     the foreground seeds' colours than the background seeds'; then small specks are
     opened away and only regions touching a foreground seed are kept, holes filled.
     """
-    fg, bg = seeds(saliency, foreground_quantile=foreground_quantile, background_quantile=background_quantile)
+    fg, bg = seeds(saliency, foreground_quantile=foreground_quantile,
+                   background_quantile=background_quantile)
     q = (image.astype(np.int64) * bins) // 256                       # (H, W, 3) colour cell
     cell = (q[..., 0] * bins + q[..., 1]) * bins + q[..., 2]
-    like_fg = (np.bincount(cell[fg], minlength=bins ** 3) + 1) / (fg.sum() + bins ** 3)  # Laplace-smoothed
+    # Laplace-smoothed colour likelihoods
+    like_fg = (np.bincount(cell[fg], minlength=bins ** 3) + 1) / (fg.sum() + bins ** 3)
     like_bg = (np.bincount(cell[bg], minlength=bins ** 3) + 1) / (bg.sum() + bins ** 3)
     specks = max(1, round(min(saliency.shape) / 112))  # 2 px at 224, 1 px at 32
     mask = ndimage.binary_opening(like_fg[cell] > like_bg[cell], iterations=specks)
@@ -124,8 +125,9 @@ def main(argv=None):
     cli.add_size_option(p)
     args = cli.parse_args(p, argv, __doc__)
     net = cli.load_net(args)
-    if args.size:      # refused in one line before any photo is read if it cannot fit: tinycnn/engine/memory.py
-        photos = memory.image_shapes(cli.check_uncropped(net, args.image, args.size, classify=True), cli.find_image)
+    if args.size:      # refused in one line before any photo is read if it cannot fit
+        specs = cli.check_uncropped(net, args.image, args.size, classify=True)
+        photos = memory.image_shapes(specs, cli.find_image)     # tinycnn/engine/memory.py
         memory.check_fits("--size", args.size, _memory.saliency_need(net, photos))
     if args.size:      # one batch per photo: their shapes differ
         batches = cli.load_uncropped(net, args.image, args.size, classify=True)
@@ -137,7 +139,8 @@ def main(argv=None):
         target = cli.targets(net, x, args.target)
         sal = saliency_map(net, x, target)
         smooth = smooth_saliency_map(net, x, target, seed=args.seed,
-                                     log=lambda s: print(f"batch {k + 1}/{len(batches)}: {s}", end="\r", flush=True))
+                                     log=lambda s: print(f"batch {k + 1}/{len(batches)}: {s}",
+                                                         end="\r", flush=True))
         print()
         for image, s, sm, t in zip(backend.to_numpy(x), sal, smooth, target):
             image = deprocess(image, mean=mean, std=std)
@@ -147,15 +150,18 @@ def main(argv=None):
 
 
 def figure_row(net, image, sal, smooth, target):
-    """One row of the figure: the photo, its saliency map, the averaged map, and the two segmentations."""
+    """One row of the figure: the photo, its saliency map, the averaged map, and the two
+    segmentations."""
     mask, energies = segment(image, smooth, return_energies=True)
-    cuts = [np.where(m[..., None], image, 255).astype(np.uint8) for m in (segment_histogram(image, smooth), mask)]
+    cuts = [np.where(m[..., None], image, 255).astype(np.uint8)
+            for m in (segment_histogram(image, smooth), mask)]
     scale = render.display_scale(image)
-    row = [render.upscale(a, scale) for a in (image, render.robust_colormap(sal), render.robust_colormap(smooth),
-                                                *cuts)]
+    row = [render.upscale(a, scale)
+           for a in (image, render.robust_colormap(sal), render.robust_colormap(smooth), *cuts)]
     name = cli.short_name(net, target)
     text = (f"class: {name}  |  saliency  |  averaged over {SMOOTH_SAMPLES} noisy copies  |  "
-            f"colour histograms  |  GrabCut, energy per iteration " + ", ".join(f"{e:.4g}" for e in energies))
+            f"colour histograms  |  GrabCut, energy per iteration "
+            + ", ".join(f"{e:.4g}" for e in energies))
     print(f"{name}: GrabCut energy per iteration " + ", ".join(f"{e:.6g}" for e in energies))
     return render.caption(render.hstack(row), text)
 

@@ -36,17 +36,21 @@ def read_log(path):
     history = log.get("history") if isinstance(log, dict) else None
     keys = ("epoch", "loss", "train_acc", "test_acc")
     if not (isinstance(history, list) and history and all(
-            isinstance(h, dict) and all(isinstance(h.get(k), (int, float)) and math.isfinite(h[k]) for k in keys)
+            isinstance(h, dict)
+            and all(isinstance(h.get(k), (int, float)) and math.isfinite(h[k]) for k in keys)
             for h in history)):
-        raise ValueError(f"{path}: expected a 'history' of one or more epochs, each with finite numbers "
-                         f"{', '.join(keys)} (a diverged run's loss is NaN)")
+        raise ValueError(f"{path}: expected a 'history' of one or more epochs, each with finite "
+                         f"numbers {', '.join(keys)} (a diverged run's loss is NaN)")
     return log
 
 
 def main(argv=None):
-    p = cli.ArgumentParser(description="Draw the CIFAR-10 net's training curve.", module="vis.training_curve")
-    p.add_argument("--log", default=None, help="training log (default: weights/cifar10_net.log.json)")
-    p.add_argument("--out", default="figures/training_curve.png", help="PNG to write (default: %(default)s)")
+    p = cli.ArgumentParser(description="Draw the CIFAR-10 net's training curve.",
+                           module="vis.training_curve")
+    p.add_argument("--log", default=None,
+                   help="training log (default: weights/cifar10_net.log.json)")
+    p.add_argument("--out", default="figures/training_curve.png",
+                   help="PNG to write (default: %(default)s)")
     args = cli.parse_args(p, argv, __doc__)
     log = read_log(args.log or find_weights("cifar10_net.log.json"))
     final = log["history"][-1]
