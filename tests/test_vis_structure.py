@@ -18,7 +18,8 @@ SHARED = {"objectives", "_optimize", "_memory", "render", "cli", "gallery", "gra
 TECHNIQUES = sorted(p.stem for p in VIS.glob("*.py") if p.stem not in SHARED)
 # the allowed cross-imports: a facet is a class visualisation from a cluster mean; fast style
 # is trained on style transfer's loss and compared with its result
-ALLOWED = {("multifaceted", "class_visualization"), ("fast_style", "style_transfer")}
+ALLOWED = {("multifaceted", "class_visualization"), ("fast_style", "style_transfer"),
+           ("fast_style_train", "fast_style")}
 # grabcut is shared (saliency imports it) but is an algorithm of its own, with its own tests
 TESTED = sorted(set(TECHNIQUES) | {"grabcut"})
 # test files of no one module: techniques together on the real SqueezeNet, host-device
