@@ -108,14 +108,16 @@ images: ready ## download 14 more sample photos into images/photos/
 data: ready ## download CIFAR-10 into data/
 	$(PY) -m tinycnn.io.data
 
-# reproduces weights/cifar10_net.npz (about 70 minutes on 2 idle CPU cores; weights/README.md: 90 on busy ones)
+# reproduces weights/cifar10_net.npz (about 70 minutes on 2 idle CPU cores; weights/README.md:
+# 90 on busy ones); ARGS=--resume continues an interrupted run from its checkpoint
 train: ready ## retrain the shipped CIFAR-10 net (about 70 minutes)
-	$(PY) -m tinycnn.train --epochs 20 --seed 0 --out weights/cifar10_net.npz
+	$(PY) -m tinycnn.train --epochs 20 --seed 0 --out weights/cifar10_net.npz $(ARGS)
 
-# reproduces weights/fast_style_starry_night.npz (weights/README.md: recipe, time, loss)
+# reproduces weights/fast_style_starry_night.npz (weights/README.md: recipe, time, loss);
+# ARGS=--resume continues an interrupted run from its checkpoint
 STYLE ?= starry_night
 train_fast_style: ready ## train a fast style-transfer network (STYLE=starry_night; about 40 minutes)
-	$(PY) -m vis.fast_style --train --style $(STYLE)
+	$(PY) -m vis.fast_style_train --style $(STYLE) $(ARGS)
 
 clean: ## remove caches and figures/
 	rm -rf .pytest_cache .hypothesis build *.egg-info figures

@@ -38,6 +38,7 @@ MODULES = [
     "feature_inversion",
     "texture_synthesis",
     "texture_nn",
+    "fast_style_train",
     "style_transfer",
     "fast_style",
     "multifaceted",

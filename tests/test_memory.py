@@ -45,7 +45,7 @@ HOST = {**os.environ, "TINYCNN_BACKEND": "numpy", "OMP_NUM_THREADS": "1"}
     ["vis.texture_nn", "--size", "100000"],
     ["vis.embedding", "--model", "cifar10", "--count", "10000"],
     ["vis.max_patches", "--image", "chelsea.png", "--scales", "1", "2", "1000"],
-    ["vis.fast_style", "--train", "--crop", "100000"],
+    ["vis.fast_style_train", "--crop", "100000"],
 ])
 def test_a_run_too_large_is_refused_in_one_line_at_once(command, tmp_path):
     if "cifar10" not in command:
@@ -259,7 +259,6 @@ GUARDED = {
     "texture_nn": "",
     "embedding": "",
     "max_patches": "",
-    "fast_style": "--train",
 }
 
 

@@ -63,13 +63,15 @@ def toy_data(n, seed):
 
 def toy_net():
     return tc.Network([("conv1", tc.Conv2d(3, 4, 3, padding=1, seed=1)), ("relu1", tc.ReLU()),
-                       ("pool1", tc.MaxPool2d(2)), ("flatten", tc.Flatten()), ("fc", tc.Linear(256, 2, seed=2))])
+                       ("pool1", tc.MaxPool2d(2)), ("flatten", tc.Flatten()),
+                       ("fc", tc.Linear(256, 2, seed=2))])
 
 
 def test_training_learns_a_toy_problem():
     x, y = toy_data(256, 0)
     xt, yt = toy_data(128, 1)
-    history = train(toy_net(), (x, y, xt, yt), epochs=3, batch_size=32, lr=0.05, log=lambda s: None)
+    history = train(toy_net(), (x, y, xt, yt), epochs=3, batch_size=32, lr=0.05,
+                    log=lambda s: None)
     assert history[-1]["test_acc"] > 0.95 and history[-1]["loss"] < history[0]["loss"]
 
 
@@ -83,25 +85,27 @@ def test_resume_is_bit_exact(tmp_path):
     train(resumed, data, epochs=1, batch_size=32, checkpoint=ckpt, log=lambda s: None)
     # a fresh net, as after a crash: everything comes back from the checkpoint
     resumed = toy_net()
-    history = train(resumed, data, epochs=2, batch_size=32, checkpoint=ckpt, resume=True, log=lambda s: None)
+    history = train(resumed, data, epochs=2, batch_size=32, checkpoint=ckpt, resume=True,
+                    log=lambda s: None)
     assert [h["epoch"] for h in history] == [1, 2]
     for (k, a), (_, b) in zip(straight.named_params(), resumed.named_params()):
         np.testing.assert_array_equal(to_numpy(a), to_numpy(b), err_msg=k)
 
 
 def broken_checkpoints(good):
-    """(what, bytes) of checkpoints --resume must refuse in one line, made from a good one's bytes."""
+    """(what, bytes) of checkpoints --resume must refuse in one line, made from a good one's
+    bytes (tests/test_checkpoint.py forges many more)."""
     other = io.BytesIO()
     np.savez(other, **{"param/conv1.w": np.zeros((1, 1)), "epoch": np.array(1)})
     no_rng = io.BytesIO()
     with np.load(io.BytesIO(good)) as f:
         np.savez(no_rng, **{k: f[k] for k in f.files if k != "rng"})
-    return [("garbage", b"xx"), ("truncated", good[:len(good) // 2]), ("another net's", other.getvalue()),
-            ("no random state", no_rng.getvalue())]
+    return [("garbage", b"xx"), ("truncated", good[:len(good) // 2]),
+            ("another net's", other.getvalue()), ("no random state", no_rng.getvalue())]
 
 
 def test_resume_from_a_broken_checkpoint_is_one_error(tmp_path):
-    from tinycnn.train import CheckpointError
+    from tinycnn.io.checkpoint import CheckpointError
     x, y = toy_data(64, 0)
     data = (x, y, x[:32], y[:32])
     ckpt = tmp_path / "ckpt.npz"
@@ -110,26 +114,32 @@ def test_resume_from_a_broken_checkpoint_is_one_error(tmp_path):
     for what, forged in broken_checkpoints(good):
         ckpt.write_bytes(forged)
         with pytest.raises(CheckpointError, match=f"cannot resume from {ckpt}"):
-            train(toy_net(), data, epochs=2, batch_size=32, checkpoint=ckpt, resume=True, log=lambda s: None)
+            train(toy_net(), data, epochs=2, batch_size=32, checkpoint=ckpt, resume=True,
+                  log=lambda s: None)
 
 
 @pytest.mark.parametrize("argv, why", [
-    (["--epochs", "0"], "--epochs: 0 is not at least 1"),
-    (["--batch-size", "-3"], "--batch-size: -3 is not at least 1"),
-    (["--lr", "nan"], "--lr: nan is not above 0"), (["--lr", "0"], "--lr: 0 is not above 0"),
-    (["--seed", "-1"], "--seed: -1 is not at least 0"), (["--limit", "0"], "--limit: 0 is not at least 1"),
-    (["--epochs", "abc"], "--epochs: 'abc' is not a number"), (["--out", "w"], "--out: w is not the path of an .npz"),
+    (["--epochs", "0"], "--epochs: '0' is not a positive integer"),
+    (["--batch-size", "-3"], "--batch-size: '-3' is not a positive integer"),
+    (["--lr", "nan"], "--lr: 'nan' is not a positive number"),
+    (["--lr", "0"], "--lr: '0' is not a positive number"),
+    (["--seed", "-1"], "--seed: '-1' is not a non-negative integer"),
+    (["--limit", "0"], "--limit: '0' is not a positive integer"),
+    (["--epochs", "abc"], "--epochs: 'abc' is not a positive integer"),
+    (["--out", "w"], "--out: w is not the path of an .npz"),
+    (["--checkpoint", "."], "--checkpoint: . is not the path of an .npz"),
 ])
 def test_bad_training_options_are_one_line_before_any_data_is_read(argv, why, capsys, monkeypatch):
     from tinycnn import train as train_module
-    monkeypatch.setattr("tinycnn.io.data.load_cifar10", lambda *a, **k: pytest.fail("read data for a bad command line"))
+    monkeypatch.setattr("tinycnn.io.data.load_cifar10",
+                        lambda *a, **k: pytest.fail("read data for a bad command line"))
     with pytest.raises(SystemExit) as done:
         train_module.main(argv)
     err = capsys.readouterr().err
     assert done.value.code == 2 and why in err and len(err.strip().splitlines()) == 1, err
 
 
-@pytest.mark.filterwarnings("error")      # NumPy's overflow warnings would come before the one line
+@pytest.mark.filterwarnings("error")      # NumPy's overflow warnings would come before the line
 def test_a_diverged_run_writes_no_weights(tmp_path, capsys, monkeypatch):
     from tinycnn import train as train_module
     rng = np.random.default_rng(0)
@@ -137,14 +147,17 @@ def test_a_diverged_run_writes_no_weights(tmp_path, capsys, monkeypatch):
     monkeypatch.setattr("tinycnn.io.data.load_cifar10", lambda split: fake)
     out = tmp_path / "w.npz"
     with pytest.raises(SystemExit) as done:
-        train_module.main(["--epochs", "3", "--batch-size", "32", "--lr", "1e30", "--out", str(out),
-                           "--checkpoint", str(tmp_path / "c.npz")])
-    message = str(done.value.code)
-    assert "training diverged" in message and "at epoch 1, step" in message, message
-    assert not out.exists() and not (tmp_path / "c.npz").exists()      # stopped at the first progress line
+        train_module.main(["--epochs", "3", "--batch-size", "32", "--lr", "1e30",
+                           "--out", str(out), "--checkpoint", str(tmp_path / "c.npz")])
+    message = capsys.readouterr().err
+    assert done.value.code == 2 and message.count("\n") == 1, message
+    assert message.startswith("error: training diverged") and "at epoch 1, step" in message
+    # stopped at the first progress line
+    assert not out.exists() and not (tmp_path / "c.npz").exists()
 
 
-def test_an_update_that_overflows_after_the_last_loss_writes_nothing(tmp_path, monkeypatch):
+def test_an_update_that_overflows_after_the_last_loss_writes_nothing(tmp_path, capsys,
+                                                                     monkeypatch):
     """The loss is read before each update; the epoch's last update can still leave a parameter
     infinite. That run must stop before its checkpoint, naming the parameter."""
     from tinycnn import train as train_module
@@ -164,6 +177,50 @@ def test_an_update_that_overflows_after_the_last_loss_writes_nothing(tmp_path, m
     with pytest.raises(SystemExit) as done:
         train_module.main(["--epochs", "1", "--batch-size", "32", "--out", str(out),
                            "--checkpoint", str(tmp_path / "c.npz")])
-    message = str(done.value.code)
-    assert "training diverged (parameter 'conv1.weight' holds 1 NaN or infinite value(s) after epoch 1)" in message
+    message = capsys.readouterr().err
+    assert done.value.code == 2 and message.startswith(
+        "error: training diverged (parameter 'conv1.weight' holds 1 NaN or infinite value(s) "
+        "after epoch 1)"), message
     assert len(calls) == 2 and not out.exists() and not (tmp_path / "c.npz").exists()
+
+
+def fake_cifar10(monkeypatch, n=64):
+    rng = np.random.default_rng(0)
+    fake = (rng.random((n, 3, 32, 32), np.float32), rng.integers(0, 10, n))
+    monkeypatch.setattr("tinycnn.io.data.load_cifar10", lambda split: fake)
+
+
+def test_make_train_runs_end_to_end_and_resumes(tmp_path, capsys, monkeypatch):
+    """python -m tinycnn.train on a tiny data set: weights and log written; --resume of a
+    finished run trains nothing more and writes the same weights; a corrupt checkpoint is one
+    error line."""
+    import json
+
+    from tinycnn import train as train_module
+    from tinycnn.io.weights import read_npz
+    fake_cifar10(monkeypatch)
+    out, ckpt = tmp_path / "w" / "net.npz", tmp_path / "c" / "ckpt.npz"
+    argv = ["--epochs", "1", "--batch-size", "32", "--out", str(out), "--checkpoint", str(ckpt)]
+    train_module.main(argv)
+    first = read_npz(out)
+    log = json.loads(out.with_suffix(".log.json").read_text())
+    assert [h["epoch"] for h in log["history"]] == [1] and log["args"]["resume"] is False
+    train_module.main(argv + ["--resume"])
+    assert "resumed from" in capsys.readouterr().out
+    for k, v in read_npz(out).items():
+        np.testing.assert_array_equal(v, first[k], err_msg=k)
+    ckpt.write_bytes(ckpt.read_bytes()[:1000])
+    with pytest.raises(SystemExit) as done:
+        train_module.main(argv + ["--resume"])
+    err = capsys.readouterr().err
+    assert done.value.code == 2 and err.startswith(f"error: cannot resume from {ckpt}: ") \
+        and err.count("\n") == 1, err
+
+
+def test_make_train_explains_itself(capsys):
+    from tinycnn import train as train_module
+    with pytest.raises(SystemExit) as done:
+        train_module.main(["--help"])
+    out = capsys.readouterr().out
+    assert done.value.code == 0 and out.startswith("usage: python -m tinycnn.train ")
+    assert "--epochs EPOCHS" in out and "(default: 15)" in out

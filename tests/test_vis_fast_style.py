@@ -1,16 +1,15 @@
 """Fast style transfer: the transform network's gradients, the perceptual loss's gradient,
-Adam against its definition (and torch.optim.Adam), training that resumes bit-exactly."""
+the shipped network's loading, the figure's command. Training is tested in
+test_vis_fast_style_train.py, Adam in test_optim.py, checkpoints in test_checkpoint.py."""
 import numpy as np
 import pytest
 from hypothesis import assume, example, given, settings
 from PIL import Image
 
 import tinycnn as tc
-from tinycnn.backend import asarray, to_numpy
-from tinycnn.gradcheck import numeric_grad, rel_error
+from tinycnn.backend import to_numpy
 from tinycnn.models import squeezenet1_1
-from tinycnn.optim import Adam
-from vis import fast_style
+from vis import cli, fast_style
 from vis.objectives import style_targets_of
 from vis.style_transfer import PRESETS, STYLE_LAYERS
 
@@ -26,7 +25,8 @@ def tiny_transform_net(seed):
     for name, layer in net.named_layers():
         if isinstance(layer, tc.InstanceNorm2d):
             C = layer.params["weight"].shape[0]
-            layer.params = {"weight": on_device(rng.normal(1, 0.5, C)), "bias": on_device(rng.normal(0, 0.5, C))}
+            layer.params = {"weight": on_device(rng.normal(1, 0.5, C)),
+                            "bias": on_device(rng.normal(0, 0.5, C))}
     return net
 
 
@@ -35,16 +35,16 @@ def test_the_transform_network_keeps_the_image_size_and_names_its_parts():
     out, _ = net.forward(on_device(np.zeros((2, 3, 12, 16)), np.float32))
     assert out.shape == (2, 3, 12, 16)
     names = net.names()
-    assert {"down1.conv", "down3.norm", "res2.conv2", "res2.norm2", "up1.up", "up2.conv", "out.conv"} <= set(names)
-    assert "out.relu" not in names and "out.norm" not in names     # the last layer is linear: an image
+    assert {"down1.conv", "down3.norm", "res2.conv2", "res2.norm2", "up1.up", "up2.conv",
+            "out.conv"} <= set(names)
+    assert "out.relu" not in names and "out.norm" not in names   # the last layer is linear
 
 
 def _no_gradient(name):
     """Parameters whose gradient is exactly zero: a constant per channel that an instance
     norm downstream subtracts again (the biases of convolutions followed by a norm, and a
     residual body's last norm's bias, carried by the shortcut to up1's norm)."""
-    return (name.endswith(".conv.bias") or name.endswith(".conv2.bias") or name.endswith("norm2.bias")) \
-        and name != "out.conv.bias"
+    return name.endswith((".conv.bias", ".conv2.bias", "norm2.bias")) and name != "out.conv.bias"
 
 
 @pytest.mark.gradcheck
@@ -90,8 +90,8 @@ def test_transform_network_gradients(seed):
         else:
             # plus the differences' own round-off, eps * |<net(x), dout>| / h ~ 1e-8, which
             # matters where a random direction gives a slope near 0
-            assert abs(numeric - analytic) <= 1e-6 * (abs(numeric) + abs(analytic)) + 1e-7 + truncation, \
-                (name, numeric, analytic)
+            tolerance = 1e-6 * (abs(numeric) + abs(analytic)) + 1e-7 + truncation
+            assert abs(numeric - analytic) <= tolerance, (name, numeric, analytic)
 
 
 @pytest.fixture(scope="module")
@@ -105,64 +105,23 @@ def loss_net():
 def test_perceptual_loss_gradient(loss_net, seed):
     # the batch-mean loss of outputs y for photos x, along a random direction of y
     rng = np.random.default_rng(seed)
-    style, x, y = (on_device(rng.standard_normal(s)) for s in [(1, 3, 40, 36), (2, 3, 32, 32), (2, 3, 32, 32)])
+    style, x, y = (on_device(rng.standard_normal(s))
+                   for s in [(1, 3, 40, 36), (2, 3, 32, 32), (2, 3, 32, 32)])
+    preset = dict(PRESETS["starry_night"], style_weights=(3e2, 1e2, 15, 3))
     loss = fast_style.perceptual_loss(loss_net, style_targets_of(loss_net, style, STYLE_LAYERS),
-                                      dict(PRESETS["starry_night"], style_weights=(3e2, 1e2, 15, 3)))
+                                      preset)
     value, dy = loss(y, x)
     v = on_device(rng.standard_normal(y.shape))
 
     def slope(h):
         return (loss(y + h * v, x)[0] - loss(y - h * v, x)[0]) / (2 * h)
     numeric, analytic = slope(1e-5), float((dy * v).sum())
-    # a ReLU or max-pool kink within the segment: the two step sizes then disagree (one draw in ~25)
+    # a ReLU or max-pool kink within the segment: the two step sizes disagree (one draw in ~25)
     assume(abs(numeric - slope(1e-6)) <= 1e-7 * abs(numeric))
     assert abs(numeric - analytic) <= 1e-6 * (abs(numeric) + abs(analytic)), (numeric, analytic)
     # one image alone gives its own loss: the batch loss is the mean, not the sum
     one = [loss(y[i:i + 1], x[i:i + 1])[0] for i in range(2)]
     assert value == pytest.approx(np.mean(one), rel=1e-12)
-
-
-def adam_by_the_paper(w, grads, lr, b1=0.9, b2=0.999, eps=1e-8):
-    """Kingma & Ba (2015), Algorithm 1, element by element."""
-    w, m, v = list(w), [0.0] * len(w), [0.0] * len(w)
-    for t, g in enumerate(grads, start=1):
-        for i in range(len(w)):
-            m[i] = b1 * m[i] + (1 - b1) * g[i]
-            v[i] = b2 * v[i] + (1 - b2) * g[i] ** 2
-            mhat, vhat = m[i] / (1 - b1 ** t), v[i] / (1 - b2 ** t)
-            w[i] -= lr * mhat / (vhat ** 0.5 + eps)
-    return w
-
-
-def _one_param_net(w0):
-    lin = tc.Linear(len(w0), 1, dtype=np.float64)
-    lin.params = {"weight": on_device(np.array([w0])), "bias": on_device(np.zeros(1))}
-    return tc.Network([("fc", lin)]), lin
-
-
-def test_adam_follows_the_paper():
-    rng = np.random.default_rng(0)
-    w0, grads = rng.standard_normal(4), rng.standard_normal((6, 4)) * [1, 1e-3, 10, 1e-7]
-    net, lin = _one_param_net(w0)
-    opt = Adam(net)
-    for g in grads:
-        opt.step({"fc.weight": on_device(g[None]), "fc.bias": on_device(np.zeros(1))}, lr=0.01)
-    np.testing.assert_allclose(to_numpy(lin.params["weight"])[0], adam_by_the_paper(w0, grads, 0.01), rtol=1e-12)
-
-
-def test_adam_agrees_with_torch():
-    torch = pytest.importorskip("torch", reason="PyTorch is not installed: pip install torch to run this")
-    rng = np.random.default_rng(1)
-    w0, grads = rng.standard_normal(5), rng.standard_normal((8, 5))
-    net, lin = _one_param_net(w0)
-    opt = Adam(net)
-    p = torch.tensor(w0, requires_grad=True)
-    topt = torch.optim.Adam([p], lr=0.003)
-    for g in grads:
-        opt.step({"fc.weight": on_device(g[None]), "fc.bias": on_device(np.zeros(1))}, lr=0.003)
-        p.grad = torch.tensor(g)
-        topt.step()
-    np.testing.assert_allclose(to_numpy(lin.params["weight"])[0], p.detach().numpy(), rtol=1e-12)
 
 
 def test_training_weights_keep_the_presets_balance():
@@ -173,77 +132,6 @@ def test_training_weights_keep_the_presets_balance():
     assert w["style_weights"] == preset["style_weights"]
 
 
-COLOURS = [(200, 30, 40), (20, 180, 90)]
-
-
-@pytest.fixture
-def photos(tmp_path):
-    """Two photos, 40 x 56 noise and 48 x 48 noise."""
-    rng = np.random.default_rng(0)
-    paths = []
-    for k, size in enumerate([(40, 56), (48, 48)]):
-        path = tmp_path / f"p{k}.png"
-        Image.fromarray(rng.integers(0, 256, size + (3,), dtype=np.uint8)).save(path)
-        paths.append(path)
-    return paths
-
-
-@pytest.fixture
-def plain_photos(tmp_path):
-    """Two one-colour photos of different sizes, one smaller than the crops asked below."""
-    paths = []
-    for k, (size, colour) in enumerate(zip([(40, 56), (12, 20)], COLOURS)):
-        path = tmp_path / f"plain{k}.png"
-        Image.new("RGB", size[::-1], colour).save(path)
-        paths.append(path)
-    return paths
-
-
-def _train(photos, steps, checkpoint):
-    net = squeezenet1_1(weights=False, seed=1)
-    tnet = fast_style.transform_net(width=2, blocks=1, seed=4)
-    style = asarray(np.random.default_rng(2).standard_normal((1, 3, 24, 24)).astype(np.float32))
-    history = fast_style.train(tnet, net, style, photos, preset=PRESETS["starry_night"], steps=steps, batch=2,
-                               crop=16, seed=5, checkpoint=checkpoint, checkpoint_every=2)
-    return tnet.state_dict(), history
-
-
-def test_training_resumes_bit_exactly(photos, tmp_path):
-    whole, h_whole = _train(photos, 4, tmp_path / "a.ckpt.npz")
-    _train(photos, 2, tmp_path / "b.ckpt.npz")
-    resumed, h_resumed = _train(photos, 4, tmp_path / "b.ckpt.npz")        # reads b's 2 steps, does 2 more
-    assert [s for s, _ in h_resumed] == [1, 2, 3, 4]
-    assert h_resumed == h_whole
-    for k in whole:
-        np.testing.assert_array_equal(resumed[k], whole[k], err_msg=k)
-
-
-def test_an_update_that_overflows_is_not_saved(photos, tmp_path, monkeypatch):
-    """The loss is read before each update; an update can still leave a parameter infinite.
-    The checkpoint after it must not be written (resuming from it would fail on load)."""
-    real, calls = Adam.step, []
-
-    def overflowing_second_step(self, grads, lr):
-        real(self, grads, lr)
-        calls.append(1)
-        if len(calls) == 2:
-            next(iter(self.net.named_params()))[1][...] = np.nan
-    monkeypatch.setattr(Adam, "step", overflowing_second_step)
-    with pytest.raises(ValueError, match=r"parameter '.+' became NaN or infinite by step 2; try a smaller --lr"):
-        _train(photos, 2, tmp_path / "c.ckpt.npz")
-    assert not (tmp_path / "c.ckpt.npz").exists()
-
-
-def test_crops_are_the_size_asked_and_come_from_the_photos(plain_photos):
-    crops = fast_style.Crops(plain_photos, 16, np.random.default_rng(0)).batch(20)
-    assert crops.shape == (20, 16, 16, 3) and crops.dtype == np.uint8
-    # a crop of a one-colour photo is that colour throughout; both photos are drawn
-    seen = {tuple(int(v) for v in crop[0, 0]) for crop in crops}
-    assert all((crop == crop[0, 0]).all() for crop in crops) and seen == set(COLOURS)
-    with pytest.raises(ValueError, match="no training photos"):
-        fast_style.Crops([], 16, np.random.default_rng(0))
-
-
 def test_saved_networks_load_with_their_width_and_blocks(tmp_path):
     net = fast_style.transform_net(width=3, blocks=2, seed=7)
     net.save(tmp_path / "t.npz")
@@ -252,11 +140,36 @@ def test_saved_networks_load_with_their_width_and_blocks(tmp_path):
     np.testing.assert_array_equal(to_numpy(back(x)), to_numpy(net(x)))
     with pytest.raises(FileNotFoundError, match="make train_fast_style"):
         fast_style.load_transform_net(tmp_path / "missing.npz")
-    # forged: no channel in the first layer (was a ZeroDivisionError), no residual block (was a 0-block net)
+    # forged: no channel in the first layer (was a ZeroDivisionError), no residual block (was a
+    # 0-block net)
     state = net.state_dict()
-    np.savez(tmp_path / "w0.npz", **{k: v[:0] if k == "down1.conv.weight" else v for k, v in state.items()})
+    np.savez(tmp_path / "w0.npz",
+             **{k: v[:0] if k == "down1.conv.weight" else v for k, v in state.items()})
     np.savez(tmp_path / "b0.npz", **{k: v for k, v in state.items() if not k.startswith("res")})
     with pytest.raises(tc.StateDictError, match=r"'down1.conv.weight' has shape \(0, 3, 9, 9\)"):
         fast_style.load_transform_net(tmp_path / "w0.npz")
     with pytest.raises(tc.StateDictError, match="missing .* res1.conv.weight"):
         fast_style.load_transform_net(tmp_path / "b0.npz")
+
+
+def run_command(module, argv):
+    """(exit status, stdout, stderr) of ``python -m vis.<module> argv``, in this process."""
+    import contextlib
+    import io
+    import importlib
+    main = importlib.import_module(f"vis.{module}").main
+    out, err = io.StringIO(), io.StringIO()
+    with contextlib.redirect_stdout(out), contextlib.redirect_stderr(err):
+        try:
+            cli.run(lambda: main(argv))
+        except SystemExit as e:
+            return e.code, out.getvalue(), err.getvalue()
+    return 0, out.getvalue(), err.getvalue()
+
+
+def test_the_figure_command_draws_with_the_shipped_network(tmp_path):
+    """python -m vis.fast_style without the comparison: one photo, the shipped weights."""
+    status, out, err = run_command("fast_style", ["--content", "chelsea.png", "--no-compare",
+                                                  "--out", str(tmp_path / "f.png")])
+    assert status == 0, err
+    assert "chelsea: network " in out and Image.open(tmp_path / "f.png").mode == "RGB"

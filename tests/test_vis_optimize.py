@@ -55,11 +55,21 @@ def test_a_step_that_overflows_is_named_not_passed_to_the_network_as_nan():
                 deprocess(to_numpy(x)[0])
 
 
-def test_normalized_step_has_length_lr():
-    target = on_device(np.full((1, 1, 2, 2), 10.0))
-    x, _, _ = optimize(quadratic(target), on_device(np.zeros((1, 1, 2, 2))), steps=1, lr=0.5,
-                       method="normalized")
-    assert np.isclose(np.linalg.norm(to_numpy(x)), 0.5)
+def test_adam_on_the_image_follows_the_paper():
+    """method="adam" is tinycnn.optim's Adam (adam_step) on the image: Kingma & Ba's Algorithm 1,
+    written element by element in test_optim.py."""
+    from .test_optim import adam_by_the_paper
+    rng = np.random.default_rng(4)
+    grads = rng.standard_normal((6, 5)) * [1, 1e-4, 30, 1e-8, 0]
+    x0 = rng.standard_normal(5)
+    calls = iter(grads)
+
+    def objective(x):
+        return 0.0, on_device(next(calls).reshape(1, 1, 1, 5))
+    x, _, _ = optimize(objective, on_device(x0.reshape(1, 1, 1, 5)), steps=6, lr=0.3,
+                       method="adam", betas=(0.8, 0.99))
+    np.testing.assert_allclose(to_numpy(x).ravel(), adam_by_the_paper(x0, grads, 0.3, 0.8, 0.99),
+                               rtol=1e-12)
 
 
 def test_jitter_is_undone():

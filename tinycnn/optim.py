@@ -1,7 +1,14 @@
-"""SGD with momentum and weight decay, Adam, and a learning-rate schedule."""
+"""SGD with momentum and weight decay, Adam, and a learning-rate schedule.
+
+An optimiser updates a network's parameters in place from their gradients; its running
+state (SGD's velocities, Adam's moments) is what a checkpoint keeps besides the
+parameters (``state_dict``, read back by ``load_state_dict``: tinycnn.io.checkpoint).
+"""
 import math
 
-from .backend import get_array_module
+import numpy as np
+
+from .backend import asarray, get_array_module, to_numpy
 
 
 class SGD:
@@ -15,7 +22,8 @@ class SGD:
     """
 
     def __init__(self, net, *, momentum=0.9, weight_decay=5e-4, nesterov=True):
-        self.net, self.momentum, self.weight_decay, self.nesterov = net, momentum, weight_decay, nesterov
+        self.net, self.momentum, self.weight_decay = net, momentum, weight_decay
+        self.nesterov = nesterov
         self.velocity = {name: get_array_module(p).zeros_like(p) for name, p in net.named_params()}
 
     def step(self, grads, lr):
@@ -28,15 +36,39 @@ class SGD:
             v += g
             p -= lr * (g + self.momentum * v if self.nesterov else v)
 
+    def state_dict(self):
+        """SGD's running state, on the host: {"velocity/<parameter>": array}."""
+        return _on_host("velocity", self.velocity)
 
-class Adam:
-    """Adam (Kingma & Ba 2015) on a network's parameters, with bias correction:
+    def load_state_dict(self, state):
+        """Restore what state_dict returned (tinycnn.io.checkpoint checks it first)."""
+        self.velocity = {name: asarray(state[f"velocity/{name}"]) for name in self.velocity}
+
+
+def adam_step(g, m, v, t, lr, *, betas=(0.9, 0.999), eps=1e-8):
+    """Adam's step (Kingma & Ba 2015, Algorithm 1) for one array at step t = 1, 2, ...:
+    updates its moments m and v in place and returns the change to subtract from it.
 
         m = b1 m + (1 - b1) g,   v = b2 v + (1 - b2) g^2
-        w = w - lr * (m / (1 - b1^t)) / (sqrt(v / (1 - b2^t)) + eps)
+        step = lr * (m / (1 - b1^t)) / (sqrt(v / (1 - b2^t)) + eps)
+
+    The one Adam of tinycnn: ``Adam`` below applies it to a network's parameters, and
+    vis._optimize to an image.
+    """
+    b1, b2 = betas
+    m *= b1
+    m += (1 - b1) * g
+    v *= b2
+    v += (1 - b2) * g * g
+    return lr * (m / (1 - b1 ** t)) / (get_array_module(v).sqrt(v / (1 - b2 ** t)) + eps)
+
+
+class Adam:
+    """Adam (Kingma & Ba 2015) on a network's parameters: ``adam_step`` on each, with its own
+    moments m and v (zero at first) and the step count t they share.
 
     Defaults are the paper's (b1 0.9, b2 0.999, eps 1e-8), as torch.optim.Adam.
-    Updates the network's parameter arrays in place; ``state`` holds m, v and t.
+    Updates the network's parameter arrays in place.
     """
 
     def __init__(self, net, *, betas=(0.9, 0.999), eps=1e-8):
@@ -45,16 +77,26 @@ class Adam:
         self.v = {name: get_array_module(p).zeros_like(p) for name, p in net.named_params()}
 
     def step(self, grads, lr):
-        b1, b2 = self.betas
         self.t += 1
-        c1, c2 = 1 - b1 ** self.t, 1 - b2 ** self.t
         for name, p in self.net.named_params():
-            g, m, v = grads[name], self.m[name], self.v[name]
-            m *= b1
-            m += (1 - b1) * g
-            v *= b2
-            v += (1 - b2) * g * g
-            p -= (lr / c1) * m / (get_array_module(p).sqrt(v / c2) + self.eps)
+            m, v = self.m[name], self.v[name]
+            p -= adam_step(grads[name], m, v, self.t, lr, betas=self.betas, eps=self.eps)
+
+    def state_dict(self):
+        """Adam's running state, on the host: {"m/<parameter>", "v/<parameter>": arrays,
+        "t": the step count}."""
+        return {**_on_host("m", self.m), **_on_host("v", self.v), "t": np.int64(self.t)}
+
+    def load_state_dict(self, state):
+        """Restore what state_dict returned (tinycnn.io.checkpoint checks it first)."""
+        self.m = {name: asarray(state[f"m/{name}"]) for name in self.m}
+        self.v = {name: asarray(state[f"v/{name}"]) for name in self.v}
+        self.t = int(state["t"])
+
+
+def _on_host(slot, arrays):
+    """{"<slot>/<parameter>": host copy}: one kind of an optimiser's per-parameter state."""
+    return {f"{slot}/{name}": to_numpy(a).copy() for name, a in arrays.items()}
 
 
 def warmup_cosine(step, total_steps, peak_lr, warmup_steps):

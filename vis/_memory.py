@@ -116,7 +116,7 @@ def max_patches_need(net, layer, images, scales, batch=64):
 
 
 def fast_style_training_need(net, probe, batch, width):
-    """need(crop) of ``python -m vis.fast_style --train --crop``: ``batch`` crops through the
+    """need(crop) of ``python -m vis.fast_style_train --crop``: ``batch`` crops through the
     transform network and then through the loss network ``net``, forward and backward, and the
     transform network's parameters with their gradients and Adam's moments.
 

@@ -5,9 +5,8 @@ techniques return the negative of what they maximise). Between steps, transforms
 reshape the image: jitter (a random roll that is undone after the step, so no
 position is favoured), Gaussian blur, clamping to the valid pixel range. Steps:
 
-    "normalized"  x <- x - lr * g / ||g||_2              (fooling images)
     "mean"        x <- x - lr * g / mean|g|              (DeepDream)
-    "adam"        Kingma & Ba 2015 on the image
+    "adam"        Kingma & Ba 2015 on the image (tinycnn.optim.adam_step)
     "sgd"         x <- x - lr * g                        (class visualisation)
     "lbfgs"       scipy.optimize's L-BFGS-B              (style transfer, inversion)
 
@@ -25,6 +24,7 @@ from scipy import optimize as sciopt
 
 from tinycnn import backend
 from tinycnn.io.images import NOT_FINITE
+from tinycnn.optim import adam_step
 
 
 # CS231n's style-transfer schedule (assignment 3), used by every Adam image synthesis
@@ -92,8 +92,9 @@ def optimize(objective, x0, *, steps, lr=None, method="adam", transforms=(), jit
     snapshots, losses = [], []
     if method == "lbfgs":
         if jitter or transforms:
-            raise ValueError("L-BFGS needs a fixed objective: it takes no jitter and no transforms between "
-                             "steps (use bounds= to keep pixels in range), or choose method='adam'")
+            raise ValueError("L-BFGS needs a fixed objective: it takes no jitter and no transforms "
+                             "between steps (use bounds= to keep pixels in range), or choose "
+                             "method='adam'")
         return _lbfgs(objective, x, steps, log, log_every, bounds, snapshot_every)
     xp = backend.get_array_module(x)
     m = v = None
@@ -105,19 +106,17 @@ def optimize(objective, x0, *, steps, lr=None, method="adam", transforms=(), jit
                 raise ValueError(f"after step {step}: {NOT_FINITE}") from None
             raise
         rate = lr(step) if callable(lr) else lr
-        if method == "normalized":
-            x = x - rate * g / (xp.sqrt((g ** 2).sum()) + 1e-12)
-        elif method == "mean":
+        if method == "mean":
             x = x - rate * g / (abs(g).mean() + 1e-12)
         elif method == "sgd":
             x = x - rate * g
         elif method == "adam":
-            m = (1 - betas[0]) * g + (betas[0] * m if m is not None else 0)
-            v = (1 - betas[1]) * g * g + (betas[1] * v if v is not None else 0)
-            m_hat, v_hat = m / (1 - betas[0] ** (step + 1)), v / (1 - betas[1] ** (step + 1))
-            x = x - rate * m_hat / (xp.sqrt(v_hat) + 1e-8)
+            if m is None:                    # the moments, zero at first, shaped like the gradient
+                m, v = xp.zeros_like(g), xp.zeros_like(g)
+            x = x - adam_step(g, m, v, step + 1, rate, betas=betas)
         else:
-            raise ValueError(f"unknown method {method!r}; choose normalized, mean, sgd, adam or lbfgs")
+            raise ValueError(f"unknown method {method!r}; choose mean, sgd, adam or "
+                             "lbfgs")
         for t in transforms:
             x = t(x, step)
         losses.append(loss)                  # stays on the device until the end

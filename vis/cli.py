@@ -6,19 +6,20 @@ where demo images live.
 Bad input (a bad argument, a missing file, an unknown layer) ends in one line
 ``error: ...`` on stderr and exit status 2, argparse's convention, never a traceback.
 Arguments are checked before any heavy work: numbers by their argparse types
-(``count``, ``index``, ``positive``), layers and channels as soon as the model is loaded.
+(``count``, ``index``, ``positive``, from tinycnn.io.args, which ``python -m tinycnn.train``
+shares), layers and channels as soon as the model is loaded.
 """
-import argparse
 import errno
-import math
 import os
-import sys
 from pathlib import Path
 
 import numpy as np
 from PIL import Image
 
 from tinycnn import backend
+# the parser and the argument types, shared with tinycnn.train; vis modules use them as cli.<name>
+from tinycnn.io.args import (USAGE_ERROR, ArgumentParser, HelpFormatter, count, fail,  # noqa: F401
+                             index, non_negative, positive)
 from tinycnn.io.images import class_index, deprocess, load_image, preprocess
 from tinycnn.io.sample_images import OPTIONAL_NAMES, PROJECT_IMAGES
 
@@ -30,8 +31,8 @@ DEFAULT_PHOTO = "chelsea.png"     # a cat (scikit-image, CC0; in images/photos)
 # mid-level layers for DeepDream and patches, the last features for neighbours.
 MODEL_DEFAULTS = {
     "squeezenet": dict(
-        attribution_layer="fire9", neuron_layer="fire6", dream_layer="fire5", patches_layer="fire5",
-        feature_layer="pool10",
+        attribution_layer="fire9", neuron_layer="fire6", dream_layer="fire5",
+        patches_layer="fire5", feature_layer="pool10",
         classes=("flamingo", "billiard table", "goose", "tarantula"),   # class visualisation
         class_lr=25.0,              # CS231n's gradient-ascent step for 224x224 ImageNet images
         fool_target="stingray",
@@ -40,14 +41,14 @@ MODEL_DEFAULTS = {
         patch_inside=1.0,           # max_patches: no padding in a patch (fields are 63 px of 224)
     ),
     "cifar10": dict(
-        attribution_layer="relu5", neuron_layer="conv5", dream_layer="relu4", patches_layer="relu4",
-        feature_layer="relu6",
+        attribution_layer="relu5", neuron_layer="conv5", dream_layer="relu4",
+        patches_layer="relu4", feature_layer="relu6",
         classes=None,               # all ten
         class_lr=1.0,               # chosen by looking: 25 saturates 32x32 images at once
         fool_target="ship",
         images="cifar",
         patch_scales=(1,),          # 32-px images: twice the size would be blur
-        patch_inside=0.0,           # relu4's 24-px fields hang over a 32-px image at 60 of 64 positions
+        patch_inside=0.0,           # relu4's 24-px fields overhang 32-px images at 60 of 64 places
     ),
 }
 
@@ -64,7 +65,8 @@ def default_images(args):
     photo, painting and texture in the images folder."""
     if model_default(args.model, "images") == "cifar":
         return cifar_images(args.count)
-    return expand_folders([str(images_dir() / folder) for folder in ("photos", "styles", "textures")])
+    return expand_folders([str(images_dir() / folder)
+                           for folder in ("photos", "styles", "textures")])
 
 
 def expand_folders(specs):
@@ -82,59 +84,13 @@ def expand_folders(specs):
     return out
 
 
-USAGE_ERROR = 2    # argparse's exit status for bad command lines; vis uses it for every bad input
-
-
-class HelpFormatter(argparse.RawDescriptionHelpFormatter):
-    """Every option's help ends with its default, unless its text gives it already or it has none."""
-
-    def _get_help_string(self, action):
-        text = action.help or ""
-        if "default" in text or action.default in (None, False, argparse.SUPPRESS) or not action.option_strings:
-            return text
-        value = action.default
-        shown = " ".join(map(str, value)) if isinstance(value, (list, tuple)) else str(value)
-        return f"{text} (default: {shown.replace('%', '%%')})"
-
-
-class ArgumentParser(argparse.ArgumentParser):
-    """argparse, but a bad command line is one ``error:`` line (no usage block), the usage
-    names the command as it is typed (python -m vis.<technique>), and help shows defaults."""
-
-    def __init__(self, *args, module=None, **kwargs):
-        if module and "prog" not in kwargs:
-            kwargs["prog"] = f"python -m {module}"
-        super().__init__(*args, formatter_class=HelpFormatter, **kwargs)
-
-    def error(self, message):
-        self.exit(USAGE_ERROR, f"error: {self.prog}: {message} (see --help)\n")
-
-
 def _caller_module():
-    """The dotted name of the module that called parser() (vis.saliency, also when run as __main__)."""
+    """The dotted name of the module that called parser() (vis.saliency, also when it runs as
+    __main__)."""
     import inspect
     caller = inspect.stack()[2].frame.f_globals
     spec = caller.get("__spec__")
     return spec.name if spec is not None else caller.get("__name__")
-
-
-def _number(convert, ok, what):
-    def parse(text):
-        try:
-            value = convert(text)
-        except ValueError:
-            raise argparse.ArgumentTypeError(f"{text!r} is not {what}") from None
-        if not ok(value):
-            raise argparse.ArgumentTypeError(f"{text!r} is not {what}")
-        return value
-    parse.__name__ = what      # argparse names the type in its messages
-    return parse
-
-
-count = _number(int, lambda v: v > 0, "a positive integer")              # sizes, steps, how many
-index = _number(int, lambda v: v >= 0, "a non-negative integer")         # channels, seeds, image indices
-positive = _number(float, lambda v: math.isfinite(v) and v > 0, "a positive number")
-non_negative = _number(float, lambda v: math.isfinite(v) and v >= 0, "a non-negative number")
 
 
 def parser(description, *, target=True, layer=None, layers=False, channel=False, image=True):
@@ -143,24 +99,27 @@ def parser(description, *, target=True, layer=None, layers=False, channel=False,
     of the technique's default layer (e.g. "dream_layer"), filled in by parse_args;
     layers: --layer takes several names (args.layer is then always a list)."""
     p = ArgumentParser(description=description, module=_caller_module())
-    p.add_argument("--model", default="squeezenet", help="squeezenet (ImageNet) or cifar10 (default: %(default)s)")
+    p.add_argument("--model", default="squeezenet",
+                   help="squeezenet (ImageNet) or cifar10 (default: %(default)s)")
     if image:
         p.add_argument("--image", "--images", nargs="+", default=None,
-                       help="image files or folders of them, or cifar:<index> for CIFAR-10 test images "
-                            f"(default: {DEFAULT_PHOTO}, or cifar:0..3 on cifar10; a bare name is looked up in "
-                            "$TINYCNN_IMAGES_DIR, then images/)")
+                       help="image files or folders of them, or cifar:<index> for CIFAR-10 test "
+                            f"images (default: {DEFAULT_PHOTO}, or cifar:0..3 on cifar10; a bare "
+                            "name is looked up in $TINYCNN_IMAGES_DIR, then images/)")
     if target:
         p.add_argument("--target", default=None,
                        help="class index or (part of a) class name (default: the predicted class)")
     if layer is not None:
         shown = ", ".join(f"{row[layer]} on {model}" for model, row in MODEL_DEFAULTS.items())
         p.add_argument("--layer", default=None, nargs="+" if layers else None,
-                       help=f"layer name{'s, one panel each' if layers else ''} (default: {shown})")
+                       help=f"layer name{'s, one panel each' if layers else ''} "
+                            f"(default: {shown})")
         p.set_defaults(layer_default=layer)
     if channel:
-        p.add_argument("--channel", type=index, default=None, help="channel of the layer (default: the most active)")
-    p.add_argument("--weights", default=None,
-                   help="weights .npz of the model (default: found in weights/ or $TINYCNN_WEIGHTS_DIR)")
+        p.add_argument("--channel", type=index, default=None,
+                       help="channel of the layer (default: the most active)")
+    p.add_argument("--weights", default=None, help="weights .npz of the model (default: found in "
+                   "weights/ or $TINYCNN_WEIGHTS_DIR)")
     p.add_argument("--out", default=None, help="PNG to write (default: under figures/)")
     p.add_argument("--seed", type=index, default=0, help="random seed (default: %(default)s)")
     return p
@@ -170,13 +129,15 @@ def parse_args(p, argv=None, doc=None, *, out_is_folder=False):
     """Parse, then check at once (not after a long run) that no argument is an empty string
     and that --out is not a folder (unless out_is_folder) in a folder that can be written.
     doc: the technique module's docstring, whose example commands end --help."""
-    examples = [line.strip() for line in (doc or "").splitlines() if line.strip().startswith("python -m")]
+    examples = [line.strip() for line in (doc or "").splitlines()
+                if line.strip().startswith("python -m")]
     if examples and p.epilog is None:
         p.epilog = "example:\n  " + "\n  ".join(examples)
     args = p.parse_args(argv)
     key = vars(args).pop("layer_default", None)
     if key and args.layer is None:
-        args.layer = MODEL_DEFAULTS.get(args.model, MODEL_DEFAULTS["squeezenet"])[key]   # unknown models fail at load
+        # an unknown model fails when it is loaded
+        args.layer = MODEL_DEFAULTS.get(args.model, MODEL_DEFAULTS["squeezenet"])[key]
         if any(a.dest == "layer" and a.nargs == "+" for a in p._actions):
             args.layer = [args.layer]
     for name, value in vars(args).items():
@@ -190,8 +151,8 @@ def parse_args(p, argv=None, doc=None, *, out_is_folder=False):
         p.error(f"argument --out: {out} is a folder; give the path of the PNG to write")
     suffix = Path(out).suffix.lower() if out is not None else ".png"
     if suffix not in OUT_EXTENSIONS or suffix not in Image.registered_extensions():
-        p.error(f"argument --out: {out} does not end in an extension of a colour image format; end it in .png "
-                "(or .jpg)")
+        p.error(f"argument --out: {out} does not end in an extension of a colour image format; "
+                "end it in .png (or .jpg)")
     check_writable(Path(out).parent if out else Path("figures"))
     return args
 
@@ -225,7 +186,8 @@ def load_net(args, name=None):
     technique runs on (its presets are tuned to it), whatever --model says."""
     from tinycnn.models import load_model
     if name and args.model != name:
-        raise ValueError(f"--model {args.model}: this technique runs on {name} only (its settings are tuned to it)")
+        raise ValueError(f"--model {args.model}: this technique runs on {name} only (its settings "
+                         "are tuned to it)")
     return load_model(name or args.model, args.weights)
 
 
@@ -236,36 +198,35 @@ def run(main):
     from tinycnn.engine.malloc import keep_freed_memory
     from tinycnn.engine.threads import set_blas_threads, threads_for_commands
     try:
-        set_blas_threads(threads_for_commands())   # one, unless told: why in tinycnn/engine/threads.py
-        keep_freed_memory()                        # no fresh pages for every pass: tinycnn/engine/malloc.py
-        # an overflow is told in one line where it matters (a non-finite input to the net, a picture
-        # without colours: images.NOT_FINITE), not as NumPy's warnings before it
+        set_blas_threads(threads_for_commands())   # one, unless told: tinycnn/engine/threads.py
+        keep_freed_memory()                 # no fresh pages each pass: tinycnn/engine/malloc.py
+        # an overflow is told in one line where it matters (a non-finite input to the net, a
+        # picture without colours: images.NOT_FINITE), not as NumPy's warnings before it
         with np.errstate(over="ignore", invalid="ignore"):
             main()
-    except (ValueError, LookupError, FileNotFoundError, TypeError, BackendError, DataError, OSError) as e:
-        message = e.args[0] if len(e.args) == 1 and isinstance(e.args[0], str) else str(e)   # KeyError quotes str()
-        print(f"error: {message}", file=sys.stderr)
-        sys.exit(USAGE_ERROR)
+    except (ValueError, LookupError, FileNotFoundError, TypeError, BackendError, DataError,
+            OSError) as e:
+        # the message itself: a KeyError's str() would quote it
+        fail(e.args[0] if len(e.args) == 1 and isinstance(e.args[0], str) else str(e))
     except MemoryError as e:          # sizes are bounded by memory only: say so in a line
-        print(f"error: out of memory{': ' + str(e) if str(e) else ''}; a smaller --size, image, scale or count "
-              "needs less", file=sys.stderr)
-        sys.exit(USAGE_ERROR)
+        fail(f"out of memory{': ' + str(e) if str(e) else ''}; a smaller --size, image, scale or "
+             "count needs less")
     except Image.DecompressionBombError as e:     # an image grown past Pillow's pixel limit
-        print(f"error: {e}", file=sys.stderr)
-        sys.exit(USAGE_ERROR)
+        fail(str(e))
 
 
 def load_one(net, path, size, crop=False):
     """One image file as a normalised (1, 3, H, W) batch on the backend, its short side ``size``
     (crop: centre-cropped to size x size)."""
-    return backend.asarray(preprocess(load_image(path), size=size, crop=crop, mean=net.meta["mean"],
-                                      std=net.meta["std"], name=path))
+    return backend.asarray(preprocess(load_image(path), size=size, crop=crop,
+                                      mean=net.meta["mean"], std=net.meta["std"], name=path))
 
 
 def add_size_option(p):
     """--size: techniques that can see the whole photo (the networks are fully convolutional)."""
     p.add_argument("--size", type=count, default=None,
-                   help="short side in px of the whole, uncropped photos (default: the model's input size, cropped)")
+                   help="short side in px of the whole, uncropped photos (default: the model's "
+                   "input size, cropped)")
 
 
 def load_uncropped(net, specs, size, *, classify=False):
@@ -273,23 +234,25 @@ def load_uncropped(net, specs, size, *, classify=False):
     (1, 3, H, W) batch, short side ``size``: the photos' shapes differ, so they are not stacked.
     classify: the technique needs class scores, which a net with a fully connected classifier
     (a Flatten layer) gives for its input size only."""
-    return [load_one(net, find_image(spec), size) for spec in check_uncropped(net, specs, size, classify=classify)]
+    return [load_one(net, find_image(spec), size)
+            for spec in check_uncropped(net, specs, size, classify=classify)]
 
 
 def check_uncropped(net, specs, size, *, classify=False):
-    """The image specs of load_uncropped (folders expanded), after the checks that need no pixels:
-    ValueError unless this model can take whole photos of short side ``size``."""
+    """The image specs of load_uncropped (folders expanded), after the checks that need no
+    pixels: ValueError unless this model can take whole photos of short side ``size``."""
     from tinycnn.layers import Flatten
     if classify and any(isinstance(layer, Flatten) for _, layer in net.named_layers()):
         side = net.meta["input_size"]
-        raise ValueError(f"--size: this model classifies {side}x{side} images only (its classifier is fully "
-                         "connected); leave --size out")
-    if classify and size < net.meta["input_size"]:     # a photo the layers shrink to nothing: say so here
+        raise ValueError(f"--size: this model classifies {side}x{side} images only (its "
+                         "classifier is fully connected); leave --size out")
+    if classify and size < net.meta["input_size"]:   # a photo the layers shrink to nothing: say so
         try:
             net(backend.asarray(np.zeros((1, 3, size, size), np.float32)))
         except ValueError:
-            raise ValueError(f"--size {size} is too small for this model: its layers shrink a photo of {size} px "
-                             f"to nothing (its input size is {net.meta['input_size']})") from None
+            raise ValueError(f"--size {size} is too small for this model: its layers shrink a "
+                             f"photo of {size} px to nothing (its input size is "
+                             f"{net.meta['input_size']})") from None
     specs = expand_folders(specs or [DEFAULT_PHOTO])
     if any(spec.startswith("cifar:") for spec in specs):
         raise ValueError("--size needs photos, not CIFAR-10 images: give them with --image")
@@ -302,33 +265,39 @@ def check_side(net, h, w, layer, advice):
     try:
         net.activations(backend.asarray(np.zeros((1, 3, max(h, 0), max(w, 0)), np.float32)), layer)
     except ValueError as e:
-        raise ValueError(f"{h}x{w} px is too small for the layers up to {layer} ({e}); {advice}") from None
+        raise ValueError(f"{h}x{w} px is too small for the layers up to {layer} ({e}); "
+                         f"{advice}") from None
 
 
 def check_channel(net, layer, *channels):
-    """Raise a clear error unless ``layer`` exists and has every one of ``channels`` (None: any)."""
+    """A clear error unless ``layer`` exists and has every one of ``channels`` (None: any)."""
     net.layer(layer)
     channels = [c for c in channels if c is not None]
     if not channels:
         return
-    x = backend.asarray(np.zeros((1, 3, net.meta["input_size"], net.meta["input_size"]), np.float32))
+    side = net.meta["input_size"]
+    x = backend.asarray(np.zeros((1, 3, side, side), np.float32))
     have = net.activations(x, layer)[layer].shape[1]
     for channel in channels:
         if not 0 <= channel < have:
-            raise ValueError(f"channel {channel} is out of range: layer '{layer}' has {have} channels (0-{have - 1})")
+            raise ValueError(f"channel {channel} is out of range: layer '{layer}' has {have} "
+                             f"channels (0-{have - 1})")
 
 
 def images_dir():
     """$TINYCNN_IMAGES_DIR if set, else the repository's images/ (photos/, styles/, textures/)."""
-    return Path(os.environ["TINYCNN_IMAGES_DIR"]) if os.environ.get("TINYCNN_IMAGES_DIR") else PROJECT_IMAGES
+    folder = os.environ.get("TINYCNN_IMAGES_DIR")
+    return Path(folder) if folder else PROJECT_IMAGES
 
 
 def find_image(spec):
     """An image path as given, else looked up in $TINYCNN_IMAGES_DIR and the repository's
     images/, each with its photos/ (so that ``chelsea.png`` or ``styles/starry_night.jpg``
     work from anywhere)."""
-    folders = [] if Path(spec).is_absolute() else list(dict.fromkeys([images_dir(), PROJECT_IMAGES]))
-    places = [Path(spec)] + [path for folder in folders for path in (folder / spec, folder / "photos" / spec)]
+    folders = [] if Path(spec).is_absolute() else list(dict.fromkeys([images_dir(),
+                                                                      PROJECT_IMAGES]))
+    places = [Path(spec)] + [path for folder in folders
+                             for path in (folder / spec, folder / "photos" / spec)]
     for path in places:
         if path.is_file():
             return path
@@ -338,8 +307,8 @@ def find_image(spec):
         raise FileNotFoundError(f"no image file at {spec}")
     looked = ", ".join(str(p.parent) for p in places[1:])
     how = ("`make images` fetches it" if Path(spec).name in OPTIONAL_NAMES
-           else "give a path, or set TINYCNN_IMAGES_DIR to a folder of images" if not os.environ.get("TINYCNN_IMAGES_DIR")
-           else "give a path")
+           else "give a path" if os.environ.get("TINYCNN_IMAGES_DIR")
+           else "give a path, or set TINYCNN_IMAGES_DIR to a folder of images")
     raise FileNotFoundError(f"no image file at {spec} (also looked in {looked}); {how}")
 
 
@@ -349,7 +318,8 @@ CIFAR10_TEST_IMAGES = 10000
 def cifar_images(count):
     """Image specs of the first ``count`` CIFAR-10 test images."""
     if count > CIFAR10_TEST_IMAGES:
-        raise ValueError(f"--count {count} is more than the {CIFAR10_TEST_IMAGES} CIFAR-10 test images")
+        raise ValueError(f"--count {count} is more than the {CIFAR10_TEST_IMAGES} CIFAR-10 test "
+                         "images")
     return [f"cifar:{i}" for i in range(count)]
 
 
@@ -367,9 +337,10 @@ def load_inputs(net, specs):
                 cifar = load_cifar10("test")[0]
             index = spec[6:]
             if not (index.isascii() and index.isdigit()) or int(index) >= len(cifar):
-                raise ValueError(f"bad image {spec!r}: cifar:<index> takes a test-image index 0-{len(cifar) - 1}")
-            xs.append(preprocess(np.rint(cifar[int(index)].transpose(1, 2, 0) * 255).astype(np.uint8),
-                                 size=size, mean=mean, std=std))
+                raise ValueError(f"bad image {spec!r}: cifar:<index> takes a test-image index "
+                                 f"0-{len(cifar) - 1}")
+            rgb = np.rint(cifar[int(index)].transpose(1, 2, 0) * 255).astype(np.uint8)
+            xs.append(preprocess(rgb, size=size, mean=mean, std=std))
         else:
             xs.append(preprocess(load_image(find_image(spec)), size=size, mean=mean, std=std,
                                  name=spec))

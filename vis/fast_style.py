@@ -30,37 +30,35 @@ tinycnn.image_layers.Upsample2d). Johnson et al. use widths 32, 64, 128 and five
 blocks; on a 2-core CPU this module uses WIDTH = 16 (16, 32, 64) and BLOCKS = 3, about
 1/8 of the arithmetic, so that training fits in an hour.
 
-Training data: random crops of the photos in images/photos ($TINYCNN_IMAGES_DIR/photos when
-set) except HELD_OUT (and of any folder given with --images), at a random scale, flipped at
-random; ``make images`` adds photos to images/photos.
+This module holds the technique: the network, the loss, stylising, and the figure, which
+puts held-out photos through the shipped network (weights/fast_style_starry_night.npz)
+beside 200 L-BFGS steps of vis.style_transfer on the same loss. The training loop, its
+crops of photos and its checkpoints are vis.fast_style_train (make train_fast_style); its
+recipe is the constants below.
 
-    python -m vis.fast_style --train --style starry_night     (make train_fast_style STYLE=starry_night)
-    python -m vis.fast_style                                   (make fast_style: held-out photos, shipped weights)
+    python -m vis.fast_style          (make fast_style: the held-out photos, shipped weights)
+    python -m vis.fast_style --content chelsea.png --steps 50
 """
-import json
-import math
 import time
 from pathlib import Path
 
-import numpy as np
-
 from tinycnn import backend
-from tinycnn.engine import memory
-from tinycnn.io.images import deprocess, load_image, preprocess, resize_short_side
 from tinycnn.image_layers import InstanceNorm2d, ReflectionPad2d, Upsample2d
+from tinycnn.io.images import deprocess, load_image, preprocess, resize_short_side
 from tinycnn.layers import Conv2d, ReLU
 from tinycnn.net import Network, Residual, Sequential
-from tinycnn.optim import Adam
-from vis import _memory, cli, render
+from vis import cli, render
 from vis._optimize import pixel_range
 from vis.objectives import style_targets_of, synthesis_objective
-from vis.style_transfer import CONTENT_LAYER, PRESETS, STYLE_LAYERS, style_file
+from vis.style_transfer import (CONTENT_LAYER, PRESETS, STYLE_LAYERS, style_file, style_row,
+                                style_transfer)
 
 WIDTH, BLOCKS = 16, 3            # Johnson et al.: 32 and 5 (see the module docstring)
 CROP, BATCH = 128, 4             # training crops (Johnson et al.: 256 x 256, batch 4)
 STEPS = 4000                     # Adam steps (Johnson et al.: 40,000 on COCO)
 LR = 1e-3                        # Adam's learning rate, Johnson et al.'s
 HELD_OUT = ("chelsea.png", "astronaut.png", "rocket.jpg")   # never trained on; shown in the figure
+LBFGS_STEPS = 200                # the figure's optimisation-based column: Gatys et al.'s L-BFGS
 WEIGHTS = Path(__file__).resolve().parents[1] / "weights"
 
 
@@ -105,8 +103,9 @@ def perceptual_loss(net, style_targets, preset):
     def loss(y, x):
         N = x.shape[0]
         objective = synthesis_objective(
-            net, content_target=net.activations(x, CONTENT_LAYER)[CONTENT_LAYER], content_layer=CONTENT_LAYER,
-            content_weight=preset["content_weight"], style_targets=style_targets, style_weights=style_weights,
+            net, content_target=net.activations(x, CONTENT_LAYER)[CONTENT_LAYER],
+            content_layer=CONTENT_LAYER, content_weight=preset["content_weight"],
+            style_targets=style_targets, style_weights=style_weights,
             tv_weight=preset["tv_weight"])
         value, dy = objective(y)
         return float(value) / N, dy / N
@@ -118,126 +117,8 @@ def training_weights(preset, crop):
     and Gram matrices are averages, so at crop < image_size the content and TV weights are
     scaled by (image_size / crop)^2 to keep the balance the preset has at its own size."""
     k = (preset["image_size"] / crop) ** 2
-    return dict(preset, content_weight=preset["content_weight"] * k, tv_weight=preset["tv_weight"] * k)
-
-
-class Crops:
-    """Random square crops of a set of photos: a random photo, a random side between
-    ``size`` and the photo's short side, a random place, a random left-right flip, resized
-    to size x size. Photos are loaded once, short side 320 (or ``size``, if larger)."""
-
-    def __init__(self, paths, size, rng, short=320):
-        from PIL import Image
-        self.Image, self.size, self.rng = Image, size, rng
-        self.photos = [resize_short_side(load_image(p), max(short, size), name=p) for p in paths]
-        if not self.photos:
-            raise ValueError("no training photos: give --images with image files or folders")
-
-    def batch(self, n):
-        """(n, size, size, 3) uint8."""
-        out = []
-        for _ in range(n):
-            photo = self.photos[self.rng.integers(len(self.photos))]
-            H, W = photo.shape[:2]
-            side = int(self.rng.integers(self.size, min(H, W) + 1))
-            y, x = (int(self.rng.integers(d - side + 1)) for d in (H, W))
-            tile = self.Image.fromarray(photo[y:y + side, x:x + side]).resize((self.size, self.size),
-                                                                                self.Image.BILINEAR)
-            tile = np.asarray(tile)
-            out.append(tile[:, ::-1] if self.rng.random() < 0.5 else tile)
-        return np.stack(out)
-
-
-def training_photos(extra=()):
-    """The photos in images/photos (or $TINYCNN_IMAGES_DIR/photos) except HELD_OUT, and every image in ``extra``."""
-    folder = cli.images_dir() / "photos"
-    paths = sorted(p for p in folder.glob("*") if p.suffix.lower() in (".jpg", ".jpeg", ".png")
-                   and p.name not in HELD_OUT) if folder.is_dir() else []
-    if extra:
-        paths += [Path(p) for p in cli.expand_folders(extra)]
-    return paths
-
-
-def train(tnet, net, style, photos, *, preset, steps=STEPS, batch=BATCH, crop=CROP, lr=LR, seed=0,
-          checkpoint=None, checkpoint_every=250, log=None):
-    """Train the transform network ``tnet`` in place for the style image ``style`` (a
-    normalised (1, 3, h, w) batch) on random crops of ``photos`` (paths). Returns the
-    history [(step, loss)]. ``checkpoint``: an .npz path written every checkpoint_every
-    steps and read back first when it exists (resumes where it stopped, same draws)."""
-    mean, std = net.meta["mean"], net.meta["std"]
-    rng = np.random.default_rng(seed)
-    crops = Crops(photos, crop, rng)
-    loss_fn = perceptual_loss(net, style_targets_of(net, style, STYLE_LAYERS), training_weights(preset, crop))
-    opt, history, start = Adam(tnet), [], 0
-    if checkpoint and Path(checkpoint).exists():
-        start, history = load_checkpoint(checkpoint, tnet, opt, rng)
-        if log:
-            log(f"resuming from {checkpoint} at step {start} (delete it to start afresh)\n")
-    t0 = time.perf_counter()
-    for step in range(start, steps):
-        x = backend.asarray(np.stack([preprocess(im, mean=mean, std=std)[0] for im in crops.batch(batch)]))
-        y, cache = tnet.forward(x)
-        value, dy = loss_fn(y, x)
-        if not math.isfinite(value):
-            raise ValueError(f"the loss became {value} at step {step + 1}; try a smaller --lr")
-        _, grads = tnet.backward(dy, cache)
-        opt.step(grads, lr)
-        history.append((step + 1, value))
-        if log:
-            done = step + 1 - start
-            eta = (time.perf_counter() - t0) / done * (steps - step - 1)
-            log(f"step {step + 1}/{steps}  loss {np.mean([v for _, v in history[-50:]]):.4g}  "
-                f"{time.perf_counter() - t0:.0f} s, about {eta / 60:.0f} min left")
-        if checkpoint and ((step + 1) % checkpoint_every == 0 or step + 1 == steps):
-            broken = tnet.first_not_finite()     # an update can overflow after its loss was read
-            if broken:
-                raise ValueError(f"parameter {broken[0]!r} became NaN or infinite by step {step + 1}; "
-                                 "try a smaller --lr")
-            save_checkpoint(checkpoint, tnet, opt, rng, history)
-    return history
-
-
-def save_checkpoint(path, tnet, opt, rng, history):
-    """Parameters, Adam's moments and step, the crop generator's state and the loss history,
-    as plain numeric arrays (read back by tinycnn.io.weights.read_npz, which never unpickles)."""
-    arrays = {f"param/{k}": v for k, v in tnet.state_dict().items()}
-    arrays.update({f"m/{k}": backend.to_numpy(v) for k, v in opt.m.items()})
-    arrays.update({f"v/{k}": backend.to_numpy(v) for k, v in opt.v.items()})
-    rng_state = np.frombuffer(json.dumps(rng.bit_generator.state).encode(), np.uint8)
-    tmp = Path(str(path) + ".tmp.npz")
-    np.savez(tmp, t=np.int64(opt.t), rng=rng_state, history=np.array(history, np.float64).reshape(-1, 2), **arrays)
-    tmp.replace(path)
-
-
-def load_checkpoint(path, tnet, opt, rng):
-    """Restore what save_checkpoint wrote; returns (steps done, history)."""
-    from tinycnn.io.weights import read_npz
-    f = read_npz(path)
-    tnet.load_state_dict({k[6:]: v for k, v in f.items() if k.startswith("param/")}, source=str(path))
-    for k in opt.m:
-        opt.m[k], opt.v[k] = backend.asarray(f[f"m/{k}"]), backend.asarray(f[f"v/{k}"])
-    opt.t = int(f["t"])
-    rng.bit_generator.state = json.loads(f["rng"].tobytes().decode())
-    history = [(int(s), float(v)) for s, v in f["history"]]
-    return (history[-1][0] if history else 0), history
-
-
-def loss_curve(history, name):
-    """The training loss per batch and its running mean of 50, in thousands: uint8 (H, W, 3)."""
-    s, v = np.array(history, np.float64).T
-    v = v / 1e3
-    smooth = np.convolve(v, np.ones(50) / 50, mode="valid") if len(v) >= 50 else v
-    return render.line_plot({"loss": (s, v), "mean of 50": (s[len(s) - len(smooth):], smooth)},
-                            title=f"fast style transfer, {name}: perceptual loss per batch",
-                            xlabel="step", ylabel="loss / 1000", size=(560, 340),
-                            ylim=(0, float(np.ceil(np.percentile(v, 99.5)))))
-
-
-def write_log(path, history, every=50):
-    """<weights>.log.json beside the weights: the mean loss of every ``every`` steps."""
-    v = np.array([value for _, value in history])
-    means = [[int(min(k + every, len(v))), float(v[k:k + every].mean())] for k in range(0, len(v), every)]
-    Path(path).with_suffix(".log.json").write_text(json.dumps({"every": every, "mean_loss": means}) + "\n")
+    return dict(preset, content_weight=preset["content_weight"] * k,
+                tv_weight=preset["tv_weight"] * k)
 
 
 def stylize(tnet, net, x):
@@ -259,16 +140,17 @@ def _name(style):
 
 
 def load_transform_net(path):
-    """A transform network from an .npz written by ``python -m vis.fast_style --train``; its
-    width and block count are read from the parameters' shapes."""
+    """A transform network from an .npz of its parameters (written by ``python -m
+    vis.fast_style_train``); its width and block count are read from the parameters' shapes."""
     from tinycnn.io.weights import read_npz
     if not Path(path).is_file():
-        raise FileNotFoundError(f"no fast-style weights at {path}; train them with make train_fast_style "
-                                "(or python -m vis.fast_style --train --style NAME)")
+        raise FileNotFoundError(f"no fast-style weights at {path}; train them with make "
+                                "train_fast_style (python -m vis.fast_style_train --style NAME)")
     state = read_npz(path)
     first = state.get("down1.conv.weight")
-    # shapes that no trained network has (no layer, no channel, no block): load_state_dict then says why
-    width = first.shape[0] if first is not None and first.ndim == 4 and first.shape[0] > 0 else WIDTH
+    # shapes no trained network has (no layer, no channel, no block): load_state_dict says why
+    has_width = first is not None and first.ndim == 4 and first.shape[0] > 0
+    width = first.shape[0] if has_width else WIDTH
     blocks = len({k.split(".")[0] for k in state if k.startswith("res")}) or BLOCKS
     return transform_net(width, blocks).load_state_dict(state, source=str(path))
 
@@ -281,101 +163,80 @@ def load_photo(net, spec, size):
     return photo, backend.asarray(preprocess(photo, mean=net.meta["mean"], std=net.meta["std"]))
 
 
-def main(argv=None):
-    from vis.style_transfer import style_transfer
-    p = cli.parser("Fast style transfer (Johnson et al. 2016): train a transform network for a style, "
-                   "or style photos with one.", target=False, image=False)
-    p.add_argument("--style", default="starry_night", help=f"a preset ({', '.join(PRESETS)}) or a style image "
-                   "(with starry_night's weights) (default: %(default)s)")
-    p.add_argument("--train", action="store_true", help="train the transform network (make train_fast_style)")
-    p.add_argument("--net", default=None, help="transform network .npz (default: weights/fast_style_STYLE.npz)")
-    p.add_argument("--content", nargs="+", default=list(HELD_OUT), help="photos to style (default: the held-out ones)")
-    p.add_argument("--images", nargs="+", default=(), help="--train: more image files or folders to crop from")
-    p.add_argument("--steps", type=cli.count, default=None,
-                   help=f"--train: Adam steps (default {STEPS}); else L-BFGS steps of the comparison (default 200)")
-    p.add_argument("--batch", type=cli.count, default=BATCH, help="--train: crops per step (default: %(default)s)")
-    p.add_argument("--crop", type=cli.count, default=CROP, help="--train: crop side, a multiple of 4 (default: %(default)s)")
-    p.add_argument("--lr", type=float, default=LR, help="--train: Adam's learning rate (default: %(default)s)")
-    p.add_argument("--width", type=cli.count, default=WIDTH, help="--train: first layer's channels (default: %(default)s)")
-    p.add_argument("--blocks", type=cli.count, default=BLOCKS, help="--train: residual blocks (default: %(default)s)")
+def load_style(spec):
+    """(preset, painting) of the style ``spec``: the preset of its name (starry_night's for an
+    image file of another name) and the painting, uint8, short side the preset's style_size.
+    A bad ``spec`` is told here, before any network loads."""
+    preset = PRESETS.get(_name(spec), PRESETS["starry_night"])
+    file = style_file(spec)
+    return preset, resize_short_side(load_image(file), preset["style_size"], name=file)
+
+
+def compare(tnet, net, x, style, preset, *, steps=LBFGS_STEPS, seed=0, log=None):
+    """The network against optimisation on photos x (normalised, (N, 3, H, W)): one pass of the
+    transform network ``tnet``, and (unless steps is 0) ``steps`` L-BFGS steps of
+    vis.style_transfer from x with the same weights. Returns {"network": ..., "lbfgs": ...},
+    each (images (N, 3, H, W) on the host, seconds, perceptual loss)."""
+    loss = perceptual_loss(net, style_targets_of(net, style, STYLE_LAYERS), preset)
+    stylize(tnet, net, x)                                  # warm-up: the time below is one pass
+    t = time.perf_counter()
+    y = backend.to_numpy(stylize(tnet, net, x))
+    found = {"network": (y, time.perf_counter() - t, loss(backend.asarray(y), x)[0])}
+    if steps:
+        t = time.perf_counter()
+        z, _ = style_transfer(net, x, style, content_weight=preset["content_weight"],
+                              style_weights=preset["style_weights"], tv_weight=preset["tv_weight"],
+                              steps=steps, method="lbfgs", seed=seed, log=log)
+        found["lbfgs"] = (z, time.perf_counter() - t, loss(backend.asarray(z), x)[0])
+    return found
+
+
+def _parser():
+    p = cli.parser("Fast style transfer (Johnson et al. 2016): photos through a trained transform "
+                   "network, beside optimisation-based style transfer.", target=False, image=False)
+    p.add_argument("--style", default="starry_night",
+                   help=f"a preset ({', '.join(PRESETS)}) or a style image (with starry_night's "
+                   "weights) (default: %(default)s)")
+    p.add_argument("--net", default=None,
+                   help="transform network .npz (default: weights/fast_style_STYLE.npz)")
+    p.add_argument("--content", nargs="+", default=list(HELD_OUT),
+                   help="photos to style (default: the held-out ones)")
+    p.add_argument("--steps", type=cli.count, default=LBFGS_STEPS,
+                   help="L-BFGS steps of the comparison")
     p.add_argument("--no-compare", action="store_true", help="skip the optimisation-based column")
-    args = cli.parse_args(p, argv, __doc__)
-    if args.crop % 4:
-        p.error(f"argument --crop: {args.crop} is not a multiple of 4")
-    if not (math.isfinite(args.lr) and args.lr > 0):
-        p.error("argument --lr: must be a positive number")
-    preset = PRESETS.get(_name(args.style), PRESETS["starry_night"])
-    file = style_file(args.style)              # a bad --style is told before the model loads
-    painting = resize_short_side(load_image(file), preset["style_size"], name=file)
+    return p
+
+
+def main(argv=None):
+    args = cli.parse_args(_parser(), argv, __doc__)
+    preset, painting = load_style(args.style)
     net = cli.load_net(args, "squeezenet")
-    style = backend.asarray(preprocess(painting, mean=net.meta["mean"], std=net.meta["std"]))
-    path = Path(args.net) if args.net else weights_path(args.style)
-    if args.train:     # refused in one line, before any photo is read, if a step cannot fit (tinycnn/engine/memory.py)
-        need = _memory.fast_style_training_need(net, transform_net(1, args.blocks), args.batch, args.width)
-        memory.check_fits(f"--batch {args.batch} --crop", args.crop, need, lowest=4, step=4)
-        _train_main(args, net, style, preset, path)
-        return
-    tnet = load_transform_net(path)
-    loss_fn = perceptual_loss(net, style_targets_of(net, style, STYLE_LAYERS), preset)
     mean, std = net.meta["mean"], net.meta["std"]
-    for spec in args.content:
+    style = backend.asarray(preprocess(painting, mean=mean, std=std))
+    tnet = load_transform_net(Path(args.net) if args.net else weights_path(args.style))
+    for spec in args.content:                   # every photo found before the first is styled
         cli.find_image(spec)
     rows = []
     for i, spec in enumerate(args.content):
         photo, x = load_photo(net, spec, preset["image_size"])
-        stylize(tnet, net, x)                                  # warm-up: the timing below is one pass
-        t = time.perf_counter()
-        y = backend.to_numpy(stylize(tnet, net, x))
-        fast_s = time.perf_counter() - t
-        fast_loss, _ = loss_fn(backend.asarray(y), x)
-        row = [render.caption(photo, _name(spec)),
-               render.caption(deprocess(y[0], mean=mean, std=std), f"network: {fast_s:.2f} s, loss {fast_loss:.3g}")]
-        if not args.no_compare:
-            steps = args.steps or 200
-            t = time.perf_counter()
-            z, _ = style_transfer(net, x, style, content_weight=preset["content_weight"],
-                                  style_weights=preset["style_weights"], tv_weight=preset["tv_weight"],
-                                  steps=steps, method="lbfgs", seed=args.seed,
-                                  log=lambda msg: print(f"photo {i + 1}/{len(args.content)}: {msg}", end="\r", flush=True))
-            slow_s = time.perf_counter() - t
-            slow_loss, _ = loss_fn(backend.asarray(z), x)
-            row.append(render.caption(deprocess(z[0], mean=mean, std=std),
-                                      f"{steps} L-BFGS steps: {slow_s:.0f} s, loss {slow_loss:.3g}"))
-            print(f"{_name(spec)}: network {fast_s:.2f} s, loss {fast_loss:.4g}; {steps} L-BFGS steps "
-                  f"{slow_s:.1f} s, loss {slow_loss:.4g}: loss ratio {fast_loss / slow_loss:.2f}, "
-                  f"{slow_s / fast_s:.0f}x faster" + " " * 20)
-        else:
-            print(f"{_name(spec)}: network {fast_s:.2f} s, loss {fast_loss:.4g}")
+        found = compare(tnet, net, x, style, preset, steps=0 if args.no_compare else args.steps,
+                        seed=args.seed, log=lambda msg: print(
+                            f"photo {i + 1}/{len(args.content)}: {msg}", end="\r", flush=True))
+        (y, fast_s, fast_loss), row = found["network"], [render.caption(photo, _name(spec))]
+        row.append(render.caption(deprocess(y[0], mean=mean, std=std),
+                                  f"network: {fast_s:.2f} s, loss {fast_loss:.3g}"))
+        line = f"{_name(spec)}: network {fast_s:.2f} s, loss {fast_loss:.4g}"
+        if "lbfgs" in found:
+            z, slow_s, slow_loss = found["lbfgs"]
+            row.append(render.caption(deprocess(z[0], mean=mean, std=std), f"{args.steps} L-BFGS "
+                                      f"steps: {slow_s:.0f} s, loss {slow_loss:.3g}"))
+            line += (f"; {args.steps} L-BFGS steps {slow_s:.1f} s, loss {slow_loss:.4g}: loss "
+                     f"ratio {fast_loss / slow_loss:.2f}, {slow_s / fast_s:.0f}x faster"
+                     + " " * 20)
+        print(line)
         rows.append(render.hstack(row))
-    from vis.style_transfer import style_row
-    print(f"wrote {render.save(render.vstack([style_row([args.style])] + rows), cli.output_path(args, 'fast_style'))}")
-
-
-def _train_main(args, net, style, preset, path):
-    import hashlib
-    photos = training_photos(args.images)
-    steps = args.steps or STEPS
-    tnet = transform_net(args.width, args.blocks, seed=args.seed)
-    checkpoint = path.with_name(path.stem + ".ckpt.npz")
-    cli.check_writable(path.parent)
-    print(f"training a transform network (width {args.width}, {args.blocks} residual blocks, "
-          f"{sum(int(np.prod(v.shape)) for _, v in tnet.named_params())} parameters) for {_name(args.style)} on "
-          f"{len(photos)} photos ({', '.join(HELD_OUT)} held out), {steps} steps of {args.batch} crops of "
-          f"{args.crop} px; checkpoints in {checkpoint}")
-    t = time.perf_counter()
-    history = train(tnet, net, style, photos, preset=preset, steps=steps, batch=args.batch, crop=args.crop,
-                    lr=args.lr, seed=args.seed, checkpoint=checkpoint,
-                    log=lambda msg: print(msg, end="\r", flush=True))
-    print()
-    tnet.save(path)
-    sha = hashlib.sha256(path.read_bytes()).hexdigest()
-    write_log(path, history)
-    plot = render.save(loss_curve(history, _name(args.style)),
-                       cli.output_path(args, f"fast_style_{_name(args.style)}_loss") if args.out is None
-                       else Path(args.out).with_name(Path(args.out).stem + "_loss.png"))
-    v = np.array([value for _, value in history])
-    print(f"wrote {path} ({path.stat().st_size / 1e6:.1f} MB, sha256 {sha}) after {time.perf_counter() - t:.0f} s "
-          f"this run; final loss (mean of the last 50 batches) {np.mean(v[-50:]):.4g}; loss curve {plot}")
+    figure = render.vstack([style_row([args.style])] + rows)
+    print(f"wrote {render.save(figure, cli.output_path(args, 'fast_style'))}")
 
 
 if __name__ == "__main__":

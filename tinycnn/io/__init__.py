@@ -7,4 +7,7 @@
 - ``archives``: zip records checked before they are read
 - ``data``: CIFAR-10
 - ``sample_images``: the optional photos (``make images``)
+- ``arrays``: arrays handed to a network: a float dtype, the right device, finite values
+- ``args``: command lines: one parser whose complaints are one ``error:`` line, the argument types
+- ``checkpoint``: training checkpoints (parameters, optimiser state, random state, history)
 """

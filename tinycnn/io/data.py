@@ -32,7 +32,7 @@ CLASSES = (
     "truck",
 )
 PROJECT_ROOT = Path(__file__).resolve().parents[2]
-# per-channel statistics of the CIFAR-10 training images (computed by tinycnn.train.channel_stats)
+# per-channel statistics of the CIFAR-10 training images (the mean and standard deviation over all training pixels)
 CIFAR10_MEAN = (0.4914, 0.4822, 0.4465)
 CIFAR10_STD = (0.2470, 0.2435, 0.2616)
 
