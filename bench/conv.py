@@ -211,49 +211,49 @@ def fmt(v, spec):
     return format(v, spec) if v is not None else "-".rjust(int(spec.split(".")[0]))
 
 
+NO_TORCH = ("PyTorch is not installed, so there is nothing to compare with; install the CPU build "
+            "with\n    .venv/bin/pip install torch==2.13.0   (or: pip install torch --index-url "
+            "https://download.pytorch.org/whl/cpu)\nTimings of tinycnn alone follow.")
+
+
+def print_table(rows, threads):
+    """The rows as a table, then the ratios' geometric mean, median and maximum."""
+    print(f"backend {backend.name()}, float32, {threads} threads; ratio = tinycnn / PyTorch")
+    print(f"{'layer':36s} {'pass':8s} {'tinycnn ms':>10s} {'torch ms':>9s} {'ratio':>6s} "
+          f"{'tinycnn MB':>10s} {'torch MB':>9s}")
+    ratios = []
+    for r in rows:
+        print(f"{r['name']:36s} {r['pass']:8s} {fmt(r['tinycnn_ms'], '10.2f')} "
+              f"{fmt(r['torch_ms'], '9.2f')} {fmt(r['ratio'], '6.2f')} "
+              f"{fmt(r.get('tinycnn_mb'), '10.1f')} {fmt(r.get('torch_mb'), '9.1f')}", flush=True)
+        if r["ratio"] is not None:
+            ratios.append(r["ratio"])
+    if ratios:
+        print(f"\nratio: geometric mean {np.exp(np.mean(np.log(ratios))):.2f}, "
+              f"median {np.median(ratios):.2f}, max {max(ratios):.2f}; "
+              f"{sum(r <= 1.5 for r in ratios)} of {len(ratios)} rows <= 1.5")
+
+
 def main(argv=None):
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    parser.add_argument(
-        "--json", action="store_true", help="print the rows as JSON instead of a table"
-    )
-    parser.add_argument(
-        "--threads", type=int, default=os.cpu_count(), help="threads for both libraries"
-    )
+    parser.add_argument("--json", action="store_true",
+                        help="print the rows as JSON instead of a table")
+    parser.add_argument("--threads", type=int, default=os.cpu_count(),
+                        help="threads for both libraries")
     parser.add_argument("--only", default="", help="run only the rows whose name contains this")
     args = parser.parse_args(argv)
     try:
         import torch  # noqa: F401
     except ImportError:
-        print(
-            "PyTorch is not installed, so there is nothing to compare with; install the CPU build with\n"
-            "    .venv/bin/pip install torch==2.13.0   (or: pip install torch --index-url "
-            "https://download.pytorch.org/whl/cpu)\nTimings of tinycnn alone follow.",
-            file=sys.stderr,
-        )
+        print(NO_TORCH, file=sys.stderr)
     memory = memory_rows(args.threads, args.only)
     rows = run(args.threads, "time", args.only)
     if memory is not None:
         rows = ({**r, **m} for r, m in zip(rows, memory))
     if args.json:
         print(json.dumps(list(rows), indent=1))
-        return
-    print(f"backend {backend.name()}, float32, {args.threads} threads; ratio = tinycnn / PyTorch")
-    print(f"{'layer':36s} {'pass':8s} {'tinycnn ms':>10s} {'torch ms':>9s} {'ratio':>6s} "
-          f"{'tinycnn MB':>10s} {'torch MB':>9s}")
-    ratios = []
-    for r in rows:
-        print(
-            f"{r['name']:36s} {r['pass']:8s} {fmt(r['tinycnn_ms'], '10.2f')} {fmt(r['torch_ms'], '9.2f')} "
-            f"{fmt(r['ratio'], '6.2f')} {fmt(r.get('tinycnn_mb'), '10.1f')} {fmt(r.get('torch_mb'), '9.1f')}",
-            flush=True,
-        )
-        if r["ratio"] is not None:
-            ratios.append(r["ratio"])
-    if ratios:
-        print(
-            f"\nratio: geometric mean {np.exp(np.mean(np.log(ratios))):.2f}, median {np.median(ratios):.2f}, "
-            f"max {max(ratios):.2f}; {sum(r <= 1.5 for r in ratios)} of {len(ratios)} rows <= 1.5"
-        )
+    else:
+        print_table(rows, args.threads)
 
 
 if __name__ == "__main__":

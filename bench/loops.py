@@ -655,20 +655,21 @@ def measure(task, impl, threads, steps=None):
     return {"seconds": seconds, "peak_mb": (_rss_kb("VmHWM:") - before) / 1024}
 
 
-def main(argv=None):
+def _parser():
     p = argparse.ArgumentParser(description="End-to-end loops: tinycnn vs PyTorch autograd.")
     p.add_argument("--json", action="store_true")
     p.add_argument("--threads", type=int, default=os.cpu_count())
     p.add_argument("--only", metavar="TEXT", help="only the rows whose name contains TEXT")
-    p.add_argument(
-        "--steps",
-        type=int,
-        metavar="N",
-        help="N steps per row (and at most N warm-up steps): a smoke test",
-    )
+    p.add_argument("--steps", type=int, metavar="N",
+                   help="N steps per row (and at most N warm-up steps): a smoke test")
     p.add_argument("--load", action="store_true",
                    help="time every row twice: idle, then beside one competing CPU-bound process")
     p.add_argument("--child", nargs=2, help=argparse.SUPPRESS)
+    return p
+
+
+def main(argv=None):
+    p = _parser()
     args = p.parse_args(argv)
     if args.steps is not None and args.steps < 1:
         p.error("--steps must be at least 1")
@@ -682,15 +683,11 @@ def main(argv=None):
         import torch  # noqa: F401
         impls = ("tinycnn", "torch")
     except ImportError:
-        print(
-            "PyTorch is not installed; install it (.venv/bin/pip install torch==2.13.0) for the comparison.",
-            file=sys.stderr,
-        )
+        print("PyTorch is not installed; install it (.venv/bin/pip install torch==2.13.0) for the "
+              "comparison.", file=sys.stderr)
         impls = ("tinycnn",)
-    rows = []
-    for task in tasks:
-        for load in (False, True) if args.load else (False,):
-            rows.append(_row(task, impls, args, load))
+    rows = [_row(task, impls, args, load)
+            for task in tasks for load in ((False, True) if args.load else (False,))]
     if args.json:
         print(json.dumps(rows, indent=1))
 

@@ -89,3 +89,16 @@ def test_every_default_layer_exists_in_its_model(model, build):
         net.layer(row[key])
     for name in row["classes"] or ():
         assert any(name in c.lower() for c in net.meta["classes"]), name
+
+
+def test_every_main_is_a_thin_command_line():
+    """main() parses, calls functions a reader can call, and renders: at most 35 lines, in every
+    command of tinycnn/, vis/ and bench/."""
+    root = Path(__file__).resolve().parents[1]
+    long = []
+    for path in sorted(p for d in ("tinycnn", "vis", "bench") for p in (root / d).rglob("*.py")):
+        for node in ast.walk(ast.parse(path.read_text())):
+            if isinstance(node, ast.FunctionDef) and node.name == "main":
+                if node.end_lineno - node.lineno + 1 > 35:
+                    long.append(f"{path.relative_to(root)}: {node.end_lineno - node.lineno + 1}")
+    assert long == []
