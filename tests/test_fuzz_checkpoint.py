@@ -249,6 +249,11 @@ def payload(draw, canary):
     return pickle.dumps(nested, protocol=draw(st.integers(2, 5)))[2:-1]
 
 
+def rebuild(*args):
+    """The pickled call torch._utils._rebuild_tensor_v2(*args)."""
+    return forge.call("torch._utils", "_rebuild_tensor_v2", *args)
+
+
 @st.composite
 def malicious_case(draw, canary):
     """A payload where a tensor, its storage, its geometry, a dict value or the whole state
@@ -261,55 +266,15 @@ def malicious_case(draw, canary):
     elif where == "state":
         pkl = b"\x80\x02" + bad + b"."
     elif where == "offset":
-        pkl = forge.state_dict(
-            [
-                (
-                    "w",
-                    forge.call(
-                        "torch._utils",
-                        "_rebuild_tensor_v2",
-                        forge.storage("FloatStorage", "0", 2),
-                        bad,
-                        forge.value((2,)),
-                        forge.value((1,)),
-                    ),
-                )
-            ]
-        )
+        pkl = forge.state_dict([("w", rebuild(forge.storage("FloatStorage", "0", 2), bad,
+                                              forge.value((2,)), forge.value((1,))))])
     elif where == "storage":
-        pkl = forge.state_dict(
-            [
-                (
-                    "w",
-                    forge.call(
-                        "torch._utils",
-                        "_rebuild_tensor_v2",
-                        bad,
-                        forge.value(0),
-                        forge.value((2,)),
-                        forge.value((1,)),
-                    ),
-                )
-            ]
-        )
+        pkl = forge.state_dict([("w", rebuild(bad, forge.value(0), forge.value((2,)),
+                                              forge.value((1,))))])
     else:
-        pkl = forge.state_dict(
-            [
-                (
-                    "w",
-                    forge.call(
-                        "torch._utils",
-                        "_rebuild_tensor_v2",
-                        forge.storage("FloatStorage", "0", 2),
-                        forge.value(0),
-                        forge.value((2,)),
-                        forge.value((1,)),
-                        forge.value(False),
-                        bad,
-                    ),
-                )
-            ]
-        )
+        pkl = forge.state_dict([("w", rebuild(forge.storage("FloatStorage", "0", 2), forge.value(0),
+                                              forge.value((2,)), forge.value((1,)),
+                                              forge.value(False), bad))])
     return forge.archive([("data.pkl", pkl), ("data/0", bytes(8))]), "refused"
 
 
