@@ -28,10 +28,15 @@ $(PY):
 	$(PYTHON) -m venv $(VENV)
 
 # the second run puts the strict CuPy stand-in (tests/strict_cupy) on the path: the
-# core and vis tests again, with CuPy's rules, so a host/device mistake fails here
-test: ready ## the whole test suite, then again under the strict CuPy stand-in (about 5 minutes on 2 cores)
+# core and vis tests again, with CuPy's rules, so a host/device mistake fails here; the third
+# runs the layers, networks and models on the layers' clear path alone (the engine off:
+# tinycnn/engine/__init__.py), against the naive loops, PyTorch and the shipped reference
+CLEAR_PATH_TESTS = tests/test_layers.py tests/test_net.py tests/test_models.py tests/test_torch_oracle.py \
+                   tests/test_shipped_weights.py tests/test_backends_agree.py
+test: ready ## the whole test suite, again under the strict CuPy stand-in, the layers on their clear path
 	$(PY) -m pytest -q
 	TINYCNN_BACKEND=cupy PYTHONPATH=tests/strict_cupy $(PY) -m pytest -q -p no:cacheprovider --ignore=tests/test_gallery.py
+	TINYCNN_ENGINE=0 $(PY) -m pytest -q -p no:cacheprovider $(CLEAR_PATH_TESTS)
 
 # the finite-difference gradient checks alone, with many more hypothesis examples
 gradcheck: ready ## only the finite-difference gradient checks, 400 examples each

@@ -163,3 +163,19 @@ def test_wide_columns_are_im2col_plus_junk_and_their_adjoint_is_exact(geom, seed
     c = rng.standard_normal(wide.shape)
     back = to_numpy(engine_conv.wide_col2im(on_device(c), x.shape, K, K, 1, pad))
     assert np.isclose((wide * c).sum(), (x * back).sum(), rtol=1e-10, atol=1e-10)
+
+
+@given(pool_geometry(), seeds, st.booleans())
+def test_avgpool_backward_is_the_same_with_and_without_the_engine(geom, seed, include_pad):
+    # the engine copies where the clear path adds onto zeros: the same gradient, to the bit
+    N, C, H, W, K, stride, pad, ceil_mode = geom
+    rng = np.random.default_rng(seed)
+    x = rng.standard_normal((N, C, H, W))
+    pool = tc.AvgPool2d(K, stride, pad, ceil_mode, count_include_pad=include_pad)
+    grads = []
+    for on in (True, False):
+        with engine.switched(on):
+            out, cache = pool.forward(on_device(x))
+            dout = np.random.default_rng(seed + 1).standard_normal(out.shape)
+            grads.append(to_numpy(pool.backward(on_device(dout), cache)[0]))
+    np.testing.assert_array_equal(grads[0], grads[1])

@@ -171,8 +171,11 @@ class _Pool2d(Layer):
         p = self.padding
         oh, ow, eh, ew = self._geometry(H, W)
         dx_pad = xp.zeros((N, C, H + 2 * p + eh, W + 2 * p + ew), dtype=dtype)
-        for k, (_, _, rows, cols) in enumerate(self._offsets(oh, ow)):
-            dx_pad[:, :, rows, cols] += grad_at_offset(k)
+        if engine.enabled():        # the same sums, some of them copies: tinycnn/engine/pool.py
+            engine.spread(dx_pad, self._offsets(oh, ow), self.stride, grad_at_offset)
+        else:
+            for k, (_, _, rows, cols) in enumerate(self._offsets(oh, ow)):
+                dx_pad[:, :, rows, cols] += grad_at_offset(k)
         return dx_pad[:, :, p:p + H, p:p + W]
 
     def _check(self, x):

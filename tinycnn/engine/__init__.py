@@ -51,6 +51,6 @@ def switched(on):
 
 
 from .conv import conv2d_backward, conv2d_forward  # noqa: E402  (after the switch they read)
-from .pool import max_pool  # noqa: E402
+from .pool import max_pool, spread  # noqa: E402
 
-__all__ = ["enabled", "use", "switched", "conv2d_forward", "conv2d_backward", "max_pool"]
+__all__ = ["enabled", "use", "switched", "conv2d_forward", "conv2d_backward", "max_pool", "spread"]

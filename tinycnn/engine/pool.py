@@ -1,9 +1,10 @@
-"""The engine's max pooling: the same maximum and winner as ``MaxPool2d``'s clear path.
+"""The engine's pooling: the same maximum, winner and gradient as the pooling layers' clear path.
 
 The clear path stacks the K*K window offsets and takes max and argmax over them: K*K
 passes over a stack K*K times the output. Here a K x K max is a max over K columns,
 then over K rows (2(K-1) passes over arrays the size of the input), and the winner is
-found by comparing each offset with the maximum, in small integers.
+found by comparing each offset with the maximum, in small integers. Backward, the offsets
+of one stride x stride corner are copied rather than added (``spread``).
 """
 import numpy as np
 
@@ -37,3 +38,19 @@ def max_pool(x_pad, k, s, oh, ow):
             winner += (equal & ~found) * dtype(n)
         found |= equal
     return out, winner
+
+
+def spread(dx_pad, offsets, s, grad_at_offset):
+    """dx_pad[:, :, rows, cols] += grad_at_offset(k) for each offset k = (i, j, rows, cols), into
+    zeros, as the layers' clear path does; returns dx_pad.
+
+    The offsets of one stride x stride corner (i < s and j < s) write disjoint cells
+    (y*s + i, x*s + j) that no earlier offset has written: for them a copy does the same as
+    the add, without reading the slice back.
+    """
+    for k, (i, j, rows, cols) in enumerate(offsets):
+        if i < s and j < s:
+            dx_pad[:, :, rows, cols] = grad_at_offset(k)
+        else:
+            dx_pad[:, :, rows, cols] += grad_at_offset(k)
+    return dx_pad
