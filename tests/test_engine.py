@@ -179,3 +179,25 @@ def test_avgpool_backward_is_the_same_with_and_without_the_engine(geom, seed, in
             dout = np.random.default_rng(seed + 1).standard_normal(out.shape)
             grads.append(to_numpy(pool.backward(on_device(dout), cache)[0]))
     np.testing.assert_array_equal(grads[0], grads[1])
+
+
+def test_imports_run_one_way():
+    """The lesson may call the engine and the readers; the readers import nothing of the lesson
+    but the backend, and the engine nothing but the backend and im2col's window arithmetic."""
+    import ast
+    from pathlib import Path
+    root = Path(tc.__file__).parent
+    allowed = {"io": {"backend", "io"}, "engine": {"backend", "im2col", "engine"}}
+    wrong = []
+    for package, ok in allowed.items():
+        for path in (root / package).glob("*.py"):
+            for node in ast.walk(ast.parse(path.read_text())):
+                if isinstance(node, ast.ImportFrom) and node.level:
+                    # level 1: a sibling in the package; level 2: a module of tinycnn itself
+                    target = package if node.level == 1 else (node.module or "").split(".")[0]
+                    names = [target] if node.module or node.level == 1 else \
+                        [a.name for a in node.names]
+                    wrong += [f"{path.name}: {n}" for n in names if n not in ok]
+                elif isinstance(node, ast.ImportFrom) and (node.module or "").startswith("tinycnn"):
+                    wrong.append(f"{path.name}: {node.module}")
+    assert wrong == []
