@@ -1,4 +1,5 @@
-"""The readers: everything that enters tinycnn from a file, checked at the door.
+"""The readers: everything that enters tinycnn from outside (files, command lines, arrays),
+checked at the door.
 
 - ``images``: image files -> normalised arrays (and back), the ImageNet class names
 - ``png``: a PNG's pixel stream checked for truncation before Pillow decodes it
