@@ -18,6 +18,11 @@ every device->host transfer (``get``, ``float()``, ``int()``, ``bool()``, ``item
 ``tolist``) is counted in ``_standin_counters`` so tests can bound the
 synchronisations per optimisation step.
 
+``RawModule``/``RawKernel`` compile the same CUDA C source with the system C++ compiler
+and run it on the CPU (``_raw.py``); unlike CuPy they check every kernel argument's type,
+and count launches in ``_standin_counters["launches"]``. Without a C++ compiler on the
+machine they are absent (``hasattr(cupy, "RawModule")`` is False).
+
 What it cannot show: kernel speed, GPU memory, CuPy's own numerics.
 """
 import builtins as _builtins
@@ -28,7 +33,7 @@ from . import _api
 
 __version__ = "0.0.0-strict-standin"
 _standin = True
-_standin_counters = {"d2h": 0, "h2d": 0}
+_standin_counters = {"d2h": 0, "h2d": 0, "launches": 0}
 
 _IMPLICIT = ("Implicit conversion to a NumPy array is not allowed. "
              "Please use `.get()` to construct a NumPy array explicitly.")
@@ -370,6 +375,9 @@ for _name, (_sample, _kw) in _api.METHODS.items():
 
 
 from . import cuda, random, linalg  # noqa: E402,F401  (after ndarray exists)
+from . import _raw  # noqa: E402  (CUDA C source run on the CPU)
+if _raw.compiler_found():       # without a C++ compiler the stand-in is a CuPy without them
+    RawKernel, RawModule = _raw.RawKernel, _raw.RawModule
 
 
 def get_default_memory_pool():

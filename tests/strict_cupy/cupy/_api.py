@@ -169,3 +169,21 @@ GENERATOR = {
     "integers": ((0, 10), {"size": None, "dtype": "int64", "endpoint": False}),
     "uniform": ((), {"low": 0.0, "high": 1.0, "size": None}),
 }
+
+# CUDA C kernels (cupy.RawModule, cupy.RawKernel), compiled with g++ through cuda_shim.h in
+# the stand-in (_raw.py). The sample call builds the object; LAUNCH is the one keyword of a
+# kernel's __call__(grid, block, args) the stand-in takes.
+RAW_SOURCE = r'''
+extern "C" __global__ void standin_probe(float* y, int n)
+{
+    long long i = (long long)blockIdx.x * blockDim.x + threadIdx.x;
+    if (i >= n) return;
+    y[i] = 2.0f * y[i];
+}
+'''
+RAW = {
+    "RawModule": (lambda xp, a: (RAW_SOURCE,), {"code": REQUIRED, "options": (),
+                                               "name_expressions": None}),
+    "RawKernel": (lambda xp, a: (RAW_SOURCE, "standin_probe"), {"options": ()}),
+}
+LAUNCH = {"shared_mem": 0}

@@ -65,3 +65,17 @@ class _MemoryPool:
 
     def free_all_blocks(self):
         pass
+
+
+def _compiler_module():
+    """cupy.cuda.compiler with CompileException (raised by the stand-in's RawModule)."""
+    import sys
+    import types
+    from ._raw import CompileException
+    module = types.ModuleType(__name__ + ".compiler", "cupy.cuda.compiler in the stand-in")
+    module.CompileException = CompileException
+    sys.modules[module.__name__] = module
+    return module
+
+
+compiler = _compiler_module()
