@@ -165,22 +165,6 @@ def test_wide_columns_are_im2col_plus_junk_and_their_adjoint_is_exact(geom, seed
     assert np.isclose((wide * c).sum(), (x * back).sum(), rtol=1e-10, atol=1e-10)
 
 
-@given(pool_geometry(), seeds, st.booleans())
-def test_avgpool_backward_is_the_same_with_and_without_the_engine(geom, seed, include_pad):
-    # the engine copies where the clear path adds onto zeros: the same gradient, to the bit
-    N, C, H, W, K, stride, pad, ceil_mode = geom
-    rng = np.random.default_rng(seed)
-    x = rng.standard_normal((N, C, H, W))
-    pool = tc.AvgPool2d(K, stride, pad, ceil_mode, count_include_pad=include_pad)
-    grads = []
-    for on in (True, False):
-        with engine.switched(on):
-            out, cache = pool.forward(on_device(x))
-            dout = np.random.default_rng(seed + 1).standard_normal(out.shape)
-            grads.append(to_numpy(pool.backward(on_device(dout), cache)[0]))
-    np.testing.assert_array_equal(grads[0], grads[1])
-
-
 def test_imports_run_one_way():
     """The lesson may call the engine and the readers; the readers import nothing of the lesson
     but the backend, and the engine nothing but the backend and im2col's window arithmetic."""
@@ -201,3 +185,47 @@ def test_imports_run_one_way():
                 elif isinstance(node, ast.ImportFrom) and (node.module or "").startswith("tinycnn"):
                     wrong.append(f"{path.name}: {node.module}")
     assert wrong == []
+
+
+@given(pool_geometry(), seeds, dtypes)
+def test_max_pool_backward_is_the_clear_paths_gradient(geom, seed, dtype):
+    # engine.max_pool_backward (one kernel on a GPU) == MaxPool2d's clear path, to the bit
+    N, C, H, W, K, stride, pad, ceil_mode = geom
+    rng = np.random.default_rng(seed)
+    x = rng.integers(0, 3, (N, C, H, W)).astype(dtype)       # ties: the first maximum wins
+    pool = tc.MaxPool2d(K, stride, pad, ceil_mode)
+    with engine.switched(False):
+        out, cache = pool.forward(on_device(x))
+        dout = on_device(rng.standard_normal(out.shape), dtype)
+        expected, _ = pool.backward(dout, cache)
+    winner, x_shape = cache
+    dx = engine.max_pool_backward(dout, on_device(winner, np.int8), x_shape, K, stride, pad)
+    assert dx.dtype == dtype
+    np.testing.assert_array_equal(to_numpy(dx), to_numpy(expected))
+
+
+@given(st.sampled_from(tc.layers.RELU_RULES), seeds, dtypes)
+def test_relu_backward_on_the_kernel_is_the_clear_path(rule, seed, dtype):
+    # ReLU.backward hands CuPy arrays to one kernel launch: the same numbers, signed zeros too
+    rng = np.random.default_rng(seed)
+    x = on_device(rng.standard_normal((2, 3, 4, 4)), dtype)
+    dout = on_device(rng.integers(-2, 3, (2, 3, 4, 4)), dtype)      # zeros, -0 included
+    if not engine.kernels.active(dout):
+        pytest.skip("the kernels run on CuPy arrays: make test's strict CuPy stand-in runs this")
+    relu = tc.ReLU()
+    _, positive_x = relu.forward(x)
+    runs = []
+    for on in (True, False):
+        with engine.switched(on):
+            runs.append(to_numpy(relu.backward(dout, positive_x, rule)[0]))
+    assert runs[0].dtype == dtype
+    np.testing.assert_array_equal(runs[0], runs[1])
+    np.testing.assert_array_equal(np.signbit(runs[0]), np.signbit(runs[1]))
+
+
+@pytest.mark.parametrize("on", [True, False])
+def test_relu_backward_names_an_unknown_rule(on):
+    relu = tc.ReLU()
+    _, positive_x = relu.forward(on_device(np.ones(2)))
+    with engine.switched(on), pytest.raises(ValueError, match="unknown ReLU backward rule 'guidd'"):
+        relu.backward(on_device(np.ones(2)), positive_x, "guidd")

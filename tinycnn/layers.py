@@ -127,6 +127,8 @@ class ReLU(Layer):
 
     def backward(self, dout, cache, rule="backprop"):
         positive_x = cache
+        if engine.enabled() and rule in RELU_RULES and engine.kernels.active(dout):
+            return engine.relu_backward(dout, positive_x, rule), {}     # one launch on a GPU
         if rule == "backprop":
             dx = positive_x * dout
         elif rule == "deconvnet":
@@ -171,11 +173,8 @@ class _Pool2d(Layer):
         p = self.padding
         oh, ow, eh, ew = self._geometry(H, W)
         dx_pad = xp.zeros((N, C, H + 2 * p + eh, W + 2 * p + ew), dtype=dtype)
-        if engine.enabled():        # the same sums, some of them copies: tinycnn/engine/pool.py
-            engine.spread(dx_pad, self._offsets(oh, ow), self.stride, grad_at_offset)
-        else:
-            for k, (_, _, rows, cols) in enumerate(self._offsets(oh, ow)):
-                dx_pad[:, :, rows, cols] += grad_at_offset(k)
+        for k, (_, _, rows, cols) in enumerate(self._offsets(oh, ow)):
+            dx_pad[:, :, rows, cols] += grad_at_offset(k)
         return dx_pad[:, :, p:p + H, p:p + W]
 
     def _check(self, x):
@@ -208,6 +207,9 @@ class MaxPool2d(_Pool2d):
 
     def backward(self, dout, cache):
         winner, x_shape = cache
+        if engine.enabled():        # the same gradient, some sums copies: tinycnn/engine/pool.py
+            k, s, p = self.kernel_size, self.stride, self.padding
+            return engine.max_pool_backward(dout, winner, x_shape, k, s, p), {}
         xp = get_array_module(dout)
         return self._spread(x_shape, dout.dtype, xp, lambda k: (winner == k) * dout), {}
 

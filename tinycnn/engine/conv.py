@@ -13,9 +13,14 @@ Three ways, chosen by the layer's shape and the size of its columns:
 
 For stride 1 im2col lays out the columns over the padded width (``wide_im2col``):
 each kernel offset is then one contiguous slice of the flattened image.
+
+On a GPU (CuPy arrays, ``kernels.active``) im2col and col2im are one CUDA kernel each
+(``kernels.cu``) and the columns keep the plain layout, one per output pixel: the wide
+layout makes K*K slice copies faster, and on a GPU the kernel makes none.
 """
 from ..backend import get_array_module
 from ..im2col import col2im, im2col, out_size, pad_input
+from . import kernels
 
 # im2col's columns are built for about this many bytes at a time. On a CPU: small enough
 # to stay in cache and below glibc's 32 MB mmap threshold (so the buffer is reused rather
@@ -78,10 +83,12 @@ def _budget(x):
     return CHUNK_BYTES[get_array_module(x).__name__]
 
 
-def _chunks(x, K, s, p):
-    """Slices of the batch, a few images each, whose columns fit the byte budget."""
+def _chunks(x, K, s, p, width=None):
+    """Slices of the batch, a few images each, whose columns (``width`` per output row,
+    ``col_width``'s by default) fit the byte budget."""
     N, C, H, W = x.shape
-    per_image = C * K * K * out_size(H, K, s, p) * col_width(W, K, s, p) * x.dtype.itemsize
+    width = col_width(W, K, s, p) if width is None else width
+    per_image = C * K * K * out_size(H, K, s, p) * width * x.dtype.itemsize
     step = max(1, _budget(x) // per_image)
     return [slice(n, n + step) for n in range(0, N, step)]
 
@@ -96,6 +103,14 @@ def _pointwise(w, s, p):
     return w.shape[2] == 1 and s == 1 and p == 0
 
 
+def _by_kernels(x, w, s, p, oh, ow, *arrays):
+    """True when the CUDA kernels take this convolution: CuPy arrays of one float type, and
+    one image's plain columns within the byte budget (else the bands below, in array code)."""
+    C, K = x.shape[1], w.shape[2]
+    one_image = C * K * K * oh * ow * x.dtype.itemsize
+    return kernels.active(x, w, *arrays) and one_image <= _budget(x)
+
+
 def conv2d_forward(x, w, b, s, p):
     """x (N, C, H, W), w (F, C, K, K), b (F,) -> out (N, F, H', W'), as ``Conv2d.forward``."""
     xp = get_array_module(x)
@@ -108,6 +123,8 @@ def conv2d_forward(x, w, b, s, p):
         out += b[:, None]
         return out.reshape(N, F, H, W)
     out = xp.empty((N, F, oh, ow), dtype=xp.result_type(x, w))
+    if _by_kernels(x, w, s, p, oh, ow):
+        return _forward_by_kernels(x, w, b, s, p, out)
     if rows_per_band(x, K, s, p) < oh:
         return _forward_in_bands(x, w, b, s, p, out)
     cw = col_width(W, K, s, p)
@@ -132,6 +149,8 @@ def conv2d_backward(dout, x, w, s, p, param_grads=True):
             return dx, {}
         dw = (d @ x.reshape(N, C, H * W).transpose(0, 2, 1)).sum(axis=0)   # (F, C)
         return dx, {"weight": dw.reshape(w.shape), "bias": dout.sum(axis=(0, 2, 3))}
+    if _by_kernels(x, w, s, p, oh, ow, dout):
+        return _backward_by_kernels(dout, x, w, s, p, param_grads)
     if rows_per_band(x, K, s, p) < oh:
         return _backward_in_bands(dout, x, w, s, p, param_grads)
     cw = col_width(W, K, s, p)
@@ -147,6 +166,39 @@ def conv2d_backward(dout, x, w, s, p, param_grads=True):
             # columns rebuilt, not cached
             dw += d @ wide_im2col(x[chunk], K, K, s, p).T
         dx[chunk] = wide_col2im(w.reshape(F, -1).T @ d, (n, C, H, W), K, K, s, p)
+    if not param_grads:
+        return dx, {}
+    return dx, {"weight": dw.reshape(w.shape), "bias": dout.sum(axis=(0, 2, 3))}
+
+
+def _forward_by_kernels(x, w, b, s, p, out):
+    """The forward pass on a GPU: per chunk of images one im2col kernel, one product."""
+    xp = get_array_module(x)
+    F, _, K, _ = w.shape
+    _, _, oh, ow = out.shape
+    for chunk in _chunks(x, K, s, p, ow):
+        cols = kernels.im2col(x[chunk], K, K, s, p, oh, ow)             # (C*K*K, n*H'*W')
+        y = (w.reshape(F, -1) @ cols).reshape(F, -1, oh, ow)            # (F, n, H', W')
+        xp.add(y.transpose(1, 0, 2, 3), b[:, None, None], out=out[chunk])
+    return out
+
+
+def _backward_by_kernels(dout, x, w, s, p, param_grads):
+    """The backward pass on a GPU: per chunk of images the two products, the columns for
+    dW from the im2col kernel, dx from the col2im kernel (a gather: no atomics)."""
+    xp = get_array_module(dout)
+    F, C, K, _ = w.shape
+    N, _, H, W = x.shape
+    _, _, oh, ow = dout.shape
+    dw, dx = None, []
+    for chunk in _chunks(x, K, s, p, ow):
+        n = x[chunk].shape[0]
+        d = dout[chunk].transpose(1, 0, 2, 3).reshape(F, -1)            # (F, n*H'*W')
+        if param_grads:
+            share = d @ kernels.im2col(x[chunk], K, K, s, p, oh, ow).T   # (F, C*K*K)
+            dw = share if dw is None else dw + share
+        dx.append(kernels.col2im(w.reshape(F, -1).T @ d, (n, C, H, W), K, K, s, p, oh, ow))
+    dx = dx[0] if len(dx) == 1 else xp.concatenate(dx)
     if not param_grads:
         return dx, {}
     return dx, {"weight": dw.reshape(w.shape), "bias": dout.sum(axis=(0, 2, 3))}

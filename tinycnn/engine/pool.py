@@ -5,11 +5,15 @@ passes over a stack K*K times the output. Here a K x K max is a max over K colum
 then over K rows (2(K-1) passes over arrays the size of the input), and the winner is
 found by comparing each offset with the maximum, in small integers. Backward, the offsets
 of one stride x stride corner are copied rather than added (``spread``).
+
+On a GPU (CuPy arrays, ``kernels.active``) max pooling forward and backward are one CUDA
+kernel each (``kernels.cu``), with the same winners and the same sums.
 """
 import numpy as np
 
 from ..backend import get_array_module
 from ..im2col import window_offsets
+from . import kernels
 
 
 def max_pool(x_pad, k, s, oh, ow):
@@ -18,6 +22,8 @@ def max_pool(x_pad, k, s, oh, ow):
     winner holds the offset i*k + j of each window's maximum; on ties the first in
     row-major order (as argmax, and PyTorch).
     """
+    if kernels.active(x_pad):
+        return kernels.max_pool(x_pad, k, s, oh, ow)
     xp = get_array_module(x_pad)
     # non-overlapping windows (stride = K) as a reshape (N, C, H', K, W', K) reduced over
     # axes 3 and 5 are slower in NumPy (strided reductions), so they go this way too
@@ -54,3 +60,21 @@ def spread(dx_pad, offsets, s, grad_at_offset):
         else:
             dx_pad[:, :, rows, cols] += grad_at_offset(k)
     return dx_pad
+
+
+def max_pool_backward(dout, winner, x_shape, k, s, p):
+    """dout, winner (N, C, H', W') -> dx (N, C, H, W) = x_shape: each window's gradient onto
+    its winner, as MaxPool2d's clear path spreads ``(winner == k) * dout``.
+
+    The padded input MaxPool2d read has p each side plus the cells ceil_mode's last window
+    reaches: max(H + 2p, (H' - 1)*s + k) rows, likewise columns; dx drops the padding.
+    """
+    N, C, H, W = x_shape
+    _, _, oh, ow = dout.shape
+    x_pad_shape = (N, C, max(H + 2 * p, (oh - 1) * s + k), max(W + 2 * p, (ow - 1) * s + k))
+    if kernels.active(dout) and winner.dtype in (np.int8, np.int32):   # winners max_pool made
+        dx_pad = kernels.max_pool_backward(dout, winner, x_pad_shape, k, s)
+    else:
+        dx_pad = get_array_module(dout).zeros(x_pad_shape, dtype=dout.dtype)
+        spread(dx_pad, window_offsets(k, k, s, oh, ow), s, lambda q: (winner == q) * dout)
+    return dx_pad[:, :, p:p + H, p:p + W]
