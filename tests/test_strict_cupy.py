@@ -101,6 +101,29 @@ def test_standin_refuses_what_cupy_refuses():
     assert cupy._standin_counters["d2h"] == before + 3
 
 
+@standin_only
+def test_standin_counts_a_launch_per_call_that_runs_a_kernel_and_none_per_view():
+    import cupy
+    a = cupy.asarray(np.arange(12, dtype=np.float32).reshape(3, 4))
+
+    def launches(call):
+        before = cupy._standin_counters["launches"]
+        call()
+        return cupy._standin_counters["launches"] - before
+
+    def assign():
+        a[0, 1:] = 2.0
+
+    assert launches(lambda: a * 2) == 1                 # elementwise
+    assert launches(lambda: a.sum(axis=0)) == 1         # reduction
+    assert launches(assign) == 1                        # one __setitem__
+    assert launches(lambda: a.reshape(4, 3)) == 0       # views
+    assert launches(lambda: a.transpose()) == 0
+    assert launches(lambda: a[1:, ::2]) == 0
+    assert launches(lambda: a.T.reshape(12)) == 1       # a reshape that must copy
+    assert launches(lambda: (cupy.empty((2, 2)), a.get())) == 0     # no fill, a transfer
+
+
 @any_kernels
 @pytest.mark.parametrize("dtype, suffix", [(np.float32, "f32"), (np.float64, "f64")])
 @pytest.mark.parametrize("total, threads", [(1, 32), (100, 32), (257, 128), (1000, 1)])
@@ -143,6 +166,7 @@ def test_standin_raw_kernel_refuses_what_cupy_misreads():
         "takes 4 arguments, got 3": (x, y, a),
         "takes 4 arguments, got 5": (x, y, a, n, n),
     }
+    before = cupy._standin_counters["launches"]     # building the bad arguments launched some
     for message, args in bad.items():
         with pytest.raises(TypeError, match="kernel saxpy_f32 " + message):
             saxpy((1,), (8,), args)
@@ -152,7 +176,7 @@ def test_standin_raw_kernel_refuses_what_cupy_misreads():
         saxpy((1,), (8, 1, 1), (x, y, a, n))
     with pytest.raises(ValueError, match="invalid configuration"):
         saxpy((0,), (8,), (x, y, a, n))                     # CUDA refuses an empty grid
-    assert cupy._standin_counters["launches"] == before + 1
+    assert cupy._standin_counters["launches"] == before       # a refused launch counts none
     np.testing.assert_array_equal(y.get(), np.full(8, 2, np.float32))
 
 

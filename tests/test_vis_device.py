@@ -25,14 +25,15 @@ pytestmark = pytest.mark.skipif(
     reason="counts transfers of the strict CuPy stand-in (make test runs it)")
 
 
-def per_step(run, n=2):
-    """(host reads, host->device copies) per extra step of run(steps)."""
+def per_step(run, n=2, kinds=("d2h", "h2d")):
+    """(host reads, host->device copies) per extra step of run(steps); or the counters named
+    in kinds ("launches": calls that launch a GPU kernel)."""
     before = counters()
     run(n)
     middle = counters()
     run(n + EXTRA)
     after = counters()
-    return tuple(((after[k] - middle[k]) - (middle[k] - before[k])) / EXTRA for k in ("d2h", "h2d"))
+    return tuple(((after[k] - middle[k]) - (middle[k] - before[k])) / EXTRA for k in kinds)
 
 
 def small_net(dtype=np.float32):
@@ -41,6 +42,32 @@ def small_net(dtype=np.float32):
                       ("pool", tc.GlobalAvgPool2d())])
     net.meta.update(mean=(0.5, 0.5, 0.5), std=(0.25, 0.25, 0.25), input_size=16)
     return net.astype(dtype)
+
+
+@pytest.mark.parametrize("use_kernels", [True, False], ids=["kernels", "no-kernels"])
+def test_launches_per_step_of_squeezenet_are_counted(use_kernels):
+    # Groundwork for the launch budget of issue 27 (item 5): at launch-bound sizes a GPU step
+    # costs what its launches cost. Only sanity is asserted here; run with -s for the counts.
+    from tinycnn.engine import kernels
+    from tinycnn.models import squeezenet1_1
+    from vis.class_visualization import class_visualization
+    from vis.style_transfer import style_transfer
+    net = squeezenet1_1(weights=False)
+    net.meta["input_size"] = 64             # launches do not depend on the image size
+    content, style = (on_device(np.random.default_rng(s).standard_normal((1, 3, 64, 64))
+                                .astype(np.float32)) for s in (0, 1))
+    kernels.use(use_kernels)
+    try:
+        (visualization,) = per_step(lambda n: class_visualization(net, 1, steps=n),
+                                    kinds=("launches",))
+        (transfer,) = per_step(lambda n: style_transfer(
+            net, content, style, content_weight=1.0, style_weights=(1.0, 1.0, 1.0, 1.0),
+            tv_weight=0.1, steps=n), kinds=("launches",))
+    finally:
+        kernels.use(None)
+    print(f"\nlaunches per step (kernels {'on' if use_kernels else 'off'}): "
+          f"class visualisation {visualization:g}, style transfer {transfer:g}")
+    assert 50 < visualization < 5000 and 50 < transfer < 5000, (visualization, transfer)
 
 
 def test_class_visualization_never_waits_for_the_device():

@@ -23,6 +23,13 @@ and run it on the CPU (``_raw.py``); unlike CuPy they check every kernel argumen
 and count launches in ``_standin_counters["launches"]``. Without a C++ compiler on the
 machine they are absent (``hasattr(cupy, "RawModule")`` is False).
 
+Every other call that would launch a kernel on a GPU counts once there too (one call, one
+count, however many kernels CuPy runs for it): elementwise functions and operators (in
+place too), reductions, products, creation that fills memory (not ``empty``), copies,
+``concatenate``/``stack``, each ``__setitem__``, random draws, ndimage filters. Views
+(a reshape that needs no copy, transpose, basic slicing, ``broadcast_to``) and host<->device
+transfers count no launch.
+
 What it cannot show: kernel speed, GPU memory, CuPy's own numerics.
 """
 import builtins as _builtins
@@ -94,6 +101,30 @@ def _device_args(args, kwargs):
     return [_unwrap(a) for a in args], {k: _unwrap(v) for k, v in kwargs.items()}
 
 
+def _copied(result, source):
+    """1 when result is new memory (a copy launched a kernel), 0 for a view of source."""
+    if not isinstance(result, _np.ndarray) or result.size == 0:
+        return 0
+    return 0 if _np.may_share_memory(result, source) else 1
+
+
+# functions that only make views (or allocate without filling): no kernel on a GPU
+_NO_LAUNCH = {"empty", "empty_like", "transpose", "squeeze", "expand_dims", "moveaxis", "swapaxes",
+              "broadcast_to", "split", "flip"}
+_VIEW_OR_COPY = {"reshape", "ravel"}          # a kernel only when the data must move
+
+
+def _launches(name, a, k, result):
+    """How many launches one call of the function ``name`` counts (0 or 1)."""
+    if name in _NO_LAUNCH:
+        return 0
+    if name in _VIEW_OR_COPY:
+        return _copied(result, a[0])
+    if name == "meshgrid" and not k.get("copy", True):
+        return 0
+    return 1
+
+
 def _make_function(name, allowed, numpy_func):
     def f(*args, **kwargs):
         _check_kwargs(name, kwargs, allowed)
@@ -103,6 +134,7 @@ def _make_function(name, allowed, numpy_func):
         flat_inputs = [e for v in a for e in (v if isinstance(v, (list, tuple)) else (v,))]
         result = numpy_func(*a, **k)
         _check_promotion(name, flat_inputs, result)
+        _count("launches", _launches(name, a, k, result))
         if "out" in kwargs and kwargs["out"] is not None:
             return kwargs["out"]
         return _wrap(result)
@@ -135,13 +167,19 @@ def asarray(a, dtype=None, order=None):
 
 def array(obj, dtype=None, copy=True, order="K", subok=False, ndmin=0):
     if isinstance(obj, ndarray):
-        return ndarray._from(_np.array(obj._a, dtype=dtype, copy=copy, order=order, ndmin=ndmin))
+        result = _np.array(obj._a, dtype=dtype, copy=copy, order=order, ndmin=ndmin)
+        _count("launches", _copied(result, obj._a))
+        return ndarray._from(result)
     _count("h2d")
     return ndarray._from(_np.array(obj, dtype=dtype, copy=True, order=order, ndmin=ndmin))
 
 
 def ascontiguousarray(a, dtype=None):
-    return ndarray._from(_np.ascontiguousarray(_unwrap(a), dtype=dtype))
+    source = _unwrap(a)
+    result = _np.ascontiguousarray(source, dtype=dtype)
+    if isinstance(source, _np.ndarray):
+        _count("launches", _copied(result, source))
+    return ndarray._from(result)
 
 
 def asnumpy(a, stream=None, order="C", out=None):
@@ -177,6 +215,7 @@ def _binary(op):
             raise TypeError(f"Unsupported type {type(other)}")
         result = op(self._a, o)
         _check_promotion(op.__name__, [self._a, o], result)
+        _count("launches")
         return _wrap(result)
     return f
 
@@ -185,6 +224,7 @@ def _inplace(op):
     def f(self, other):
         o = _unwrap(other)
         op(self._a, o)
+        _count("launches")
         return self
     return f
 
@@ -283,7 +323,12 @@ class ndarray:
     flags = property(lambda self: _Flags(self._a))
     T = property(lambda self: ndarray._from(self._a.T))
     real = property(lambda self: ndarray._from(self._a.real))
-    imag = property(lambda self: ndarray._from(self._a.imag))
+
+    @property
+    def imag(self):
+        if not _np.iscomplexobj(self._a):
+            _count("launches")              # CuPy fills a new array with zeros
+        return ndarray._from(self._a.imag)
 
     # -- indexing --------------------------------------------------------------------
     @staticmethod
@@ -294,17 +339,31 @@ class ndarray:
                 raise TypeError(f"Unsupported type {type(p)} as an index: move it to the device first")
         return _unwrap(key)
 
+    @staticmethod
+    def _advanced(key):
+        """Advanced indexing (an array, a list or a bool in the key) gathers with a kernel;
+        basic indexing (integers, slices, None, Ellipsis) makes a view."""
+        parts = key if isinstance(key, tuple) else (key,)
+        return _builtins.any(isinstance(p, (_np.ndarray, list, bool, _np.bool_)) for p in parts)
+
     def __getitem__(self, key):
-        return _wrap(self._a[self._key(key)])
+        k = self._key(key)
+        result = self._a[k]
+        if self._advanced(k):
+            _count("launches")
+        return _wrap(result)
 
     def __setitem__(self, key, value):
         if isinstance(value, (list, tuple)):
             raise TypeError(f"Unsupported type {type(value)}")
         self._a[self._key(key)] = _unwrap(value)
+        _count("launches")
 
     # -- shape -----------------------------------------------------------------------
     def reshape(self, *shape, order="C"):
-        return ndarray._from(self._a.reshape(*shape, order=order))
+        result = self._a.reshape(*shape, order=order)
+        _count("launches", _copied(result, self._a))
+        return ndarray._from(result)
 
     def transpose(self, *axes):
         return ndarray._from(self._a.transpose(*axes))
@@ -314,11 +373,14 @@ class ndarray:
 
     def fill(self, value):
         self._a.fill(_unwrap(value))
+        _count("launches")
 
     def __copy__(self):
+        _count("launches")
         return ndarray._from(self._a.copy())
 
     def __deepcopy__(self, memo):
+        _count("launches")
         return ndarray._from(self._a.copy())
 
     # -- operators ---------------------------------------------------------------------
@@ -342,15 +404,19 @@ class ndarray:
     del _op
 
     def __neg__(self):
+        _count("launches")
         return ndarray._from(-self._a)
 
     def __pos__(self):
+        _count("launches")
         return ndarray._from(+self._a)
 
     def __abs__(self):
+        _count("launches")
         return ndarray._from(_np.abs(self._a))
 
     def __invert__(self):
+        _count("launches")
         return ndarray._from(~self._a)
 
 
@@ -361,6 +427,12 @@ def _make_method(name, allowed):
         if name == "astype" and "copy" in k:
             k["copy"] = bool(k["copy"])
         result = getattr(self._a, name)(*a, **k)
+        if name in ("squeeze", "swapaxes"):
+            pass                                        # views
+        elif name in ("astype", "ravel"):
+            _count("launches", _copied(result, self._a))    # astype(copy=False) may be a view
+        else:
+            _count("launches")
         if "out" in kwargs and kwargs["out"] is not None:
             return kwargs["out"]
         return _wrap(result)
