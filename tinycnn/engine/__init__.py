@@ -56,7 +56,7 @@ def switched(on):
 
 from . import kernels  # noqa: E402  (after the switch they read)
 from .conv import conv2d_backward, conv2d_forward  # noqa: E402
-from .pool import max_pool, max_pool_backward, spread  # noqa: E402
+from .pool import max_pool, max_pool_backward  # noqa: E402
 
 def relu_backward(dout, positive_x, rule):
     """ReLU's backward for one of its rules in one kernel launch (CuPy arrays, where
@@ -65,4 +65,4 @@ def relu_backward(dout, positive_x, rule):
 
 
 __all__ = ["enabled", "use", "switched", "conv2d_forward", "conv2d_backward", "max_pool",
-           "max_pool_backward", "relu_backward", "spread"]
+           "max_pool_backward", "relu_backward"]

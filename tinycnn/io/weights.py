@@ -277,7 +277,7 @@ def fetch_command(argv, *, target, description, url, out, out_help, fetch,
     """The command line of ``make {target}``: --url, --out, then fetch(out, url); every failure
     is one 'make {target}:' line."""
     parser = argparse.ArgumentParser(
-        prog=f"python -m tinycnn.{module or target}", description=description
+        prog=f"python -m tinycnn.io.{module or target}", description=description
     )
     parser.add_argument("--url", default=url, help=url_help)
     parser.add_argument("--out", default=str(out), help=f"folder {out_help}")
