@@ -138,6 +138,62 @@ def test_relu_backward_kernel_matches_the_three_rules(rule, seed, dtype):
 
 
 @needs_kernels
+@given(seeds, dtypes)
+def test_relu_forward_kernel_matches_maximum_and_the_mask(seed, dtype):
+    rng = np.random.default_rng(seed)
+    x = rng.integers(-2, 3, (2, 3, 4, 5)).astype(dtype)
+    x.flat[:4] = [-0.0, np.nan, np.inf, -np.inf]                # -0 gives +0, NaN stays NaN
+    out, positive_x = kernels.relu_forward(on_device(x))
+    np.testing.assert_array_equal(to_numpy(out), np.maximum(x, 0))
+    np.testing.assert_array_equal(np.signbit(to_numpy(out)), np.signbit(np.maximum(x, 0)))
+    assert to_numpy(positive_x).dtype == bool
+    np.testing.assert_array_equal(to_numpy(positive_x), x > 0)
+
+
+def _without_kernels(f, *args, **kwargs):
+    kernels.use(False)
+    try:
+        return f(*args, **kwargs)
+    finally:
+        kernels.use(None)
+
+
+@needs_kernels
+@given(seeds, dtypes, st.integers(1, 50), st.floats(1e-4, 1.0),
+       st.sampled_from([(0.9, 0.999), (0.5, 0.9), (0.0, 0.99)]))
+def test_adam_kernel_matches_the_array_code_to_the_bit(seed, dtype, t, lr, betas):
+    from tinycnn.optim import adam_step
+    rng = np.random.default_rng(seed)
+    g, m, v = (rng.standard_normal((3, 5, 7)).astype(dtype) for _ in range(3))
+    v = v * v
+    expected = [on_device(a) for a in (g, m, v)]
+    got = [on_device(a) for a in (g, m, v)]
+    want = _without_kernels(adam_step, *expected, t, lr, betas=betas, eps=1e-8)
+    step = adam_step(*got, t, lr, betas=betas, eps=1e-8)
+    for a, b in [(step, want), (got[1], expected[1]), (got[2], expected[2])]:   # step, m, v
+        assert to_numpy(a).dtype == dtype
+        np.testing.assert_array_equal(to_numpy(a), to_numpy(b))
+
+
+@needs_kernels
+@given(seeds, dtypes, st.sampled_from([2.0, 1.0, 1.5, 3.0]), st.integers(1, 6),
+       st.integers(1, 6), st.floats(0.01, 10.0))
+def test_tv_kernel_matches_the_array_code(seed, dtype, beta, h, w, weight):
+    from vis.objectives import tv_loss
+    x = on_device(np.random.default_rng(seed).standard_normal((2, 3, h, w)).astype(dtype))
+    want_loss, want_dx = _without_kernels(tv_loss, x, weight, beta=beta)
+    loss, dx = tv_loss(x, weight, beta=beta)
+    assert to_numpy(dx).dtype == dtype
+    if beta == 2:       # sums and products in NumPy's order: the same bits
+        assert float(loss) == float(want_loss)
+        np.testing.assert_array_equal(to_numpy(dx), to_numpy(want_dx))
+    else:               # pow differs in its last bits between libraries (libm, NumPy's SIMD)
+        assert abs(float(loss) - float(want_loss)) <= TOLERANCE[dtype] * abs(float(want_loss))
+        np.testing.assert_allclose(to_numpy(dx), to_numpy(want_dx), rtol=TOLERANCE[dtype],
+                                   atol=TOLERANCE[dtype])
+
+
+@needs_kernels
 @settings(max_examples=10)
 @given(conv_geometry(), pool_geometry(), seeds, dtypes)
 def test_the_engine_hands_conv_and_pooling_to_the_kernels(cgeom, pgeom, seed, dtype):
@@ -198,9 +254,13 @@ def test_conv_by_kernels_one_image_at_a_time_matches_naive_loops(dtype, monkeypa
 
 @needs_kernels
 def test_the_switch_turns_the_kernels_off(monkeypatch):
+    from tinycnn.optim import adam_step
+    from vis.objectives import tv_loss
     # a switch that switches nothing would pass every comparison above
     called = []
-    for name in ("im2col", "col2im", "max_pool", "max_pool_backward", "relu_backward"):
+    names = ("im2col", "col2im", "max_pool", "max_pool_backward", "relu_forward",
+             "relu_backward", "adam_step", "tv_loss")
+    for name in names:
         real = getattr(kernels, name)
         monkeypatch.setattr(kernels, name,
                             lambda *a, _real=real, _name=name: called.append(_name) or _real(*a))
@@ -213,10 +273,12 @@ def test_the_switch_turns_the_kernels_off(monkeypatch):
         engine.conv2d_backward(out, x, w, 1, 1)
         pooled, winner = engine.max_pool(x, 2, 2, 3, 3)
         engine.max_pool_backward(pooled, winner, x.shape, 2, 2, 0)
-        tc.ReLU().backward(x, x > 0, "guided")
+        tc.ReLU().backward(*tc.ReLU().forward(x), "guided")
+        adam_step(x, x * 0, x * 0, 1, 0.1)
+        tv_loss(x, 1.0)
         return sorted(set(called))
 
-    assert run() == ["col2im", "im2col", "max_pool", "max_pool_backward", "relu_backward"]
+    assert run() == sorted(names)
     monkeypatch.setenv("TINYCNN_KERNELS", "0")          # read at each call
     assert run() == []
     monkeypatch.delenv("TINYCNN_KERNELS")

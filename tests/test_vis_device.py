@@ -44,10 +44,8 @@ def small_net(dtype=np.float32):
     return net.astype(dtype)
 
 
-@pytest.mark.parametrize("use_kernels", [True, False], ids=["kernels", "no-kernels"])
-def test_launches_per_step_of_squeezenet_are_counted(use_kernels):
-    # Groundwork for the launch budget of issue 27 (item 5): at launch-bound sizes a GPU step
-    # costs what its launches cost. Only sanity is asserted here; run with -s for the counts.
+def launches_per_squeezenet_step(use_kernels):
+    """(class visualisation, style transfer): launches per optimisation step on SqueezeNet."""
     from tinycnn.engine import kernels
     from tinycnn.models import squeezenet1_1
     from vis.class_visualization import class_visualization
@@ -67,7 +65,20 @@ def test_launches_per_step_of_squeezenet_are_counted(use_kernels):
         kernels.use(None)
     print(f"\nlaunches per step (kernels {'on' if use_kernels else 'off'}): "
           f"class visualisation {visualization:g}, style transfer {transfer:g}")
-    assert 50 < visualization < 5000 and 50 < transfer < 5000, (visualization, transfer)
+    return visualization, transfer
+
+
+def test_a_squeezenet_step_keeps_to_its_launch_budget():
+    # At launch-bound sizes a GPU step costs what its launches cost (issue 27: about 794 and
+    # 548 launches in the array code). The budget: 200 per class-visualisation step and 170
+    # per style-transfer step with the kernels; run with -s for the counts.
+    if not hasattr(backend.active(), "RawModule"):
+        pytest.skip("this CuPy has no RawModule to load the kernels (the stand-in needs g++)")
+    visualization, transfer = launches_per_squeezenet_step(use_kernels=True)
+    assert visualization <= 200 and transfer <= 170, (visualization, transfer)
+    # the array code alone, for scale: the kernels are what keeps the budget
+    visualization_off, transfer_off = launches_per_squeezenet_step(use_kernels=False)
+    assert visualization_off > 2 * visualization and transfer_off > 2 * transfer
 
 
 def test_class_visualization_never_waits_for_the_device():

@@ -123,12 +123,14 @@ class ReLU(Layer):
     """
 
     def forward(self, x):
+        if engine.enabled() and engine.kernels.active(x):
+            return engine.kernels.relu_forward(x)                   # one launch on a GPU
         return get_array_module(x).maximum(x, 0), x > 0
 
     def backward(self, dout, cache, rule="backprop"):
         positive_x = cache
         if engine.enabled() and rule in RELU_RULES and engine.kernels.active(dout):
-            return engine.relu_backward(dout, positive_x, rule), {}     # one launch on a GPU
+            return engine.kernels.relu_backward(dout, positive_x, rule), {}   # one launch on a GPU
         if rule == "backprop":
             dx = positive_x * dout
         elif rule == "deconvnet":

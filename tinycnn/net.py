@@ -207,12 +207,10 @@ class Concat(Container):
                 return part
             return _backward_child(self.layers[name], part, caches[name], (), stop[1:],
                                    prefix + name, run)
-        dx = 0
-        for (name, sub_cache), size in zip(caches.items(), sizes):
-            part = dout[:, offsets[name]:offsets[name] + size]
-            dx = dx + _backward_child(self.layers[name], part, sub_cache, (), (), prefix + name,
-                                      run)
-        return dx
+        dxs = [_backward_child(self.layers[name], dout[:, offsets[name]:offsets[name] + size],
+                               sub_cache, (), (), prefix + name, run)
+               for (name, sub_cache), size in zip(caches.items(), sizes)]
+        return sum(dxs[1:], dxs[0])     # every branch read the same input: the gradients add
 
 
 class Residual(Sequential):

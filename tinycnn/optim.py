@@ -8,6 +8,7 @@ import math
 
 import numpy as np
 
+from . import engine
 from .backend import asarray, get_array_module, to_numpy
 
 
@@ -55,6 +56,8 @@ def adam_step(g, m, v, t, lr, *, betas=(0.9, 0.999), eps=1e-8):
     The one Adam of tinycnn: ``Adam`` below applies it to a network's parameters, and
     vis._optimize to an image.
     """
+    if engine.enabled() and engine.kernels.active(g, m, v) and type(lr) in (int, float):
+        return engine.kernels.adam_step(g, m, v, t, lr, betas, eps)     # one launch on a GPU
     b1, b2 = betas
     m *= b1
     m += (1 - b1) * g

@@ -23,9 +23,11 @@ struct dim3 {
 
 static dim3 blockIdx, threadIdx, blockDim, gridDim;
 
-// CUDA's fmax/fmin come with float and double overloads, as std:: ones do; fmaxf, fminf
-// and INFINITY come from <cmath> itself.
+// CUDA's fmax, fmin, sqrt and pow come with float and double overloads, as std:: ones do;
+// fmaxf, fminf and INFINITY come from <cmath> itself.
 using std::fmax;
 using std::fmin;
+using std::pow;
+using std::sqrt;
 
 #endif

@@ -16,8 +16,8 @@ What lives here, and why it is faster:
 - ``pool``: max pooling as a K-wide max over columns then rows (2(K-1) passes, not
   K*K), and the window's winner found with small integers.
 - ``kernels``: on a GPU (CuPy arrays), hand-written CUDA kernels (``kernels.cu``) for
-  im2col, col2im, max pooling and ReLU's backward rules, one launch each where the array
-  code makes many; ``TINYCNN_KERNELS=0`` or ``engine.kernels.use(False)`` runs the
+  im2col, col2im, max pooling, ReLU, an Adam step and total variation, one launch each
+  where the array code makes many; ``TINYCNN_KERNELS=0`` or ``engine.kernels.use(False)`` runs the
   array code on the GPU instead, so the two can be compared. NumPy arrays never reach them.
 - ``threads``, ``malloc``, ``memory``: the process around the arithmetic (BLAS
   threads, glibc keeping freed memory, how much memory a command may allocate).
@@ -58,11 +58,5 @@ from . import kernels  # noqa: E402  (after the switch they read)
 from .conv import conv2d_backward, conv2d_forward  # noqa: E402
 from .pool import max_pool, max_pool_backward  # noqa: E402
 
-def relu_backward(dout, positive_x, rule):
-    """ReLU's backward for one of its rules in one kernel launch (CuPy arrays, where
-    ``kernels.active(dout)``), as ``ReLU.backward``'s clear path; positive_x = (x > 0)."""
-    return kernels.relu_backward(dout, positive_x, rule)
-
-
 __all__ = ["enabled", "use", "switched", "conv2d_forward", "conv2d_backward", "max_pool",
-           "max_pool_backward", "relu_backward"]
+           "max_pool_backward"]

@@ -294,3 +294,144 @@ extern "C" __global__ void relu_backward_f32(const unsigned char* positive_x, co
 extern "C" __global__ void relu_backward_f64(const unsigned char* positive_x, const double* dout,
                                              double* dx, int rule, long long total)
 { relu_backward_body<double>(positive_x, dout, dx, rule, total); }
+
+// ---------------------------------------------------------------------------------------------
+// ReLU forward: out = max(x, 0) and the mask positive_x = (x > 0) the backward rules read.
+// NumPy twin: ReLU.forward in tinycnn/layers.py, `maximum(x, 0), x > 0`, two launches there.
+//
+// As np.maximum: NaN propagates, and -0 gives +0 (the 0 is the larger).
+template <typename T>
+__device__ void relu_forward_body(const T* x, T* out, unsigned char* positive_x, long long total)
+{
+    long long i = (long long)blockIdx.x * blockDim.x + threadIdx.x;
+    if (i >= total) return;
+    T v = x[i];
+    out[i] = (v > 0 || v != v) ? v : (T)0;
+    positive_x[i] = v > 0;
+}
+
+extern "C" __global__ void relu_forward_f32(const float* x, float* out,
+                                            unsigned char* positive_x, long long total)
+{ relu_forward_body<float>(x, out, positive_x, total); }
+
+extern "C" __global__ void relu_forward_f64(const double* x, double* out,
+                                            unsigned char* positive_x, long long total)
+{ relu_forward_body<double>(x, out, positive_x, total); }
+
+// ---------------------------------------------------------------------------------------------
+// Adam's step (Kingma & Ba 2015, Algorithm 1) on one array: moments updated in place, the
+// change written to `step`. NumPy twin: adam_step in tinycnn/optim.py, a dozen launches there:
+//
+//     m = b1 m + (1 - b1) g,   v = b2 v + (1 - b2) g^2
+//     step = lr * (m / (1 - b1^t)) / (sqrt(v / (1 - b2^t)) + eps)
+//
+// Every operation in NumPy's order, each rounded to T, with the constants already in T (the
+// caller casts them as NumPy casts a Python float): the same bits as the array code, given no
+// fused multiply-add (kernels.py compiles with --fmad=false, the stand-in with
+// -ffp-contract=off).
+template <typename T>
+__device__ void adam_step_body(const T* g, T* m, T* v, T* step, T b1, T one_minus_b1, T b2,
+                               T one_minus_b2, T correction1, T correction2, T lr, T eps,
+                               long long total)
+{
+    long long i = (long long)blockIdx.x * blockDim.x + threadIdx.x;
+    if (i >= total) return;
+    T gi = g[i];
+    T mi = m[i] * b1;
+    mi = mi + one_minus_b1 * gi;
+    T vi = v[i] * b2;
+    vi = vi + one_minus_b2 * gi * gi;
+    m[i] = mi;
+    v[i] = vi;
+    step[i] = lr * (mi / correction1) / (sqrt(vi / correction2) + eps);
+}
+
+extern "C" __global__ void adam_step_f32(const float* g, float* m, float* v, float* step,
+                                         float b1, float one_minus_b1, float b2,
+                                         float one_minus_b2, float correction1,
+                                         float correction2, float lr, float eps, long long total)
+{
+    adam_step_body<float>(g, m, v, step, b1, one_minus_b1, b2, one_minus_b2, correction1,
+                          correction2, lr, eps, total);
+}
+
+extern "C" __global__ void adam_step_f64(const double* g, double* m, double* v, double* step,
+                                         double b1, double one_minus_b1, double b2,
+                                         double one_minus_b2, double correction1,
+                                         double correction2, double lr, double eps,
+                                         long long total)
+{
+    adam_step_body<double>(g, m, v, step, b1, one_minus_b1, b2, one_minus_b2, correction1,
+                           correction2, lr, eps, total);
+}
+
+// ---------------------------------------------------------------------------------------------
+// Total variation, R = sum_ij (dh_ij^2 + dv_ij^2)^(beta/2), per pixel: its term of R and its
+// gradient. NumPy twin: tv_loss in vis/objectives.py, two dozen launches there, with
+//
+//     dh[i, j] = x[i, j+1] - x[i, j]  (0 on the last column),  dv likewise down the rows,
+//     s = dh^2 + dv^2,  ds = dR/ds = (beta/2) (s + eps)^(beta/2 - 1)  (1 for beta = 2),
+//     gh = 2 ds dh,  gv = 2 ds dv,
+//     dx[i, j] = gh[i, j-1] - gh[i, j] + gv[i-1, j] - gv[i, j]   (terms off the image are 0)
+//
+// A pixel's gradient gathers gh and gv of itself and of its left and upper neighbours, each
+// recomputed from x here; the sum runs in the order NumPy adds its slices, so for beta = 2 the
+// result has the array code's bits (pow, for other beta, may differ in its last bits between
+// math libraries). `terms` holds each pixel's term of R; the caller sums it and scales both
+// by the weight.
+template <typename T>
+__device__ void tv_differences(const T* x, long long plane, int H, int W, int r, int c,
+                               int squared, T half_beta, T exponent, T eps, T* gh, T* gv,
+                               T* term)
+{
+    const T* p = x + plane * H * W;
+    T dh = c + 1 < W ? p[r * W + c + 1] - p[r * W + c] : (T)0;
+    T dv = r + 1 < H ? p[(r + 1) * W + c] - p[r * W + c] : (T)0;
+    T s = dh * dh + dv * dv;
+    T ds = 1;
+    if (!squared) {                 // beta != 2: half_beta = beta/2, exponent = beta/2 - 1
+        s = s + eps;
+        ds = half_beta * pow(s, exponent);
+        s = pow(s, half_beta);
+    }
+    *gh = 2 * ds * dh;
+    *gv = 2 * ds * dv;
+    if (term) *term = s;
+}
+
+template <typename T>
+__device__ void tv_loss_body(const T* x, T* terms, T* dx, int H, int W, int squared,
+                             T half_beta, T exponent, T eps, long long total)
+{
+    long long i = (long long)blockIdx.x * blockDim.x + threadIdx.x;
+    if (i >= total) return;
+    int c = (int)(i % W);
+    int r = (int)(i / W % H);
+    long long plane = i / ((long long)H * W);
+    T gh, gv, left_gh, up_gv, unused, d = 0;
+    tv_differences<T>(x, plane, H, W, r, c, squared, half_beta, exponent, eps, &gh, &gv,
+                      &terms[i]);
+    if (c > 0) {
+        tv_differences<T>(x, plane, H, W, r, c - 1, squared, half_beta, exponent, eps,
+                          &left_gh, &unused, (T*)0);
+        d = d + left_gh;
+    }
+    if (c + 1 < W) d = d - gh;
+    if (r > 0) {
+        tv_differences<T>(x, plane, H, W, r - 1, c, squared, half_beta, exponent, eps,
+                          &unused, &up_gv, (T*)0);
+        d = d + up_gv;
+    }
+    if (r + 1 < H) d = d - gv;
+    dx[i] = d;
+}
+
+extern "C" __global__ void tv_loss_f32(const float* x, float* terms, float* dx, int H, int W,
+                                       int squared, float half_beta, float exponent, float eps,
+                                       long long total)
+{ tv_loss_body<float>(x, terms, dx, H, W, squared, half_beta, exponent, eps, total); }
+
+extern "C" __global__ void tv_loss_f64(const double* x, double* terms, double* dx, int H,
+                                       int W, int squared, double half_beta, double exponent,
+                                       double eps, long long total)
+{ tv_loss_body<double>(x, terms, dx, H, W, squared, half_beta, exponent, eps, total); }

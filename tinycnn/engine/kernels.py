@@ -32,6 +32,10 @@ THREADS = 256
 SUFFIX = {np.dtype(np.float32): "_f32", np.dtype(np.float64): "_f64"}
 RULES = {"backprop": 0, "deconvnet": 1, "guided": 2}
 
+# NVRTC's options: no fused multiply-add, so that a*b + c rounds twice as the array code's
+# two launches do (the Adam kernel matches the array code to the bit, total variation for beta 2)
+OPTIONS = ("--std=c++14", "--fmad=false")
+
 _switch = None          # None: the environment decides; True or False: use() decided
 _modules = {}           # the loaded module, per CuPy module (loaded once per process)
 
@@ -63,7 +67,7 @@ def active(*arrays):
 def _kernel(xp, name, dtype):
     module = _modules.get(xp)
     if module is None:
-        module = _modules[xp] = xp.RawModule(code=SOURCE.read_text(), options=("--std=c++14",))
+        module = _modules[xp] = xp.RawModule(code=SOURCE.read_text(), options=OPTIONS)
     return module.get_function(name + SUFFIX[np.dtype(dtype)])
 
 
@@ -136,3 +140,41 @@ def relu_backward(dout, positive_x, rule):
     dx = xp.empty(dout.shape, dtype=dout.dtype)
     _launch(xp, "relu_backward", dout.dtype, dx.size, positive_x, dout, dx, np.int32(RULES[rule]))
     return dx
+
+
+def relu_forward(x):
+    """x -> (max(x, 0), x > 0) in one launch, as ``ReLU.forward``."""
+    xp = get_array_module(x)
+    x = xp.ascontiguousarray(x)
+    out = xp.empty(x.shape, dtype=x.dtype)
+    positive_x = xp.empty(x.shape, dtype=bool)
+    _launch(xp, "relu_forward", x.dtype, x.size, x, out, positive_x)
+    return out, positive_x
+
+
+def adam_step(g, m, v, t, lr, betas, eps):
+    """Adam's step in one launch, as ``tinycnn.optim.adam_step``: m and v (C-contiguous)
+    updated in place, the change returned. Each constant is cast to the arrays' type as
+    NumPy casts a Python float."""
+    xp = get_array_module(g)
+    g = xp.ascontiguousarray(g)
+    T = g.dtype.type
+    b1, b2 = betas
+    step = xp.empty(g.shape, dtype=g.dtype)
+    _launch(xp, "adam_step", g.dtype, g.size, g, m, v, step, T(b1), T(1 - b1), T(b2), T(1 - b2),
+            T(1 - b1 ** t), T(1 - b2 ** t), T(lr), T(eps))
+    return step
+
+
+def tv_loss(x, beta, eps):
+    """x (..., H, W) -> (terms, dx): each pixel's term of the total variation
+    sum (dh^2 + dv^2)^(beta/2) and its gradient, in one launch, as ``vis.objectives.tv_loss``
+    before its sum and weight."""
+    xp = get_array_module(x)
+    x = xp.ascontiguousarray(x)
+    H, W = x.shape[-2:]
+    T = x.dtype.type
+    terms, dx = xp.empty(x.shape, dtype=x.dtype), xp.empty(x.shape, dtype=x.dtype)
+    _launch(xp, "tv_loss", x.dtype, x.size, x, terms, dx, *_ints(H, W, beta == 2),
+            T(beta / 2), T(beta / 2 - 1), T(eps))
+    return terms, dx

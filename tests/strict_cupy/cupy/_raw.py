@@ -75,7 +75,8 @@ def _compiler():
 
 
 def _flags(options):
-    """nvcc/NVRTC options -> g++ flags: only --std=... and -D... have a meaning on the CPU."""
+    """nvcc/NVRTC options -> g++ flags: only --std=..., -D... and --fmad=false have a meaning
+    on the CPU."""
     flags = []
     for opt in options:
         if not isinstance(opt, str):
@@ -85,6 +86,8 @@ def _flags(options):
             flags.append(f"-std={m.group(1)}")
         elif re.fullmatch(r"-D\w+(=.*)?", opt):
             flags.append(opt)
+        elif opt == "--fmad=false":
+            pass                    # the compile line below has -ffp-contract=off already
         else:
             raise NotImplementedError(f"stand-in RawModule: option {opt!r} is not supported")
     return flags
