@@ -10,7 +10,7 @@ FIGURE_TARGETS = filters training_curve saliency guided_backprop occlusion attri
                  embedding class_visualization fooling deepdream style_transfer style_controls fast_style feature_inversion \
                  texture_synthesis multifaceted
 
-.PHONY: help ready install test gradcheck fuzz bench gpu-check clean demo weights data images train train_fast_style figures thumbnails \
+.PHONY: help ready install test gradcheck fuzz bench gpu-check gpu-data clean demo weights data images train train_fast_style figures thumbnails \
         $(FIGURE_TARGETS)
 
 help: ## this list
@@ -55,8 +55,11 @@ bench: ready ## speed and memory against PyTorch (needs torch)
 
 # on a lent GPU machine (CuPy, PyTorch CUDA): no .venv needed there, plain python3 will do
 GPU_PY = $(if $(wildcard $(PY)),$(PY),python3)
-gpu-check: ## on a GPU: CuPy tests, NumPy vs CuPy, benchmarks vs PyTorch CUDA, figures (OUT=folder)
+gpu-check: ## on a GPU: launch cost, NumPy vs CuPy, benchmarks vs PyTorch CUDA, CuPy tests, figures (OUT=folder)
 	$(GPU_PY) -m bench.gpu_check --out $(or $(OUT),gpu-check) $(if $(FIGURES),--figures $(FIGURES))
+
+gpu-data: ready ## a CIFAR-10 subset of a few MB in gpu-data/, to carry to a GPU machine for make gpu-check
+	$(PY) -m bench.cifar_subset --out gpu-data
 
 # figures from the shipped CIFAR-10 weights alone: no network, no ../shared needed
 demo: filters training_curve ## figures from the shipped weights alone, offline
