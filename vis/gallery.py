@@ -185,20 +185,24 @@ FIGURES = [
            needs=(SQ,), crop=(0, .5, 0, .6)),
     Figure("class_visualization_squeezenet.png", "class_visualization",
            "Class visualisation by gradient ascent",
-           "Images that maximise a class score, the same four classes with three regularisers: L2 "
-           "alone (Simonyan et al., 100 steps) from CS231n's noise and, second row, from the "
-           "lecture's zero image (zero in the normalised input: the mean image), where flamingo "
-           "never moves: its score there is 0 behind SqueezeNet's last ReLU, and so is its "
-           "gradient; CS231n's recipe (L2, jitter, blur every 10 steps, clamping; 100 steps) and "
-           "Yosinski et al.'s first set (blur every 4 steps, pixels below the median norm zeroed; "
-           "500 steps).",
-           "Simonyan et al. 2014; Yosinski et al. 2015, Understanding Neural Networks Through "
-           "Deep Visualization",
-           "https://arxiv.org/abs/1506.06579",
+           "Images that maximise a class score, the same four classes, each row a better "
+           "regulariser: L2 alone (Simonyan et al., 100 steps) from CS231n's noise and, second "
+           "row, from the lecture's zero image (zero in the normalised input: the mean image), "
+           "where flamingo never moves: its score there is 0 behind SqueezeNet's last ReLU, and "
+           "so is its gradient; CS231n's recipe (L2, jitter, blur every 10 steps, clamping; 100 "
+           "steps); Yosinski et al.'s first set (blur every 4 steps, pixels below the median "
+           "norm zeroed; 500 steps). The pixel rows keep high-frequency colour noise, which the "
+           "gradient favours. The last row changes the coordinates instead of the penalty (Olah "
+           "et al. 2017): Adam on the amplitudes of waves weighted 1/frequency, in decorrelated "
+           "colours, the image rolled at random each step (256 steps): whole flamingos, geese "
+           "and tarantulas appear.",
+           "Simonyan et al. 2014; Yosinski et al. 2015; Olah, Mordvintsev & Schubert 2017, "
+           "Feature Visualization",
+           "https://distill.pub/2017/feature-visualization/",
            ["class_visualization", "--model", "squeezenet",
-            "--regularizer", "l2", "l2", "cs231n", "yosinski1",
-            "--init", "randn", "zeros", "randn", "randn"],
-           ["--steps", "10"], needs=(SQ,), crop=(.5, .75, 0, .5)),
+            "--regularizer", "l2", "l2", "cs231n", "yosinski1", "fourier",
+            "--init", "randn", "zeros", "randn", "randn", "randn"],
+           ["--steps", "10"], needs=(SQ,), crop=(.8, 1, 0, .5)),
     Figure("class_visualization_cifar10.png", "class_visualization",
            "Class visualisation (CIFAR-10 net)",
            "The same gradient ascent for all ten CIFAR-10 classes of the shipped net.",
