@@ -19,6 +19,11 @@ ROOT = Path(__file__).resolve().parents[1]
 MB = 1 << 20
 
 
+def _pythonpath():
+    """The repository first, then what the tests run with (the strict stand-in's folder)."""
+    return os.pathsep.join([str(ROOT)] + [p for p in [os.environ.get("PYTHONPATH")] if p])
+
+
 @dataclass
 class Run:
     returncode: int     # the child's exit status, or -signal
@@ -36,7 +41,7 @@ def run_child(code, *, timeout=60, memory_limit=None, env=None, cwd=None):
         if memory_limit is not None:
             import resource
             resource.setrlimit(resource.RLIMIT_AS, (memory_limit, memory_limit))
-    child_env = {**os.environ, "PYTHONPATH": str(ROOT), **(env or {})}
+    child_env = {**os.environ, "PYTHONPATH": _pythonpath(), **(env or {})}
     start = time.perf_counter()
     child = subprocess.Popen([sys.executable, "-c", code], stdout=subprocess.PIPE,
                              stderr=subprocess.PIPE, text=True, env=child_env,
@@ -54,8 +59,12 @@ def run_child(code, *, timeout=60, memory_limit=None, env=None, cwd=None):
     return Run(child.returncode, out, err, _peak(err), seconds, timed_out)
 
 
-_REPORT = ("import resource as _r, sys as _s; "
-           "print('peak-rss-kb', _r.getrusage(_r.RUSAGE_SELF).ru_maxrss, file=_s.stderr)")
+# VmHWM, not ru_maxrss: a child forked from a large parent (pytest) keeps the parent's resident
+# size in ru_maxrss across exec, so ru_maxrss would report the test process; VmHWM is the high
+# water mark of the child's own address space
+_REPORT = ("import re as _re; "
+           "print('peak-rss-kb', _re.search(r'VmHWM:\\s*(\\d+)', "
+           "open('/proc/self/status').read())[1], file=__import__('sys').stderr)")
 
 
 def measured(code):
@@ -87,3 +96,88 @@ def peak_of_imports(*modules):
     run = run_measured("\n".join(f"import {m}" for m in modules))
     assert run.returncode == 0 and run.peak > 0, run.stderr
     return run.peak
+
+
+_SERVER = r'''
+import contextlib, io, json, os, signal, sys, time, traceback
+SECONDS, LIMIT = int(sys.argv[1]), int(sys.argv[2])
+exec(sys.argv[3])                                           # the setup: imports, helpers
+PAGE = os.sysconf("SC_PAGE_SIZE")
+def resident():
+    return int(open("/proc/self/statm").read().split()[1]) * PAGE
+
+
+for request in sys.stdin:
+    code = json.loads(request)
+    out, into = os.pipe()
+    start = time.perf_counter()
+    pid = os.fork()
+    if pid == 0:                                            # the child: run code, report, exit
+        os.close(out)
+        at_start = resident()               # a child starts with fewer pages than the server
+        signal.alarm(SECONDS)
+        if LIMIT:
+            import resource
+            resource.setrlimit(resource.RLIMIT_AS, (LIMIT, LIMIT))
+        stdout, stderr, status = io.StringIO(), io.StringIO(), 0
+        with contextlib.redirect_stdout(stdout), contextlib.redirect_stderr(stderr):
+            try:
+                exec(code, dict(globals()))
+            except SystemExit as e:
+                status = e.code if isinstance(e.code, int) else int(e.code is not None)
+            except BaseException:
+                traceback.print_exc()
+                status = 1
+        with os.fdopen(into, "w") as f:
+            json.dump([stdout.getvalue(), stderr.getvalue(), at_start], f)
+        os._exit(status)
+    os.close(into)
+    with os.fdopen(out) as f:
+        text = f.read()
+    _, status, usage = os.wait4(pid, 0)
+    output, errors, at_start = json.loads(text) if text else ("", "", resident())
+    print(json.dumps([os.waitstatus_to_exitcode(status), output, errors,
+                      usage.ru_maxrss * 1024 - at_start, time.perf_counter() - start]),
+          flush=True)
+'''
+
+
+class ForkServer:
+    """A child per piece of code, forked from one interpreter that has run ``setup`` (its
+    imports) once: what run_measured measures, at the cost of a fork rather than of an
+    interpreter's start, so that a fuzz profile's thousand examples take seconds, not many
+    minutes. ``Run.peak`` is the child's peak memory ABOVE what it held when it started (the
+    server's imports), from ``os.wait4``; a child running past ``seconds`` is killed
+    (SIGALRM) and reported as timed out; memory_limit (bytes) caps each child's address space.
+
+        with ForkServer("from tinycnn.io.weights import read_npz") as server:
+            run = server.run("read_npz('x.npz')")
+    """
+
+    def __init__(self, setup, *, seconds=30, memory_limit=None):
+        self.seconds = seconds
+        self.server = subprocess.Popen([sys.executable, "-c", _SERVER, str(seconds),
+                                        str(memory_limit or 0), setup],
+                                       stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True,
+                                       cwd=ROOT, env={**os.environ, "PYTHONPATH": _pythonpath()})
+
+    def run(self, code):
+        import json
+        import signal
+        self.server.stdin.write(json.dumps(code) + "\n")
+        self.server.stdin.flush()
+        line = self.server.stdout.readline()
+        if not line:
+            raise RuntimeError("the fork server stopped (its setup failed?)")
+        status, out, err, peak, seconds = json.loads(line)
+        return Run(status, out, err, peak, seconds, status == -signal.SIGALRM)
+
+    def close(self):
+        self.server.stdin.close()
+        self.server.wait(timeout=self.seconds)
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc):
+        self.close()

@@ -22,7 +22,7 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from tinycnn.io.torch_checkpoint import MAX_EXPANDED_BYTES
+from tinycnn.io.archives import budget
 
 from . import forge
 from .conftest import fuzz_settings
@@ -66,7 +66,8 @@ for code, (module, name) in %r.items():
 for path in sys.argv[1:]:
     try:
         got = read_torch_checkpoint(path)
-        line = {k: [v.dtype.str, list(v.shape), hashlib.sha256(np.ascontiguousarray(v).tobytes()).hexdigest()]
+        line = {k: [v.dtype.str, list(v.shape),
+                    hashlib.sha256(np.ascontiguousarray(v).tobytes()).hexdigest()]
                 for k, v in got.items()}
     except UnsafeCheckpointError as e:
         line = "refused: " + str(e)
@@ -105,8 +106,8 @@ def numpy_can_hold(size, itemsize):
 
 
 def geometry_is_valid(offset, size, stride, numel, itemsize):
-    """PyTorch's rule, stated independently of the reader; and the reader's two limits: shapes
-    NumPy can hold, and a broadcast (stride-0) tensor copied up to MAX_EXPANDED_BYTES."""
+    """PyTorch's rule, stated independently of the reader, and the reader's limit on shapes:
+    those NumPy can hold. (The file's budget on all tensors together is checked by the case.)"""
     if (
         len(size) != len(stride)
         or min((offset,) + size + stride) < 0
@@ -115,8 +116,7 @@ def geometry_is_valid(offset, size, stride, numel, itemsize):
         return False
     if 0 in size:
         return True
-    return offset + sum((n - 1) * s for n, s in zip(size, stride)) < numel and \
-        math.prod(size) * itemsize <= max(numel * itemsize, MAX_EXPANDED_BYTES)
+    return offset + sum((n - 1) * s for n, s in zip(size, stride)) < numel
 
 
 @st.composite
@@ -158,7 +158,10 @@ def geometry_case(draw):
             data = data[:-1] if data and draw(st.booleans()) else data + b"\0"
             valid = valid and key not in used         # (a storage no tensor uses is never read)
         records.append((f"data/{key}", data))
-    return forge.archive(records), expected if valid else "refused"
+    data = forge.archive(records)
+    # tensors are views, but all together they may hold no more than the file's budget
+    valid = valid and sum(v.nbytes for v in expected.values()) <= budget(len(data))
+    return data, expected if valid else "refused"
 
 
 def payload(draw, canary):
@@ -272,9 +275,9 @@ def malicious_case(draw, canary):
         pkl = forge.state_dict([("w", rebuild(bad, forge.value(0), forge.value((2,)),
                                               forge.value((1,))))])
     else:
-        pkl = forge.state_dict([("w", rebuild(forge.storage("FloatStorage", "0", 2), forge.value(0),
-                                              forge.value((2,)), forge.value((1,)),
-                                              forge.value(False), bad))])
+        pkl = forge.state_dict([("w", rebuild(forge.storage("FloatStorage", "0", 2),
+                                              forge.value(0), forge.value((2,)),
+                                              forge.value((1,)), forge.value(False), bad))])
     return forge.archive([("data.pkl", pkl), ("data/0", bytes(8))]), "refused"
 
 
@@ -349,7 +352,8 @@ def read_in_a_child(folder, cases):
         pytest.fail(f"the reader hung on {paths[len(lines)]} ({len(lines)} cases read before)")
     if done.returncode != 0:
         pytest.fail(
-            f"the reader died (status {done.returncode}) on {paths[len(lines)]}: {done.stderr[-500:]}"
+            f"the reader died (status {done.returncode}) on {paths[len(lines)]}: "
+            f"{done.stderr[-500:]}"
         )
     return [json.loads(line) for line in lines]
 

@@ -224,3 +224,95 @@ def test_make_train_explains_itself(capsys):
     out = capsys.readouterr().out
     assert done.value.code == 0 and out.startswith("usage: python -m tinycnn.train ")
     assert "--epochs EPOCHS" in out and "(default: 15)" in out
+
+
+EPOCH = {"epoch": 1, "loss": 2.3, "train_acc": 0.1, "test_acc": 0.12, "lr": 0.05, "seconds": 3.0}
+
+
+def test_check_history_takes_what_train_records():
+    from tinycnn.train import check_history
+    x, y = toy_data(64, 0)
+    recorded = train(toy_net(), (x, y, x[:32], y[:32]), epochs=2, batch_size=32,
+                     log=lambda s: None)
+    for history in (recorded, [], [EPOCH], [EPOCH, {**EPOCH, "epoch": 2, "lr": 0}]):
+        check_history(history)
+
+
+@pytest.mark.parametrize("history", [
+    [5], [[1, 2.0]], [{**EPOCH, "epoch": 2}], [EPOCH, EPOCH], [{**EPOCH, "epoch": True}],
+    [{**EPOCH, "epoch": 1.0}], [{**EPOCH, "loss": float("nan")}], [{**EPOCH, "loss": "2.3"}],
+    [{**EPOCH, "test_acc": 1.5}], [{**EPOCH, "train_acc": -0.1}], [{**EPOCH, "lr": -1}],
+    [{**EPOCH, "seconds": 10 ** 400}], [{**EPOCH, "seconds": float("inf")}],
+    [{k: v for k, v in EPOCH.items() if k != "lr"}], [EPOCH, None],
+])
+def test_check_history_refuses_what_train_does_not_record(history):
+    from tinycnn.train import check_history
+    with pytest.raises(ValueError, match=f"entry {len(history)} is not the record of epoch"):
+        check_history(history)
+
+
+def forged_resumes(good):
+    """(what, bytes) of forged checkpoints for make train --resume, from a good one's bytes."""
+    from .test_checkpoint import DEEP_SHAPE, PCG64, _json, _set, forged, npy_with_header, \
+        with_member
+    return [
+        ("a history of numbers", forged(good, _set("history", _json([5])))),
+        ("a history without a loss", forged(good, _set("history", _json([{**EPOCH,
+                                                                         "loss": None}])))),
+        ("a random state beyond 128 bits", forged(good, _set("rng", _json(
+            PCG64 | {"state": {"state": 10 ** 400, "inc": 1}})))),
+        ("a header the parser cannot hold", with_member(good, "history.npy",
+                                                        npy_with_header(DEEP_SHAPE))),
+    ]
+
+
+def test_make_train_resumes_only_from_its_own_checkpoints(tmp_path, capsys, monkeypatch):
+    """python -m tinycnn.train --resume with a forged checkpoint: one line naming it, exit
+    status 2, no weights written; also when its reader runs out of memory or recursion depth
+    (which must not read as the machine's "out of memory")."""
+    from tinycnn import train as train_module
+    fake_cifar10(monkeypatch)
+    out, ckpt = tmp_path / "net.npz", tmp_path / "ckpt.npz"
+    argv = ["--epochs", "1", "--batch-size", "32", "--out", str(out), "--checkpoint", str(ckpt)]
+    train_module.main(argv)
+    good = ckpt.read_bytes()
+    cases = forged_resumes(good) + [("a reader out of memory", MemoryError()),
+                                    ("a reader out of depth", RecursionError("max depth"))]
+    for what, forgery in cases:
+        out.unlink(missing_ok=True)
+        ckpt.write_bytes(good)
+        with monkeypatch.context() as patch:
+            if isinstance(forgery, bytes):
+                ckpt.write_bytes(forgery)
+            else:
+                patch.setattr("tinycnn.io.checkpoint.read_npz",
+                              lambda *a, error=None, e=forgery: (_ for _ in ()).throw(e))
+            with pytest.raises(SystemExit) as done:
+                train_module.main(argv + ["--resume"])
+        err = capsys.readouterr().err
+        assert done.value.code == 2 and err.startswith(f"error: cannot resume from {ckpt}: "), \
+            (what, err)
+        assert err.count("\n") == 1 and "out of memory" not in err, (what, err)
+        assert not out.exists(), what
+
+
+@pytest.mark.parametrize("error, line", [
+    (MemoryError(), "error: cannot read the CIFAR-10 data: reading it asks for more memory"),
+    (RecursionError("maximum recursion depth exceeded"),
+     "error: cannot read the CIFAR-10 data: it is nested too deeply"),
+    (OverflowError("Python int too large"), "error: cannot read the CIFAR-10 data: a number"),
+    (ValueError("data/cifar-10-batches-py/data_batch_1 holds 0-d labels"),
+     "error: data/cifar-10-batches-py/data_batch_1 holds 0-d labels"),
+])
+def test_make_train_tells_a_data_readers_error_in_one_line(error, line, tmp_path, capsys,
+                                                          monkeypatch):
+    from tinycnn import train as train_module
+
+    def reader(split):
+        raise error
+    monkeypatch.setattr("tinycnn.io.data.load_cifar10", reader)
+    with pytest.raises(SystemExit) as done:
+        train_module.main(["--out", str(tmp_path / "w.npz"),
+                           "--checkpoint", str(tmp_path / "c.npz")])
+    err = capsys.readouterr().err
+    assert done.value.code == 2 and err.startswith(line) and err.count("\n") == 1, err

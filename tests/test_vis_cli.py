@@ -267,9 +267,10 @@ def test_an_unwritable_out_folder_is_one_line_with_the_true_cause(tmp_path, monk
         assert (status, err) == (2, f"error: cannot write to the output folder {message}\n")
     assert not (tmp_path / "notes.txt").is_dir()
 
-    def read_only(self, *args, **kwargs):
+    def read_only(*args, **kwargs):
         raise OSError(errno.EROFS, os.strerror(errno.EROFS))
-    monkeypatch.setattr(Path, "touch", read_only)
+    from vis import cli
+    monkeypatch.setattr(cli.tempfile, "mkstemp", read_only)
     status, err = run_here("filters", "--model", "cifar10", "--out", str(tmp_path / "x.png"))
     assert err == f"error: cannot write to the output folder {tmp_path}: Read-only file system\n"
     assert status == 2
@@ -315,3 +316,72 @@ def test_an_empty_folder_of_images_is_named(module, tmp_path):
                            "--out", str(tmp_path / "x.png"))
     assert status == 2, err
     assert err == f"error: the folder {tmp_path / 'empty'} holds no image files\n", err
+
+
+def test_the_write_probe_follows_no_link(tmp_path):
+    """--out's folder is probed with a new file of a name no one chose, created with O_EXCL and
+    O_NOFOLLOW: links placed in the folder beforehand, at the name the probe once had and at
+    others, are neither followed nor removed, and nothing appears where they point."""
+    from vis import cli
+    out, outside = tmp_path / "out", tmp_path / "outside"
+    out.mkdir()
+    outside.mkdir()
+    names = [f".tinycnn-write-test-{os.getpid()}", ".tinycnn-write-test-", "x.png"]
+    for k, name in enumerate(names):
+        (out / name).symlink_to(outside / f"created{k}")
+    cli.check_writable(out)
+    assert list(outside.iterdir()) == []
+    assert sorted(p.name for p in out.iterdir()) == sorted(names)
+    assert all((out / name).is_symlink() for name in names)
+
+
+@pytest.mark.parametrize("error, says", [
+    (MemoryError(), "reading it asks for more memory than there is (a file of"),
+    (RecursionError("maximum recursion depth exceeded"), "it is nested too deeply"),
+    (OverflowError("Python int too large to convert to C long"), "a number in it is out of range"),
+    (ValueError("cannot reshape array of size 3 into shape (2,)"), "cannot reshape array"),
+])
+def test_a_readers_error_is_one_line_naming_the_file(error, says, tmp_path, monkeypatch):
+    """Whatever an image or weights reader raises, the command says which file, in one line; a
+    MemoryError from reading a small file is the file's problem, not "out of memory"."""
+    from PIL import Image
+
+    import tinycnn.models
+    from vis import cli
+    Image.new("RGB", (40, 40), "blue").save(tmp_path / "blue.png")
+    np.savez(tmp_path / "w.npz", x=np.zeros(3))
+
+    def reader(*args, **kwargs):
+        raise error
+    common = ["--model", "cifar10", "--out", str(tmp_path / "s.png")]
+    with monkeypatch.context() as patch:
+        patch.setattr(cli, "load_image", reader)
+        status, err = run_here("saliency", *common, "--image", str(tmp_path / "blue.png"))
+    assert status == 2 and err.startswith(f"error: cannot read {tmp_path / 'blue.png'}: ") \
+        and says in err and err.count("\n") == 1, err
+    status, err = run_here("saliency", "--model", "alexnet", "--weights", str(tmp_path / "w.npz"))
+    assert err.startswith("error: unknown model 'alexnet'"), err     # not the file's error
+    monkeypatch.setattr(tinycnn.models, "load_model", reader)
+    status, err = run_here("saliency", *common, "--weights", str(tmp_path / "w.npz"))
+    assert status == 2 and err.startswith(f"error: cannot read {tmp_path / 'w.npz'}: ") \
+        and says in err and err.count("\n") == 1, err
+    assert "out of memory" not in err
+
+
+@pytest.mark.parametrize("error, line", [
+    (RecursionError("maximum recursion depth exceeded"), "error: input nested too deeply"),
+    (OverflowError("int too large to convert to float"), "error: int too large to convert"),
+    (MemoryError(), "error: out of memory; a smaller --batch-size"),
+    (KeyError("conv9"), "error: conv9\n"),
+])
+def test_every_command_tells_bad_input_the_same_way(error, line, capsys):
+    """tinycnn.io.args.one_line_errors, which cli.run and python -m tinycnn.train share."""
+    from tinycnn.io.args import one_line_errors
+    from tinycnn.io.torch_checkpoint import UnsafeCheckpointError
+    for raised, start in ((error, line), (UnsafeCheckpointError("x.pth: global os.system"),
+                                          "error: x.pth: global os.system\n")):
+        with pytest.raises(SystemExit) as done:
+            with one_line_errors("a smaller --batch-size needs less"):
+                raise raised
+        err = capsys.readouterr().err
+        assert done.value.code == 2 and err.startswith(start) and err.count("\n") == 1, err

@@ -173,3 +173,65 @@ def test_the_figure_command_draws_with_the_shipped_network(tmp_path):
                                                   "--out", str(tmp_path / "f.png")])
     assert status == 0, err
     assert "chelsea: network " in out and Image.open(tmp_path / "f.png").mode == "RGB"
+
+
+@pytest.mark.parametrize("width, blocks", [(1, 1), (2, 3), (5, 0), (16, 3)])
+def test_transform_shapes_are_the_networks(width, blocks):
+    net = fast_style.transform_net(width, blocks)
+    assert fast_style.transform_shapes(width, blocks) == {
+        k: tuple(v.shape) for k, v in net.named_params()}
+
+
+MB = 1 << 20
+
+
+def forged_nets(folder):
+    """{what: path} of forged transform-network files, each declaring a network thousands of
+    times larger than itself: building it first would cost gigabytes."""
+    real = {k: to_numpy(v) for k, v in fast_style.transform_net(16, 1).named_params()}
+    empty = np.zeros(0, np.float32)
+    cases = {
+        "a width of a million over no data": {
+            "down1.conv.weight": np.zeros((10 ** 6, 0, 9, 9), np.float32)},
+        "every key, a width of 100,000 over no data": {
+            k: np.zeros((0,) + shape[1:], np.float32) if k == "down1.conv.weight" else empty
+            for k, shape in fast_style.transform_shapes(10 ** 5, 1).items()}
+        | {"down1.conv.weight": np.zeros((10 ** 5, 0, 9, 9), np.float32)},
+        "2000 residual blocks of nothing": real | {f"res{i}.conv.weight": empty
+                                                   for i in range(2, 2002)},
+        "an integer width": real | {"down1.conv.bias": np.zeros(16, np.int8)},
+    }
+    paths = {}
+    for i, (what, arrays) in enumerate(cases.items()):
+        paths[what] = folder / f"forged{i}.npz"
+        np.savez(paths[what], **arrays)
+    return paths
+
+
+def test_a_forged_network_file_costs_no_more_than_it_holds(tmp_path):
+    """vis.fast_style --net: the network is checked against the file's keys, shapes and dtypes
+    before it is built, so a forged file is one error naming it, within a few times its size
+    of memory above the imports (measured in a child, with an address-space limit that an
+    unchecked build would hit)."""
+    from .children import peak_of_imports, run_measured
+    baseline = peak_of_imports("vis.cli", "vis.fast_style")
+    for what, path in forged_nets(tmp_path).items():
+        run = run_measured("from vis import cli\nfrom vis.fast_style import load_transform_net\n"
+                           f"cli.run(lambda: load_transform_net({str(path)!r}))",
+                           memory_limit=3 << 30, timeout=60)
+        size = path.stat().st_size
+        assert run.returncode == 2 and run.stderr.startswith(f"error: {path}"), (what, run.stderr)
+        assert run.stderr.count("\n") == 0 and "Traceback" not in run.stderr, (what, run.stderr)
+        assert run.peak - baseline < 8 * size + 16 * MB, (what, size, run.peak - baseline)
+        assert run.seconds < 30, (what, run.seconds)
+
+
+def test_a_forged_network_file_is_one_line_of_the_command(tmp_path):
+    from .children import run_child
+    path = forged_nets(tmp_path)["a width of a million over no data"]
+    run = run_child("import sys\nfrom vis import cli, fast_style\nsys.argv[0] = 'x'\n"
+                    "cli.run(lambda: fast_style.main(['--net', "
+                    f"{str(path)!r}, '--content', 'chelsea.png', '--no-compare', '--out', "
+                    f"{str(tmp_path / 'f.png')!r}]))", memory_limit=3 << 30, timeout=120)
+    assert run.returncode == 2 and run.stderr.startswith(f"error: {path} "), run.stderr
+    assert run.stderr.count("\n") == 1 and not (tmp_path / "f.png").exists(), run.stderr

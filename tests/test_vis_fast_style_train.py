@@ -122,3 +122,36 @@ def test_make_train_fast_style_runs_end_to_end_and_resumes(photos, tmp_path, mon
     for argv, message in cases:
         status, _, err = run_command("fast_style_train", small + argv)
         assert status == 2 and message in err and err.count("\n") == 1, (argv, err)
+
+
+@pytest.mark.parametrize("history, ok", [
+    ([], True), ([[1, 2.5], [2, 0]], True), ([[1, 2.5], [3, 1.0]], False), ([[1, -1.0]], False),
+    ([[1, float("nan")]], False), ([[1, 10 ** 400]], False), ([[True, 1.0]], False),
+    ([[1.0, 1.0]], False), ([[1, "1.0"]], False), ([[1, 1.0, 7]], False), ([5], False),
+    ([{"epoch": 1}], False),
+])
+def test_check_history_takes_only_what_training_records(history, ok):
+    if ok:
+        fast_style_train.check_history(history)
+    else:
+        with pytest.raises(ValueError, match=f"entry {len(history)} is not"):
+            fast_style_train.check_history(history)
+
+
+def test_resuming_from_a_history_training_does_not_record_is_refused(photos, tmp_path):
+    """A checkpoint whose history is forged ([step, loss] pairs are what --resume counts its
+    steps by) is one CheckpointError naming it, not a traceback in the middle of the run."""
+    import json
+
+    from tinycnn.io.checkpoint import CheckpointError
+
+    from .test_checkpoint import forged
+    ckpt = tmp_path / "c.ckpt.npz"
+    _, history = _train(photos, 2, ckpt)
+    assert [s for s, _ in history] == [1, 2]
+    good = ckpt.read_bytes()
+    for bad in ([1, 2], [[1, 5.0], [2, float("inf")]], [[1, 5.0], [2, 1.0, 0]]):
+        ckpt.write_bytes(forged(good, lambda a: a.__setitem__("history", np.frombuffer(
+            json.dumps(bad).encode(), np.uint8))))
+        with pytest.raises(CheckpointError, match=f"^cannot resume from {ckpt}: .*entry"):
+            _train(photos, 3, ckpt, resume=True)

@@ -1,4 +1,5 @@
 """Weights: safe PyTorch checkpoint reading, downloads, lookup."""
+import collections
 import hashlib
 import io
 import os
@@ -299,3 +300,233 @@ def test_make_weights_fails_in_one_line(tmp_path, argv, why):
     assert re.search(why, str(done.value.code)) and str(done.value.code).startswith(
         "make weights: "
     )
+
+
+# -- issue 28: a budget per file, linear time, nothing live changed --------------------------
+from tinycnn.io import torch_checkpoint  # noqa: E402
+from tinycnn.io.archives import budget  # noqa: E402
+
+from .children import MB, peak_of_imports, run_measured  # noqa: E402
+
+READ_AND_REPORT = """
+from tinycnn.io.weights import (StateDictError, UnsafeCheckpointError, read_npz,
+                                read_torch_checkpoint)
+read = read_npz if %(path)r.endswith(".npz") else read_torch_checkpoint
+try:
+    print("read", sorted(read(%(path)r))[:5])
+except (StateDictError, UnsafeCheckpointError) as e:
+    print("refused:", e)
+"""
+
+
+def read_measured(path):
+    """(stdout, peak memory above the imports, seconds) of reading ``path`` in a child."""
+    run = run_measured(READ_AND_REPORT % {"path": str(path)}, timeout=120)
+    assert run.returncode == 0 and not run.timed_out, run.stderr[-500:]
+    return run.stdout, run.peak - peak_of_imports("tinycnn.io.weights"), run.seconds
+
+
+def test_tensors_sharing_a_storage_are_views_of_it_as_in_torch(tmp_path):
+    """torch.save of tied weights: one storage, three tensors (one transposed, one offset)."""
+    flat = np.arange(12, dtype=np.float32)
+    state = {"w": ("0", 0, (3, 4), (4, 1)), "w.T": ("0", 0, (4, 3), (1, 4)),
+             "tail": ("0", 5, (7,), (1,)), "b": ("1", 0, (2,), (1,))}
+    pkl = forge.torch_like_pickle(state, {"0": ("FloatStorage", 12), "1": ("LongStorage", 2)})
+    path = tmp_path / "tied.pth"
+    path.write_bytes(forge.archive([("data.pkl", pkl), ("data/0", flat.tobytes()),
+                                    ("data/1", np.array([7, 8], "<i8").tobytes())]))
+    got = weights.read_torch_checkpoint(path)
+    for name, (key, offset, size, stride) in state.items():
+        source = flat if key == "0" else np.array([7, 8])
+        np.testing.assert_array_equal(got[name], forge.expected_view(source, offset, size, stride))
+    assert np.shares_memory(got["w"], got["w.T"]) and np.shares_memory(got["w"], got["tail"])
+    got["w"][1, 1] = -1                             # as in torch: one storage, written once
+    assert got["w.T"][1, 1] == -1 and got["tail"][0] == -1
+
+
+def aliases(count, length):
+    """A checkpoint of ``count`` names, each a stride-0 view of ``length`` over one float."""
+    state = {f"w{i}": ("0", 0, (length,), (0,)) for i in range(count)}
+    pkl = forge.torch_like_pickle(state, {"0": ("FloatStorage", 1)})
+    return forge.archive([("data.pkl", pkl), ("data/0", bytes(4))])
+
+
+def test_many_names_for_one_storage_cost_nothing_and_are_bounded(tmp_path):
+    """Each name was a copy, its size capped per tensor: a few kilobytes returned gigabytes.
+    Now they are views, and all of them together may hold no more than the file's budget."""
+    (tmp_path / "few.pth").write_bytes(aliases(64, 1 << 16))        # 16 MB of views
+    got = weights.read_torch_checkpoint(tmp_path / "few.pth")
+    assert len(got) == 64 and all(np.shares_memory(got["w0"], v) for v in got.values())
+    data = aliases(1000, 1 << 20)                   # 4 GB of views, from a few kilobytes
+    (tmp_path / "many.pth").write_bytes(data)
+    out, peak, seconds = read_measured(tmp_path / "many.pth")
+    assert out.startswith("refused:") and "its tensors hold" in out and "many.pth" in out, out
+    assert peak < 2 * budget(len(data)) and seconds < 30, (peak / MB, seconds)
+
+
+def memo_checkpoint(opcode):
+    """A good checkpoint whose pickle stores its first object at memo index 2**30."""
+    pkl = forge.state_dict([("w", forge.tensor(forge.storage("FloatStorage", "0", 2), 0, (2,),
+                                                (1,)))])
+    pkl = pkl[:2] + b"N" + opcode + b"0" + pkl[2:]
+    return forge.archive([("data.pkl", pkl), ("data/0", bytes(8))])
+
+
+@pytest.mark.parametrize("opcode", [b"r\0\0\0\x40", b"j\0\0\0\x40", b"p1073741824\n"])
+def test_a_huge_memo_index_is_refused_before_unpickling(tmp_path, opcode):
+    """LONG_BINPUT 2**30 made CPython's unpickler allocate (and zero) an 8 GB memo."""
+    path = tmp_path / "memo.pth"
+    path.write_bytes(memo_checkpoint(opcode))
+    out, peak, seconds = read_measured(path)
+    assert out.startswith("refused:") and "memo index 1073741824" in out and "memo.pth" in out
+    assert peak < 16 * MB and seconds < 30, (peak / MB, seconds)
+
+
+@pytest.mark.parametrize("suffix", [".npz", ".pth"])
+def test_records_sharing_one_compressed_stream_are_refused(tmp_path, suffix):
+    """64 records inflating one shared 4 MB stream of zeros: 256 MB from a 10 KB file (and a
+    checkpoint whose pickle names each of them as a storage)."""
+    kernel, count = bytes(4 << 20), 64
+    if suffix == ".npz":
+        data = forge.overlapping_zip([f"k{i}.npy" for i in range(count)], kernel)
+    else:
+        names = [f"archive/data/{i}" for i in range(count)]
+        with zipfile.ZipFile(io.BytesIO(forge.overlapping_zip(names, kernel))) as probe:
+            sizes = [probe.getinfo(n).file_size for n in names]         # what each inflates to
+        pkl = forge.state_dict([(f"t{i}", forge.tensor(forge.storage("ByteStorage", str(i), n), 0,
+                                                       (n,), (1,))) for i, n in enumerate(sizes)])
+        data = forge.overlapping_zip(names, kernel, first=[("archive/data.pkl", pkl)])
+    path = tmp_path / f"shared{suffix}"
+    path.write_bytes(data)
+    with zipfile.ZipFile(path) as z:            # zipfile itself reads every record
+        assert all(len(z.read(info)) >= len(kernel) for info in z.infolist()[-3:])
+    out, peak, seconds = read_measured(path)
+    assert out.startswith("refused:") and re.search("records .* overlap", out), out
+    assert str(path) in out
+    assert peak < 2 * budget(len(data)) and seconds < 30, (peak / MB, seconds)
+
+
+def test_records_must_lie_in_the_file_and_agree_with_their_local_headers(tmp_path):
+    good = bytearray(forge.zip_of([("w.npy", forge.npy(np.arange(3.0)))]))
+    at = good.find(b"PK\x01\x02")
+    for field, value, why in [(42, 1 << 30, "starts outside the file"),       # offset
+                              (20, 1 << 20, "declares")]:                    # compressed size
+        forged = bytearray(good)
+        forged[at + field:at + field + 4] = value.to_bytes(4, "little")
+        (tmp_path / "w.npz").write_bytes(forged)
+        with pytest.raises(StateDictError, match=why):
+            weights.read_npz(tmp_path / "w.npz")
+
+
+@pytest.mark.parametrize("suffix", [".npz", ".pth"])
+def test_many_records_one_twice_take_linear_time(tmp_path, suffix):
+    """150,000 records and one duplicate took minutes in a quadratic duplicate check."""
+    n = 150_000
+    records = [(f"k{i}.npy", b"") for i in range(n)] + [("k7.npy", b"")]
+    (tmp_path / f"many{suffix}").write_bytes(forge.archive(records))
+    error = StateDictError if suffix == ".npz" else weights.UnsafeCheckpointError
+    read = weights.read_npz if suffix == ".npz" else weights.read_torch_checkpoint
+    start = time.perf_counter()
+    with pytest.raises(error, match="1 duplicate record"):
+        read(tmp_path / f"many{suffix}")
+    assert time.perf_counter() - start < 15
+
+
+def test_many_storages_take_linear_time(tmp_path):
+    """60,000 storages took a minute and a half in a quadratic storage lookup."""
+    n = 60_000
+    state = {f"t{i}": (str(i), 0, (64,), (1,)) for i in range(n)}
+    pkl = forge.torch_like_pickle(state, {str(i): ("FloatStorage", 64) for i in range(n)})
+    records = [(f"data/{i}", np.full(64, i, np.float32).tobytes()) for i in range(n)]
+    (tmp_path / "many.pth").write_bytes(forge.archive([("data.pkl", pkl)] + records))
+    start = time.perf_counter()
+    got = weights.read_torch_checkpoint(tmp_path / "many.pth")
+    assert time.perf_counter() - start < 30
+    assert len(got) == n and got["t59999"][63] == 59999
+
+
+def snapshot(functions):
+    """What BUILD, SETITEMS or APPENDS could change in a function or class."""
+    return [(f.__dict__.copy() if isinstance(f.__dict__, dict) else dict(f.__dict__),
+             getattr(f, "__defaults__", None), getattr(f, "__kwdefaults__", None),
+             f.__name__, f.__qualname__, getattr(f, "__code__", None)) for f in functions]
+
+
+TINYCNN_OBJECTS = [torch_checkpoint._rebuild_tensor, torch_checkpoint._rebuild_parameter,
+                   torch_checkpoint._StateDict, torch_checkpoint._StorageType,
+                   torch_checkpoint._Storage, torch_checkpoint._Tensor,
+                   torch_checkpoint.tensor_from, collections.OrderedDict]
+GOOD = forge.tensor(forge.storage("FloatStorage", "0", 2), 0, (2,), (1,))
+REBUILD = forge.global_("torch._utils", "_rebuild_tensor_v2")
+SLOTS = forge.value((None, {"__defaults__": (7,), "__name__": "x", "__qualname__": "x"}))
+CHANGES = {
+    "BUILD on the rebuilding function": REBUILD + SLOTS + b"b0",
+    "BUILD of a __dict__ on it": REBUILD + forge.value({"x": 1}) + b"b0",
+    "BUILD on OrderedDict": forge.global_("collections", "OrderedDict") + SLOTS + b"b0",
+    "BUILD on a storage type": forge.global_("torch", "FloatStorage") + SLOTS + b"b0",
+    "BUILD on a storage": forge.storage("FloatStorage", "0", 2) + SLOTS + b"b0",
+    "BUILD on a tensor": GOOD + SLOTS + b"b0",
+    "SETITEMS on a global": REBUILD + b"(" + forge.value("a") + forge.value(1) + b"u0",
+    "SETITEM on a global": forge.global_("collections", "OrderedDict") + forge.value("a")
+    + forge.value(1) + b"s0",
+    "APPENDS on a global": REBUILD + b"(" + forge.value(1) + b"e0",
+    "INST": b"(" + b"icollections\nOrderedDict\n0",
+    "OBJ": b"(" + forge.global_("collections", "OrderedDict") + b"o0",
+    "NEWOBJ": forge.global_("collections", "OrderedDict") + b")\x810",
+    "NEWOBJ_EX": forge.global_("collections", "OrderedDict") + b")}\x920",
+}
+
+
+@pytest.mark.parametrize("how", sorted(CHANGES))
+def test_a_forged_pickle_cannot_change_tinycnn(tmp_path, how):
+    """BUILD on the allowed tensor-rebuilding function set its defaults for the whole process;
+    nothing a pickle did not make can be changed now, and opcodes that make objects without
+    a call (INST, OBJ, NEWOBJ) are refused."""
+    before = snapshot(TINYCNN_OBJECTS)
+    pkl = b"\x80\x02" + CHANGES[how] + forge.state_dict([("w", GOOD)])[2:]
+    path = tmp_path / "change.pth"
+    path.write_bytes(forge.archive([("data.pkl", pkl), ("data/0", bytes(8))]))
+    with pytest.raises(weights.UnsafeCheckpointError) as e:
+        weights.read_torch_checkpoint(path)
+    assert str(e.value).startswith(str(path)) and "\n" not in str(e.value)
+    assert snapshot(TINYCNN_OBJECTS) == before
+    assert torch_checkpoint._rebuild_tensor("s", 0, (1,), (1,)) == ("s", 0, (1,), (1,))
+
+
+def test_a_state_dict_as_torch_pickles_it_reads(tmp_path):
+    """torch.save's pickle of a state_dict(): protocol 2, memo, an OrderedDict whose _metadata
+    is set by BUILD (on the fresh OrderedDict: allowed, and dropped)."""
+    state = {f"layer{i}.weight": (str(i), 0, (2, 3), (3, 1)) for i in range(300)}
+    pkl = forge.torch_like_pickle(state, {str(i): ("DoubleStorage", 6) for i in range(300)})
+    records = [(f"data/{i}", np.arange(6.0).tobytes() * 1) for i in range(300)]
+    (tmp_path / "sd.pth").write_bytes(forge.archive([("data.pkl", pkl)] + records))
+    got = weights.read_torch_checkpoint(tmp_path / "sd.pth")
+    assert list(got) == list(state)
+    np.testing.assert_array_equal(got["layer299.weight"], np.arange(6.0).reshape(2, 3))
+
+
+NPY_HEADERS = [
+    ("(-1, -1)", b"\0" * 4, "declares shape \\(-1, -1\\)"),
+    ("(-2, -2)", b"\0" * 16, "declares shape \\(-2, -2\\)"),
+    ("(4611686018427387904, 0)", b"", "declares shape \\(4611686018427387904, 0\\)"),
+    ("(0,) * 65", b"", "unreadable .npy header"),
+    ("(" + "0, " * 65 + ")", b"", "declares shape"),
+    ("(" + "-" * 5000 + "1,)", b"", "unreadable .npy header: (RecursionError|MemoryError)"),
+    ("(" * 300 + ")" * 300, b"", "unreadable .npy header"),
+    ("(" * 50 + "1," + ")" * 50, b"", "declares shape"),
+    ("(10**30,)", b"", "unreadable .npy header"),
+    ("(1000000000000000000000000000000,)", b"", "declares shape"),
+]
+
+
+@pytest.mark.parametrize("shape, data, why", NPY_HEADERS)
+def test_npy_headers_numpy_cannot_take_are_one_error(tmp_path, shape, data, why):
+    """Negative or absurd shapes were a plain ValueError; a header that exhausts Python's
+    parser a MemoryError ("out of memory" for an 8 KB file)."""
+    text = "{'descr': '<f4', 'fortran_order': False, 'shape': %s, }" % shape
+    header = text.encode("latin1") + b" " * (-(len(text) + 11) % 64) + b"\n"
+    member = b"\x93NUMPY\x01\x00" + len(header).to_bytes(2, "little") + header + data
+    (tmp_path / "w.npz").write_bytes(forge.zip_of([("w.npy", member)]))
+    with pytest.raises(StateDictError, match=why) as e:
+        weights.read_npz(tmp_path / "w.npz")
+    assert str(e.value).startswith(str(tmp_path / "w.npz")) and "\n" not in str(e.value)

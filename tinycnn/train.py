@@ -17,8 +17,9 @@ from pathlib import Path
 import numpy as np
 
 from . import backend
-from .io.args import ArgumentParser, count, fail, index, npz_to_write, positive
-from .io.checkpoint import CheckpointError, load_checkpoint, save_checkpoint
+from .io.args import (ArgumentParser, count, fail, index, npz_to_write, one_line_errors,
+                      positive, reading)
+from .io.checkpoint import load_checkpoint, save_checkpoint
 from .losses import softmax_cross_entropy
 from .optim import SGD, warmup_cosine
 
@@ -82,7 +83,7 @@ def train(net, data, *, epochs, batch_size=128, lr=0.05, momentum=0.9, weight_de
     total = epochs * steps_per_epoch
     history = []
     if resume and checkpoint and Path(checkpoint).is_file():
-        history = load_checkpoint(checkpoint, net, opt, rng)        # one entry per epoch done
+        history = load_checkpoint(checkpoint, net, opt, rng, check_history)   # one per epoch done
         log(f"resumed from {checkpoint} after epoch {len(history)}")
     elif resume:
         log(f"no checkpoint at {checkpoint} to resume from: training from the start")
@@ -131,6 +132,20 @@ def train(net, data, *, epochs, batch_size=128, lr=0.05, momentum=0.9, weight_de
     return history
 
 
+RECORDED = ("loss", "train_acc", "test_acc", "lr", "seconds")   # per epoch, besides its number
+
+
+def check_history(history):
+    """ValueError unless ``history`` is one train() records: epochs 1, 2, ... in order, each
+    with the numbers of RECORDED, not negative, finite, accuracies at most 1."""
+    for i, h in enumerate(history):
+        ok = (isinstance(h, dict) and type(h.get("epoch")) is int and h["epoch"] == i + 1
+              and all(type(h.get(k)) in (int, float) and 0 <= h[k] <= 1e300 for k in RECORDED))
+        if not ok or h["train_acc"] > 1 or h["test_acc"] > 1:
+            raise ValueError(f"its history's entry {i + 1} is not the record of epoch {i + 1} "
+                             f"(an epoch number and finite {', '.join(RECORDED)})")
+
+
 def parser():
     p = ArgumentParser(description="Train the CIFAR-10 net with tinycnn (make train).",
                        module="tinycnn.train")
@@ -172,32 +187,29 @@ def write_log(path, args, seconds, history):
 
 def main(argv=None):
     from .engine.malloc import keep_freed_memory
-    from .io.data import DataError
     from .models import cifar10_net, normalize
     p = parser()
     args = p.parse_args(argv)
     keep_freed_memory()     # no fresh pages for each batch's temporaries: tinycnn/engine/malloc.py
-    try:
-        data = training_data(args.limit, args.seed)
-    except DataError as e:
-        fail(str(e))
-    if args.batch_size > len(data[0]):
-        p.error(f"argument --batch-size: {args.batch_size} is more than the {len(data[0])} "
-                "training images")
-    net = cifar10_net(weights=False, seed=args.seed)
-    t0 = time.time()
-    try:
-        with np.errstate(over="ignore", invalid="ignore"):   # a diverged run: one line below
-            history = train(net, data, epochs=args.epochs, batch_size=args.batch_size, lr=args.lr,
-                            seed=args.seed, checkpoint=args.checkpoint, resume=args.resume,
-                            normalize=lambda b: normalize(b, net),
-                            log=lambda s: print(s, flush=True))
-    except CheckpointError as e:
-        fail(str(e))
-    except TrainingDiverged as e:
-        fail(f"training diverged ({e}); {args.out} not written: try a smaller --lr")
-    net.save(args.out)
-    log_path = write_log(args.out, args, time.time() - t0, history)
+    # bad input (data, a checkpoint to resume) is one line, as in every vis command
+    with one_line_errors("a smaller --batch-size or --limit needs less"):
+        with reading("the CIFAR-10 data", name_it=False):
+            data = training_data(args.limit, args.seed)
+        if args.batch_size > len(data[0]):
+            p.error(f"argument --batch-size: {args.batch_size} is more than the {len(data[0])} "
+                    "training images")
+        net = cifar10_net(weights=False, seed=args.seed)
+        t0 = time.time()
+        try:
+            with np.errstate(over="ignore", invalid="ignore"):   # a diverged run: one line below
+                history = train(net, data, epochs=args.epochs, batch_size=args.batch_size,
+                                lr=args.lr, seed=args.seed, checkpoint=args.checkpoint,
+                                resume=args.resume, normalize=lambda b: normalize(b, net),
+                                log=lambda s: print(s, flush=True))
+        except TrainingDiverged as e:
+            fail(f"training diverged ({e}); {args.out} not written: try a smaller --lr")
+        net.save(args.out)
+        log_path = write_log(args.out, args, time.time() - t0, history)
     print(f"wrote {args.out} and {log_path}; test accuracy {history[-1]['test_acc']:.4f}")
 
 

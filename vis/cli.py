@@ -11,15 +11,18 @@ shares), layers and channels as soon as the model is loaded.
 """
 import errno
 import os
+import tempfile
 from pathlib import Path
 
 import numpy as np
 from PIL import Image
 
 from tinycnn import backend
+from tinycnn.engine import memory
+from tinycnn.io import images
 # the parser and the argument types, shared with tinycnn.train; vis modules use them as cli.<name>
 from tinycnn.io.args import (USAGE_ERROR, ArgumentParser, HelpFormatter, count, fail,  # noqa: F401
-                             index, non_negative, positive)
+                             index, non_negative, one_line_errors, positive, reading)
 from tinycnn.io.images import class_index, deprocess, load_image, preprocess
 from tinycnn.io.sample_images import OPTIONAL_NAMES, PROJECT_IMAGES
 
@@ -77,7 +80,7 @@ def expand_folders(specs):
             out.append(spec)
             continue
         files = sorted(str(f) for f in Path(spec).iterdir()
-                       if f.is_file() and f.suffix.lower() in Image.registered_extensions())
+                       if f.is_file() and f.suffix.lower() in images.extensions())
         if not files:
             raise FileNotFoundError(f"the folder {spec} holds no image files")
         out += files
@@ -172,9 +175,11 @@ def check_writable(folder):
                                  "not a folder")
     try:
         folder.mkdir(parents=True, exist_ok=True)
-        probe = folder / f".tinycnn-write-test-{os.getpid()}"
-        probe.touch()
-        probe.unlink()
+        # a new file of a name no one chose (O_CREAT | O_EXCL | O_NOFOLLOW): a link placed
+        # there beforehand is never followed, so nothing is created outside the folder
+        handle, probe = tempfile.mkstemp(prefix=".tinycnn-write-test-", dir=folder)
+        os.close(handle)
+        os.unlink(probe)
     except OSError as e:
         # /proc and /sys say "No such file or directory" to a new file in a folder that is there
         why = f"{which} does not accept new files" if e.errno == errno.ENOENT else e.strerror or e
@@ -184,42 +189,52 @@ def check_writable(folder):
 def load_net(args, name=None):
     """The model the command line asks for (--model, --weights); name: the one model this
     technique runs on (its presets are tuned to it), whatever --model says."""
-    from tinycnn.models import load_model
+    from tinycnn.models import MODELS, load_model
     if name and args.model != name:
         raise ValueError(f"--model {args.model}: this technique runs on {name} only (its settings "
                          "are tuned to it)")
-    return load_model(name or args.model, args.weights)
+    model = name or args.model
+    # every error of reading --weights names it (an unknown model's is about the model)
+    given = args.weights if args.weights and model in MODELS else None
+    with reading(given or f"the {model} weights", name_it=given is not None):
+        return load_model(model, args.weights)
 
 
 def run(main):
-    """Run a technique's main(): bad input ends in one line on stderr (exit 2), not a traceback."""
-    from tinycnn.backend import BackendError
-    from tinycnn.io.data import DataError
+    """Run a technique's main(): bad input ends in one line on stderr (exit 2), not a traceback
+    (tinycnn.io.args.one_line_errors, which python -m tinycnn.train shares)."""
     from tinycnn.engine.malloc import keep_freed_memory
     from tinycnn.engine.threads import set_blas_threads, threads_for_commands
-    try:
+    with one_line_errors("a smaller --size, image, scale or count needs less"):
         set_blas_threads(threads_for_commands())   # one, unless told: tinycnn/engine/threads.py
         keep_freed_memory()                 # no fresh pages each pass: tinycnn/engine/malloc.py
         # an overflow is told in one line where it matters (a non-finite input to the net, a
         # picture without colours: images.NOT_FINITE), not as NumPy's warnings before it
         with np.errstate(over="ignore", invalid="ignore"):
             main()
-    except (ValueError, LookupError, FileNotFoundError, TypeError, BackendError, DataError,
-            OSError) as e:
-        # the message itself: a KeyError's str() would quote it
-        fail(e.args[0] if len(e.args) == 1 and isinstance(e.args[0], str) else str(e))
-    except MemoryError as e:          # sizes are bounded by memory only: say so in a line
-        fail(f"out of memory{': ' + str(e) if str(e) else ''}; a smaller --size, image, scale or "
-             "count needs less")
-    except Image.DecompressionBombError as e:     # an image grown past Pillow's pixel limit
-        fail(str(e))
+
+
+def image_shapes(specs):
+    """(H, W) of each image of ``specs`` that loading will not refuse, from its header alone:
+    what a memory estimate needs before any pixel is decoded."""
+    return [(h, w) for h, w in memory.image_shapes(specs, find_image, images.FORMATS)
+            if max(h, w) <= images.MAX_ASPECT * min(h, w)]
+
+
+def read_image(spec):
+    """An image file (a path, or a name ``find_image`` looks up) as uint8 RGB (H, W, 3); what
+    its reader raises names the file."""
+    path = find_image(spec)
+    with reading(path):
+        return load_image(path)
 
 
 def load_one(net, path, size, crop=False):
     """One image file as a normalised (1, 3, H, W) batch on the backend, its short side ``size``
     (crop: centre-cropped to size x size)."""
-    return backend.asarray(preprocess(load_image(path), size=size, crop=crop,
-                                      mean=net.meta["mean"], std=net.meta["std"], name=path))
+    rgb = read_image(path)
+    return backend.asarray(preprocess(rgb, size=size, crop=crop, mean=net.meta["mean"],
+                                      std=net.meta["std"], name=path))
 
 
 def add_size_option(p):
@@ -334,7 +349,8 @@ def load_inputs(net, specs):
         if spec.startswith("cifar:"):
             if cifar is None:
                 from tinycnn.io.data import load_cifar10
-                cifar = load_cifar10("test")[0]
+                with reading("the CIFAR-10 test batch", name_it=False):
+                    cifar = load_cifar10("test")[0]
             index = spec[6:]
             if not (index.isascii() and index.isdigit()) or int(index) >= len(cifar):
                 raise ValueError(f"bad image {spec!r}: cifar:<index> takes a test-image index "
@@ -342,8 +358,7 @@ def load_inputs(net, specs):
             rgb = np.rint(cifar[int(index)].transpose(1, 2, 0) * 255).astype(np.uint8)
             xs.append(preprocess(rgb, size=size, mean=mean, std=std))
         else:
-            xs.append(preprocess(load_image(find_image(spec)), size=size, mean=mean, std=std,
-                                 name=spec))
+            xs.append(preprocess(read_image(spec), size=size, mean=mean, std=std, name=spec))
     x = np.concatenate(xs)
     return backend.asarray(x), [deprocess(im, mean=mean, std=std) for im in x]
 

@@ -95,7 +95,7 @@ def main(argv=None):
         cli.check_channel(net, layer)
     if args.size:      # refused in one line before the photo is read if it cannot fit
         specs = cli.check_uncropped(net, args.image, args.size)[:1]
-        photo = memory.image_shapes(specs, cli.find_image)         # tinycnn/engine/memory.py
+        photo = cli.image_shapes(specs)
         memory.check_fits("--size", args.size, _memory.deepdream_need(net, photo, args.layer))
     if args.size:
         first = cli.expand_folders(args.image)[:1] if args.image else None

@@ -139,26 +139,55 @@ def _name(style):
     return Path(str(style)).stem
 
 
+def transform_shapes(width, blocks):
+    """{parameter name: shape} of transform_net(width, blocks), found without building it."""
+    w = width
+    convs = [("down1.conv", 3, w, 9), ("down2.conv", w, 2 * w, 3), ("down3.conv", 2 * w, 4 * w, 3)]
+    for i in range(1, blocks + 1):
+        convs += [(f"res{i}.conv", 4 * w, 4 * w, 3), (f"res{i}.conv2", 4 * w, 4 * w, 3)]
+    convs += [("up1.conv", 4 * w, 2 * w, 3), ("up2.conv", 2 * w, w, 3), ("out.conv", w, 3, 9)]
+    shapes = {}
+    for conv, cin, cout, k in convs:
+        shapes.update({f"{conv}.weight": (cout, cin, k, k), f"{conv}.bias": (cout,)})
+        if conv != "out.conv":                              # the image: no norm, no ReLU
+            norm = conv.replace("conv", "norm")             # res1.conv2 -> res1.norm2
+            shapes.update({f"{norm}.weight": (cout,), f"{norm}.bias": (cout,)})
+    return shapes
+
+
 def load_transform_net(path):
     """A transform network from an .npz of its parameters (written by ``python -m
-    vis.fast_style_train``); its width and block count are read from the parameters' shapes."""
-    from tinycnn.io.weights import read_npz
+    vis.fast_style_train``); its width and block count are read from the parameters' shapes.
+    Every key, shape and dtype the network would have is checked against the file before the
+    network is built: a forged file declaring a huge width costs nothing (StateDictError)."""
+    from tinycnn.io.weights import StateDictError, key_mismatch, read_npz
     if not Path(path).is_file():
         raise FileNotFoundError(f"no fast-style weights at {path}; train them with make "
                                 "train_fast_style (python -m vis.fast_style_train --style NAME)")
-    state = read_npz(path)
+    with cli.reading(path):
+        state = read_npz(path)
     first = state.get("down1.conv.weight")
-    # shapes no trained network has (no layer, no channel, no block): load_state_dict says why
-    has_width = first is not None and first.ndim == 4 and first.shape[0] > 0
-    width = first.shape[0] if has_width else WIDTH
+    width = first.shape[0] if first is not None and first.ndim == 4 else WIDTH
     blocks = len({k.split(".")[0] for k in state if k.startswith("res")}) or BLOCKS
+    shapes = transform_shapes(width, blocks)
+    missing, extra = [k for k in shapes if k not in state], [k for k in state if k not in shapes]
+    if missing or extra:
+        raise key_mismatch(path, missing, extra, len(shapes))
+    for key, shape in shapes.items():     # what no trained network has: no layer, no channel
+        if state[key].shape != shape or state[key].dtype.kind != "f" or not shape[0]:
+            raise StateDictError(f"{path}: parameter {key!r} has shape {state[key].shape} of "
+                                 f"{state[key].dtype}; a transform network of width {width} "
+                                 f"needs {shape} of floats, with at least one channel")
     return transform_net(width, blocks).load_state_dict(state, source=str(path))
 
 
 def load_photo(net, spec, size):
     """(uint8 photo, normalised (1, 3, H, W) on the backend), short side ``size``, H and W
     multiples of 4."""
-    photo = resize_short_side(load_image(cli.find_image(spec)), size, name=spec)
+    path = cli.find_image(spec)
+    with cli.reading(path):
+        photo = load_image(path)
+    photo = resize_short_side(photo, size, name=spec)
     photo = photo[:photo.shape[0] // 4 * 4, :photo.shape[1] // 4 * 4]
     return photo, backend.asarray(preprocess(photo, mean=net.meta["mean"], std=net.meta["std"]))
 
@@ -169,7 +198,9 @@ def load_style(spec):
     A bad ``spec`` is told here, before any network loads."""
     preset = PRESETS.get(_name(spec), PRESETS["starry_night"])
     file = style_file(spec)
-    return preset, resize_short_side(load_image(file), preset["style_size"], name=file)
+    with cli.reading(file):
+        painting = load_image(file)
+    return preset, resize_short_side(painting, preset["style_size"], name=file)
 
 
 def compare(tnet, net, x, style, preset, *, steps=LBFGS_STEPS, seed=0, log=None):

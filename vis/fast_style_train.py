@@ -49,7 +49,7 @@ class Crops:
 
     def __init__(self, paths, size, rng, short=SHORT_SIDE):
         self.size, self.rng = size, rng
-        self.photos = [resize_short_side(load_image(p), max(short, size), name=p) for p in paths]
+        self.photos = [resize_short_side(_read(p), max(short, size), name=p) for p in paths]
         if not self.photos:
             raise ValueError("no training photos: give --images with image files or folders")
 
@@ -67,6 +67,12 @@ class Crops:
         return np.stack(out)
 
 
+def _read(path):
+    """The RGB photo at ``path``; whatever its reader raises names it (tinycnn.io.args)."""
+    with cli.reading(path):
+        return load_image(path)
+
+
 def training_photos(extra=()):
     """The photos in images/photos (or $TINYCNN_IMAGES_DIR/photos) except HELD_OUT, and every
     image in ``extra`` (files or folders)."""
@@ -76,6 +82,15 @@ def training_photos(extra=()):
     if extra:
         paths += [Path(p) for p in cli.expand_folders(extra)]
     return paths
+
+
+def check_history(history):
+    """ValueError unless ``history`` is one train() records: [step, loss] for steps 1, 2, ...
+    in order, each loss finite and not negative."""
+    for i, h in enumerate(history):
+        if not (isinstance(h, list) and len(h) == 2 and type(h[0]) is int and h[0] == i + 1
+                and type(h[1]) in (int, float) and 0 <= h[1] <= 1e300):
+            raise ValueError(f"its history's entry {i + 1} is not [{i + 1}, the step's loss]")
 
 
 def train(tnet, net, style, photos, *, preset, steps=STEPS, batch=BATCH, crop=CROP, lr=LR, seed=0,
@@ -94,7 +109,7 @@ def train(tnet, net, style, photos, *, preset, steps=STEPS, batch=BATCH, crop=CR
                               training_weights(preset, crop))
     opt, history, log = Adam(tnet), [], log or (lambda msg: None)
     if resume and checkpoint and Path(checkpoint).is_file():
-        history = [tuple(h) for h in load_checkpoint(checkpoint, tnet, opt, rng)]  # (step, loss)
+        history = [tuple(h) for h in load_checkpoint(checkpoint, tnet, opt, rng, check_history)]
         log(f"resumed from {checkpoint} after step {len(history)}\n")
     elif resume:
         log(f"no checkpoint at {checkpoint} to resume from: training from the start\n")

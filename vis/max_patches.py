@@ -29,7 +29,7 @@ import numpy as np
 
 from tinycnn import backend
 from tinycnn.engine import memory
-from tinycnn.io.images import deprocess, load_image, preprocess, resize_center_crop
+from tinycnn.io.images import deprocess, preprocess, resize_center_crop
 from tinycnn.layers import AvgPool2d, Conv2d, MaxPool2d
 from tinycnn.net import Concat, Container
 from vis import _memory, cli, render
@@ -173,7 +173,7 @@ def load_views(net, specs, scales):
     size, mean, std = net.meta["input_size"], net.meta["mean"], net.meta["std"]
     xs, groups = [], []
     for g, spec in enumerate(specs):
-        for v in views(load_image(cli.find_image(spec)), size, scales, name=spec):
+        for v in views(cli.read_image(spec), size, scales, name=spec):
             xs.append(preprocess(v, mean=mean, std=std))
             groups.append(g)
     return np.concatenate(xs), np.array(groups)

@@ -127,7 +127,7 @@ def main(argv=None):
     net = cli.load_net(args)
     if args.size:      # refused in one line before any photo is read if it cannot fit
         specs = cli.check_uncropped(net, args.image, args.size, classify=True)
-        photos = memory.image_shapes(specs, cli.find_image)     # tinycnn/engine/memory.py
+        photos = cli.image_shapes(specs)
         memory.check_fits("--size", args.size, _memory.saliency_need(net, photos))
     if args.size:      # one batch per photo: their shapes differ
         batches = cli.load_uncropped(net, args.image, args.size, classify=True)

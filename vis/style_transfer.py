@@ -46,7 +46,7 @@ import numpy as np
 from PIL import Image
 
 from tinycnn import backend
-from tinycnn.io.images import check_min_side, deprocess, load_image, preprocess, resize_short_side
+from tinycnn.io.images import check_min_side, deprocess, preprocess, resize_short_side
 from vis import cli, render
 from vis._optimize import (SYNTHESIS_STEPS, clamp, optimize, pixel_range, synthesis_lr,
                            uniform_image)
@@ -300,7 +300,7 @@ def _parser():
 
 def _checked(path, name):
     """The image at ``path``, refused (naming it) if too small: told before the long work."""
-    image = load_image(path)
+    image = cli.read_image(path)
     check_min_side(image, name)
     return image
 
@@ -339,7 +339,7 @@ def style_row(styles, height=160):
     """The style images themselves, side by side at one height, each captioned with its name."""
     tiles = []
     for s in styles:
-        painting = load_image(style_file(s))
+        painting = cli.read_image(style_file(s))
         h, w = painting.shape[:2]
         small = Image.fromarray(painting).resize((max(1, round(w * height / h)), height),
                                                  Image.LANCZOS)

@@ -6,7 +6,6 @@ Reads the log that ``make train`` writes beside the weights
     python -m vis.training_curve                 (part of make demo)
 """
 import json
-import math
 from pathlib import Path
 
 from tinycnn.io.weights import find_weights
@@ -24,24 +23,45 @@ def training_curve(history):
     return render.hstack([loss, acc])
 
 
+MAX_LOG_BYTES = 4 << 20   # a log of make train holds about 200 bytes an epoch: 20,000 epochs
+MAX_LOSS = 1e6            # cross-entropy starts near ln(10); the plot's scale needs a range
+KEYS = ("epoch", "loss", "train_acc", "test_acc")
+
+
 def read_log(path):
-    """The JSON log ``make train`` writes; ValueError naming the file and what is wrong with it."""
+    """The JSON log ``make train`` writes; ValueError naming the file and what is wrong with it:
+    larger than MAX_LOG_BYTES, not JSON (or nested too deeply for the parser), or not a history
+    of epochs 1, 2, ... each with a loss in [0, MAX_LOSS] and accuracies in [0, 1]."""
     path = Path(path)
     if not path.is_file():      # a FIFO or a device would block or never end
         raise FileNotFoundError(f"no training log file at {path}")
+    with path.open("rb") as f:
+        data = f.read(MAX_LOG_BYTES + 1)
+    if len(data) > MAX_LOG_BYTES:
+        raise ValueError(f"{path} is larger than {MAX_LOG_BYTES >> 20} MB: not a training log")
     try:
-        log = json.loads(path.read_text(encoding="utf-8"))
-    except (UnicodeDecodeError, json.JSONDecodeError) as e:
-        raise ValueError(f"{path} is not a JSON training log: {e}") from None
+        log = json.loads(data.decode("utf-8"))
+    except (UnicodeDecodeError, ValueError, RecursionError) as e:   # 5000 digits: a ValueError
+        why = "it is nested too deeply" if isinstance(e, RecursionError) else e
+        raise ValueError(f"{path} is not a JSON training log: {why}") from None
     history = log.get("history") if isinstance(log, dict) else None
-    keys = ("epoch", "loss", "train_acc", "test_acc")
-    if not (isinstance(history, list) and history and all(
-            isinstance(h, dict)
-            and all(isinstance(h.get(k), (int, float)) and math.isfinite(h[k]) for k in keys)
-            for h in history)):
-        raise ValueError(f"{path}: expected a 'history' of one or more epochs, each with finite "
-                         f"numbers {', '.join(keys)} (a diverged run's loss is NaN)")
+    if not (isinstance(history, list) and history
+            and all(_is_epoch(h, i + 1) for i, h in enumerate(history))):
+        raise ValueError(f"{path}: expected a 'history' of epochs 1, 2, ..., each with finite "
+                         f"numbers {', '.join(KEYS)}, the loss at most {MAX_LOSS:g} and the "
+                         "accuracies in [0, 1] (a diverged run's loss is NaN)")
     return log
+
+
+def _is_epoch(h, epoch):
+    """Whether h is the record {"epoch": epoch, "loss", "train_acc", "test_acc"} of make train."""
+    if not (isinstance(h, dict) and type(h.get("epoch")) is int and h["epoch"] == epoch):
+        return False
+    numbers = [h.get(k) for k in KEYS[1:]]
+    if not all(type(v) in (int, float) for v in numbers):
+        return False
+    loss, train_acc, test_acc = numbers
+    return 0 <= loss <= MAX_LOSS and 0 <= train_acc <= 1 and 0 <= test_acc <= 1
 
 
 def main(argv=None):

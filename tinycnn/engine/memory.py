@@ -243,15 +243,15 @@ def resized(shape, short_side):
     return max(1, round(h * scale)), max(1, round(w * scale))
 
 
-def image_shapes(specs, find=Path):
+def image_shapes(specs, find=Path, formats=None):
     """(H, W) of each image file of ``specs``, found by ``find`` (vis.cli.find_image) and read from
-    its header: no pixels are decoded. What cannot be found or read is left out; its loader,
-    which runs next, reports it."""
+    its header, opened only as one of ``formats`` (Pillow's names; None: any): no pixels are
+    decoded. What cannot be found or read is left out; its loader, which runs next, reports it."""
     from PIL import Image
     shapes = []
     for spec in specs:
         try:
-            with Image.open(find(spec)) as im:
+            with Image.open(find(spec), formats=formats) as im:
                 shapes.append(im.size[::-1])
         except (OSError, ValueError, Image.DecompressionBombError):
             continue

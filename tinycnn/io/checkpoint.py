@@ -12,9 +12,13 @@ One ``.npz`` of plain numeric arrays, written by ``save_checkpoint`` and read ba
 ``python -m tinycnn.train`` and ``python -m vis.fast_style_train`` write one as they go
 and continue from it with ``--resume``. A file that is not a checkpoint of the run
 resuming (truncated, forged, another network's or optimiser's) is one CheckpointError
-naming the problem, and nothing of it is used.
+naming the problem, and nothing of it is used: also one whose reading runs out of memory
+or recursion depth (a forged .npy header, a nested JSON record), whose random state holds
+numbers out of range, or whose history is not the one the run records (``check_history``).
 """
 import json
+import os
+import tempfile
 from pathlib import Path
 
 import numpy as np
@@ -32,28 +36,43 @@ def save_checkpoint(path, net, optimizer, rng, history):
     arrays = {f"param/{k}": v for k, v in net.state_dict().items()}
     arrays.update(optimizer.state_dict())
     arrays.update(rng=_json_bytes(rng.bit_generator.state), history=_json_bytes(history))
-    tmp = Path(str(path) + ".tmp.npz")
-    np.savez(tmp, **arrays)
-    tmp.replace(path)      # never leave a half-written checkpoint
+    # written to a new file of a name no one chose (O_EXCL | O_NOFOLLOW: a link placed beside
+    # the checkpoint is never written through), then moved into place: never half-written
+    handle, tmp = tempfile.mkstemp(prefix=f".{Path(path).name}.", suffix=".tmp",
+                                   dir=Path(path).parent)
+    try:
+        with os.fdopen(handle, "wb") as f:
+            np.savez(f, **arrays)
+        os.replace(tmp, path)
+    except BaseException:
+        os.unlink(tmp)
+        raise
 
 
-def load_checkpoint(path, net, optimizer, rng):
+def load_checkpoint(path, net, optimizer, rng, check_history=None):
     """Restore what save_checkpoint wrote into ``net``, ``optimizer`` and ``rng``; returns the
-    history. Everything is checked before anything is restored: CheckpointError otherwise."""
+    history. Everything is checked before anything is restored: CheckpointError otherwise.
+    check_history(history): raises ValueError saying why unless the history is one that this
+    training records."""
     try:
         stored = read_npz(path, error=CheckpointError)
         history, rng_state = _from_json(stored.pop("history")), _from_json(stored.pop("rng"))
         if not isinstance(history, list):
             raise ValueError(f"its history is a {type(history).__name__}, not a list")
+        if check_history is not None:
+            check_history(history)
         type(rng.bit_generator)().state = rng_state           # a state this generator can take?
         params = {k[len("param/"):]: stored.pop(k) for k in list(stored) if k.startswith("param/")}
         check_state_dict(dict(net.named_params()), params, "the checkpoint")
         _check_like(stored, optimizer.state_dict())          # what is left: the optimiser's
     except (CheckpointError, StateDictError) as e:
         raise CheckpointError(f"cannot resume from {path}: {e}") from None
-    except (KeyError, ValueError, TypeError, RecursionError) as e:
+    except (KeyError, ValueError, TypeError, RecursionError, OverflowError) as e:
         raise CheckpointError(f"cannot resume from {path}: not a checkpoint of this training "
                               f"({type(e).__name__}: {e})") from None
+    except MemoryError:     # a header that asks the parser for more than there is
+        raise CheckpointError(f"cannot resume from {path}: reading it asks for more memory "
+                              "than there is; it is not a checkpoint of this training") from None
     net.load_state_dict(params)
     optimizer.load_state_dict(stored)
     rng.bit_generator.state = rng_state

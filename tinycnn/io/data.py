@@ -11,13 +11,17 @@ Where the data comes from, in order: ``$TINYCNN_DATA_DIR/cifar-10-batches-py`` o
 """
 import gzip
 import io
+import math
 import os
 import pickle
+import reprlib
 import tarfile
 import zlib
 from pathlib import Path
 
 import numpy as np
+
+from .archives import Allowed, budget, check_pickle
 
 CLASSES = (
     "airplane",
@@ -32,7 +36,8 @@ CLASSES = (
     "truck",
 )
 PROJECT_ROOT = Path(__file__).resolve().parents[2]
-# per-channel statistics of the CIFAR-10 training images (the mean and standard deviation over all training pixels)
+# per-channel statistics of the CIFAR-10 training images (the mean and standard deviation over
+# all training pixels)
 CIFAR10_MEAN = (0.4914, 0.4822, 0.4465)
 CIFAR10_STD = (0.2470, 0.2435, 0.2616)
 
@@ -70,68 +75,144 @@ def load_python_batches(folder, split):
 
 
 def _read_batch(path):
-    """(data uint8 (N, 3072), labels int64 (N,)) of one batch file; DataError naming what is
-    wrong."""
+    """(data uint8 (N, 3072), labels int64 (N,)) of one batch file; DataError naming the file and
+    what is wrong. The pickle's opcodes are checked first (``archives.check_pickle``), and its
+    arrays are rebuilt here from their declared bytes, never by NumPy's unpickling code."""
+    raw = path.read_bytes()
+    check_pickle(raw, f"{path} is not a readable CIFAR-10 batch", DataError, budget(len(raw)))
     try:
-        with open(path, "rb") as f:
-            batch = _NumpyOnlyUnpickler(f, encoding="bytes").load()
-    except DataError:
-        raise
+        batch = _BatchUnpickler(io.BytesIO(raw), encoding="bytes").load()
+        if not (type(batch) is dict and b"data" in batch and b"labels" in batch):
+            raise DataError("expected a dict with b'data' and b'labels'")
+        data, labels = _array(batch[b"data"]), _labels(batch[b"labels"])
+    except DataError as e:
+        raise DataError(f"{path} is not a CIFAR-10 batch: {e}") from None
     except Exception as e:  # a truncated or forged pickle can raise almost any built-in error
         raise DataError(
             f"{path} is not a readable CIFAR-10 batch: {type(e).__name__}: {e}"
         ) from None
-    if not (isinstance(batch, dict) and b"data" in batch and b"labels" in batch):
-        raise DataError(
-            f"{path} is not a CIFAR-10 batch: expected a dict with b'data' and b'labels'"
-        )
-    data, labels = np.asarray(batch[b"data"]), np.asarray(batch[b"labels"])
-    if data.dtype != np.uint8 or data.ndim != 2 or data.shape[1] != 3072:
-        raise DataError(
-            f"{path}: expected data of uint8 pixels, shape (N, 3072), got {data.dtype} {data.shape}"
-        )
+    if data is None or data.dtype != np.uint8 or data.ndim != 2 or data.shape[1] != 3072:
+        got = f"a {type(batch[b'data']).__name__}" if data is None else \
+            f"{data.dtype} {data.shape}"
+        raise DataError(f"{path}: expected data of uint8 pixels, shape (N, 3072), got {got}")
     if (
-        labels.dtype.kind not in "iu"
+        labels is None
+        or labels.dtype.kind not in "iu"
         or labels.shape != (len(data),)
         or not ((labels >= 0) & (labels < 10)).all()
     ):
+        got = "a " + type(batch[b"labels"]).__name__ if labels is None else \
+            f"{labels.dtype} {labels.shape}"
         raise DataError(
-            f"{path}: expected {len(data)} labels, integers in [0, 10), got {labels.dtype} "
-            f"{labels.shape}"
+            f"{path}: expected {len(data)} labels, integers in [0, 10), got {got}"
             + (
                 f" from {labels.min()} to {labels.max()}"
-                if labels.size and labels.dtype.kind in "iuf"
+                if labels is not None and labels.size and labels.dtype.kind in "iuf"
                 else ""
             )
         )
     return data, labels.astype(np.int64)
 
 
-class _NumpyOnlyUnpickler(pickle.Unpickler):
-    """Unpickles the CIFAR batches without running arbitrary code: only NumPy's array
-    reconstruction is allowed (the official batches hold numpy arrays and lists)."""
+def _array(value):
+    """The array a pickled ndarray declared, or None if ``value`` is not one."""
+    return value.array() if type(value) is _Array else None
 
-    ALLOWED = {
-        ("numpy.core.multiarray", "_reconstruct"),
-        ("numpy._core.multiarray", "_reconstruct"),
-        ("numpy", "ndarray"),
-        ("numpy", "dtype"),
-        ("numpy.core.multiarray", "scalar"),
-        ("numpy._core.multiarray", "scalar"),
-    }
+
+def _labels(value):
+    """Labels as an array: a pickled ndarray, or a list of plain numbers; None otherwise."""
+    if type(value) is list and all(type(v) in (int, float) and abs(v) < 2**63 for v in value):
+        return np.array(value) if value else np.zeros(0, np.int64)
+    return _array(value)
+
+
+class _Dtype:
+    """What the pickle's numpy.dtype(descr, align, copy) makes, then its BUILD (byte order)."""
+    __slots__ = ("descr", "order")
+    NUMERIC = {"b1", "u1", "i1", "u2", "i2", "u4", "i4", "u8", "i8", "f2", "f4", "f8"}
+
+    def __init__(self, descr, *_):
+        self.descr, self.order = descr, "|"
+
+    def __setstate__(self, state):
+        if not (type(state) is tuple and len(state) > 1):
+            raise DataError(f"a dtype's state is {reprlib.repr(state)}")
+        self.order = state[1]
+
+    def dtype(self):
+        descr, order = (v.decode("latin1") if type(v) is bytes else v
+                        for v in (self.descr, self.order))
+        if descr not in self.NUMERIC or order not in ("<", ">", "|", "="):
+            raise DataError(f"an array has dtype {reprlib.repr(descr)}, byte order "
+                            f"{reprlib.repr(order)}: not a number")
+        return np.dtype(descr).newbyteorder("=" if order == "|" else order)
+
+
+class _Array:
+    """What the pickle's numpy _reconstruct(ndarray, (0,), b'b') makes, then its BUILD: (version,
+    shape, dtype, fortran, raw bytes), checked by ``array`` before an array is made of them."""
+    __slots__ = ("state",)
+
+    def __init__(self, cls, *_):
+        if cls is not _NDARRAY:
+            raise DataError("_reconstruct of something other than numpy.ndarray")
+        self.state = None
+
+    def __setstate__(self, state):
+        if self.state is not None:
+            raise DataError("an array built twice")
+        self.state = state
+
+    def array(self):
+        if not (type(self.state) is tuple and len(self.state) == 5):
+            raise DataError(f"an array's state is {reprlib.repr(self.state)}")
+        _, shape, dtype, fortran, raw = self.state
+        if not (type(shape) is tuple and len(shape) <= 32 and all(type(n) is int and n >= 0
+                                                                  for n in shape)
+                and type(dtype) is _Dtype and type(fortran) is bool and type(raw) is bytes):
+            raise DataError(f"an array's state is {reprlib.repr(self.state)}")
+        dtype = dtype.dtype()
+        if math.prod(shape) * dtype.itemsize != len(raw):
+            raise DataError(f"an array declares shape {reprlib.repr(shape)} of {dtype} but "
+                            f"holds {len(raw)} bytes")
+        return np.frombuffer(raw, dtype).reshape(shape, order="F" if fortran else "C")
+
+
+def _scalar(dtype, raw):
+    """numpy.core.multiarray.scalar(dtype, bytes): one number."""
+    if not (type(dtype) is _Dtype and type(raw) is bytes and len(raw) == dtype.dtype().itemsize):
+        raise DataError("a malformed NumPy scalar")
+    return np.frombuffer(raw, dtype.dtype())[0].item()
+
+
+def _not_called(*_):
+    raise DataError("a call of numpy.ndarray")
+
+
+_NDARRAY = Allowed(_not_called)
+
+
+class _BatchUnpickler(pickle.Unpickler):
+    """Unpickles a CIFAR batch without running code: the NumPy names it may use (array and
+    scalar reconstruction) resolve to stand-ins that record what the pickle declares
+    (``_Array``, ``_Dtype``); everything else is refused."""
+    GLOBALS = {}
+    for core in ("numpy.core.multiarray", "numpy._core.multiarray"):
+        GLOBALS[core, "_reconstruct"] = Allowed(_Array)
+        GLOBALS[core, "scalar"] = Allowed(_scalar)
+    GLOBALS["numpy", "ndarray"] = _NDARRAY
+    GLOBALS["numpy", "dtype"] = Allowed(_Dtype)
 
     def find_class(self, module, name):
-        if (module, name) in self.ALLOWED:
-            return super().find_class(module, name)
-        raise DataError(
-            f"refusing to unpickle {module}.{name}: a CIFAR-10 batch holds only arrays"
-        )
+        if (module, name) in self.GLOBALS:
+            return self.GLOBALS[module, name]
+        raise DataError(f"refusing to unpickle {reprlib.repr(module)[1:-1]}."
+                        f"{reprlib.repr(name)[1:-1]}: a CIFAR-10 batch holds only arrays")
 
 
 def load_jpeg_archive(path, split):
     """Read ``cifar10-jpeg.npz``: JPEG bytes per image, labels, and a test flag. A truncated
     or forged archive is one DataError naming what is wrong."""
-    from PIL import Image
     from .weights import read_npz
     try:
         f = read_npz(path, ("jpeg_bytes", "offsets", "labels", "is_test"), error=DataError)
@@ -139,38 +220,47 @@ def load_jpeg_archive(path, split):
         raise DataError(f"no CIFAR-10 archive at {path}") from None
     except DataError as e:
         raise DataError(f"{e}: not a CIFAR-10 JPEG archive") from None
-    blob, offsets, labels, is_test = (
-        f["jpeg_bytes"].reshape(-1),
-        f["offsets"],
-        f["labels"],
-        f["is_test"],
-    )
-    n = len(labels)
+    blob, offsets, labels, is_test = f["jpeg_bytes"], f["offsets"], f["labels"], f["is_test"]
+    n = len(labels) if labels.ndim == 1 else -1
     if not (
-        offsets.shape == (n + 1,)
-        and is_test.shape == labels.shape == (n,)
+        n >= 0
+        and blob.ndim == 1 and blob.dtype == np.uint8
+        and offsets.shape == (n + 1,)
+        and is_test.shape == (n,)
         and offsets.dtype.kind in "iu"
         and labels.dtype.kind in "iu"
         and offsets[0] == 0
-        and (np.diff(offsets) > 0).all()
+        and (offsets[1:] > offsets[:-1]).all()
         and offsets[-1] == blob.size
         and ((labels >= 0) & (labels < len(CLASSES))).all()
     ):
         raise DataError(
-            f"{path}: its offsets, labels and test flags do not describe {n} images of "
-            f"{len(CLASSES)} classes in {blob.size} bytes: not a CIFAR-10 JPEG archive"
+            f"{path}: its offsets, labels and test flags do not describe {max(n, 0)} images of "
+            f"{len(CLASSES)} classes in {blob.size} bytes (offsets {offsets.dtype} "
+            f"{offsets.shape}, labels {labels.dtype} {labels.shape}, test flags {is_test.shape}): "
+            "not a CIFAR-10 JPEG archive"
         )
     keep = np.flatnonzero(is_test == (split == "test"))
     images = np.empty((len(keep), 32, 32, 3), dtype=np.uint8)
     for k, i in enumerate(keep):
-        try:
-            with Image.open(io.BytesIO(blob[offsets[i]:offsets[i + 1]].tobytes())) as im:
-                if im.size != (32, 32):
-                    raise ValueError(f"it is {im.size[0]} x {im.size[1]} pixels, not 32 x 32")
-                images[k] = np.asarray(im.convert("RGB"))
-        except (OSError, SyntaxError, EOFError, ValueError, Image.DecompressionBombError) as e:
-            raise DataError(f"{path}: image {i} is not a readable 32 x 32 image: {e}") from None
+        images[k] = _decode(blob[offsets[i]:offsets[i + 1]].tobytes(), f"{path}: image {i}")
     return _to_float(images.transpose(0, 3, 1, 2)), labels[keep].astype(np.int64)
+
+
+def _decode(encoded, what):
+    """One 32 x 32 image of the archive as (32, 32, 3) uint8; DataError naming ``what``
+    otherwise. Only the formats the archive is written in are opened, and the size is checked
+    before any pixel is decoded."""
+    from PIL import Image
+    try:
+        with Image.open(io.BytesIO(encoded), formats=("JPEG", "PNG")) as im:
+            if im.size != (32, 32):
+                raise ValueError(f"it is {im.size[0]} x {im.size[1]} pixels, not 32 x 32")
+            return np.asarray(im.convert("RGB"))
+    except Exception as e:      # Pillow's decoders raise many kinds on a forged stream
+        why = " ".join(str(e).split())[:200]
+        raise DataError(f"{what} is not a readable 32 x 32 image: {type(e).__name__}: {why}") \
+            from None
 
 
 def load_cifar10(split="train", data_dir=None):

@@ -10,7 +10,7 @@ PyTorch checkpoints (pickles inside a zip) are read by ``torch_checkpoint``, whi
 knows only the handful of globals a tensor checkpoint needs and checks every tensor
 against its storage. A malicious file cannot run code, read memory or exhaust it.
 
-    make weights     # python -m tinycnn.io.weights: torchvision's squeezenet1_1 -> weights/squeezenet1_1_torchvision.npz
+    make weights     # torchvision's squeezenet1_1 -> weights/squeezenet1_1_torchvision.npz
 
 The SqueezeNet weights every figure uses ship in ``weights/squeezenet1_1.npz`` (the ONNX
 model zoo's, Apache-2.0, see weights/README.md); ``make weights`` fetches torchvision's,
@@ -18,6 +18,7 @@ another training run of the same architecture, for ``--weights``.
 """
 import argparse
 import hashlib
+import io
 import math
 import os
 import sys
@@ -28,7 +29,7 @@ from pathlib import Path
 
 import numpy as np
 
-from .archives import FORGED_ZIP, record_info, records, regular_file
+from .archives import FORGED_ZIP, checked_records, read_record, regular_file
 from ..backend import get_array_module
 from .arrays import count_not_finite
 from .torch_checkpoint import UnsafeCheckpointError, read_torch_checkpoint  # noqa: F401 (public here)
@@ -37,7 +38,8 @@ PROJECT_WEIGHTS = Path(__file__).resolve().parents[2] / "weights"
 TORCHVISION_NPZ = "squeezenet1_1_torchvision.npz"        # what make weights writes
 HOW_TO_GET = {
     "cifar10_net.npz": "it ships with tinycnn in weights/; `make train` reproduces it",
-    "squeezenet1_1.npz": "it ships with tinycnn in weights/; `git checkout weights/squeezenet1_1.npz` restores it",
+    "squeezenet1_1.npz": "it ships with tinycnn in weights/; "
+                         "`git checkout weights/squeezenet1_1.npz` restores it",
     TORCHVISION_NPZ: "run `make weights` to download and convert torchvision's checkpoint",
 }
 # torchvision's public SqueezeNet 1.1 checkpoint; torch.hub checks that the file's
@@ -136,10 +138,12 @@ def find_weights(filename):
 def read_npz(path, keys=None, *, error=StateDictError):
     """{key: array} from an .npz file of numeric arrays, never unpickling objects.
 
-    Each member's .npy header is checked against the member's real size before its
-    data is read: a header declaring a huge shape over a few bytes fails at once,
-    without allocating that shape. Every problem is one ``error`` naming it. keys: read
-    only these members (every one must be there), not all.
+    The archive's records are checked against the file first (``archives.checked_records``:
+    no overlapping or duplicate records, their sizes together within the file's budget), then
+    each member's .npy header against the member's real size before its data is read: a
+    header declaring a huge shape over a few bytes fails at once, without allocating that
+    shape. Every problem is one ``error`` naming the file. keys: read only these members
+    (every one must be there), not all.
     """
     regular_file(path, error)
     try:
@@ -152,7 +156,7 @@ def read_npz(path, keys=None, *, error=StateDictError):
     except (OSError, *FORGED_ZIP) as e:
         raise error(f"{path} is not a readable .npz of arrays: {e}") from None
     with archive:
-        names = records(archive, path, error)
+        names = checked_records(archive, path, error)
         if keys is not None:
             missing = sorted(set(keys) - {n[:-len(".npy")] for n in names if n.endswith(".npy")})
             if missing:
@@ -161,37 +165,58 @@ def read_npz(path, keys=None, *, error=StateDictError):
         return {name[:-len(".npy")]: _read_npy(archive, name, path, error) for name in names}
 
 
+# NumPy's own limits: the longest header np.load reads (numpy.lib.format), the most dimensions
+MAX_HEADER = 10000
+MAX_DIMS = 64
+
+
 def _read_npy(archive, name, source, error):
     """One .npy member of an .npz, its header checked before its data is read."""
     def bad(why):
         return error(f"{source} is not a readable .npz of arrays: {name} {why}")
     if not name.endswith(".npy"):
         raise bad("is not an .npy member")
-    info = record_info(archive, name, source, error)
+    data = read_record(archive, name, source, error)
+    shape, fortran, dtype, start = _npy_header(data, bad)
+    if dtype.hasobject:
+        raise bad("holds Python objects (pickles), which tinycnn never loads")
+    if dtype.kind not in "biuf":
+        raise bad(f"has dtype {dtype}: weights are numbers")
+    if not (isinstance(shape, tuple) and len(shape) <= MAX_DIMS
+            and all(type(n) is int and n >= 0 for n in shape)):
+        raise bad(f"declares shape {_short(shape)}: not up to {MAX_DIMS} sizes >= 0")
+    if math.prod(n for n in shape if n) * dtype.itemsize >= 1 << 63 or \
+            math.prod(shape) * dtype.itemsize != len(data) - start:
+        raise bad(f"declares shape {_short(shape)} of {dtype} "
+                  f"({math.prod(shape) * dtype.itemsize} bytes) but holds {len(data) - start}")
+    # a view of the member's bytearray: writable, like np.load's, and no copy
+    array = np.frombuffer(data, dtype, offset=start)
+    return array.reshape(shape, order="F" if fortran else "C")
+
+
+def _npy_header(data, bad):
+    """(shape, fortran_order, dtype, data offset) of the .npy bytes ``data``. Its header is a
+    Python literal; one that makes the parser run out of memory or recursion (deeply nested,
+    huge) is ``bad`` like any other."""
+    member = io.BytesIO(bytes(memoryview(data)[:12 + MAX_HEADER]))  # magic, length, header
     try:
-        with archive.open(info) as f:
-            version = np.lib.format.read_magic(f)
-            read_header = {(1, 0): np.lib.format.read_array_header_1_0,
-                           (2, 0): np.lib.format.read_array_header_2_0}.get(version)
-            if read_header is None:
-                raise bad(f"has .npy format version {version}, not 1.0 or 2.0")
-            shape, fortran, dtype = read_header(f)
-            held = info.file_size - f.tell()
-            if dtype.hasobject:
-                raise bad("holds Python objects (pickles), which tinycnn never loads")
-            if dtype.kind not in "biuf":
-                raise bad(f"has dtype {dtype}: weights are numbers")
-            if math.prod(shape) * dtype.itemsize != held:
-                raise bad(
-                    f"declares shape {shape} of {dtype} ({math.prod(shape) * dtype.itemsize} bytes) "
-                    f"but holds {held}"
-                )
-            data = bytearray(f.read())        # a bytearray: the array is writable, like np.load's
-    except error:
-        raise
-    except (OSError, *FORGED_ZIP) as e:
-        raise bad(f"is corrupt: {e}") from None
-    return np.frombuffer(data, dtype).reshape(shape, order="F" if fortran else "C")
+        version = np.lib.format.read_magic(member)
+    except ValueError as e:
+        raise bad(f"is not an .npy array: {_short(e)}") from None
+    read_header = {(1, 0): np.lib.format.read_array_header_1_0,
+                   (2, 0): np.lib.format.read_array_header_2_0}.get(version)
+    if read_header is None:
+        raise bad(f"has .npy format version {version}, not 1.0 or 2.0")
+    try:
+        shape, fortran, dtype = read_header(member, max_header_size=MAX_HEADER)
+    except Exception as e:      # ValueError, MemoryError, RecursionError from the parser
+        raise bad(f"has an unreadable .npy header: {type(e).__name__}: {_short(e)}") from None
+    return shape, fortran, dtype, member.tell()
+
+
+def _short(value, n=80):
+    text = str(value).replace("\n", " ")
+    return text if len(text) <= n else text[:n] + "..."
 
 
 # -- downloading ----------------------------------------------------------------------------
