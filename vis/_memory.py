@@ -75,11 +75,12 @@ def texture_synthesis_need(net, layers, large):
 def texture_nn_need(window, scale):
     """need(size) of ``python -m vis.texture_nn --size``: every window x window patch of the
     size x size source as float64 RGB (twice: the patches and their squares before the sum), and
-    the (scale * size)^2 output grown in float64 with its masks (about 40 bytes a pixel)."""
+    the (scale * size)^2 output grown and cut into its copied pieces (about 160 bytes a pixel at
+    most)."""
     def need(size):
         windows = max(0, size - window + 1) ** 2
         grown = (scale * size + window) ** 2
-        return windows * window ** 2 * (2 * 3 + 1) * 8 + grown * 40
+        return windows * window ** 2 * (2 * 3 + 1) * 8 + grown * 160
     return need
 
 

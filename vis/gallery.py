@@ -263,18 +263,26 @@ FIGURES = [
            ["--texture", "textures/brick.png", "--size", "64", "--steps", "5"], needs=(SQ,),
            crop=(.69, 1, .46, 1)),
     Figure("texture_nn.png", "texture_synthesis", "Nearest-neighbour texture synthesis",
-           "Before Gram matrices: the same three textures, each grown pixel by pixel from a 64 px "
-           "source to twice its side, every new pixel copied from a source window that matches "
-           "its filled neighbours (11x11, Gaussian-weighted). Each takes a few seconds (its "
-           "caption says how many), as long as one Gram-matrix image above, though its output is "
-           "smaller (128 px against 160); it copies the source in pieces, so the bricks stay "
-           "crisp and the Starry Night's dark foreground spreads, where the Gram matrices keep "
-           "only statistics.",
+           "Before Gram matrices: textures grown pixel by pixel from a 64 px sample to 192 px, "
+           "nine times its area, every new pixel copied from a sample window that matches its "
+           "filled neighbours (Gaussian-weighted; 15x15 for the bricks, 11x11 for the rest: "
+           "about each texture's largest feature). Under each sample, the output cut into "
+           "pieces, one colour each, each piece copied verbatim from one place of the sample: "
+           "around the seed the output is an exact copy of the sample until the window meets "
+           "the sample's edge (the largest piece, 5-7% of the output); beyond it, a mosaic of "
+           "thousands of pieces, most of them single pixels. The samples are squares of brick, "
+           "grass and Starry Night's sky; the fourth is the whole painting, a failure kept on "
+           "purpose, the growing \"garbage\" the paper describes: the cypress's dark strokes "
+           "match only themselves, and from a fifth of the sample (pixels darker than 50 of "
+           "255) they grow to half the output. Each caption gives its time.",
            "Efros & Leung 1999, Texture Synthesis by Non-parametric Sampling",
            "https://people.eecs.berkeley.edu/~efros/research/NPS/efros-iccv99.pdf",
            ["texture_nn", "--texture", "textures/brick.png", "textures/grass.png",
-            "styles/starry_night.jpg"],
-           ["--texture", "textures/brick.png", "--size", "24"], needs=(), crop=(.67, 1, 0, 1)),
+            "styles/starry_night.jpg", "styles/starry_night.jpg",
+            "--crop", "0,200,300", "128,128,256", "300,0,440", "centre",
+            "--window", "15", "11", "11", "11"],
+           ["--texture", "textures/brick.png", "--crop", "centre", "--window", "11", "--size",
+            "24"], needs=(), crop=(.5, 1, 0, .5)),
     Figure("style_transfer.png", "style_transfer", "Neural style transfer",
            "The content of a photo (fire2 features) with the style (Gram matrices of four layers) "
            "of three paintings, shown on top: CS231n's three parameter sets, with 50 times its "
