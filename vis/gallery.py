@@ -82,7 +82,9 @@ GATYS_CONTROL = ("Gatys et al. 2017, Controlling Perceptual Factors in Neural St
 FIGURES = [
     Figure("filters_cifar10_conv1.png", "filters", "First-layer filters",
            "The 32 learnt 5x5 RGB filters of the CIFAR-10 net's first convolution, each scaled to "
-           "its own range: oriented edges, colour blobs and opponent colours.",
+           "its own range: mostly colour blobs and opponent colours, with few clear edges. The "
+           "lecture's Gabor-like edge detectors are AlexNet's 11x11 filters at stride 4 on 224 px "
+           "photos; a 5x5 window of a 32 px image holds little more than a patch of colour.",
            "Krizhevsky, Sutskever & Hinton 2012, ImageNet Classification with Deep CNNs (fig. 3)",
            "https://papers.nips.cc/paper/4824",
            ["filters", "--model", "cifar10", "--layer", "conv1"]),
