@@ -43,7 +43,7 @@ gradcheck: ready ## only the finite-difference gradient checks, 400 examples eac
 	HYPOTHESIS_PROFILE=gradcheck $(PY) -m pytest -q -m gradcheck
 
 # hostile input (forged checkpoints, .npz files, images, command lines), many hypothesis examples
-fuzz: ready ## only the hostile-input fuzz tests, 1000 examples each (about 3 minutes)
+fuzz: ready ## only the hostile-input fuzz tests, 1000 examples each (several minutes)
 	HYPOTHESIS_PROFILE=fuzz $(PY) -m pytest -q -m fuzz
 
 # the loops twice: at every core, then at one thread (what python -m vis.* uses) idle and
