@@ -220,10 +220,14 @@ FIGURES = [
             "--channels", "330", "100"],
            ["--steps", "10"], needs=(SQ,)),
     Figure("multifaceted_cifar10.png", "multifaceted", "Multifaceted visualisation",
-           "The class 'automobile' has several faces: training images clustered by k-means on "
-           "relu6, and one visualisation started from each cluster's mean image; each row says "
-           "how far the class score rose from the mean to its facet, and the facet's rank among "
-           "the ten classes.",
+           "One class, several faces: the 5000 training 'automobiles' clustered by k-means on the "
+           "net's relu6 codes (after PCA), and one class visualisation per cluster, started from "
+           "the mean of the 5 images nearest the cluster's centre (each row shows them, their "
+           "mean and the facet) and drawn in decorrelated colours, penalised for leaving that "
+           "start. Each of the six facets (top) becomes the net's top class and keeps its "
+           "cluster's colour and background: dark on a pale road, red, silver, dark red, pink, "
+           "blue; the title gives how far apart they lie. This small net draws every one in the "
+           "same pose.",
            "Nguyen, Yosinski & Clune 2016, Multifaceted Feature Visualization",
            "https://arxiv.org/abs/1602.03616",
            ["multifaceted", "--model", "cifar10", "--target", "automobile"],
