@@ -118,16 +118,21 @@ FIGURES = [
            needs=(DATA,), thumbnail=False),
     Figure("max_patches_squeezenet.png", "max_patches",
            "Maximally activating patches (SqueezeNet)",
-           "For six fire5 channels (rows), the 63x63 receptive-field crops where the channel "
-           "fires most, among the 11 photos, paintings and textures the repository ships, each "
-           "searched whole and, at twice the size, in quadrants: at most one crop per image, and "
-           "only positions whose field lies inside the image.",
+           "For the six most selective of fire5's 256 channels (rows; selectivity: how many "
+           "standard deviations a row's activations stand above the channel's mean), the 63x63 "
+           "receptive-field crops where each channel fires most, among the 11 photos, paintings "
+           "and textures the repository ships, each searched whole and enlarged 2 and 3 times in "
+           "tiles (154 views): at most two crops per image, whose fields overlap by at most a "
+           "quarter, and only fields inside the image. Most rows share a shape (eyes in the "
+           "first and last rows, round blobs in the third); a row's fire5 feature vectors have "
+           "a mean cosine similarity of 0.65, against 0.48 for random patches. The lecture's "
+           "rows come from 50,000 images; with 11, some rows still mix.",
            "Springenberg et al. 2015, Striving for Simplicity (fig. 4); Girshick et al. 2014",
            "https://arxiv.org/abs/1412.6806",
-           ["max_patches", "--model", "squeezenet", "--layer", "fire5",
-            "--channels", "0", "1", "2", "3", "4", "5",
+           ["max_patches", "--model", "squeezenet", "--layer", "fire5", "--pick", "6",
+            "--per-image", "2", "--overlap", "0.25", "--scales", "1", "2", "3",
             "--k", "10", "--image", *FREE_PHOTOS, *FREE_PAINTINGS, *FREE_TEXTURES],
-           ["--channels", "0", "1", "--k", "4"], needs=(SQ,), crop=(0, .5, 0, 1)),
+           ["--pick", "2", "--k", "4"], needs=(SQ,), crop=(0, .5, 0, 1)),
     Figure("max_patches_cifar10.png", "max_patches", "Maximally activating patches (CIFAR-10 net)",
            "For eight relu4 channels (rows), the crops of 2000 test images where each channel "
            "fires most.",
