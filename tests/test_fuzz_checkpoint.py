@@ -143,11 +143,7 @@ def geometry_case(draw):
             (f"t{t}", forge.tensor(forge.storage(storage_type, key, numel), offset, size, stride))
         )
         if geometry_is_valid(offset, size, stride, numel, flat.itemsize):
-            expected[f"t{t}"] = (
-                forge.expected_view(flat, offset, size, stride)
-                if 0 not in size
-                else np.empty(size, flat.dtype)
-            )    # holds nothing: numpy_can_hold checked that NumPy accepts the shape
+            expected[f"t{t}"] = (flat, offset, size, stride)     # built below, if it fits
         else:
             valid = False
     records = [("data.pkl", forge.state_dict(items))]
@@ -159,9 +155,14 @@ def geometry_case(draw):
             valid = valid and key not in used         # (a storage no tensor uses is never read)
         records.append((f"data/{key}", data))
     data = forge.archive(records)
-    # tensors are views, but all together they may hold no more than the file's budget
-    valid = valid and sum(v.nbytes for v in expected.values()) <= budget(len(data))
-    return data, expected if valid else "refused"
+    # tensors are views, but all together they may hold no more than the file's budget; what
+    # is expected is built only then (a valid stride-0 tensor may declare gigabytes)
+    held = sum(math.prod(size) * flat.itemsize for flat, _, size, _ in expected.values())
+    if not (valid and held <= budget(len(data))):
+        return data, "refused"
+    return data, {name: forge.expected_view(flat, offset, size, stride) if 0 not in size
+                  else np.empty(size, flat.dtype)   # empty: numpy_can_hold accepted the shape
+                  for name, (flat, offset, size, stride) in expected.items()}
 
 
 def payload(draw, canary):
