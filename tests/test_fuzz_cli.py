@@ -276,8 +276,8 @@ def test_a_bad_command_line_is_one_error_line_and_status_2(workdir, command):
         ),
         needs_cifar10(
             "multifaceted",
-            ["--model", "cifar10", "--k", "3000"],  # compared with the class's images
-            "3000 facets need at least 3000 images of the class",
+            ["--model", "cifar10", "--k", "6000"],  # compared with the class's images
+            "6000 facets need at least 6000 images of the class",
         ),
         (
             "attribution",

@@ -153,9 +153,10 @@ def facet_scores(net, starts, facets):
 
 
 def rms_distances(a):
-    """The root-mean-square difference of every pair of rows of a (n, ...): (n, n)."""
+    """The root-mean-square difference of every pair of rows of a (n, ...): (n, n), a row at a
+    time (n x n x pixels at once would be gigabytes for a few hundred facets)."""
     a = a.reshape(len(a), -1).astype(np.float64)
-    return np.sqrt(((a[:, None] - a[None]) ** 2).mean(axis=2))
+    return np.stack([np.sqrt(((row - a) ** 2).mean(axis=1)) for row in a])
 
 
 def main(argv=None):
