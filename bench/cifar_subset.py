@@ -82,7 +82,7 @@ def main(argv=None):
         p.error("--test and --train must be at least 1")
     try:
         path = write_subset(args.out, args.test, args.train, args.seed)
-    except DataError as e:
+    except (DataError, OSError) as e:      # no CIFAR-10, or an --out that cannot be written
         print(f"error: {e}", file=sys.stderr)
         sys.exit(2)
     print(f"wrote {path} ({path.stat().st_size / 1e6:.1f} MB); use it with "

@@ -8,7 +8,9 @@ size above what the interpreter and its imports cost) and a time bound.
     assert run.peak - baseline < 8 * size + 16 * MB
 """
 import functools
+import json
 import os
+import signal
 import subprocess
 import sys
 import time
@@ -162,8 +164,6 @@ class ForkServer:
                                        cwd=ROOT, env={**os.environ, "PYTHONPATH": _pythonpath()})
 
     def run(self, code):
-        import json
-        import signal
         self.server.stdin.write(json.dumps(code) + "\n")
         self.server.stdin.flush()
         line = self.server.stdout.readline()

@@ -203,7 +203,7 @@ def facet_figure(net, target, images, labels, nearest, starts, facets):
     at_starts, at_facets = facet_scores(net, starts, facets)
     rows = []
     for j in range(len(facets)):
-        tiles = [tile(images[i]) for i in nearest[j][:5]] + [tile(starts[j]), tile(facets[j])]
+        tiles = [tile(images[i]) for i in nearest[j]] + [tile(starts[j]), tile(facets[j])]
         s0, s1 = at_starts[j], at_facets[j]
         text = (f"cluster {j + 1}: {int((labels == j).sum())} images; class score "
                 f"{s0[target]:.1f} at the start -> {s1[target]:.1f} at the facet "
