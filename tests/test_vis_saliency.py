@@ -6,11 +6,21 @@ import pytest
 import tinycnn as tc
 from tinycnn.backend import to_numpy
 from tinycnn.gradcheck import numeric_grad
-from vis.saliency import (SEED_BLUR, saliency_map, seeds, segment, segment_histogram,
-                          smooth_saliency_map)
+from vis.saliency import (
+    BACKGROUND_QUANTILE,
+    FOREGROUND_QUANTILE,
+    SEED_BLUR,
+    gridless_saliency_map,
+    intersection_over_union,
+    saliency_map,
+    seeds,
+    segment,
+    segment_histogram,
+    smooth_saliency_map,
+)
 
 from .conftest import on_device
-from .nets import relu_net, x_batch
+from .nets import photo, real_squeezenet, relu_net, x_batch  # noqa: F401 (the fixture net)
 
 
 def test_saliency_is_the_max_abs_gradient():
@@ -24,12 +34,30 @@ def test_smooth_saliency_is_the_mean_of_the_noisy_copies_maps():
     net, x = relu_net(), x_batch(2)
     rng = tc.backend.random_generator(3, like=x)       # the draws noisy_mean makes, in its order
     sigma = 0.2 * float(x.max() - x.min())
-    noisy = [x + (sigma * rng.standard_normal(x.shape)).astype(x.dtype) for _ in range(4)]
-    expected = np.mean([saliency_map(net, v, [1, 2]) for v in noisy], axis=0)
-    np.testing.assert_allclose(smooth_saliency_map(net, x, [1, 2], n=4, noise=0.2, seed=3),
+    noisy = [x + (sigma * rng.standard_normal(x.shape)).astype(x.dtype) for _ in range(5)]
+    # the k-th copy rolled by the k-th shift (wrapping), its map rolled back, written out by hand
+    shifts = [(0, 0), (0, 1), (0, 2), (0, 3), (1, 0)]
+    xp = tc.backend.get_array_module(x)
+    expected = np.mean([np.roll(saliency_map(net, xp.roll(v, s, axis=(2, 3)), [1, 2]),
+                                (-s[0], -s[1]), axis=(1, 2)) for v, s in zip(noisy, shifts)],
+                       axis=0)
+    np.testing.assert_allclose(smooth_saliency_map(net, x, [1, 2], n=5, noise=0.2, seed=3),
                                expected, rtol=1e-10)
-    np.testing.assert_allclose(smooth_saliency_map(net, x, [1, 2], n=3, noise=0.0),
-                               saliency_map(net, x, [1, 2]), rtol=1e-10)
+    np.testing.assert_allclose(smooth_saliency_map(net, x, [1, 2], n=16, noise=0.0),
+                               gridless_saliency_map(net, x, [1, 2]), rtol=1e-10)
+
+
+def test_the_shifts_average_a_stride_2_grid_out():
+    """A 1x1 convolution of stride 2 sees only the even pixels: the map of one pass is a grid
+    (zero at every odd row or column); over the 16 shifts each pixel is seen in 4, so the mean
+    is flat, max|w| / 16 positions / 4."""
+    conv = tc.Conv2d(3, 1, 1, stride=2, dtype=np.float64)
+    conv.params["weight"] = on_device(np.array([1.0, -3.0, 2.0]).reshape(1, 3, 1, 1))
+    net = tc.Network([("conv", conv), ("pool", tc.GlobalAvgPool2d())])
+    x = x_batch(1, size=8)
+    raw = saliency_map(net, x, [0])[0]
+    assert (raw[1::2, :] == 0).all() and (raw[:, 1::2] == 0).all() and (raw[::2, ::2] > 0).all()
+    np.testing.assert_allclose(gridless_saliency_map(net, x, [0])[0], np.full((8, 8), 3 / 16 / 4))
 
 
 @pytest.mark.parametrize("unknown_as_foreground", [False, True])
@@ -61,7 +89,7 @@ def test_seeds_are_the_papers_quantiles():
             and bg.sum() == 300 and saliency[bg].max() <= 299.7)
 
 
-def test_segment_is_grabcut_from_the_blurred_seeds_then_the_largest_region():
+def test_segment_is_grabcut_from_the_blurred_seeds_then_the_seeds_region():
     from scipy import ndimage
 
     from vis.grabcut import grabcut
@@ -71,7 +99,74 @@ def test_segment_is_grabcut_from_the_blurred_seeds_then_the_largest_region():
     saliency = ndimage.gaussian_filter(rng.random((32, 40)), 1.0)
     saliency[10:22, 12:28] += 0.5
     blur = SEED_BLUR * 32
-    mask = grabcut(image, *seeds(saliency, blur=blur), unknown_as_foreground=True)
+    fg, bg = seeds(saliency, foreground_quantile=FOREGROUND_QUANTILE,
+                   background_quantile=BACKGROUND_QUANTILE, blur=blur)
+    mask = grabcut(image, fg, bg, unknown_as_foreground=True)
     labels, _ = ndimage.label(mask, structure=np.ones((3, 3)))
-    expected = labels == np.bincount(labels[labels > 0]).argmax()
+    expected = labels == np.bincount(labels[fg & (labels > 0)]).argmax()
     np.testing.assert_array_equal(segment(image, saliency), expected)
+
+
+def grid_pattern(saliency, period=4):
+    """How strongly a map repeats every ``period`` pixels: the spread of its mean over the
+    period x period positions, relative to its mean (0 for a map without a grid)."""
+    h, w = (np.array(saliency.shape) // period) * period
+    cells = saliency[:h, :w].reshape(h // period, period, w // period, period)
+    return cells.mean(axis=(0, 2)).std() / saliency.mean()
+
+
+def test_squeezenet_maps_lose_their_4_pixel_grid(net):
+    """A map's pattern at period 4 against its patterns at periods the net's strides do not
+    make (3, 5, 7: only the photo's content, by chance): many times those for one gradient,
+    of their size after the shifts."""
+    x = photo(net, "chelsea.png")[:, :, :96, :96]
+    cat = 285                                   # Egyptian cat
+    for saliency, ratio in ((saliency_map(net, x, [cat])[0], (4, np.inf)),
+                            (gridless_saliency_map(net, x, [cat])[0], (0, 2))):
+        chance = np.mean([grid_pattern(saliency, period) for period in (3, 5, 7)])
+        assert ratio[0] < grid_pattern(saliency, 4) / chance < ratio[1]
+
+
+def test_intersection_over_union_of_known_masks():
+    a, b = np.zeros((4, 5), bool), np.zeros((4, 5), bool)
+    a[:2], b[1:3] = True, True                      # 10 and 10 pixels, 5 shared
+    assert intersection_over_union(a, b) == 5 / 15
+    assert intersection_over_union(a, a) == 1.0 and intersection_over_union(a, ~a) == 0.0
+
+
+def test_every_hand_drawn_mask_fits_its_shipped_photo():
+    from pathlib import Path
+
+    from tinycnn.io.images import load_image
+    masks = sorted((Path(__file__).parents[1] / "images" / "masks").glob("*.png"))
+    assert len(masks) == 5
+    for path in masks:
+        photo_path = next((path.parents[1] / "photos").glob(path.stem + ".*"))
+        mask, image = load_image(path), load_image(photo_path)
+        assert mask.shape == image.shape and set(np.unique(mask)) == {0, 255}
+        assert 0.01 < (mask[..., 0] > 0).mean() < 0.9            # an object, not the frame
+
+
+def test_hand_mask_of_another_shape_is_refused(tmp_path):
+    from PIL import Image
+
+    from vis.saliency import hand_mask
+    Image.new("1", (40, 10)).save(tmp_path / "odd.png")
+    (tmp_path / "masks").mkdir()
+    Image.new("1", (40, 10)).save(tmp_path / "masks" / "odd.png")
+    assert hand_mask(None, (10, 40)) is None and hand_mask("nothing.png", (10, 40)) is None
+    with pytest.raises(ValueError, match="cannot be its photo's"):
+        hand_mask(str(tmp_path / "odd.png"), (20, 20))
+
+
+def test_grabcut_from_saliency_cuts_the_cup_as_drawn_by_hand(net):
+    """The whole coffee photo at 300 px: the cut agrees with the hand-drawn mask of the cup,
+    saucer and spoon to IoU 0.8 (the figure's other photos do not reach it: its caption)."""
+    from tinycnn.io.images import deprocess
+    from vis.cli import load_uncropped
+    from vis.saliency import hand_mask
+    x = load_uncropped(net, ["coffee.png"], 300, classify=True)[0]
+    espresso = 967
+    image = deprocess(to_numpy(x)[0], mean=net.meta["mean"], std=net.meta["std"])
+    mask = segment(image, smooth_saliency_map(net, x, [espresso])[0])
+    assert intersection_over_union(mask, hand_mask("coffee.png", image.shape[:2])) >= 0.8
