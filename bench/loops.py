@@ -395,10 +395,13 @@ def tinycnn_deepdream_octave(net, x, dream_steps=None):
 
 
 def torch_deepdream_octave(net, x, dream_steps=None):
-    """The same octave in torch: ascent on 1/2 ||a||^2 at DREAM_LAYER, the gradient divided by
-    its mean magnitude, vis._optimize's roll jitter (same generator, same draws), clamping."""
+    """The same octave in torch: ascent on 1/2 ||a||^2 at DREAM_LAYER, the gradient blurred by
+    SMOOTH px and divided by its mean magnitude, vis._optimize's roll jitter (same generator,
+    same draws), clamping."""
     import torch
-    from vis.deepdream import JITTER, LR, STEPS as DREAM_STEPS
+    from scipy.ndimage import gaussian_filter
+
+    from vis.deepdream import JITTER, LR, SMOOTH, STEPS as DREAM_STEPS
     features, _ = torch_squeezenet(net, torch)
     lo, hi = torch_pixel_range(net, torch)
     # as vis.deepdream: 0-255 units -> normalised
@@ -416,7 +419,10 @@ def torch_deepdream_octave(net, x, dream_steps=None):
                 a = features(torch.roll(img, (dy, dx), (2, 3)), keep=(DREAM_LAYER,))[DREAM_LAYER]
                 (0.5 * (a * a).sum()).backward()
                 with torch.no_grad():
-                    g = img.grad
+                    # vis.deepdream blurs the gradient of the rolled image, then rolls it back
+                    rolled = torch.roll(img.grad, (dy, dx), (2, 3)).cpu().numpy()
+                    blurred = gaussian_filter(rolled, (0, 0, SMOOTH, SMOOTH), mode="reflect")
+                    g = torch.roll(torch.from_numpy(blurred).to(img.device), (-dy, -dx), (2, 3))
                     img = torch.minimum(
                         torch.maximum(img + lr * g / (g.abs().mean() + 1e-12), lo), hi
                     )

@@ -26,8 +26,8 @@ LBFGS_BYTES_PER_VALUE = 600
 TSNE_MATRICES = 9
 # Image-sized float32 arrays a DeepDream octave holds besides the network's: the octave pyramid
 # (about two images), the base, the detail, the octave's start, x, its jittered roll, the gradient
-# rolled back, |g| and two steps' temporaries
-DREAM_IMAGES = 12
+# rolled back, its blur and the blur's temporary, |g| and two steps' temporaries
+DREAM_IMAGES = 14
 # tinycnn.io.data.load_cifar10("test"), which vis.embedding draws its images from: the float32
 # images (123 MB) and their decoding, at most twice as much again
 CIFAR10_TEST_BYTES = 3 * 10000 * 3 * 32 * 32 * 4
