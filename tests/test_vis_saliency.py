@@ -1,5 +1,7 @@
 """Saliency maps and the segmentation they seed (Simonyan et al. 2014) on small networks
 and synthetic images with known answers."""
+from pathlib import Path
+
 import numpy as np
 import pytest
 
@@ -135,8 +137,6 @@ def test_intersection_over_union_of_known_masks():
 
 
 def test_every_hand_drawn_mask_fits_its_shipped_photo():
-    from pathlib import Path
-
     from tinycnn.io.images import load_image
     masks = sorted((Path(__file__).parents[1] / "images" / "masks").glob("*.png"))
     assert len(masks) == 5
@@ -157,6 +157,17 @@ def test_hand_mask_of_another_shape_is_refused(tmp_path):
     assert hand_mask(None, (10, 40)) is None and hand_mask("nothing.png", (10, 40)) is None
     with pytest.raises(ValueError, match="cannot be its photo's"):
         hand_mask(str(tmp_path / "odd.png"), (20, 20))
+
+
+def test_the_shipped_photos_masks_are_found_through_another_folder(tmp_path, monkeypatch):
+    from vis.saliency import hand_mask
+    shipped = Path(__file__).parents[1] / "images" / "photos" / "coffee.png"
+    (tmp_path / "photos").mkdir()
+    (tmp_path / "photos" / "coffee.png").write_bytes(shipped.read_bytes())
+    monkeypatch.setenv("TINYCNN_IMAGES_DIR", str(tmp_path))
+    assert hand_mask("coffee.png", (300, 450)).mean() > 0.3
+    (tmp_path / "photos" / "coffee.png").write_bytes(shipped.read_bytes()[:-1] + b"x")
+    assert hand_mask("coffee.png", (300, 450)) is None        # another photo of that name
 
 
 def test_grabcut_from_saliency_cuts_the_cup_as_drawn_by_hand(net):

@@ -37,6 +37,7 @@ graph cut), is drawn beside it.
     python -m vis.saliency --image chelsea.png --size 300      (whole photos, as make saliency)
     python -m vis.saliency --model squeezenet --image chelsea.png      (the model's centre crop)
 """
+import filecmp
 import itertools
 
 import numpy as np
@@ -197,8 +198,9 @@ def main(argv=None):
 
 def hand_mask(spec, shape):
     """The object mask drawn by hand for photo ``spec``: masks/<its name>.png in the photo's
-    folder or the one above it (images/masks for images/photos), resized to ``shape``; None
-    when there is none."""
+    folder or the one above it (images/masks for images/photos), or the repository's when the
+    photo is byte for byte the one shipped (found through $TINYCNN_IMAGES_DIR, say), resized
+    to ``shape``; None when there is none."""
     if spec is None:
         return None
     try:
@@ -206,6 +208,9 @@ def hand_mask(spec, shape):
     except (FileNotFoundError, IsADirectoryError):
         return None
     places = [folder / "masks" / f"{photo.stem}.png" for folder in photo.parents[:2]]
+    shipped = cli.PROJECT_IMAGES / "photos" / photo.name
+    if shipped.is_file() and filecmp.cmp(shipped, photo, shallow=False):
+        places.append(cli.PROJECT_IMAGES / "masks" / f"{photo.stem}.png")
     path = next((p for p in places if p.is_file()), None)
     if path is None:
         return None
