@@ -102,8 +102,9 @@ FIGURES = [
            "https://www.cs.toronto.edu/~kriz/cifar.html", ["training_curve"]),
     Figure("neighbors_cifar10.png", "neighbors", "Last-layer nearest neighbours",
            "Test images (left column) and their six nearest neighbours among the 10,000 test "
-           "images: by the distance of 256-d relu6 features (middle), which finds the same class "
-           "in other poses and colours, and by raw pixels (right), which finds similar colours "
+           "images: by the distance of 256-d relu6 features (middle), which finds the query's "
+           "class more often, in other poses and colours (not every row: an airliner can find "
+           "ships), and by raw pixels (right), which finds similar colours "
            "and layouts.",
            "Krizhevsky, Sutskever & Hinton 2012 (fig. 4)", "https://papers.nips.cc/paper/4824",
            ["neighbors", "--model", "cifar10"], ["--count", "1000"], needs=(DATA,),
@@ -123,7 +124,7 @@ FIGURES = [
            "receptive-field crops where each channel fires most, among the 11 photos, paintings "
            "and textures the repository ships, each searched whole and enlarged 2 and 3 times in "
            "tiles (154 views): at most two crops per image, whose fields overlap by at most a "
-           "quarter, and only fields inside the image. Most rows share a shape (eyes in the "
+           "quarter, and only fields inside the image. Half the rows share a shape (eyes in the "
            "first and last rows, round blobs in the third); a row's fire5 feature vectors have "
            "a mean cosine similarity of 0.65, against 0.48 for random patches. The lecture's "
            "rows come from 50,000 images; with 11, some rows still mix.",
@@ -218,7 +219,8 @@ FIGURES = [
            crop=(0, 1, 0, .4)),
     Figure("neuron_visualization_squeezenet.png", "class_visualization", "Neuron visualisation",
            "Gradient ascent on the mean of one fire6 channel instead of a class: channel 330 "
-           "(eyes and wheels, the neuron of the guided-backprop figure) and channel 100.",
+           "(crescents around eye-like centres, the neuron of the guided-backprop figure) and "
+           "channel 100.",
            "Yosinski et al. 2015, Understanding Neural Networks Through Deep Visualization",
            "https://arxiv.org/abs/1506.06579",
            ["class_visualization", "--model", "squeezenet", "--layer", "fire6",
@@ -287,10 +289,10 @@ FIGURES = [
            "around the seed the output is an exact copy of the sample until the window meets "
            "the sample's edge (the largest piece, 5-7% of the output); beyond it, a mosaic of "
            "thousands of pieces, most of them single pixels. The samples are squares of brick, "
-           "grass and Starry Night's sky; the fourth is the whole painting, a failure kept on "
-           "purpose, the growing \"garbage\" the paper describes: the cypress's dark strokes "
-           "match only themselves, and from a fifth of the sample (pixels darker than 50 of "
-           "255) they grow to half the output. Each caption gives its time.",
+           "grass and Starry Night's sky; the fourth is the painting's centre square, a failure "
+           "kept on purpose, the growing \"garbage\" the paper describes: the cypress's dark "
+           "strokes match only themselves, and from a fifth of the sample (pixels darker than "
+           "50 of 255) they grow to half the output. Each caption gives its time.",
            "Efros & Leung 1999, Texture Synthesis by Non-parametric Sampling",
            "https://people.eecs.berkeley.edu/~efros/research/NPS/efros-iccv99.pdf",
            ["texture_nn", "--texture", "textures/brick.png", "textures/grass.png",
