@@ -37,12 +37,13 @@ def test_smooth_saliency_is_the_mean_of_the_noisy_copies_maps():
     rng = tc.backend.random_generator(3, like=x)       # the draws noisy_mean makes, in its order
     sigma = 0.2 * float(x.max() - x.min())
     noisy = [x + (sigma * rng.standard_normal(x.shape)).astype(x.dtype) for _ in range(5)]
-    # the k-th copy rolled by the k-th shift (wrapping), its map rolled back, written out by hand
+    # the k-th copy moved by the k-th shift inside a 3-pixel mirrored frame, written out by hand
     shifts = [(0, 0), (0, 1), (0, 2), (0, 3), (1, 0)]
+    def framed_map(v, dy, dx):
+        framed = xp.pad(v, ((0, 0), (0, 0), (dy, 3 - dy), (dx, 3 - dx)), mode="reflect")
+        return saliency_map(net, framed, [1, 2])[:, dy:dy + 8, dx:dx + 8]
     xp = tc.backend.get_array_module(x)
-    expected = np.mean([np.roll(saliency_map(net, xp.roll(v, s, axis=(2, 3)), [1, 2]),
-                                (-s[0], -s[1]), axis=(1, 2)) for v, s in zip(noisy, shifts)],
-                       axis=0)
+    expected = np.mean([framed_map(v, *s) for v, s in zip(noisy, shifts)], axis=0)
     np.testing.assert_allclose(smooth_saliency_map(net, x, [1, 2], n=5, noise=0.2, seed=3),
                                expected, rtol=1e-10)
     np.testing.assert_allclose(smooth_saliency_map(net, x, [1, 2], n=16, noise=0.0),
@@ -51,15 +52,16 @@ def test_smooth_saliency_is_the_mean_of_the_noisy_copies_maps():
 
 def test_the_shifts_average_a_stride_2_grid_out():
     """A 1x1 convolution of stride 2 sees only the even pixels: the map of one pass is a grid
-    (zero at every odd row or column); over the 16 shifts each pixel is seen in 4, so the mean
-    is flat, max|w| / 16 positions / 4."""
+    (zero at every odd row or column). A shift frames the 8 x 8 image in 3 more pixels (11 x 11,
+    6 x 6 outputs averaged): each pixel lands on an even place in 4 of the 16 shifts, so the
+    mean is flat, max|w| / 36 outputs / 4."""
     conv = tc.Conv2d(3, 1, 1, stride=2, dtype=np.float64)
     conv.params["weight"] = on_device(np.array([1.0, -3.0, 2.0]).reshape(1, 3, 1, 1))
     net = tc.Network([("conv", conv), ("pool", tc.GlobalAvgPool2d())])
     x = x_batch(1, size=8)
     raw = saliency_map(net, x, [0])[0]
     assert (raw[1::2, :] == 0).all() and (raw[:, 1::2] == 0).all() and (raw[::2, ::2] > 0).all()
-    np.testing.assert_allclose(gridless_saliency_map(net, x, [0])[0], np.full((8, 8), 3 / 16 / 4))
+    np.testing.assert_allclose(gridless_saliency_map(net, x, [0])[0], np.full((8, 8), 3 / 36 / 4))
 
 
 @pytest.mark.parametrize("unknown_as_foreground", [False, True])

@@ -54,7 +54,7 @@ from vis.objectives import noisy_mean, score_gradient
 # The seeds (a deviation from the paper's 95 % and 30 % quantiles of the raw map of a 224-px crop):
 # the averaged map blurred by a tenth of the short side, its top 10 % foreground and bottom 20 %
 # background. Chosen on the five shipped photos against the object masks drawn by hand for them
-# (images/masks): mean IoU 0.55, against 0.38 with the paper's quantiles and a blur of 1/22.
+# (images/masks): mean IoU 0.53 on the five (0.88, 0.65, 0.05, 0.33, 0.73 as drawn).
 # Raw seeds are speckle (single-pixel peaks) and hard, so they cut confetti; a whole photo holds
 # more background than a crop, and an object's plain parts (a suit, a cat's chest) have low
 # saliency too, so fewer background seeds fall on them
@@ -78,11 +78,13 @@ def saliency_map(net, x, target):
 
 
 def shifted_saliency(net, x, target, shift):
-    """(N, H, W) on x's device: the saliency of x rolled by ``shift`` = (dy, dx) pixels, rolled
-    back, so that pixel (i, j) is still x's pixel (i, j) (the roll wraps one row and column)."""
-    xp = backend.get_array_module(x)
-    grad = score_gradient(net, xp.roll(x, shift, axis=(2, 3)), target)
-    return xp.roll(abs(grad).max(axis=1), (-shift[0], -shift[1]), axis=(1, 2))
+    """(N, H, W) on x's device: the saliency of x moved ``shift`` = (dy, dx) pixels down and
+    across inside a frame of GRID - 1 mirrored pixels (dy above, the rest below; so across), read
+    back at x's own pixels. The mirror continues the photo: no seam for the gradient to light."""
+    (dy, dx), (h, w), xp = shift, x.shape[2:], backend.get_array_module(x)
+    framed = xp.pad(x, ((0, 0), (0, 0), (dy, GRID - 1 - dy), (dx, GRID - 1 - dx)), mode="reflect")
+    grad = score_gradient(net, framed, target)
+    return abs(grad).max(axis=1)[:, dy:dy + h, dx:dx + w]
 
 
 def gridless_saliency_map(net, x, target):
