@@ -59,6 +59,7 @@ def test_bad_input_is_one_line(tmp_path, monkeypatch):
         (["vis.saliency", "--image", str(tmp_path / "notes.txt")], "is not an image file"),
         (["vis.saliency", "--target", "espreso"],
          "unknown class 'espreso'; close matches: espresso"),
+        (["vis.saliency", "--target", "1", "2"], "argument --target: 2 classes for 1 images"),
         (["vis.guided_backprop", "--layer", "fire22"], "unknown layer 'fire22'"),
         (["vis.guided_backprop", "--layer", "fire2", "--channel", "500"],
          "channel 500 is out of range"),
@@ -385,3 +386,17 @@ def test_every_command_tells_bad_input_the_same_way(error, line, capsys):
                 raise raised
         err = capsys.readouterr().err
         assert done.value.code == 2 and err.startswith(start) and err.count("\n") == 1, err
+
+
+def test_one_target_class_per_image():
+    from tinycnn.backend import to_numpy
+    from vis.cli import PREDICTED, targets
+
+    from .nets import relu_net, x_batch
+    net, x = relu_net(), x_batch(3)
+    net.meta = {"classes": [f"class {k}" for k in range(10)]}
+    predicted = to_numpy(net(x)).argmax(axis=1)
+    assert list(targets(net, x, ["4", PREDICTED, "class 7"])) == [4, predicted[1], 7]
+    assert list(targets(net, x, "class 2")) == [2, 2, 2]
+    with pytest.raises(ValueError, match="2 target classes for 3 images"):
+        targets(net, x, ["1", "2"])

@@ -17,9 +17,10 @@ TESTS = Path(__file__).resolve().parent
 SHARED = {"objectives", "_optimize", "_memory", "render", "cli", "gallery", "grabcut", "__init__"}
 TECHNIQUES = sorted(p.stem for p in VIS.glob("*.py") if p.stem not in SHARED)
 # the allowed cross-imports: a facet is a class visualisation from a cluster mean; fast style
-# is trained on style transfer's loss and compared with its result
+# is trained on style transfer's loss and compared with its result; saliency's segmentation
+# seeds are its map times Grad-CAM's
 ALLOWED = {("multifaceted", "class_visualization"), ("fast_style", "style_transfer"),
-           ("fast_style_train", "fast_style")}
+           ("fast_style_train", "fast_style"), ("saliency", "attribution")}
 # grabcut is shared (saliency imports it) but is an algorithm of its own, with its own tests
 TESTED = sorted(set(TECHNIQUES) | {"grabcut"})
 # test files of no one module: techniques together on the real SqueezeNet, host-device

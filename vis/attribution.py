@@ -45,9 +45,10 @@ def grad_cam(net, x, target, layer):
 
 
 def upsample(maps, size):
-    """(N, h, w) maps -> (N, size, size), bilinear."""
+    """(N, h, w) maps -> (N, size, size), or (N, H, W) for size = (H, W); bilinear."""
+    height, width = (size, size) if np.ndim(size) == 0 else size
     return np.stack([np.asarray(Image.fromarray(m.astype(np.float32))
-                                .resize((size, size), Image.BILINEAR)) for m in maps])
+                                .resize((width, height), Image.BILINEAR)) for m in maps])
 
 
 def guided_grad_cam(net, x, target, layer):

@@ -100,7 +100,8 @@ def parser(description, *, target=True, layer=None, layers=False, channel=False,
     """An ArgumentParser with the options every technique shares (image=False: no --image,
     for techniques that start from noise or read a data set). layer: the MODEL_DEFAULTS key
     of the technique's default layer (e.g. "dream_layer"), filled in by parse_args;
-    layers: --layer takes several names (args.layer is then always a list)."""
+    layers: --layer takes several names (args.layer is then always a list); target="per_image":
+    --target takes one class for all images or one per image (a list; see ``targets``)."""
     p = ArgumentParser(description=description, module=_caller_module())
     p.add_argument("--model", default="squeezenet",
                    help="squeezenet (ImageNet) or cifar10 (default: %(default)s)")
@@ -109,7 +110,12 @@ def parser(description, *, target=True, layer=None, layers=False, channel=False,
                        help="image files or folders of them, or cifar:<index> for CIFAR-10 test "
                             f"images (default: {DEFAULT_PHOTO}, or cifar:0..3 on cifar10; a bare "
                             "name is looked up in $TINYCNN_IMAGES_DIR, then images/)")
-    if target:
+    if target == "per_image":
+        p.add_argument("--target", nargs="+", default=None,
+                       help="class index or (part of a) class name for every image, or one per "
+                            f"image in order ({PREDICTED!r}: that image's predicted class; "
+                            "default: the predicted class)")
+    elif target:
         p.add_argument("--target", default=None,
                        help="class index or (part of a) class name (default: the predicted class)")
     if layer is not None:
@@ -363,11 +369,31 @@ def load_inputs(net, specs):
     return backend.asarray(x), [deprocess(im, mean=mean, std=std) for im in x]
 
 
+PREDICTED = "predicted"
+
+
+def one_target_per_image(p, target, count):
+    """A per_image --target (None, or a list of one class or ``count``) as ``count`` classes
+    (None: the prediction); any other number of classes is parser p's error."""
+    wanted = target or [None]
+    if len(wanted) not in (1, count):
+        p.error(f"argument --target: {len(wanted)} classes for {count} images; give one for all "
+                "or one per image")
+    return wanted * count if len(wanted) == 1 else wanted
+
+
 def targets(net, x, target):
-    """Target class per image: the given one (index or name), else each image's prediction."""
-    if target is not None:
-        return np.full(len(x), class_index(target, net.meta["classes"]))
-    return backend.to_numpy(net(x)).argmax(axis=1)
+    """Target class per image: the given one (index or name), else each image's prediction; a
+    list gives one per image, PREDICTED among them standing for that image's prediction."""
+    wanted = target if isinstance(target, list) else [target] * len(x)
+    if len(wanted) != len(x):
+        raise ValueError(f"{len(wanted)} target classes for {len(x)} images: give one for all "
+                         "or one per image")
+    if any(t in (None, PREDICTED) for t in wanted):
+        predicted = backend.to_numpy(net(x)).argmax(axis=1)
+    classes = net.meta["classes"]
+    return np.array([predicted[k] if t in (None, PREDICTED) else class_index(t, classes)
+                     for k, t in enumerate(wanted)])
 
 
 def short_name(net, k):

@@ -22,6 +22,11 @@ makes otherwise:
   averages M over noisy copies of the image (SmoothGrad, Smilkov et al. 2017), then
   blurs it (SEED_BLUR). The single map is speckle, and its lowest quantile can fall inside
   the object, where hard background seeds would cut it apart.
+- ``seed_map`` multiplies that map by the class's Grad-CAM map (Selvaraju et al. 2017,
+  ``vis/attribution.py``): saliency is sharp but also lights textures away from the object
+  (wood grain, a flag), Grad-CAM is coarse (a cell per 16 pixels) but lies on the class; the
+  product keeps the sharp map only where the class is, as guided Grad-CAM does for guided
+  backprop.
 - the quantiles (FOREGROUND_QUANTILE, BACKGROUND_QUANTILE) are measured against object
   masks drawn by hand (``images/masks``, ``intersection_over_union``).
 - both seed sets are hard, and GrabCut starts as Rother et al. do (unknown_as_foreground):
@@ -30,9 +35,6 @@ makes otherwise:
 - whole photos: the quantiles assume some background in the picture, and the model's
   centre crop keeps little of it. ``--size`` gives the network (fully convolutional) the
   uncropped photo, as ``make saliency`` does at 300 px.
-
-``segment_histogram``, the simpler stand-in GrabCut replaced (colour histograms, no
-graph cut), is drawn beside it.
 
     python -m vis.saliency --image chelsea.png --size 300      (whole photos, as make saliency)
     python -m vis.saliency --model squeezenet --image chelsea.png      (the model's centre crop)
@@ -48,18 +50,19 @@ from tinycnn import backend
 from tinycnn.engine import memory
 from tinycnn.io.images import deprocess
 from vis import _memory, cli, render
+from vis.attribution import grad_cam, upsample
 from vis.grabcut import grabcut
 from vis.objectives import noisy_mean, score_gradient
 
 # The seeds (a deviation from the paper's 95 % and 30 % quantiles of the raw map of a 224-px crop):
-# the averaged map blurred by a tenth of the short side, its top 10 % foreground and bottom 20 %
-# background. Chosen on the five shipped photos against the object masks drawn by hand for them
-# (images/masks): mean IoU 0.53 on the five (0.88, 0.65, 0.05, 0.33, 0.73 as drawn).
+# the averaged map blurred by a tenth of the short side, times Grad-CAM's map, its top 20 %
+# foreground and bottom 20 % background. Chosen on the five shipped photos against the object
+# masks drawn by hand for them (images/masks; the figure's captions give each IoU).
 # Raw seeds are speckle (single-pixel peaks) and hard, so they cut confetti; a whole photo holds
 # more background than a crop, and an object's plain parts (a suit, a cat's chest) have low
 # saliency too, so fewer background seeds fall on them
 SEED_BLUR = 1 / 10
-FOREGROUND_QUANTILE, BACKGROUND_QUANTILE = 0.90, 0.20
+FOREGROUND_QUANTILE, BACKGROUND_QUANTILE = 0.80, 0.20
 # SmoothGrad (Smilkov et al. 2017, sec. 3): noise of 10-20 % of the input's range, n = 50 copies
 # ("diminishing returns" past it)
 SMOOTH_SAMPLES = 48    # 3 at each of the 16 SHIFTS below
@@ -116,22 +119,33 @@ def seeds(saliency, *, foreground_quantile=0.95, background_quantile=0.30, blur=
             saliency <= np.quantile(saliency, background_quantile))
 
 
-def segment(image, saliency, *, foreground_quantile=FOREGROUND_QUANTILE,
-            background_quantile=BACKGROUND_QUANTILE, blur=None, unknown_as_foreground=True,
-            return_energies=False):
-    """Foreground mask (H, W) bool: GrabCut from saliency seeds, then the connected region
-    that holds the most foreground seeds (Simonyan et al. 2014, sec. 3.1, keep the largest).
-
-    image: uint8 (H, W, 3); saliency: (H, W), best ``smooth_saliency_map``'s. Quantiles and
-    blur (in pixels; default SEED_BLUR of the short side) as above; unknown_as_foreground:
-    GrabCut's first foreground colours are those of every pixel but the background seeds
-    (Rother et al.'s unknown region T_U starts as foreground), else the foreground seeds'
-    alone. With return_energies, also
-    GrabCut's energy after each of its iterations.
-    """
+def seed_map(saliency, cam=None, *, blur=None):
+    """(H, W): the saliency map blurred by ``blur`` px (default SEED_BLUR of the short side),
+    times the class's Grad-CAM map ``cam`` (H, W, upsampled) when given, each scaled to [0, 1]:
+    what ``segment`` takes its seeds from."""
     blur = SEED_BLUR * min(saliency.shape) if blur is None else blur
-    fg, bg = seeds(saliency, foreground_quantile=foreground_quantile,
-                   background_quantile=background_quantile, blur=blur)
+    blurred = ndimage.gaussian_filter(saliency, blur) if blur else saliency
+    if cam is None:
+        return blurred
+    def unit(a):
+        return (a - a.min()) / max(a.max() - a.min(), np.finfo(float).tiny)
+    return unit(blurred) * unit(cam)
+
+
+def segment(image, seeding, *, foreground_quantile=FOREGROUND_QUANTILE,
+            background_quantile=BACKGROUND_QUANTILE, unknown_as_foreground=True,
+            return_energies=False):
+    """Foreground mask (H, W) bool: GrabCut from the seeds, then the connected region that
+    holds the most foreground seeds (Simonyan et al. 2014, sec. 3.1, keep the largest).
+
+    image: uint8 (H, W, 3); seeding: (H, W), best ``seed_map``'s. Quantiles as above;
+    unknown_as_foreground: GrabCut's first foreground colours are those of every pixel but the
+    background seeds (Rother et al.'s unknown region T_U starts as foreground), else the
+    foreground seeds' alone. With return_energies, also GrabCut's energy after each of its
+    iterations.
+    """
+    fg, bg = seeds(seeding, foreground_quantile=foreground_quantile,
+                   background_quantile=background_quantile)
     mask, energies = grabcut(image, fg, bg, unknown_as_foreground=unknown_as_foreground,
                              return_energies=True)
     labels, _ = ndimage.label(mask, structure=np.ones((3, 3)))  # 8-connected, like GrabCut's graph
@@ -144,35 +158,14 @@ def intersection_over_union(mask, reference):
     return float((mask & reference).sum() / max(1, (mask | reference).sum()))
 
 
-def segment_histogram(image, saliency, *, foreground_quantile=FOREGROUND_QUANTILE,
-                      background_quantile=BACKGROUND_QUANTILE, bins=8):
-    """Foreground mask (H, W) bool grown from saliency seeds by colour histograms alone.
-
-    image: uint8 (H, W, 3); saliency: (H, W). Quantiles as ``segment``'s. Each pixel
-    goes to foreground when its colour (a bins^3 histogram cell) is likelier under
-    the foreground seeds' colours than the background seeds'; then small specks are
-    opened away and only regions touching a foreground seed are kept, holes filled.
-    """
-    fg, bg = seeds(saliency, foreground_quantile=foreground_quantile,
-                   background_quantile=background_quantile)
-    q = (image.astype(np.int64) * bins) // 256                       # (H, W, 3) colour cell
-    cell = (q[..., 0] * bins + q[..., 1]) * bins + q[..., 2]
-    # Laplace-smoothed colour likelihoods
-    like_fg = (np.bincount(cell[fg], minlength=bins ** 3) + 1) / (fg.sum() + bins ** 3)
-    like_bg = (np.bincount(cell[bg], minlength=bins ** 3) + 1) / (bg.sum() + bins ** 3)
-    specks = max(1, round(min(saliency.shape) / 112))  # 2 px at 224, 1 px at 32
-    mask = ndimage.binary_opening(like_fg[cell] > like_bg[cell], iterations=specks)
-    labels, _ = ndimage.label(mask)
-    keep = np.unique(labels[fg & mask])
-    return ndimage.binary_fill_holes(np.isin(labels, keep[keep > 0]))
-
-
 def main(argv=None):
-    p = cli.parser("Saliency maps (Simonyan et al. 2014) and saliency-seeded segmentation.")
+    p = cli.parser("Saliency maps (Simonyan et al. 2014) and saliency-seeded segmentation.",
+                   target="per_image")
     cli.add_size_option(p)
     args = cli.parse_args(p, argv, __doc__)
     net = cli.load_net(args)
     specs = cli.expand_folders(args.image or [cli.DEFAULT_PHOTO])
+    wanted = cli.one_target_per_image(p, args.target, len(specs))
     if args.size:      # refused in one line before any photo is read if it cannot fit
         specs = cli.check_uncropped(net, args.image, args.size, classify=True)
         photos = cli.image_shapes(specs)
@@ -184,16 +177,18 @@ def main(argv=None):
     mean, std = net.meta["mean"], net.meta["std"]
     rows = []
     for k, x in enumerate(batches):
-        target = cli.targets(net, x, args.target)
+        target = cli.targets(net, x, wanted[len(rows):len(rows) + len(x)])
         sal = gridless_saliency_map(net, x, target)
+        layer = cli.model_default(args.model, "attribution_layer")
+        cams = upsample(grad_cam(net, x, target, layer), x.shape[2:])
         smooth = smooth_saliency_map(net, x, target, seed=args.seed,
                                      log=lambda s, k=k: print(f"batch {k + 1}/{len(batches)}: {s}",
                                                               end="\r", flush=True))
         print()
-        for image, s, sm, t in zip(backend.to_numpy(x), sal, smooth, target):
+        for image, s, sm, cam, t in zip(backend.to_numpy(x), sal, smooth, cams, target):
             image = deprocess(image, mean=mean, std=std)
             name = specs[len(rows)] if len(specs) == len(batches) * len(x) else None
-            rows.append(figure_row(net, image, s, sm, t, hand_mask(name, image.shape[:2])))
+            rows.append(figure_row(net, image, s, sm, cam, t, hand_mask(name, image.shape[:2])))
     path = render.save(render.vstack(columns_aligned(rows)), cli.output_path(args, "saliency"))
     print(f"wrote {path}")
 
@@ -224,23 +219,25 @@ def hand_mask(spec, shape):
     return np.asarray(Image.fromarray(mask).resize((w, h), Image.BILINEAR)) >= 128
 
 
-def figure_row(net, image, sal, smooth, target, reference=None):
+def figure_row(net, image, sal, smooth, cam, target, reference=None):
     """One row of the figure, a list of captioned panels: the photo, its saliency map, the
-    averaged map, and the two segmentations (with their IoU against ``reference``)."""
-    mask, energies = segment(image, smooth, return_energies=True)
-    masks = (segment_histogram(image, smooth), mask)
-    cuts = [np.where(m[..., None], image, 255).astype(np.uint8) for m in masks]
-    scale = render.display_scale(image)
-    pictures = [render.upscale(a, scale)
-                for a in (image, render.robust_colormap(sal), render.robust_colormap(smooth),
-                          *cuts)]
+    averaged map, the seeds it and Grad-CAM's ``cam`` give (foreground green, background red)
+    and GrabCut's segmentation (with its IoU against ``reference``)."""
+    seeding = seed_map(smooth, cam)
+    fg, bg = seeds(seeding, foreground_quantile=FOREGROUND_QUANTILE,
+                   background_quantile=BACKGROUND_QUANTILE)
+    mask, energies = segment(image, seeding, return_energies=True)
+    tint = np.where(fg[..., None], (0, 200, 0), np.where(bg[..., None], (220, 0, 0), image))
+    shown = (image, render.robust_colormap(sal), render.robust_colormap(smooth),
+             (0.45 * image + 0.55 * tint).astype(np.uint8),
+             np.where(mask[..., None], image, 255).astype(np.uint8))
+    pictures = [render.upscale(a, render.display_scale(image)) for a in shown]
     name = cli.short_name(net, target)
     labels = [f"class: {name}", f"saliency, {len(SHIFTS)} shifts",
-              f"mean of {SMOOTH_SAMPLES} noisy copies",
-              "colour histograms", "GrabCut"]
+              f"mean of {SMOOTH_SAMPLES} noisy copies", "seeds: blurred mean x Grad-CAM",
+              "GrabCut"]
     if reference is not None:
-        for k, m in ((3, masks[0]), (4, masks[1])):
-            labels[k] += f", IoU {intersection_over_union(m, reference):.2f}"
+        labels[4] += f", IoU {intersection_over_union(mask, reference):.2f}"
     print(f"{name}: GrabCut energy per iteration " + ", ".join(f"{e:.6g}" for e in energies))
     return [render.caption(p, label) for p, label in zip(pictures, labels)]
 
