@@ -55,3 +55,40 @@ def test_large_beyond_its_bounds_is_refused_where_it_enters(text, tmp_path, monk
     status, err = run_here("texture_synthesis", "--large", text, "--out", str(tmp_path / "x.png"))
     assert status == 2 and err.count("\n") == 1, err
     assert f"argument --large: '{text}' is not a multiple of --size between 0 and 8" in err, err
+
+
+@pytest.mark.parametrize("text", ["0.5", "4.5", "nan", "x"])
+def test_zoom_beyond_its_bounds_is_refused_where_it_enters(text, tmp_path):
+    from .test_vis_cli import run_here
+    status, err = run_here("texture_synthesis", "--zoom", text, "--out", str(tmp_path / "x.png"))
+    assert status == 2 and err.count("\n") == 1, err
+    assert f"argument --zoom: '{text}' is not a multiple of --size between 1 and 4" in err, err
+
+
+def test_the_start_is_a_little_noise_around_the_textures_mean_colour():
+    from vis._optimize import uniform_image
+    from vis.texture_synthesis import start_image
+    rng = np.random.default_rng(5)
+    texture = on_device(rng.normal([[[0.5]], [[-1.0]], [[2.0]]], 0.3, (1, 3, 9, 9))
+                        .astype(np.float32))                   # the dtype of real images
+    lo, hi = (on_device(np.full((1, 3, 1, 1), v, np.float32)) for v in (-2.0, 2.0))
+    x = to_numpy(start_image(texture, (1, 3, 40, 40), lo, hi, seed=1, noise=0.2))
+    mean = to_numpy(texture).mean(axis=(2, 3), keepdims=True)
+    u = to_numpy(uniform_image((1, 3, 40, 40), lo, hi, 1))            # in [-2, 2)
+    np.testing.assert_allclose(x, np.clip(mean + 0.2 * u, -2, 2), rtol=1e-6, atol=1e-6)
+    assert abs(x[0, :2] - mean[0, :2]).max() <= 0.4 + 1e-6 and x.max() <= 2  # third: clipped
+
+
+def test_the_sample_is_the_centre_of_the_zoomed_texture(tmp_path):
+    from PIL import Image
+
+    from vis import cli
+    from vis.texture_synthesis import sample
+    net = small_net()
+    net.meta = {"mean": [0.0, 0.0, 0.0], "std": [1.0, 1.0, 1.0]}
+    pixels = np.random.default_rng(0).integers(0, 256, (20, 30, 3)).astype(np.uint8)
+    Image.fromarray(pixels).save(tmp_path / "t.png")
+    whole = to_numpy(cli.load_one(net, tmp_path / "t.png", 20, crop=True))
+    np.testing.assert_array_equal(to_numpy(sample(net, tmp_path / "t.png", 20)), whole)
+    np.testing.assert_array_equal(to_numpy(sample(net, tmp_path / "t.png", 10, zoom=2)),
+                                  whole[:, :, 5:15, 5:15])

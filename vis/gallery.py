@@ -275,12 +275,16 @@ FIGURES = [
            ["--steps", "10"],
            needs=(SQ,), crop=(0, 1, .43, 1)),
     Figure("texture_synthesis.png", "texture_synthesis", "Gram-matrix texture synthesis",
-           "Noise optimised to match the Gram matrices of more and more layers of a 160-px "
-           "sample: the texture's statistics, not its layout, so the last image, with every "
-           "layer, can be larger (240 px) than the sample. Each caption gives the image's time.",
+           "Noise around the sample's mean colour optimised to match the Gram matrices of more "
+           "and more layers of a 160-px sample (the centre of each texture shrunk to 320 px, "
+           "so that blades of grass stay wider than conv1's stride): the texture's statistics, "
+           "not its layout, so the last image, with every layer, can be larger (240 px) than "
+           "the sample. Colours and grain come first; fire2 to fire5 add bricks, blades and "
+           "brush strokes. On grass, fire7's Gram adds a fine hatching, not longer blades. Each "
+           "caption gives the image's time.",
            GATYS_TEXTURE[0], GATYS_TEXTURE[1],
            ["texture_synthesis", "--texture", "textures/brick.png", "textures/grass.png",
-            "styles/starry_night.jpg"],
+            "styles/starry_night.jpg", "--zoom", "2"],
            ["--texture", "textures/brick.png", "--size", "64", "--steps", "5"], needs=(SQ,),
            crop=(.69, 1, .46, 1)),
     Figure("texture_nn.png", "texture_synthesis", "Nearest-neighbour texture synthesis",

@@ -19,6 +19,11 @@ by 10^6 and leave coloured noise. The same rescaling, per layer, is a weight:
 
     w_l = 1 / (4 mean(|F_l(texture)|)^4)      (layer_weights)
 
+The noise is the texture's mean colour plus a little uniform noise (NOISE), not noise over
+the whole pixel range: few filter windows see the border pixels, so the optimisation barely
+moves them, and full-range noise left a fringe of random colours around every image (and
+colour specks on a grey texture).
+
     python -m vis.texture_synthesis --texture textures/brick.png   (make texture_synthesis)
 """
 
@@ -34,8 +39,10 @@ from vis._optimize import optimize, pixel_range, uniform_image
 from vis.objectives import style_targets_of, synthesis_objective
 
 STEPS = 200     # L-BFGS iterations per image (Gatys et al. ran theirs to convergence)
+NOISE = 0.2     # the start's noise, a fraction of the pixel range around the texture's mean
 LARGE = 1.5     # the lecture's point: a new image of the texture, larger than the sample
 MAX_LARGE = 8   # --large's bound: the last image at most 8 times the sample's side
+MAX_ZOOM = 4    # --zoom's bound: the sample cut from the texture shrunk to 4 times its side
 LAYER_SETS = (("relu1",), ("relu1", "fire2"), ("relu1", "fire2", "fire3"),
               ("relu1", "fire2", "fire3", "fire5"), ("relu1", "fire2", "fire3", "fire5", "fire7"))
 
@@ -56,10 +63,19 @@ def synthesize_texture(net, texture, layers, *, size=None, steps=STEPS, seed=0, 
                                     style_weights=layer_weights(net, texture, layers))
     lo, hi = pixel_range(net)
     S = size or texture.shape[-1]
-    x0 = uniform_image((1, 3, S, S), lo, hi, seed)
+    x0 = start_image(texture, (1, 3, S, S), lo, hi, seed, NOISE)
 
     out, _, _ = optimize(objective, x0, steps=steps, method="lbfgs", bounds=(lo, hi), log=log)
     return backend.to_numpy(out)
+
+
+def start_image(texture, shape, lo, hi, seed, noise=NOISE):
+    """Noise of ``noise`` times the range [lo, hi] centred on the texture's mean colour, within
+    the range: where the synthesis starts."""
+    xp = backend.get_array_module(texture)
+    mean = texture.mean(axis=(2, 3), keepdims=True)
+    x = mean + (uniform_image(shape, lo, hi, seed) - (lo + hi) / 2) * noise
+    return xp.minimum(xp.maximum(x, lo), hi).astype(texture.dtype)
 
 
 def layer_series(net, texture, *, size, large=LARGE, steps=STEPS, seed=0, log=None):
@@ -76,15 +92,16 @@ def layer_series(net, texture, *, size, large=LARGE, steps=STEPS, seed=0, log=No
     return series
 
 
-def multiple(text):
-    """--large's type: a multiple of --size, above 0 and at most MAX_LARGE."""
+def multiple(text, low=0, high=MAX_LARGE, closed=False):
+    """--large's type: a multiple of --size, above 0 and at most MAX_LARGE (--zoom's: from 1
+    to MAX_ZOOM, closed)."""
     try:
         value = float(text)
     except ValueError:
         value = math.nan
-    if not 0 < value <= MAX_LARGE:
-        raise argparse.ArgumentTypeError(f"{text!r} is not a multiple of --size between 0 and "
-                                         f"{MAX_LARGE}")
+    if not (low <= value if closed else low < value) or not value <= high:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a multiple of --size between {low} "
+                                         f"and {high}")
     return value
 
 
@@ -101,6 +118,10 @@ def main(argv=None):
     p.add_argument("--large", type=multiple, default=LARGE,
                    help="the last column (every layer) at this multiple of --size "
                    "(default: %(default)s)")
+    p.add_argument("--zoom", type=lambda t: multiple(t, 1, MAX_ZOOM, closed=True), default=1,
+                   help="the sample: a --size square cut from the texture shrunk to this "
+                   "multiple of --size on its short side, not the whole texture (default: "
+                   "%(default)s: the whole width; larger keeps fine grain the net can see)")
     args = cli.parse_args(p, argv, __doc__)
     net = cli.load_net(args, "squeezenet")
     memory.check_fits("--size", args.size,
@@ -112,12 +133,20 @@ def main(argv=None):
         cli.find_image(t)       # every file is there before the first (long) synthesis starts
     rows = []
     for t in args.texture:
-        texture = cli.load_one(net, cli.find_image(t), args.size, crop=True)
+        texture = sample(net, cli.find_image(t), args.size, args.zoom)
         series = layer_series(net, texture, size=args.size, large=args.large, steps=args.steps,
                               seed=args.seed, log=lambda s, t=t: print(f"{t} {s}", end="\r"))
         rows.append(series_row(net, str(t).split("/")[-1], texture, series))
     print()
     print(f"wrote {render.save(render.vstack(rows), args.out or 'figures/texture_synthesis.png')}")
+
+
+def sample(net, path, size, zoom=1):
+    """(1, 3, size, size): the centre square of the texture at ``path`` shrunk to ``zoom`` *
+    size on its short side."""
+    texture = cli.load_one(net, path, round(zoom * size), crop=True)
+    top = (texture.shape[-1] - size) // 2
+    return texture[:, :, top:top + size, top:top + size]
 
 
 def series_row(net, name, texture, series):
