@@ -55,3 +55,18 @@ def test_integrated_gradients_completeness():
          - to_numpy(net(on_device(np.zeros(x.shape))))[[0, 1], [0, 1]])
     assert np.all(np.abs(gap) <= 0.01 * np.abs(s).max()), (gap, s)
     np.testing.assert_allclose(ig.reshape(2, -1).sum(axis=1) + gap, s, rtol=1e-10)
+
+
+def test_shifted_smooth_grad_averages_a_stride_grid_away():
+    """A 1x1 conv of stride 2 then a global mean: one gradient is zero at every odd row and
+    column. Shifted by 0-1 px in turn (grid=2; noise 0, a linear net), the copies' mean is
+    flat: each pixel is on an even place in one of the 4 shifts (of 5 x 5 outputs)."""
+    conv = tc.Conv2d(3, 1, 1, stride=2, dtype=np.float64)
+    conv.params["weight"] = on_device(np.array([1.0, -3.0, 2.0]).reshape(1, 3, 1, 1))
+    net = tc.Network([("conv", conv), ("pool", tc.GlobalAvgPool2d())])
+    x = x_batch(1, size=8)
+    plain = smooth_grad(net, x, [0], n=4, noise=0.0)[0]
+    assert (plain[:, 1::2] == 0).all() and (plain[:, ::2, ::2] != 0).all()
+    flat = smooth_grad(net, x, [0], n=4, noise=0.0, grid=2)[0]
+    np.testing.assert_allclose(flat, np.broadcast_to([[[1.0]], [[-3.0]], [[2.0]]], (3, 8, 8))
+                               / 25 / 4)

@@ -9,7 +9,9 @@ Guided Grad-CAM multiplies guided backprop (vis.guided_backprop) by L upsampled 
 the image: sharp edges, but only where the class is.
 
 SmoothGrad (Smilkov et al. 2017): average the gradient over n noisy copies,
-x + N(0, sigma^2), sigma = 15 % of the input's range (the paper's recommended level).
+x + N(0, sigma^2), sigma = 15 % of the input's range (the paper's recommended level). Each
+copy is also shifted by a few pixels in turn (``shifted_gradient``), so that the grid the
+strides of the first layers lay over every gradient (vis/saliency.py) averages out too.
 
 Integrated gradients (Sundararajan et al. 2017): integrate the gradient along the
 straight path from a baseline x' (black image) to x,
@@ -22,12 +24,14 @@ callers can check it (it shrinks as steps grow).
 
     python -m vis.attribution --model squeezenet --image chelsea.png    (make attribution)
 """
+import itertools
+
 import numpy as np
 from PIL import Image
 
 from tinycnn import backend
 from vis import cli, render
-from vis.objectives import noisy_mean, score_gradient, select
+from vis.objectives import grid_shifts, noisy_mean, score_gradient, select, shifted_gradient
 
 
 def grad_cam(net, x, target, layer):
@@ -58,11 +62,15 @@ def guided_grad_cam(net, x, target, layer):
     return guided * cam[:, None]
 
 
-def smooth_grad(net, x, target, *, n=50, noise=0.15, seed=0, log=None):
-    """(N, C, H, W) mean gradient over n noisy copies; noise is sigma / (max - min) of x."""
+def smooth_grad(net, x, target, *, n=50, noise=0.15, grid=1, seed=0, log=None):
+    """(N, C, H, W) mean gradient over n noisy copies; noise is sigma / (max - min) of x. The
+    k-th copy is shifted by the k-th of the grid^2 shifts by 0 to grid - 1 pixels, in turn
+    (grid=1: none, the paper's SmoothGrad)."""
     target = backend.get_array_module(x).asarray(target)  # moved once, not on every sample
-    return backend.to_numpy(noisy_mean(lambda noisy: score_gradient(net, noisy, target), x, n=n,
-                                       noise=noise, seed=seed, log=log))
+    shifts = itertools.cycle(grid_shifts(grid))
+    def gradient(noisy):
+        return shifted_gradient(net, noisy, target, next(shifts), grid)
+    return backend.to_numpy(noisy_mean(gradient, x, n=n, noise=noise, seed=seed, log=log))
 
 
 def integrated_gradients(net, x, target, *, baseline=None, steps=64, log=None):
@@ -93,7 +101,7 @@ def _parser():
                    layer="attribution_layer")
     p.add_argument("--steps", type=cli.count, default=64,
                    help="integrated-gradients steps (default: %(default)s)")
-    p.add_argument("--samples", type=cli.count, default=30,
+    p.add_argument("--samples", type=cli.count, default=32,
                    help="SmoothGrad samples (default: %(default)s)")
     return p
 
@@ -103,10 +111,12 @@ def _row(net, image, target, cam, ggc, sg, ig, gap, *, layer, steps, scale):
     pictures = [image, render.overlay(image, cam), render.as_image(ggc),
                 render.robust_colormap(sg), render.robust_colormap(np.abs(ig).sum(axis=0))]
     total = ig.sum()
-    text = (f"{cli.short_name(net, target)}: image | Grad-CAM ({layer}) | guided Grad-CAM | "
-            f"SmoothGrad | integrated gradients\ncompleteness: attributions sum to {total:.3f}, "
+    labels = [f"class: {cli.short_name(net, target)}", f"Grad-CAM ({layer})", "guided Grad-CAM",
+              "SmoothGrad", "integrated gradients"]
+    text = (f"completeness: the integrated gradients sum to {total:.3f}, "
             f"S(x) - S(black) = {total + gap:.3f} ({steps} steps)")
-    return render.caption(render.hstack([render.upscale(im, scale) for im in pictures]), text)
+    return render.caption(render.hstack([render.caption(render.upscale(im, scale), label)
+                                         for im, label in zip(pictures, labels)]), text)
 
 
 def main(argv=None):
@@ -117,7 +127,7 @@ def main(argv=None):
     grad_cam(net, backend.asarray(np.zeros((1, 3, side, side), np.float32)), 0, args.layer)
     x, rgb = cli.load_inputs(net, args.image)
     target = cli.targets(net, x, args.target)
-    scale = render.display_scale(rgb[0])
+    scale, grid = render.display_scale(rgb[0]), cli.model_default(args.model, "stride_grid")
     rows = []
     for n, image in enumerate(rgb):
         xn, t = x[n:n + 1], target[n:n + 1]
@@ -125,7 +135,8 @@ def main(argv=None):
         ggc = guided_grad_cam(net, xn, t, args.layer)[0]
         def progress(what, label=f"image {n + 1}/{len(rgb)}"):
             return lambda s: print(f"{label}: {what}: {s}", end="\r", flush=True)
-        sg = smooth_grad(net, xn, t, n=args.samples, seed=args.seed, log=progress("SmoothGrad"))
+        sg = smooth_grad(net, xn, t, n=args.samples, grid=grid, seed=args.seed,
+                         log=progress("SmoothGrad"))
         ig, gap = integrated_gradients(net, xn, t, steps=args.steps,
                                        log=progress("integrated gradients"))
         print()

@@ -36,6 +36,7 @@ MODEL_DEFAULTS = {
     "squeezenet": dict(
         attribution_layer="fire9", neuron_layer="fire6", dream_layer="fire5",
         patches_layer="fire5", feature_layer="pool10",
+        stride_grid=4,              # conv1 and its pool, stride 2 each: a 4-px grid in gradients
         classes=("flamingo", "billiard table", "goose", "tarantula"),   # class visualisation
         class_lr=25.0,              # CS231n's gradient-ascent step for 224x224 ImageNet images
         fool_target="stingray",
@@ -46,6 +47,7 @@ MODEL_DEFAULTS = {
     "cifar10": dict(
         attribution_layer="relu5", neuron_layer="conv5", dream_layer="relu4",
         patches_layer="relu4", feature_layer="relu6",
+        stride_grid=2,              # the first 2x2 max pool
         classes=None,               # all ten
         class_lr=1.0,               # chosen by looking: 25 saturates 32x32 images at once
         fool_target="ship",

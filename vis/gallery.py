@@ -187,8 +187,12 @@ FIGURES = [
     Figure("attribution_squeezenet.png", "attribution",
            "Grad-CAM, SmoothGrad, integrated gradients",
            "Three later answers to 'which pixels mattered': class activation maps from fire9's "
-           "gradients, gradients averaged over noisy copies, and gradients integrated from a "
-           "black image.",
+           "gradients (and guided backprop masked by them); gradients averaged over 32 noisy "
+           "copies, each shifted by 0-3 px in turn so that the 4-px grid of conv1's and its "
+           "pool's strides averages out; and gradients integrated from a black image, whose sum "
+           "the line over each row checks against the score's difference (completeness). "
+           "Integrated gradients keep the grid: a shifted image would change the score they "
+           "must add up to.",
            "Selvaraju et al. 2017 (Grad-CAM); Smilkov et al. 2017; Sundararajan et al. 2017",
            "https://arxiv.org/abs/1610.02391",
            ["attribution", "--image", "rocket.jpg", "coffee.png"],
@@ -235,7 +239,7 @@ FIGURES = [
            "the mean of the 5 images nearest the cluster's centre (each row shows them, their "
            "mean and the facet) and drawn in decorrelated colours, penalised for leaving that "
            "start. Each of the six facets (top) becomes the net's top class and keeps its "
-           "cluster's colour and background: dark on a pale road, red, silver, dark red, pink, "
+           "cluster's colour and background: dark on a pale road, mauve, silver, dark red, pink, "
            "blue; the title gives how far apart they lie. This small net draws every one in the "
            "same pose.",
            "Nguyen, Yosinski & Clune 2016, Multifaceted Feature Visualization",
@@ -336,9 +340,10 @@ FIGURES = [
             "--mix", "1,0", "0.67,0.33", "0.33,0.67", "0,1"],
            ["--mix", "0.5,0.5", "--steps", "5"], needs=(SQ,), crop=(.45, 1, 0, 1)),
     Figure("style_colour.png", "style_controls", "Keeping the photo's colours",
-           "The Scream's brush strokes without its colours: plain transfer; luminance-only "
-           "transfer (the photo's chroma put back); the painting recoloured to the photo's colour "
-           "mean and covariance first.",
+           "The Scream's brush strokes without its colours: plain transfer ('none'); "
+           "luminance-only transfer (the photo's chroma put back); the painting recoloured "
+           "first to the photo's colour mean and covariance, a linear map that Gatys et al. "
+           "call colour histogram matching ('histogram').",
            GATYS_CONTROL[0], GATYS_CONTROL[1],
            ["style_transfer", "--content", "coffee.png", "--style", "the_scream",
             "--colour", "none", "luminance", "histogram"],

@@ -8,6 +8,8 @@ forward and one backward pass of the network, seeded at a layer by dL/d(output):
     select(out, c, ...)       the upstream gradient that picks a class score, a
                               channel (all positions, or its mean) or one unit
     score_gradient            dS_c/dx for a batch            (saliency, attribution, fooling)
+    shifted_gradient          the same for x moved a few pixels: a net's stride grid averages
+                              out over the shifts            (saliency, SmoothGrad)
     noisy_mean                a map averaged over noisy copies of x  (SmoothGrad)
     score_objective           -S(x) + l2 ||x||^2             (class / neuron visualisation)
     dream_objective           -1/2 ||a(x)||^2                (DeepDream)
@@ -64,6 +66,22 @@ def score_gradient(net, x, target, rule="backprop"):
     scores, cache = net.forward(x)
     dx, _ = net.backward(select(scores, target), cache, rule=rule, param_grads=False)
     return dx
+
+
+def grid_shifts(grid):
+    """The grid^2 shifts (dy, dx), 0 <= dy, dx < grid: over them each pixel of an image takes
+    each place of a pattern that repeats every ``grid`` pixels once."""
+    return tuple((dy, dx) for dy in range(grid) for dx in range(grid))
+
+
+def shifted_gradient(net, x, target, shift, grid):
+    """(N, C, H, W) on x's device: dS_target/dx of x moved ``shift`` = (dy, dx) pixels down and
+    across inside a frame of grid - 1 mirrored pixels (dy above, the rest below; so across),
+    read back at x's own pixels. The mirror continues the image: no seam for the gradient to
+    light."""
+    (dy, dx), (h, w), xp = shift, x.shape[2:], get_array_module(x)
+    framed = xp.pad(x, ((0, 0), (0, 0), (dy, grid - 1 - dy), (dx, grid - 1 - dx)), mode="reflect")
+    return score_gradient(net, framed, target)[:, :, dy:dy + h, dx:dx + w]
 
 
 def noisy_mean(f, x, *, n, noise, seed=0, log=None):

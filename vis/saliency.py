@@ -52,7 +52,7 @@ from tinycnn.io.images import deprocess
 from vis import _memory, cli, render
 from vis.attribution import grad_cam, upsample
 from vis.grabcut import grabcut
-from vis.objectives import noisy_mean, score_gradient
+from vis.objectives import grid_shifts, noisy_mean, score_gradient, shifted_gradient
 
 # The seeds (a deviation from the paper's 95 % and 30 % quantiles of the raw map of a 224-px crop):
 # the averaged map blurred by a tenth of the short side, times Grad-CAM's map, its top 20 %
@@ -72,7 +72,7 @@ SMOOTH_NOISE = 0.15
 # pixels repeats a pattern every 4 pixels (the checkerboard of Odena et al. 2016, met backwards).
 # Over the 16 shifts of the photo by 0-3 pixels down and across each pixel takes each place once
 GRID = 4
-SHIFTS = tuple((dy, dx) for dy in range(GRID) for dx in range(GRID))
+SHIFTS = grid_shifts(GRID)
 
 
 def saliency_map(net, x, target):
@@ -82,12 +82,9 @@ def saliency_map(net, x, target):
 
 def shifted_saliency(net, x, target, shift):
     """(N, H, W) on x's device: the saliency of x moved ``shift`` = (dy, dx) pixels down and
-    across inside a frame of GRID - 1 mirrored pixels (dy above, the rest below; so across), read
-    back at x's own pixels. The mirror continues the photo: no seam for the gradient to light."""
-    (dy, dx), (h, w), xp = shift, x.shape[2:], backend.get_array_module(x)
-    framed = xp.pad(x, ((0, 0), (0, 0), (dy, GRID - 1 - dy), (dx, GRID - 1 - dx)), mode="reflect")
-    grad = score_gradient(net, framed, target)
-    return abs(grad).max(axis=1)[:, dy:dy + h, dx:dx + w]
+    across inside a frame of GRID - 1 mirrored pixels, read back at x's own pixels
+    (``shifted_gradient``; the mirror continues the photo: no seam for the gradient to light)."""
+    return abs(shifted_gradient(net, x, target, shift, GRID)).max(axis=1)
 
 
 def gridless_saliency_map(net, x, target):
