@@ -318,7 +318,7 @@ FIGURES = [
            "total-variation weight, without which Adam's large steps leave per-pixel rainbow "
            "speckle (PyTorch draws the same).",
            GATYS_STYLE[0], GATYS_STYLE[1],
-           ["style_transfer", "--content", "chelsea.png", "astronaut.png"],
+           ["style_transfer", "--content", "chelsea.png", "coffee.png"],
            ["--content", "chelsea.png", "--style", "starry_night", "--steps", "5"], needs=(SQ,),
            crop=(.3, .65, 0, .75)),
     Figure("fast_style.png", "fast_style", "Fast style transfer",
