@@ -103,9 +103,10 @@ FIGURES = [
     Figure("neighbors_cifar10.png", "neighbors", "Last-layer nearest neighbours",
            "Test images (left column) and their six nearest neighbours among the 10,000 test "
            "images: by the distance of 256-d relu6 features (middle), which finds the query's "
-           "class more often, in other poses and colours (not every row: an airliner can find "
-           "ships), and by raw pixels (right), which finds similar colours "
-           "and layouts.",
+           "class in other poses and colours for the dog, the horse and the trucks, and related "
+           "classes for the rest (the airliner finds a seaplane and boats, the yellow car two "
+           "cars and three planes, the brown dog cats), and by raw pixels (right), which finds "
+           "similar colours and layouts whatever the class.",
            "Krizhevsky, Sutskever & Hinton 2012 (fig. 4)", "https://papers.nips.cc/paper/4824",
            ["neighbors", "--model", "cifar10"], ["--count", "1000"], needs=(DATA,),
            thumbnail=False),
@@ -135,8 +136,11 @@ FIGURES = [
             "--k", "10", "--image", *FREE_PHOTOS, *FREE_PAINTINGS, *FREE_TEXTURES],
            ["--pick", "2", "--k", "4"], needs=(SQ,), crop=(0, .5, 0, 1)),
     Figure("max_patches_cifar10.png", "max_patches", "Maximally activating patches (CIFAR-10 net)",
-           "For eight relu4 channels (rows), the crops of 2000 test images where each channel "
-           "fires most.",
+           "For the first eight relu4 channels (rows, taken in order, not chosen), the crops of "
+           "2000 test images where each channel fires most; grey bars are where a receptive "
+           "field runs off its 32-px image (the zero padding, drawn as the mean colour). Five "
+           "of these channels answer to cars (silver bodies, red and yellow bodies, fronts), "
+           "three to dark diagonal edges such as wings against the sky.",
            "Springenberg et al. 2015, Striving for Simplicity (fig. 4)",
            "https://arxiv.org/abs/1412.6806",
            ["max_patches", "--model", "cifar10", "--layer", "relu4",
@@ -146,7 +150,10 @@ FIGURES = [
            "A grey square a quarter of the image wide slides over it in 14-px steps: the middle "
            "panel is the predicted class's probability with the square at each place, on a 0-1 "
            "scale; the right panel tints where covering costs most (the evidence the network "
-           "relies on), the rest untinted.",
+           "relies on), the rest untinted. The cup's evidence is the cup: covering it drops "
+           "'espresso' from 0.87 to 0.11. The cat's is weaker: the net splits its belief "
+           "between 'Egyptian cat' (0.45), 'tabby' and 'tiger cat', so the square moves it "
+           "either way, down by at most 0.14 over the eye and up to 0.67 at the photo's edges.",
            "Zeiler & Fergus 2014, Visualizing and Understanding Convolutional Networks",
            "https://arxiv.org/abs/1311.2901",
            ["occlusion", "--image", "chelsea.png", "coffee.png"],
@@ -192,7 +199,9 @@ FIGURES = [
            "pool's strides averages out; and gradients integrated from a black image, whose sum "
            "the line over each row checks against the score's difference (completeness). "
            "Integrated gradients keep the grid: a shifted image would change the score they "
-           "must add up to.",
+           "must add up to. The class is the net's top one: for the rocket photo 'drilling "
+           "platform' (the saliency figure asks for 'missile'), whose map lies on the towers and "
+           "the pad's lights.",
            "Selvaraju et al. 2017 (Grad-CAM); Smilkov et al. 2017; Sundararajan et al. 2017",
            "https://arxiv.org/abs/1610.02391",
            ["attribution", "--image", "rocket.jpg", "coffee.png"],
@@ -226,8 +235,9 @@ FIGURES = [
            crop=(0, 1, 0, .4)),
     Figure("neuron_visualization_squeezenet.png", "class_visualization", "Neuron visualisation",
            "Gradient ascent on the mean of one fire6 channel instead of a class: channel 330 "
-           "(crescents around eye-like centres, the neuron of the guided-backprop figure) and "
-           "channel 100.",
+           "(crescents, some around eye-like centres: the neuron of the guided-backprop figure) "
+           "and channel 100 (short curved strokes in every direction, like fur), each tiled over "
+           "the whole image because the channel's mean rewards every position.",
            "Yosinski et al. 2015, Understanding Neural Networks Through Deep Visualization",
            "https://arxiv.org/abs/1506.06579",
            ["class_visualization", "--model", "squeezenet", "--layer", "fire6",
@@ -248,8 +258,10 @@ FIGURES = [
            ["--steps", "10", "--k", "2"],
            needs=(DATA,), thumbnail=False),
     Figure("fooling_squeezenet.png", "fooling", "Fooling images",
-           "A change too small to see (right, amplified) turns the cat into a 'stingray' for the "
-           "network.",
+           "A change of at most 45 of 255 in any pixel and 4 on average (RMS; the title's L2 "
+           "over the 224x224x3 values), magnified on the right, turns the cat into a 'stingray' "
+           "for the network: side by side at this size the two cats look the same; enlarged, the "
+           "fooled one shows faint specks.",
            "Szegedy et al. 2014, Intriguing properties of neural networks",
            "https://arxiv.org/abs/1312.6199",
            ["fooling", "--model", "squeezenet", "--image", "chelsea.png", "--target", "stingray"],
@@ -258,11 +270,8 @@ FIGURES = [
            "Gradient ascent on the whole rocket photo (320 px high), over four octaves, "
            "amplifying what one layer already sees, layer by layer: relu1 turns up colours and "
            "edges, fire3 draws strokes, fire5 swirls, fire7 eyes, fire9 (30 steps an octave) "
-           "birds' heads, eyes and feathers. Each step follows the gradient blurred by 1 px: "
-           "fire9's dream changes the photo by 0.11 rms, 21% of it in pixel-sized specks; the "
-           "plain gradient's 10 steps changed it by 0.05, 59% in specks, a grey film with "
-           "faint outlines (pixel std: photo 0.134, plain 0.142, blurred 0.167; mean "
-           "saturation 0.47, 0.50, 0.54).",
+           "birds' heads, eyes and feathers. Each step follows the gradient blurred by 1 px, "
+           "so that the dream draws shapes rather than pixel-sized specks.",
            "Mordvintsev, Olah & Tyka 2015, Inceptionism: Going Deeper into Neural Networks",
            "https://research.google/blog/inceptionism-going-deeper-into-neural-networks/",
            ["deepdream", "--model", "squeezenet", "--image", "rocket.jpg", "--size", "320",
@@ -283,9 +292,10 @@ FIGURES = [
            "and more layers of a 160-px sample (the centre of each texture shrunk to 320 px, "
            "so that blades of grass stay wider than conv1's stride): the texture's statistics, "
            "not its layout, so the last image, with every layer, can be larger (240 px) than "
-           "the sample. Colours and grain come first; fire2 to fire5 add bricks, blades and "
-           "brush strokes. On grass, fire7's Gram adds a fine hatching, not longer blades. Each "
-           "caption gives the image's time.",
+           "the sample. Colours and grain come first; fire2 to fire5 add the edges of bricks "
+           "(not their staggered courses: no layer's Gram records where one brick lies against "
+           "the next), blades and brush strokes. On grass, fire7's Gram adds a fine hatching, "
+           "not longer blades. Each caption gives the image's time.",
            GATYS_TEXTURE[0], GATYS_TEXTURE[1],
            ["texture_synthesis", "--texture", "textures/brick.png", "textures/grass.png",
             "styles/starry_night.jpg", "--zoom", "2"],
@@ -316,7 +326,9 @@ FIGURES = [
            "The content of a photo (fire2 features) with the style (Gram matrices of four layers) "
            "of three paintings, shown on top: CS231n's three parameter sets, with 50 times its "
            "total-variation weight, without which Adam's large steps leave per-pixel rainbow "
-           "speckle (PyTorch draws the same).",
+           "speckle (PyTorch draws the same). The heavy smoothing also softens the strokes: "
+           "the results are paler than the paintings, and Composition VII loses its black "
+           "lines.",
            GATYS_STYLE[0], GATYS_STYLE[1],
            ["style_transfer", "--content", "chelsea.png", "coffee.png"],
            ["--content", "chelsea.png", "--style", "starry_night", "--steps", "5"], needs=(SQ,),
@@ -326,7 +338,9 @@ FIGURES = [
            "network that tinycnn trained for Starry Night (weights/fast_style_starry_night.npz, "
            "make train_fast_style), beside 200 L-BFGS steps of optimisation-based style transfer "
            "with the same loss and weights. Captions give each image's time and its loss (content "
-           "+ style + TV).",
+           "+ style + TV): the network's is about 40% higher, and its outputs carry a regular "
+           "ripple (clearest in the rocket's sky) where L-BFGS draws strokes; a network as "
+           "narrow as this one (width 16, 3 residual blocks) learns a repeated pattern.",
            "Johnson, Alahi & Fei-Fei 2016, Perceptual Losses for Real-Time Style Transfer and "
            "Super-Resolution",
            "https://arxiv.org/abs/1603.08155",
@@ -343,7 +357,8 @@ FIGURES = [
            "The Scream's brush strokes without its colours: plain transfer ('none'); "
            "luminance-only transfer (the photo's chroma put back); the painting recoloured "
            "first to the photo's colour mean and covariance, a linear map that Gatys et al. "
-           "call colour histogram matching ('histogram').",
+           "call colour histogram matching ('histogram'), which keeps the cup's reds but not "
+           "all of the table's browns: the painting's green strokes stay green.",
            GATYS_CONTROL[0], GATYS_CONTROL[1],
            ["style_transfer", "--content", "coffee.png", "--style", "the_scream",
             "--colour", "none", "luminance", "histogram"],
