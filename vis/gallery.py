@@ -234,15 +234,21 @@ FIGURES = [
            ["class_visualization", "--model", "cifar10"], ["--steps", "10"],
            crop=(0, 1, 0, .4)),
     Figure("neuron_visualization_squeezenet.png", "class_visualization", "Neuron visualisation",
-           "Gradient ascent on the mean of one fire6 channel instead of a class: channel 330 "
-           "(crescents, some around eye-like centres: the neuron of the guided-backprop figure) "
-           "and channel 100 (short curved strokes in every direction, like fur), each tiled over "
-           "the whole image because the channel's mean rewards every position.",
-           "Yosinski et al. 2015, Understanding Neural Networks Through Deep Visualization",
+           "Gradient ascent on the mean of one fire6 channel instead of a class score, each "
+           "pattern tiled over the whole image because the channel's mean rewards every "
+           "position: channel 330 (the neuron of the guided-backprop figure) and three chosen by "
+           "looking. Top: CS231n's regularisers on the pixels, rainbow noise over each pattern; "
+           "bottom: the same channels drawn through Olah et al.'s Fourier parameterisation in "
+           "decorrelated colours (as in the class visualisation figure): 330 draws eyes in "
+           "crescent-shaped lids, 57 dark ovals on orange, 201 vertical ridges, 300 a diagonal "
+           "lattice with eye-like spots. A channel that never fires on the near-grey start "
+           "(100, say) gets no gradient from the Fourier start and stays blank.",
+           "Yosinski et al. 2015, Understanding Neural Networks Through Deep Visualization; "
+           "Olah, Mordvintsev & Schubert 2017, Feature Visualization",
            "https://arxiv.org/abs/1506.06579",
            ["class_visualization", "--model", "squeezenet", "--layer", "fire6",
-            "--channels", "330", "100"],
-           ["--steps", "10"], needs=(SQ,)),
+            "--channels", "330", "57", "201", "300", "--regularizer", "cs231n", "fourier"],
+           ["--steps", "10"], needs=(SQ,), crop=(.5, 1, 0, .5)),
     Figure("multifaceted_cifar10.png", "multifaceted", "Multifaceted visualisation",
            "One class, several faces: the 5000 training 'automobiles' clustered by k-means on the "
            "net's relu6 codes (after PCA), and one class visualisation per cluster, started from "
