@@ -451,8 +451,8 @@ def torch_texture_lbfgs(net, texture):
     """
     import torch
     from tinycnn import backend
-    from vis._optimize import optimize, pixel_range, uniform_image
-    from vis.texture_synthesis import LAYER_SETS, layer_weights
+    from vis._optimize import optimize, pixel_range
+    from vis.texture_synthesis import LAYER_SETS, layer_weights, start_image
     layers = LAYER_SETS[-1]
     weights = layer_weights(net, backend.asarray(texture), layers)
     features, _ = torch_squeezenet(net, torch)
@@ -469,7 +469,7 @@ def torch_texture_lbfgs(net, texture):
         return loss.item(), x.grad.cpu().numpy()
     lo, hi = pixel_range(net)
     # synthesize_texture's start, seed 0
-    x0 = uniform_image(texture.shape, lo, hi, 0)
+    x0 = start_image(backend.asarray(texture), texture.shape, lo, hi, 0)
 
     def run(steps):
         out, _, _ = optimize(objective, x0, steps=steps, method="lbfgs", bounds=(lo, hi))
