@@ -37,6 +37,8 @@ makes otherwise:
   uncropped photo, as ``make saliency`` does at 300 px.
 
     python -m vis.saliency --image chelsea.png --size 300      (whole photos, as make saliency)
+    python -m vis.saliency --image coffee.png rocket.jpg --size 300 --target espresso 657
+                                                         (one class per photo: 657 is 'missile')
     python -m vis.saliency --model squeezenet --image chelsea.png      (the model's centre crop)
 """
 import filecmp
