@@ -125,8 +125,8 @@ FIGURES = [
            "receptive-field crops where each channel fires most, among the 11 photos, paintings "
            "and textures the repository ships, each searched whole and enlarged 2 and 3 times in "
            "tiles (154 views): at most two crops per image, whose fields overlap by at most a "
-           "quarter, and only fields inside the image. Half the rows share a shape (eyes in the "
-           "first and last rows, round blobs in the third); a row's fire5 feature vectors have "
+           "quarter, and only fields inside the image. Half the rows share a shape (eyes in five "
+           "or six crops of the first and last rows, round blobs in the third); a row's fire5 feature vectors have "
            "a mean cosine similarity of 0.65, against 0.48 for random patches. The lecture's "
            "rows come from 50,000 images; with 11, some rows still mix.",
            "Springenberg et al. 2015, Striving for Simplicity (fig. 4); Girshick et al. 2014",
@@ -171,9 +171,10 @@ FIGURES = [
            "drawn by hand (images/masks). The cup with saucer and spoon, the cat's head and "
            "Grace Hopper in her uniform are cut at IoU 0.84-0.88. It fails where no class names "
            "the object (the astronaut: the map peaks on her neck ring, and most of the orange "
-           "suit is lost) and where the object is thin: the map of 'missile' lies on the "
-           "rocket, but the blurred seeds are wider than it and hold the sky beside it, which "
-           "the cut keeps.",
+           "suit is lost, the shuttle and helmet kept) and where the object is thin: the averaged "
+           "map of 'missile' lies on the rocket, but the blurred seeds are wider than it and "
+           "hold the sky beside it, which the cut keeps. The single gradient (second column) "
+           "is speckle on every photo: the averaging is what finds the object.",
            SIMONYAN[0], SIMONYAN[1],
            ["saliency", "--image", "coffee.png", "chelsea.png", "rocket.jpg", "astronaut.png",
             "grace_hopper.jpg", "--target", "espresso", "Egyptian cat", "657", "predicted",
@@ -344,7 +345,7 @@ FIGURES = [
            "network that tinycnn trained for Starry Night (weights/fast_style_starry_night.npz, "
            "make train_fast_style), beside 200 L-BFGS steps of optimisation-based style transfer "
            "with the same loss and weights. Captions give each image's time and its loss (content "
-           "+ style + TV): the network's is about 40% higher, and its outputs carry a regular "
+           "+ style + TV): the network's is 40-75% higher, and its outputs carry a regular "
            "ripple (clearest in the rocket's sky) where L-BFGS draws strokes; a network as "
            "narrow as this one (width 16, 3 residual blocks) learns a repeated pattern.",
            "Johnson, Alahi & Fei-Fei 2016, Perceptual Losses for Real-Time Style Transfer and "
@@ -371,8 +372,9 @@ FIGURES = [
            ["--colour", "luminance", "--steps", "5"], needs=(SQ,), crop=(.45, 1, 0, 1)),
     Figure("style_tradeoff.png", "style_controls", "Content against style",
            "Composition VII with the content weight scaled from 0.01 to 10 times CS231n's: at "
-           "0.01 and 0.1 the painting's patterns alone, the cat gone; at 1 both; at 10 the photo "
-           "with a little paint.", GATYS_STYLE[0], GATYS_STYLE[1],
+           "0.01 and 0.1 the painting's texture alone (pastel zigzags in its colours, without its "
+           "black lines: the smoothing of the style transfer figure), the cat gone; at 1 both; "
+           "at 10 the photo with a little paint.", GATYS_STYLE[0], GATYS_STYLE[1],
            ["style_transfer", "--content", "chelsea.png", "--style", "composition_vii",
             "--content-scale", "0.01", "0.1", "1", "10"],
            ["--content-scale", "1", "--steps", "5"], needs=(SQ,),
