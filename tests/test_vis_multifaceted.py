@@ -42,6 +42,7 @@ def test_a_cluster_that_k_means_emptied_gets_no_facet(monkeypatch):
     import vis.multifaceted as mf
     monkeypatch.setattr(mf, "kmeans", lambda x, k, **kw: (np.zeros((k, x.shape[1])),
                                                           np.array([3, 0, 0, 2, 3, 3])))
+    monkeypatch.setattr(mf, "NEAREST", 3)          # every member of these small clusters
     features = np.random.default_rng(1).standard_normal((6, 5))
     labels, nearest = cluster(features, 4)
     np.testing.assert_array_equal(labels, [2, 0, 0, 1, 2, 2])

@@ -253,12 +253,13 @@ FIGURES = [
     Figure("multifaceted_cifar10.png", "multifaceted", "Multifaceted visualisation",
            "One class, several faces: the 5000 training 'automobiles' clustered by k-means on the "
            "net's relu6 codes (after PCA), and one class visualisation per cluster, started from "
-           "the mean of the 5 images nearest the cluster's centre (each row shows them, their "
+           "the mean of the 2 images nearest the cluster's centre (each row shows them, their "
            "mean and the facet) and drawn in decorrelated colours, penalised for leaving that "
            "start. Each of the six facets (top) becomes the net's top class and keeps its "
-           "cluster's colour and background: dark on a pale road, mauve, silver, dark red, pink, "
-           "blue; the title gives how far apart they lie. This small net draws every one in the "
-           "same pose.",
+           "start's colour and much of its pose: a dark car head-on, a red and a silver one "
+           "turned to the right, a large dark red one turned to the left, a red one turned to "
+           "the right, a blue one head-on; the net draws the same dark wheel arches and outline "
+           "into most of them. The title gives how far apart they lie.",
            "Nguyen, Yosinski & Clune 2016, Multifaceted Feature Visualization",
            "https://arxiv.org/abs/1602.03616",
            ["multifaceted", "--model", "cifar10", "--target", "automobile"],

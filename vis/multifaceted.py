@@ -9,8 +9,8 @@ visualisation mixes these looks; Nguyen et al. draw one picture per *facet*:
    here k-means in the PCA space, which needs no t-SNE);
 2. start each facet from the mean of the images nearest its cluster's centre, not of the
    whole cluster: the mean of a thousand cars is a grey blur that every cluster shares.
-   Here the 5 nearest: this small net's relu6 clusters mix colours, and the mean of more
-   of them is grey again;
+   Here the 2 nearest: this small net's relu6 clusters mix colours and poses, and the mean
+   of more of them is a blur from which every facet climbs to the same car;
 3. climb the class score from there, regularised so that the facet stays that
    cluster's picture.
 
@@ -51,7 +51,7 @@ from vis.class_visualization import COLORS, CS231N
 from vis.grabcut import kmeans
 
 PCA_DIMS = 50     # the usual step before t-SNE; about 95% of relu6's variance on CIFAR-10 cars
-NEAREST = 5       # images averaged into a start (see step 2 above)
+NEAREST = 2       # images averaged into a start (see step 2 above)
 # the ascent, chosen by looking at the CIFAR-10 net's automobiles: far enough to draw a car in
 # each start, not so far that every facet becomes the same car or loses its start's colours
 FACET = dict(steps=50, lr=0.1, weight=1.0)
