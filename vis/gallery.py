@@ -256,10 +256,10 @@ FIGURES = [
            "the mean of the 2 images nearest the cluster's centre (each row shows them, their "
            "mean and the facet) and drawn in decorrelated colours, penalised for leaving that "
            "start. Each of the six facets (top) becomes the net's top class and keeps its "
-           "start's colour and much of its pose: a dark car head-on, a red and a silver one "
-           "turned to the right, a large dark red one turned to the left, a red one turned to "
-           "the right, a blue one head-on; the net draws the same dark wheel arches and outline "
-           "into most of them. The title gives how far apart they lie.",
+           "start's colour (slate, red, silver, dark red, red, blue); the silver and the blue "
+           "one also keep their starts' poses. The net draws the same dark wheel arches and "
+           "outline into all six, so at 32 px they read more as one car in six colours than as "
+           "six faces. The title gives how far apart they lie.",
            "Nguyen, Yosinski & Clune 2016, Multifaceted Feature Visualization",
            "https://arxiv.org/abs/1602.03616",
            ["multifaceted", "--model", "cifar10", "--target", "automobile"],
