@@ -8,7 +8,7 @@ from contextlib import contextmanager
 
 import numpy as np
 import pytest
-from hypothesis import given
+from hypothesis import example, given
 from hypothesis import strategies as st
 
 import tinycnn as tc
@@ -47,8 +47,13 @@ def assert_conv_matches_naive(conv, x, dout, stride, pad, dtype, param_grads=Tru
         assert rel_error(out, expected_out) < TOLERANCE[dtype], where
         assert rel_error(dx, ndx) < TOLERANCE[dtype], where
         if param_grads:
-            assert rel_error(grads["weight"], ndw) < TOLERANCE[dtype], where
-            assert rel_error(grads["bias"], ndb) < TOLERANCE[dtype], where
+            # sums over images and positions: their round-off is relative to the size of the
+            # terms summed, not to a sum that nearly cancels (a bias gradient of -0.0047 from
+            # 14 terms near 1 is off by 1e-4 of itself in float32)
+            terms = float(np.abs(dout).sum(axis=(0, 2, 3)).max())
+            assert rel_error(grads["weight"], ndw, floor=terms * float(np.abs(x).max())) \
+                < TOLERANCE[dtype], where
+            assert rel_error(grads["bias"], ndb, floor=terms) < TOLERANCE[dtype], where
         else:
             assert grads == {}, where
 
@@ -65,6 +70,7 @@ def conv_case(geom, seed, dtype):
 
 
 @given(conv_geometry(), seeds, dtypes, st.booleans())
+@example((2, 1, 1, 3, 1, 1, 1, 2), 246770, np.float32, True)    # a bias gradient that cancels
 def test_conv_engine_and_clear_path_match_naive_loops(geom, seed, dtype, param_grads):
     conv, x, dout = conv_case(geom, seed, dtype)
     assert_conv_matches_naive(conv, x, dout, geom[6], geom[7], dtype, param_grads)

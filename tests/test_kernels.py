@@ -217,8 +217,12 @@ def test_the_engine_hands_conv_and_pooling_to_the_kernels(cgeom, pgeom, seed, dt
             kernels.use(None)
         assert rel_error(to_numpy(out), expected_out) < TOLERANCE[dtype]
         assert rel_error(to_numpy(dx), ndx) < TOLERANCE[dtype]
-        assert rel_error(to_numpy(grads["weight"]), ndw) < TOLERANCE[dtype]
-        assert rel_error(to_numpy(grads["bias"]), ndb) < TOLERANCE[dtype]
+        # sums over images and positions: round-off relative to the terms, not to a sum that
+        # nearly cancels (tests/test_engine.py)
+        terms = float(np.abs(dout).sum(axis=(0, 2, 3)).max())
+        assert rel_error(to_numpy(grads["weight"]), ndw, floor=terms * float(np.abs(x).max())) \
+            < TOLERANCE[dtype]
+        assert rel_error(to_numpy(grads["bias"]), ndb, floor=terms) < TOLERANCE[dtype]
     N, C, H, W, K, stride, pad, ceil_mode = pgeom
     x, x_pad, oh, ow = pool_input(pgeom, seed, dtype)
     out, winner = engine.max_pool(on_device(x_pad), K, stride, oh, ow)
