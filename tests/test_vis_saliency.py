@@ -116,9 +116,9 @@ def test_segment_is_grabcut_from_the_blurred_seeds_then_the_seeds_region():
     image[8:24, 10:30] //= 3                                 # a darker, salient rectangle
     saliency = ndimage.gaussian_filter(rng.random((32, 40)), 1.0)
     saliency[10:22, 12:28] += 0.5
-    blur = SEED_BLUR * 32
-    fg, bg = seeds(saliency, foreground_quantile=FOREGROUND_QUANTILE,
-                   background_quantile=BACKGROUND_QUANTILE, blur=blur)
+    blurred = ndimage.gaussian_filter(saliency, SEED_BLUR * 32)
+    fg, bg = seeds(blurred, foreground_quantile=FOREGROUND_QUANTILE,
+                   background_quantile=BACKGROUND_QUANTILE)
     mask = grabcut(image, fg, bg, unknown_as_foreground=True)
     labels, _ = ndimage.label(mask, structure=np.ones((3, 3)))
     expected = labels == np.bincount(labels[fg & (labels > 0)]).argmax()

@@ -50,7 +50,7 @@ from scipy import ndimage
 
 from tinycnn import backend
 from tinycnn.engine import memory
-from tinycnn.io.images import deprocess
+from tinycnn.io.images import class_index, deprocess
 from vis import _memory, cli, render
 from vis.attribution import grad_cam, upsample
 from vis.grabcut import grabcut
@@ -109,11 +109,9 @@ def smooth_saliency_map(net, x, target, *, n=SMOOTH_SAMPLES, noise=SMOOTH_NOISE,
     return backend.to_numpy(noisy_mean(saliency, x, n=n, noise=noise, seed=seed, log=log))
 
 
-def seeds(saliency, *, foreground_quantile=0.95, background_quantile=0.30, blur=0.0):
+def seeds(saliency, *, foreground_quantile=0.95, background_quantile=0.30):
     """(foreground, background) (H, W) bool: the pixels above and below two quantiles of the
-    saliency map (Simonyan et al. 2014, sec. 3.1), after a Gaussian blur of ``blur`` px."""
-    if blur:
-        saliency = ndimage.gaussian_filter(saliency, blur)
+    saliency map (Simonyan et al. 2014, sec. 3.1; ``segment`` gives it ``seed_map``'s)."""
     return (saliency >= np.quantile(saliency, foreground_quantile),
             saliency <= np.quantile(saliency, background_quantile))
 
@@ -165,6 +163,9 @@ def main(argv=None):
     net = cli.load_net(args)
     specs = cli.expand_folders(args.image or [cli.DEFAULT_PHOTO])
     wanted = cli.one_target_per_image(p, args.target, len(specs))
+    for t in set(wanted) - {None, cli.PREDICTED}:   # a wrong name fails before any photo is read
+        class_index(t, net.meta["classes"])
+    layer = cli.model_default(args.model, "attribution_layer")
     if args.size:      # refused in one line before any photo is read if it cannot fit
         specs = cli.check_uncropped(net, args.image, args.size, classify=True)
         photos = cli.image_shapes(specs)
@@ -178,7 +179,6 @@ def main(argv=None):
     for k, x in enumerate(batches):
         target = cli.targets(net, x, wanted[len(rows):len(rows) + len(x)])
         sal = gridless_saliency_map(net, x, target)
-        layer = cli.model_default(args.model, "attribution_layer")
         cams = upsample(grad_cam(net, x, target, layer), x.shape[2:])
         smooth = smooth_saliency_map(net, x, target, seed=args.seed,
                                      log=lambda s, k=k: print(f"batch {k + 1}/{len(batches)}: {s}",

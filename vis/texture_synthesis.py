@@ -19,7 +19,7 @@ by 10^6 and leave coloured noise. The same rescaling, per layer, is a weight:
 
     w_l = 1 / (4 mean(|F_l(texture)|)^4)      (layer_weights)
 
-The noise is the texture's mean colour plus a little uniform noise (NOISE), not noise over
+The start is the texture's mean colour plus a little uniform noise (NOISE), not noise over
 the whole pixel range: few filter windows see the border pixels, so the optimisation barely
 moves them, and full-range noise left a fringe of random colours around every image (and
 colour specks on a grey texture).
@@ -63,7 +63,7 @@ def synthesize_texture(net, texture, layers, *, size=None, steps=STEPS, seed=0, 
                                     style_weights=layer_weights(net, texture, layers))
     lo, hi = pixel_range(net)
     S = size or texture.shape[-1]
-    x0 = start_image(texture, (1, 3, S, S), lo, hi, seed, NOISE)
+    x0 = start_image(texture, (1, 3, S, S), lo, hi, seed)
 
     out, _, _ = optimize(objective, x0, steps=steps, method="lbfgs", bounds=(lo, hi), log=log)
     return backend.to_numpy(out)
