@@ -36,7 +36,7 @@ alike a row is: the mean cosine similarity of the layer's feature vectors (all i
 channels) at the row's positions, against that of random positions.
 
     python -m vis.max_patches --model squeezenet --layer fire5 --pick 6 --per-image 2 \
-        --scales 1 2 3 --k 10
+        --scales 1 2 3 --k 6
     make max_patches           (both figures; their commands are in vis/gallery.py)
     python -m vis.max_patches --images my_photos/ --channels 7
 """
