@@ -177,8 +177,8 @@ FIGURES = [
            "map of 'missile' lies on the rocket, but the blurred seeds are wider than it and "
            "hold the sky beside it, which the cut keeps. There the seeds fail, not GrabCut: "
            "seeded from the hand masks, it cuts the astronaut at IoU 0.96 and the rocket at "
-           "0.84. The single gradient (second column) is speckle on every photo: the averaging "
-           "is what finds the object.",
+           "0.84. The map of the photo itself (second column) shows the cup's rim but is "
+           "speckle on the cat and the rocket: averaging over noisy copies is what finds them.",
            SIMONYAN[0], SIMONYAN[1],
            ["saliency", "--image", "coffee.png", "chelsea.png", "rocket.jpg", "astronaut.png",
             "grace_hopper.jpg", "--target", "espresso", "Egyptian cat", "657", "predicted",
