@@ -7,8 +7,9 @@ import tinycnn as tc
 from tinycnn.backend import asarray, to_numpy
 from tinycnn.models import cifar10_net, squeezenet1_1
 from tinycnn.io.images import resize_center_crop
-from vis.max_patches import (consistency, crop, field_boxes, inside_fraction, overlap, pick,
-                              receptive_field, search, suppress, top_patches, view_frames, views)
+from vis.max_patches import (consistency, crop, crop_boxes, field_boxes, inside_fraction,
+                              overlap, pick, receptive_field, repeated, search, suppress,
+                              top_patches, view_frames, views)
 
 
 @pytest.mark.parametrize("layer,expected", [
@@ -210,3 +211,32 @@ def test_consistency_is_the_mean_pairwise_cosine():
     pairs = [f[i] @ f[j] / np.linalg.norm(f[i]) / np.linalg.norm(f[j])
              for i in range(5) for j in range(5) if i != j]
     assert np.isclose(consistency(f), np.mean(pairs))
+
+
+def test_a_channel_that_repeats_a_picked_rows_crops_is_passed_over():
+    # rows of 4 crops (photo, (top, left, side)); channel 1 crops what channel 0 does, but for
+    # one crop shifted by a fifth of its side (still overlapping 0.8 > 0.5) and one other photo
+    box = np.array([0.0, 0.0, 10.0])
+    rows = {0: [(p, box + [20 * p, 0, 0]) for p in range(4)],
+            1: [(0, box + [2, 0, 0]), (1, box + [20, 0, 0]), (2, box + [40, 0, 0]),
+                (9, box)],
+            2: [(0, box + [0, 6, 0]), (1, box + [26, 0, 0]), (5, box), (6, box)]}
+    assert repeated(rows[1], rows[0]) == 0.75                  # photo 9 is not in row 0
+    assert repeated(rows[2], rows[0]) == 0.0                   # overlaps of 0.4: other crops
+    values = {0: np.array([9.0] * 4), 1: np.array([8.0] * 4), 2: np.array([7.0] * 4)}
+    best = {c: (v, None, None) for c, v in values.items()}
+    spread = np.array([[0.0, 1.0]] * 3)
+    assert pick(best, spread, 2, 4) == [0, 1]                  # selectivity alone
+    assert pick(best, spread, 2, 4, rows) == [0, 2]
+
+
+def test_crop_boxes_are_the_fields_in_their_photos_coordinates():
+    net = squeezenet1_1()
+    size, jump, offset = receptive_field(net, "fire3")
+    frames = np.array([(1, 0, 0), (2, 224, 0)])               # photo 7 whole, its lower-left tile
+    where = np.array([[0, 3, 5], [1, 3, 5]])
+    (p0, b0), (p1, b1) = crop_boxes(net, "fire3", where, np.array([7, 7]), frames)
+    assert p0 == p1 == 7
+    np.testing.assert_allclose(b0, [3 * jump - offset, 5 * jump - offset, size])
+    np.testing.assert_allclose(b1, [(3 * jump - offset + 224) / 2, (5 * jump - offset) / 2,
+                                    size / 2])

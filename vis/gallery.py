@@ -120,20 +120,22 @@ FIGURES = [
            needs=(DATA,), thumbnail=False),
     Figure("max_patches_squeezenet.png", "max_patches",
            "Maximally activating patches (SqueezeNet)",
-           "For the six most selective of fire5's 256 channels (rows; selectivity: how many "
-           "standard deviations a row's activations stand above the channel's mean), the 63x63 "
-           "receptive-field crops where each channel fires most, among the 11 photos, paintings "
-           "and textures the repository ships, each searched whole and enlarged 2 and 3 times in "
-           "tiles (154 views): the top 6, at most two per image, whose fields overlap by at most a"
-           " quarter, and only fields inside the image. Five rows share a shape: eyes in every "
-           "crop of the first and last rows, angular lattices (gravel, a launch tower) in the "
-           "second, round shapes (badges, eyes, a painted ring) in the third, diagonal streaks in "
-           "the fourth; the fifth mixes. A row's fire5 feature vectors have a mean cosine "
-           "similarity of 0.67, against 0.48 for random patches. The lecture's rows come from "
-           "50,000 images; with 11, a channel's seventh-best crop is often something else.",
+           "For the five most selective of fire5's 256 channels (rows; selectivity: how many "
+           "standard deviations a row's activations stand above the channel's mean; a channel "
+           "half of whose crops repeat a row above, as a second eye channel's do, is passed "
+           "over), the 63x63 receptive-field crops where each channel fires most, among the 11 "
+           "photos, paintings and textures the repository ships, each searched whole and "
+           "enlarged 2 and 3 times in tiles (154 views): the top 6, at most two per image, whose"
+           " fields overlap by at most a quarter, and only fields inside the image. Four rows "
+           "share a shape: eyes in every crop of the first, angular lattices (gravel, a launch "
+           "tower) in the second, round shapes (badges, eyes, a painted ring) in the third, "
+           "diagonal streaks in the fourth; the fifth mixes. A row's fire5 feature vectors have "
+           "a mean cosine similarity of 0.67, against 0.48 for random patches. The lecture's "
+           "rows come from 50,000 images; with 11, a channel's seventh-best crop is often "
+           "something else.",
            "Springenberg et al. 2015, Striving for Simplicity (fig. 4); Girshick et al. 2014",
            "https://arxiv.org/abs/1412.6806",
-           ["max_patches", "--model", "squeezenet", "--layer", "fire5", "--pick", "6",
+           ["max_patches", "--model", "squeezenet", "--layer", "fire5", "--pick", "5",
             "--per-image", "2", "--overlap", "0.25", "--scales", "1", "2", "3",
             "--k", "6", "--image", *FREE_PHOTOS, *FREE_PAINTINGS, *FREE_TEXTURES],
            ["--pick", "2", "--k", "4"], needs=(SQ,), crop=(0, .5, 0, 1)),

@@ -31,11 +31,14 @@ how far its row stands above its usual response,
 
 with mu_c, sigma_c the channel's mean and standard deviation over every ranked
 position. A channel that fires a little everywhere (a colour) scores low; one that is
-silent except on one shape (an eye, a stone) scores high. The caption measures how
-alike a row is: the mean cosine similarity of the layer's feature vectors (all its
-channels) at the row's positions, against that of random positions.
+silent except on one shape (an eye, a stone) scores high. Two channels can answer to the
+same thing (both to eyes) and then find the same crops: a channel half of whose crops
+repeat a row already picked (``repeated``: the same photo, fields overlapping by more
+than half) is passed over for the next. The caption measures how alike a row is: the
+mean cosine similarity of the layer's feature vectors (all its channels) at the row's
+positions, against that of random positions.
 
-    python -m vis.max_patches --model squeezenet --layer fire5 --pick 6 --per-image 2 \
+    python -m vis.max_patches --model squeezenet --layer fire5 --pick 5 --per-image 2 \
         --scales 1 2 3 --k 6
     make max_patches           (both figures; their commands are in vis/gallery.py)
     python -m vis.max_patches --images my_photos/ --channels 7
@@ -232,13 +235,38 @@ def selectivity(values, spread):
     return (np.mean(values) - spread[0]) / max(spread[1], 1e-12)
 
 
-def pick(best, spread, n, k):
+def crop_boxes(net, layer, where, groups, frames):
+    """(photo, box) of each crop at where (k, 3) rows of (view, y, x): the photo its view comes
+    from and its field (top, left, side) in that photo's coordinates (``field_boxes``); frames
+    None: every view is its photo, unscaled."""
+    size, jump, offset = receptive_field(net, layer)
+    return [(groups[v], field_boxes((y + 1, x + 1), size, jump, offset,
+                                    (1, 0, 0) if frames is None else frames[v])[y, x])
+            for v, y, x in where]
+
+
+def repeated(row, other):
+    """Share of ``row``'s crops (``crop_boxes``) that another row also crops: the same photo and
+    fields overlapping by more than half (``overlap``)."""
+    def found(photo, box):
+        same = [b for p, b in other if p == photo]
+        return bool(same) and overlap(box, np.array(same)).max() > 0.5
+    return float(np.mean([found(photo, box) for photo, box in row]))
+
+
+def pick(best, spread, n, k, boxes=None):
     """The n channels of ``search``'s result (best, spread) whose k patches are most selective
     (``selectivity``), most selective first; rows with fewer than k patches (too few images for
-    the channel) come after the full ones."""
+    the channel) come after the full ones. boxes: {channel: ``crop_boxes``}, to pass over a
+    channel at least half of whose crops a row already picked has (``repeated``)."""
     score = {c: (len(v) < k, -selectivity(v, spread[c])) for c, (v, _, _) in best.items()
              if len(v)}
-    return sorted(score, key=score.get)[:n]
+    chosen = []
+    for c in sorted(score, key=score.get):
+        if len(chosen) < n and (boxes is None or
+                                all(repeated(boxes[c], boxes[d]) < 0.5 for d in chosen)):
+            chosen.append(c)
+    return chosen
 
 
 SCALES = (1, 2)     # each photo whole (its centre square), and its quadrants at twice the size
@@ -323,7 +351,7 @@ def _caption(args, channels, *, images, views, scales, size, inside, of, alike):
     searched = f"searched {images} images" + (
         f" ({views} views at {times} times the input size)" if views > images else "")
     where = ", all inside the image" if inside == 1 else ""
-    chosen = f"; the {len(channels)} most selective of {of}" if args.pick else ""
+    chosen = f"; the {len(channels)} most selective of {of}, no two alike" if args.pick else ""
     apart = "" if args.per_image == 1 else f" (fields overlapping at most {args.overlap:g})"
     return (f"{args.model} {args.layer}: top {args.k} patches of channels {channels} (rows"
             f"{chosen})\nat most {args.per_image} per image{apart}; {size}-px fields{where}\n"
@@ -347,7 +375,9 @@ def main(argv=None):
                           per_image=args.per_image, limit=args.overlap, groups=groups,
                           frames=frames, inside=inside,
                           log=lambda s: print(s, end="\r", flush=True))
-    channels = pick(best, spread, args.pick, args.k) if args.pick else args.channels
+    channels = (pick(best, spread, args.pick, args.k,
+                     {c: crop_boxes(net, args.layer, best[c][1], groups, frames) for c in best})
+                if args.pick else args.channels)
     size = receptive_field(net, args.layer)[0]
     rows = [_row(net, patches_at(net, x, args.layer, best[c][1]), args.k, max(1, 48 // size))
             for c in channels]
