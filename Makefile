@@ -69,7 +69,7 @@ demo: filters training_curve ## figures from the shipped weights alone, offline
 # which runs that target's commands from vis/gallery.py (add --print to see them) and updates
 # figures/index.html; ARGS='--seed 1' appends options to every command
 GALLERY_ARGS = $(if $(ARGS), --args="$(ARGS)")
-filters: ## first- and higher-layer filters of the CIFAR-10 net
+filters: ## first- and higher-layer filters of the CIFAR-10 net, first-layer filters of SqueezeNet
 training_curve: ## the CIFAR-10 net's loss and accuracy per epoch
 # techniques on SqueezeNet: the shipped weights (weights/) and images (images/);
 # a bare image name is looked up in $$TINYCNN_IMAGES_DIR, then images/, each with its photos/ folder

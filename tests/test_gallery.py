@@ -248,7 +248,7 @@ def test_printed_commands_are_the_captions_and_draw_the_gallerys_figures(tmp_pat
     page = (tmp_path / "gallery" / "index.html").read_text()
     printed = run_gallery("--only", "filters", "--print").stdout.splitlines()
     files = [f.file for f in gallery.FIGURES if f.target == "filters"]
-    assert len(printed) == len(files) == 2
+    assert len(printed) == len(files) == 3
     for line in printed:
         assert line in commands_on(page), line
     elsewhere = run_gallery("--only", "filters", "--print", "--out", tmp_path / "by_hand")
@@ -290,11 +290,11 @@ def test_progress_reaches_a_log_and_a_skip_says_what_to_do(tmp_path):
     done = run_gallery("--only", "filters", "neighbors", "--fast", "--out", tmp_path,
                        "--jobs", "1", env=without_cifar10(tmp_path))
     lines = done.stdout.splitlines()
-    assert lines[0] == "drawing 3 figures into " + f"{tmp_path}/ (fast mode)"
+    assert lines[0] == "drawing 4 figures into " + f"{tmp_path}/ (fast mode)"
     # start, end (with its time)
-    assert [line.split()[-1] for line in lines[1:5]] == ["...", "s", "...", "s"]
-    assert "neighbors_cifar10.png" in lines[5], lines[5]
-    assert "run `make data` to download it" in lines[5], lines[5]
+    assert [line.split()[-1] for line in lines[1:7]] == ["...", "s", "...", "s", "...", "s"]
+    assert "neighbors_cifar10.png" in lines[7], lines[7]
+    assert "run `make data` to download it" in lines[7], lines[7]
 
 
 def test_figures_drawn_side_by_side_each_report_their_start_and_end(tmp_path):
@@ -302,11 +302,12 @@ def test_figures_drawn_side_by_side_each_report_their_start_and_end(tmp_path):
                        "--jobs", "2")
     assert done.returncode == 0, done.stderr
     lines = done.stdout.splitlines()
-    for fig in ("filters_cifar10_conv1.png", "filters_cifar10_conv2.png", "training_curve.png"):
+    for fig in ("filters_cifar10_conv1.png", "filters_squeezenet_conv1.png",
+                "filters_cifar10_conv2.png", "training_curve.png"):
         mine = [line.split()[-1] for line in lines if fig in line]
         assert mine == ["...", "s"], lines   # its start, then its end, whatever the other printed
         assert (tmp_path / fig).is_file()
-    assert lines[-1].startswith("3 drawn, 0 skipped, 0 failed in "), lines[-1]
+    assert lines[-1].startswith("4 drawn, 0 skipped, 0 failed in "), lines[-1]
     assert "2 at a time" in lines[-1], lines[-1]
 
 

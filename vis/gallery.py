@@ -82,12 +82,23 @@ GATYS_CONTROL = ("Gatys et al. 2017, Controlling Perceptual Factors in Neural St
 FIGURES = [
     Figure("filters_cifar10_conv1.png", "filters", "First-layer filters",
            "The 32 learnt 5x5 RGB filters of the CIFAR-10 net's first convolution, each scaled to "
-           "its own range: mostly colour blobs and opponent colours, with few clear edges. The "
-           "lecture's Gabor-like edge detectors are AlexNet's 11x11 filters at stride 4 on 224 px "
-           "photos; a 5x5 window of a 32 px image holds little more than a patch of colour.",
+           "its own range: a few smooth colour blobs and opponent colours, most of them per-pixel "
+           "noise with no clear edge. This small net, trained by tinycnn on 32-px images, did not "
+           "learn the lecture's clean edge detectors; SqueezeNet's first layer, trained on "
+           "ImageNet (next figure), did.",
            "Krizhevsky, Sutskever & Hinton 2012, ImageNet Classification with Deep CNNs (fig. 3)",
            "https://papers.nips.cc/paper/4824",
            ["filters", "--model", "cifar10", "--layer", "conv1"]),
+    Figure("filters_squeezenet_conv1.png", "filters", "First-layer filters of an ImageNet net",
+           "SqueezeNet's 64 first-layer filters (3x3 at stride 2, trained on ImageNet), each "
+           "scaled to its own range: light and dark bars and steps, horizontal, vertical and "
+           "diagonal, dark and light spots, flat colours and opponent pairs (blue against "
+           "orange, red against blue): the lecture's edge and colour detectors at the smallest "
+           "size a filter can have. AlexNet's, in the lecture, are 11x11, wide enough for "
+           "Gabor-like stripes.",
+           "Krizhevsky, Sutskever & Hinton 2012, ImageNet Classification with Deep CNNs (fig. 3)",
+           "https://papers.nips.cc/paper/4824",
+           ["filters", "--model", "squeezenet", "--layer", "conv1"], needs=(SQ,)),
     Figure("filters_cifar10_conv2.png", "filters", "Higher-layer filters",
            "conv2's 3x3 weights, one row per filter, one column per input channel: hard to read, "
            "which is why the techniques below look at activations and gradients instead.",
