@@ -202,8 +202,11 @@ FIGURES = [
            "Guided backprop of an intermediate neuron",
            "The gradient of one fire6 neuron (channel 330) with respect to the image, through "
            "ReLUs with the plain backprop, deconvnet and guided rules, shown enlarged over the "
-           "neuron's receptive field (framed in white on the photo): guided is the sharpest. The "
-           "neuron answers to round things: the cat's eye, the astronaut's mission patch.",
+           "neuron's receptive field (framed in white on the photo). Plain backprop is speckle; "
+           "deconvnet and guided both draw the outlines of what the neuron answers to, round "
+           "things: the cat's eye, the astronaut's mission patch. At this middle layer the two "
+           "differ little, guided (which also drops what the forward pass switched off) a little "
+           "cleaner; Springenberg et al. find the deconvnet's pictures fail at higher layers.",
            "Springenberg et al. 2015, Striving for Simplicity: The All Convolutional Net",
            "https://arxiv.org/abs/1412.6806",
            ["guided_backprop", "--layer", "fire6", "--channel", "330",
