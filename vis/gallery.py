@@ -115,9 +115,9 @@ FIGURES = [
            "Test images (left column) and their six nearest neighbours among the 10,000 test "
            "images: by the distance of 256-d relu6 features (middle), which finds the query's "
            "class in other poses and colours for the dog, the horse and the trucks, and related "
-           "classes for the rest (the airliner finds a seaplane and boats, the yellow car two "
-           "cars and three planes, the brown dog cats), and by raw pixels (right), which finds "
-           "similar colours and layouts whatever the class.",
+           "classes for the rest (the airliner finds a seaplane, boats and one airliner, the "
+           "brown dog cats), and by raw pixels (right), which finds similar colours and layouts "
+           "whatever the class.",
            "Krizhevsky, Sutskever & Hinton 2012 (fig. 4)", "https://papers.nips.cc/paper/4824",
            ["neighbors", "--model", "cifar10"], ["--count", "1000"], needs=(DATA,),
            thumbnail=False),
@@ -221,8 +221,8 @@ FIGURES = [
            "the line over each row checks against the score's difference (completeness). "
            "Integrated gradients keep the grid: a shifted image would change the score they "
            "must add up to. The class is the net's top one: for the rocket photo 'drilling "
-           "platform' (the saliency figure asks for 'missile'), whose map lies on the towers and "
-           "the pad's lights.",
+           "platform' (the saliency figure asks for 'missile'), whose Grad-CAM map lies on the "
+           "rocket's nose, the top of the left tower and the pad's lights.",
            "Selvaraju et al. 2017 (Grad-CAM); Smilkov et al. 2017; Sundararajan et al. 2017",
            "https://arxiv.org/abs/1610.02391",
            ["attribution", "--image", "rocket.jpg", "coffee.png"],
@@ -288,8 +288,8 @@ FIGURES = [
     Figure("fooling_squeezenet.png", "fooling", "Fooling images",
            "A change of at most 45 of 255 in any pixel and 4 on average (RMS; the title's L2 "
            "over the 224x224x3 values), magnified on the right, turns the cat into a 'stingray' "
-           "for the network: side by side at this size the two cats look the same; enlarged, the "
-           "fooled one shows faint specks.",
+           "for the network: side by side at this size the two cats look nearly the same, a few "
+           "faint yellow specks on the fooled one.",
            "Szegedy et al. 2014, Intriguing properties of neural networks",
            "https://arxiv.org/abs/1312.6199",
            ["fooling", "--model", "squeezenet", "--image", "chelsea.png", "--target", "stingray"],
@@ -322,8 +322,8 @@ FIGURES = [
            "not its layout, so the last image, with every layer, can be larger (240 px) than "
            "the sample. Colours and grain come first; fire2 to fire5 add the edges of bricks "
            "(not their staggered courses: no layer's Gram records where one brick lies against "
-           "the next), blades and brush strokes. On grass, fire7's Gram adds a fine hatching, "
-           "not longer blades. Each caption gives the image's time.",
+           "the next), a finer grain on grass and brush strokes on Starry Night. On grass, "
+           "fire7's Gram adds a fine hatching, not blades. Each caption gives the image's time.",
            GATYS_TEXTURE[0], GATYS_TEXTURE[1],
            ["texture_synthesis", "--texture", "textures/brick.png", "textures/grass.png",
             "styles/starry_night.jpg", "--zoom", "2"],
