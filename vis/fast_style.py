@@ -50,7 +50,7 @@ from tinycnn.net import Network, Residual, Sequential
 from vis import cli, render
 from vis._optimize import pixel_range
 from vis.objectives import style_targets_of, synthesis_objective
-from vis.style_transfer import (CONTENT_LAYER, PRESETS, STYLE_LAYERS, style_file, style_row,
+from vis.style_transfer import (CONTENT_LAYER, PRESETS, STYLE_LAYERS, style_file, style_tiles,
                                 style_transfer)
 
 WIDTH, BLOCKS = 16, 3            # Johnson et al.: 32 and 5 (see the module docstring)
@@ -265,8 +265,9 @@ def main(argv=None):
                      f"ratio {fast_loss / slow_loss:.2f}, {slow_s / fast_s:.0f}x faster"
                      + " " * 20)
         print(line)
-        rows.append(render.hstack(row))
-    figure = render.vstack([style_row([args.style])] + rows)
+        rows.append(row)
+    figure = render.vstack([render.hstack(style_tiles([args.style]))] +
+                           render.columns_aligned(rows))
     print(f"wrote {render.save(figure, cli.output_path(args, 'fast_style'))}")
 
 

@@ -149,6 +149,15 @@ def vstack(images, pad=8):
     return np.concatenate(parts, axis=0)
 
 
+def columns_aligned(rows):
+    """Rows of panels (lists of images) as images whose columns line up: each panel padded
+    on the right to its column's widest."""
+    widths = [max(row[k].shape[1] for row in rows if k < len(row))
+              for k in range(max(map(len, rows)))]
+    return [hstack([np.pad(p, ((0, 0), (0, w - p.shape[1]), (0, 0)), constant_values=255)
+                    for p, w in zip(row, widths)]) for row in rows]
+
+
 def line_plot(series, *, title="", xlabel="", ylabel="", size=(480, 320), ylim=None):
     """A small line chart: series {label: (x, y)} -> uint8 (H, W, 3)."""
     colours = [(31, 119, 180), (214, 39, 40), (44, 160, 44), (148, 103, 189)]

@@ -188,8 +188,8 @@ def main(argv=None):
             image = deprocess(image, mean=mean, std=std)
             name = specs[len(rows)] if len(specs) == len(batches) * len(x) else None
             rows.append(figure_row(net, image, s, sm, cam, t, hand_mask(name, image.shape[:2])))
-    path = render.save(render.vstack(columns_aligned(rows)), cli.output_path(args, "saliency"))
-    print(f"wrote {path}")
+    figure = render.vstack(render.columns_aligned(rows))
+    print(f"wrote {render.save(figure, cli.output_path(args, 'saliency'))}")
 
 
 def hand_mask(spec, shape):
@@ -239,15 +239,6 @@ def figure_row(net, image, sal, smooth, cam, target, reference=None):
         labels[4] += f", IoU {intersection_over_union(mask, reference):.2f}"
     print(f"{name}: GrabCut energy per iteration " + ", ".join(f"{e:.6g}" for e in energies))
     return [render.caption(p, label) for p, label in zip(pictures, labels)]
-
-
-def columns_aligned(rows):
-    """Rows of panels as images whose columns line up: each panel padded to its column's
-    widest."""
-    widths = [max(row[k].shape[1] for row in rows if k < len(row))
-              for k in range(max(map(len, rows)))]
-    return [render.hstack([np.pad(p, ((0, 0), (0, w - p.shape[1]), (0, 0)), constant_values=255)
-                           for p, w in zip(row, widths)]) for row in rows]
 
 
 if __name__ == "__main__":

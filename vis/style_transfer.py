@@ -324,19 +324,25 @@ def main(argv=None):
                 log=lambda msg, k=k: print(f"image {k}/{total}: {msg}", end="\r", flush=True)))
         rows.append(picture_row(_name(c), photo, pictures, [v.label for v in columns]))
     print()
-    figure = render.vstack([style_row(args.style)] + rows)
+    if [v.styles for v in columns] == [[s] for s in args.style]:   # one style a column: above it
+        blank = np.full((1, rows[0][0].shape[1], 3), 255, np.uint8)      # over the photos
+        figure = render.vstack(render.columns_aligned([[blank] + style_tiles(args.style)] + rows))
+    else:
+        figure = render.vstack([render.hstack(style_tiles(args.style))] +
+                               [render.hstack(row) for row in rows])
     print(f"wrote {render.save(figure, cli.output_path(args, 'style_transfer'))}")
 
 
 def picture_row(name, photo, pictures, labels):
-    """The photo, at the pictures' size, then each picture, all captioned."""
+    """The panels of a row: the photo, at the pictures' size, then each picture, all
+    captioned."""
     small = resize_short_side(photo, min(pictures[-1].shape[:2]))
-    return render.hstack([render.caption(small, name)] +
-                         [render.caption(p, label) for p, label in zip(pictures, labels)])
+    return ([render.caption(small, name)] +
+            [render.caption(p, label) for p, label in zip(pictures, labels)])
 
 
-def style_row(styles, height=160):
-    """The style images themselves, side by side at one height, each captioned with its name."""
+def style_tiles(styles, height=160):
+    """The style images themselves, at one height, each captioned with its name."""
     tiles = []
     for s in styles:
         painting = cli.read_image(style_file(s))
@@ -344,7 +350,7 @@ def style_row(styles, height=160):
         small = Image.fromarray(painting).resize((max(1, round(w * height / h)), height),
                                                  Image.LANCZOS)
         tiles.append(render.caption(np.asarray(small), f"style: {_name(s)}"))
-    return render.hstack(tiles)
+    return tiles
 
 
 if __name__ == "__main__":
