@@ -193,7 +193,7 @@ def main(argv=None):
 
 
 def facet_figure(net, target, images, labels, nearest, starts, facets):
-    """The facets side by side, over one row per cluster: five of the images nearest its
+    """The facets side by side, over one row per cluster, two rows a line: the images nearest its
     centre, their mean (the start), the facet; captioned with the class score at the start and
     at the facet, and the facet's rank among the classes."""
     from tinycnn.io.images import deprocess
@@ -220,7 +220,8 @@ def facet_figure(net, target, images, labels, nearest, starts, facets):
         f"they differ by {apart.min():.2f}-{apart.max():.2f} RMS (their starts by "
         f"{start_apart.min():.2f}-{start_apart.max():.2f}); each moved {moved.min():.2f}-"
         f"{moved.max():.2f} from its start (normalised pixels)")
-    return render.vstack([strip, render.caption(render.vstack(rows),
+    lines = render.columns_aligned([rows[j:j + 2] for j in range(0, len(rows), 2)])
+    return render.vstack([strip, render.caption(render.vstack(lines),
                                                 "images nearest each cluster's centre | their "
                                                 "mean (the start) | the facet")], pad=12)
 
