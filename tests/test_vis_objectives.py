@@ -4,7 +4,8 @@ import pytest
 from hypothesis import assume, given, strategies as st
 
 from tinycnn.gradcheck import numeric_grad, rel_error
-from vis.objectives import alpha_norm, content_loss, gram_matrix, gram_matrix_backward, style_loss, tv_loss
+from vis.objectives import (alpha_norm, content_loss, gram_matrix, gram_matrix_backward, shifted,
+                            style_loss, tv_loss)
 
 from .strategies import seeds
 
@@ -65,3 +66,15 @@ def test_tv_by_hand():
     # dh: (1, 0 | 2, 0), dv: (3, 4 | 0, 0): squares sum to 1 + 4 + 9 + 16
     assert tv_loss(x, 1.0)[0] == 30.0
     assert np.isclose(tv_loss(x, 1.0, beta=1.0, eps=1e-12)[0], np.sqrt(1 + 9) + np.sqrt(0 + 16) + 2 + 0)
+
+
+@given(seeds, st.integers(1, 4), st.data())
+def test_shifted_reads_the_moved_image_back_at_its_own_pixels(seed, grid, data):
+    """The identity, moved and read back, is the image itself; a map of the frame's rows is the
+    image's row index moved by dy (the frame's dy mirrored rows above)."""
+    dy, dx = data.draw(st.integers(0, grid - 1)), data.draw(st.integers(0, grid - 1))
+    x = np.random.default_rng(seed).standard_normal((2, 3, 5, 6))
+    np.testing.assert_array_equal(shifted(lambda z: z, x, (dy, dx), grid), x)
+    rows = shifted(lambda z: np.broadcast_to(np.arange(z.shape[2])[:, None], z.shape), x,
+                   (dy, dx), grid)
+    np.testing.assert_array_equal(rows[0, 0, :, 0], np.arange(5) + dy)

@@ -202,7 +202,9 @@ FIGURES = [
            "Guided backprop of an intermediate neuron",
            "The gradient of one fire6 neuron (channel 330) with respect to the image, through "
            "ReLUs with the plain backprop, deconvnet and guided rules, shown enlarged over the "
-           "neuron's receptive field (framed in white on the photo). Plain backprop is speckle; "
+           "neuron's receptive field (framed in white on the photo), each averaged over the 16 "
+           "moves of the photo by 0-3 px, which remove the colour speckle that conv1's and its "
+           "pool's strides lay on one gradient (--grid 1 draws that). Plain backprop is speckle; "
            "deconvnet and guided both draw the outlines of what the neuron answers to, round "
            "things: the cat's eye, the astronaut's mission patch. At this middle layer the two "
            "differ little, guided (which also drops what the forward pass switched off) a little "

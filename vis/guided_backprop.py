@@ -12,6 +12,12 @@ Understanding Convolutional Networks"):
 Only positive influence flows back through each ReLU under the guided rule, which
 is why guided backprop images look like the part of the picture the neuron detects.
 
+The strides of conv1 and its pool add a colour speckle that repeats every 4 pixels (the
+net's, not the picture's: ``vis/saliency.py``). ``gridless_guided_backprop`` averages the
+gradient over the image moved by 0-3 pixels down and across (``--grid 4``, SqueezeNet's
+default; ``--grid 1``: one gradient, no shifts), the neuron kept where it fires most in
+the unmoved image.
+
     python -m vis.guided_backprop --model squeezenet --layer fire6 --channel 330
     make guided_backprop       (the gallery's figure, on two photos)
 """
@@ -19,7 +25,7 @@ import numpy as np
 
 from tinycnn import backend
 from vis import cli, render
-from vis.objectives import select
+from vis.objectives import grid_shifts, select, shifted
 
 
 def strongest_channel(net, x, layer):
@@ -41,6 +47,18 @@ def guided_backprop(net, x, layer, channel, rule="guided", position=None):
     return backend.to_numpy(dx)
 
 
+def gridless_guided_backprop(net, x, layer, channel, rule="guided", *, grid):
+    """(N, C, H, W) NumPy: ``guided_backprop`` of one image x (1, C, H, W) averaged over the
+    grid^2 moves of x by 0 to grid - 1 pixels (``shifted``), for the neuron at the position
+    where the channel fires most in x itself."""
+    act = backend.to_numpy(net.activations(x, layer)[layer])[0, channel]
+    position = tuple(int(p) for p in np.unravel_index(act.argmax(), act.shape))
+    def gradient(z):
+        return guided_backprop(net, z, layer, channel, rule, position)
+    shifts = grid_shifts(grid)
+    return sum(shifted(gradient, x, s, grid) for s in shifts) / len(shifts)
+
+
 def support(grads):
     """(top, left, side) of the smallest square holding every pixel the (C, H, W)
     gradients reach (the neuron's receptive field), kept inside the image."""
@@ -55,7 +73,11 @@ def support(grads):
 def main(argv=None):
     p = cli.parser("Backprop vs deconvnet vs guided backprop for one neuron.", target=False,
                    layer="neuron_layer", channel=True)
+    p.add_argument("--grid", type=cli.count, default=None,
+                   help="average over the image moved by 0 to GRID - 1 pixels (default: the "
+                        "model's stride grid; 1: a single gradient)")
     args = cli.parse_args(p, argv, __doc__)
+    grid = args.grid or cli.model_default(args.model, "stride_grid")
     net = cli.load_net(args)
     cli.check_channel(net, args.layer, args.channel)
     x, rgb = cli.load_inputs(net, args.image)
@@ -63,7 +85,8 @@ def main(argv=None):
     size = max(rgb[0].shape[0], 128)
     rows = []
     for n, image in enumerate(rgb):
-        grads = [guided_backprop(net, x[n:n + 1], args.layer, channel, rule)[0]
+        grads = [gridless_guided_backprop(net, x[n:n + 1], args.layer, channel, rule,
+                                          grid=grid)[0]
                  for rule in ("backprop", "deconvnet", "guided")]
         box = support(grads)                         # the neuron's receptive field, enlarged below
         pictures = [render.zoomed(render.framed(image, box), (0, 0, image.shape[0]), size),
@@ -73,7 +96,8 @@ def main(argv=None):
     image = render.caption(render.vstack(rows),
                            f"{args.model} {args.layer} channel {channel} at its strongest "
                            "position: image (white: receptive field) | field enlarged | "
-                           "backprop | deconvnet | guided")
+                           "backprop | deconvnet | guided"
+                           + (f", each averaged over {grid * grid} shifts" if grid > 1 else ""))
     print(f"wrote {render.save(image, cli.output_path(args, 'guided_backprop'))}")
 
 

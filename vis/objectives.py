@@ -74,14 +74,20 @@ def grid_shifts(grid):
     return tuple((dy, dx) for dy in range(grid) for dx in range(grid))
 
 
-def shifted_gradient(net, x, target, shift, grid):
-    """(N, C, H, W) on x's device: dS_target/dx of x moved ``shift`` = (dy, dx) pixels down and
-    across inside a frame of grid - 1 mirrored pixels (dy above, the rest below; so across),
-    read back at x's own pixels. The mirror continues the image: no seam for the gradient to
-    light."""
+def shifted(f, x, shift, grid):
+    """f of x moved ``shift`` = (dy, dx) pixels down and across inside a frame of grid - 1
+    mirrored pixels (dy above, the rest below; so across), read back at x's own pixels: f maps
+    an (N, C, H', W') batch to a map of the same shape. The mirror continues the image: no seam
+    for a gradient to light."""
     (dy, dx), (h, w), xp = shift, x.shape[2:], get_array_module(x)
     framed = xp.pad(x, ((0, 0), (0, 0), (dy, grid - 1 - dy), (dx, grid - 1 - dx)), mode="reflect")
-    return score_gradient(net, framed, target)[:, :, dy:dy + h, dx:dx + w]
+    return f(framed)[:, :, dy:dy + h, dx:dx + w]
+
+
+def shifted_gradient(net, x, target, shift, grid):
+    """(N, C, H, W) on x's device: dS_target/dx of x moved ``shift`` inside a mirrored frame,
+    read back at x's own pixels (``shifted``)."""
+    return shifted(lambda z: score_gradient(net, z, target), x, shift, grid)
 
 
 def noisy_mean(f, x, *, n, noise, seed=0, log=None):
