@@ -115,9 +115,9 @@ FIGURES = [
            "Test images (left column) and their six nearest neighbours among the 10,000 test "
            "images: by the distance of 256-d relu6 features (middle), which finds the query's "
            "class in other poses and colours for the dog, the horse and the trucks, and related "
-           "classes for the rest (the airliner finds a seaplane, boats and one airliner, the "
-           "brown dog cats), and by raw pixels (right), which finds similar colours and layouts "
-           "whatever the class.",
+           "classes for the rest (the airliner finds seaplanes and boats, the yellow car two "
+           "cars and then planes, the brown dog cats), and by raw pixels (right), which finds "
+           "similar colours and layouts whatever the class.",
            "Krizhevsky, Sutskever & Hinton 2012 (fig. 4)", "https://papers.nips.cc/paper/4824",
            ["neighbors", "--model", "cifar10"], ["--count", "1000"], needs=(DATA,),
            thumbnail=False),
@@ -137,13 +137,13 @@ FIGURES = [
            "over), the 63x63 receptive-field crops where each channel fires most, among the 11 "
            "photos, paintings and textures the repository ships, each searched whole and "
            "enlarged 2 and 3 times in tiles (154 views): the top 6, at most two per image, whose"
-           " fields overlap by at most a quarter, and only fields inside the image. Four rows "
-           "share a shape: eyes in every crop of the first, angular lattices (gravel, a launch "
-           "tower) in the second, round shapes (badges, eyes, a painted ring) in the third, "
-           "diagonal streaks in the fourth; the fifth mixes. A row's fire5 feature vectors have "
-           "a mean cosine similarity of 0.67, against 0.48 for random patches. The lecture's "
-           "rows come from 50,000 images; with 11, a channel's seventh-best crop is often "
-           "something else.",
+           " fields overlap by at most a quarter, and only fields inside the image. The first "
+           "row is eyes in every crop; the next three share a kind more loosely, about four "
+           "crops in six: angular lattices (gravel, a launch tower) in the second, round shapes "
+           "(a badge, eyes, a painted ring) in the third, diagonal strokes (Starry Night, wood) "
+           "in the fourth; the fifth mixes. A row's fire5 feature vectors have a mean cosine "
+           "similarity of 0.67, against 0.48 for random patches. The lecture's rows come from "
+           "50,000 images; with 11, a channel's best crops run out after a few.",
            "Springenberg et al. 2015, Striving for Simplicity (fig. 4); Girshick et al. 2014",
            "https://arxiv.org/abs/1412.6806",
            ["max_patches", "--model", "squeezenet", "--layer", "fire5", "--pick", "5",
@@ -190,7 +190,7 @@ FIGURES = [
            "map of 'missile' lies on the rocket, but the blurred seeds are wider than it and "
            "hold the sky beside it, which the cut keeps. There the seeds fail, not GrabCut: "
            "seeded from the hand masks, it cuts the astronaut at IoU 0.96 and the rocket at "
-           "0.84. The map of the photo itself (second column) shows the cup's rim but is "
+           "0.84. The map of the photo itself (second column) shows the cup and saucer but is "
            "speckle on the cat and the rocket: averaging over noisy copies is what finds them.",
            SIMONYAN[0], SIMONYAN[1],
            ["saliency", "--image", "coffee.png", "chelsea.png", "rocket.jpg", "astronaut.png",
@@ -252,7 +252,8 @@ FIGURES = [
            ["--steps", "10"], needs=(SQ,), crop=(.8, 1, 0, .5)),
     Figure("class_visualization_cifar10.png", "class_visualization",
            "Class visualisation (CIFAR-10 net)",
-           "The same gradient ascent for all ten CIFAR-10 classes of the shipped net.",
+           "CS231n's gradient ascent (L2 penalty, jitter, blur, clamp) for all ten CIFAR-10 "
+           "classes of the shipped net.",
            SIMONYAN[0], SIMONYAN[1],
            ["class_visualization", "--model", "cifar10"], ["--steps", "10"],
            crop=(0, 1, 0, .4)),
@@ -322,10 +323,12 @@ FIGURES = [
            "and more layers of a 160-px sample (the centre of each texture shrunk to 320 px, "
            "so that blades of grass stay wider than conv1's stride): the texture's statistics, "
            "not its layout, so the last image, with every layer, can be larger (240 px) than "
-           "the sample. Colours and grain come first; fire2 to fire5 add the edges of bricks "
+           "the sample. Colours and grain come first (relu1 already breaks bricks into edge "
+           "fragments); fire2 to fire5 add the edges of bricks "
            "(not their staggered courses: no layer's Gram records where one brick lies against "
            "the next), a finer grain on grass and brush strokes on Starry Night. On grass, "
-           "fire7's Gram adds a fine hatching, not blades. Each caption gives the image's time.",
+           "fire7's Gram adds coloured pixel speckle and a fine hatching, not blades: that "
+           "image is worse than fire5's. Each caption gives the image's time.",
            GATYS_TEXTURE[0], GATYS_TEXTURE[1],
            ["texture_synthesis", "--texture", "textures/brick.png", "textures/grass.png",
             "styles/starry_night.jpg", "--zoom", "2"],
@@ -353,12 +356,12 @@ FIGURES = [
            ["--texture", "textures/brick.png", "--crop", "centre", "--window", "11", "--size",
             "24"], needs=(), crop=(.5, 1, 0, .5)),
     Figure("style_transfer.png", "style_transfer", "Neural style transfer",
-           "The content of a photo (fire2 features) with the style (Gram matrices of four layers) "
-           "of three paintings, shown on top: CS231n's three parameter sets, with 50 times its "
-           "total-variation weight, without which Adam's large steps leave per-pixel rainbow "
-           "speckle (PyTorch draws the same). The heavy smoothing also softens the strokes: "
-           "the results are paler than the paintings, and Composition VII loses its black "
-           "lines.",
+           "The content of a photo (fire2 features) with the style (Gram matrices of four "
+           "layers) of three paintings, each above its column: CS231n's three parameter sets, "
+           "with 50 times its total-variation weight, without which Adam's large steps leave "
+           "per-pixel rainbow speckle (PyTorch's autograd draws the same: bench/loops.py). The "
+           "heavy smoothing also softens the strokes: the results are paler than the paintings, "
+           "and Composition VII loses its black lines.",
            GATYS_STYLE[0], GATYS_STYLE[1],
            ["style_transfer", "--content", "chelsea.png", "coffee.png"],
            ["--content", "chelsea.png", "--style", "starry_night", "--steps", "5"], needs=(SQ,),

@@ -353,7 +353,7 @@ def _caption(args, channels, *, images, views, scales, size, inside, of, alike):
     where = ", all inside the image" if inside == 1 else ""
     chosen = f"; the {len(channels)} most selective of {of}, no two alike" if args.pick else ""
     apart = "" if args.per_image == 1 else f" (fields overlapping at most {args.overlap:g})"
-    return (f"{args.model} {args.layer}: top {args.k} patches of channels {channels} (rows"
+    return (f"{args.model} {args.layer}: top {args.k} patches of channels {channels}\n(rows"
             f"{chosen})\nat most {args.per_image} per image{apart}; {size}-px fields{where}\n"
             f"{searched}\nmean cosine similarity of a row's {args.layer} features "
             f"{alike[0]:.2f}, of random patches' {alike[1]:.2f}")
