@@ -91,14 +91,15 @@ FIGURES = [
            ["filters", "--model", "cifar10", "--layer", "conv1"]),
     Figure("filters_squeezenet_conv1.png", "filters", "First-layer filters of an ImageNet net",
            "SqueezeNet's 64 first-layer filters (3x3 at stride 2, trained on ImageNet), each "
-           "scaled to its own range: light and dark bars and steps, horizontal, vertical and "
-           "diagonal, dark and light spots, flat colours and opponent pairs (blue against "
-           "orange, red against blue): the lecture's edge and colour detectors at the smallest "
-           "size a filter can have. AlexNet's, in the lecture, are 11x11, wide enough for "
-           "Gabor-like stripes.",
+           "scaled to its own range and sorted by how much of the tile is a pattern in space "
+           "rather than one flat colour: the first rows are light and dark bars, steps and "
+           "spots, horizontal, vertical and diagonal; opponent colours (blue against orange, red"
+           " against blue) follow, and flat colours fill the last row. These are the lecture's "
+           "edge and colour detectors at the smallest size a filter can have; AlexNet's, in the "
+           "lecture, are 11x11, wide enough for Gabor-like stripes.",
            "Krizhevsky, Sutskever & Hinton 2012, ImageNet Classification with Deep CNNs (fig. 3)",
            "https://papers.nips.cc/paper/4824",
-           ["filters", "--model", "squeezenet", "--layer", "conv1"], needs=(SQ,)),
+           ["filters", "--model", "squeezenet", "--layer", "conv1", "--sort"], needs=(SQ,)),
     Figure("filters_cifar10_conv2.png", "filters", "Higher-layer filters",
            "conv2's 3x3 weights, one row per filter, one column per input channel: hard to read, "
            "which is why the techniques below look at activations and gradients instead.",
