@@ -92,11 +92,12 @@ FIGURES = [
     Figure("filters_squeezenet_conv1.png", "filters", "First-layer filters of an ImageNet net",
            "SqueezeNet's 64 first-layer filters (3x3 at stride 2, trained on ImageNet), each "
            "scaled to its own range and sorted by how much of the tile is a pattern in space "
-           "rather than one flat colour: the first rows are light and dark bars, steps and "
-           "spots, horizontal, vertical and diagonal; opponent colours (blue against orange, red"
-           " against blue) follow, and flat colours fill the last row. These are the lecture's "
-           "edge and colour detectors at the smallest size a filter can have; AlexNet's, in the "
-           "lecture, are 11x11, wide enough for Gabor-like stripes.",
+           "rather than one flat colour: the first rows are mostly light and dark bars, steps "
+           "and spots, horizontal, vertical and diagonal, with opponent colours (blue against "
+           "orange, red against blue) among them; the last row is flat colours and gentle "
+           "gradients. These are the lecture's edge and colour detectors at the smallest size a "
+           "filter can have; AlexNet's, in the lecture, are 11x11, wide enough for Gabor-like "
+           "stripes.",
            "Krizhevsky, Sutskever & Hinton 2012, ImageNet Classification with Deep CNNs (fig. 3)",
            "https://papers.nips.cc/paper/4824",
            ["filters", "--model", "squeezenet", "--layer", "conv1", "--sort"], needs=(SQ,)),
@@ -141,10 +142,10 @@ FIGURES = [
            " fields overlap by at most a quarter, and only fields inside the image. The first "
            "row is eyes in every crop; the next three share a kind more loosely, about four "
            "crops in six: angular lattices (gravel, a launch tower) in the second, round shapes "
-           "(a badge, eyes, a painted ring) in the third, diagonal strokes (Starry Night, wood) "
-           "in the fourth; the fifth mixes. A row's fire5 feature vectors have a mean cosine "
-           "similarity of 0.67, against 0.48 for random patches. The lecture's rows come from "
-           "50,000 images; with 11, a channel's best crops run out after a few.",
+           "(a badge, eyes, a painted ring) in the third, diagonal strokes (Starry Night, a "
+           "table) in the fourth; the fifth mixes. A row's fire5 feature vectors have a mean "
+           "cosine similarity of 0.67, against 0.48 for random patches. The lecture's rows come "
+           "from 50,000 images; with 11, a channel's best crops run out after a few.",
            "Springenberg et al. 2015, Striving for Simplicity (fig. 4); Girshick et al. 2014",
            "https://arxiv.org/abs/1412.6806",
            ["max_patches", "--model", "squeezenet", "--layer", "fire5", "--pick", "5",
@@ -154,9 +155,10 @@ FIGURES = [
     Figure("max_patches_cifar10.png", "max_patches", "Maximally activating patches (CIFAR-10 net)",
            "For the first eight relu4 channels (rows, taken in order, not chosen), the crops of "
            "2000 test images where each channel fires most; grey bars are where a receptive "
-           "field runs off its 32-px image (the zero padding, drawn as the mean colour). Five "
-           "of these channels answer to cars (silver bodies, red and yellow bodies, fronts), "
-           "three to dark diagonal edges such as wings against the sky.",
+           "field runs off its 32-px image (the zero padding, drawn as the mean colour). Rows 1 "
+           "and 5 answer to dark diagonal edges such as wings against the sky, row 3 to dark "
+           "diagonals more loosely; the other five to cars: silver ones in row 2, red and yellow"
+           " ones in row 6, of mixed colours in the rest.",
            "Springenberg et al. 2015, Striving for Simplicity (fig. 4)",
            "https://arxiv.org/abs/1412.6806",
            ["max_patches", "--model", "cifar10", "--layer", "relu4",

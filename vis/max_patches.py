@@ -351,10 +351,11 @@ def _caption(args, channels, *, images, views, scales, size, inside, of, alike):
     searched = f"searched {images} images" + (
         f" ({views} views at {times} times the input size)" if views > images else "")
     where = ", all inside the image" if inside == 1 else ""
-    chosen = f"; the {len(channels)} most selective of {of}, no two alike" if args.pick else ""
+    chosen = (f"\n(rows; the {len(channels)} most selective of {of}, no two alike)" if args.pick
+              else " (rows)")
     apart = "" if args.per_image == 1 else f" (fields overlapping at most {args.overlap:g})"
-    return (f"{args.model} {args.layer}: top {args.k} patches of channels {channels}\n(rows"
-            f"{chosen})\nat most {args.per_image} per image{apart}; {size}-px fields{where}\n"
+    return (f"{args.model} {args.layer}: top {args.k} patches of channels {channels}{chosen}"
+            f"\nat most {args.per_image} per image{apart}; {size}-px fields{where}\n"
             f"{searched}\nmean cosine similarity of a row's {args.layer} features "
             f"{alike[0]:.2f}, of random patches' {alike[1]:.2f}")
 
