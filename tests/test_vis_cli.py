@@ -63,6 +63,7 @@ def test_bad_input_is_one_line(tmp_path, monkeypatch):
         (["vis.guided_backprop", "--layer", "fire22"], "unknown layer 'fire22'"),
         (["vis.guided_backprop", "--layer", "fire2", "--channel", "500"],
          "channel 500 is out of range"),
+        (["vis.guided_backprop", "--grid", "1000"], "--grid 1000: at most 8"),
         (["vis.filters", "--model", "squeezenet", "--layer", "relu1"], "not a convolution"),
         (["vis.filters", "--model", "alexnet"], "unknown model 'alexnet'"),
     ]

@@ -27,6 +27,8 @@ from tinycnn import backend
 from vis import cli, render
 from vis.objectives import grid_shifts, select, shifted
 
+MAX_GRID = 8      # --grid: grid^2 backward passes per rule and image
+
 
 def strongest_channel(net, x, layer):
     """The channel of ``layer`` with the largest activation anywhere in the first image."""
@@ -78,6 +80,10 @@ def main(argv=None):
                         "model's stride grid; 1: a single gradient)")
     args = cli.parse_args(p, argv, __doc__)
     grid = args.grid or cli.model_default(args.model, "stride_grid")
+    if grid > MAX_GRID:
+        raise ValueError(f"--grid {grid}: at most {MAX_GRID} (it costs grid^2 backward passes "
+                         "per rule; a stride grid is 4 pixels on SqueezeNet, 2 on the CIFAR-10 "
+                         "net)")
     net = cli.load_net(args)
     cli.check_channel(net, args.layer, args.channel)
     x, rgb = cli.load_inputs(net, args.image)
