@@ -66,6 +66,7 @@ def test_bad_input_is_one_line(tmp_path, monkeypatch):
         (["vis.guided_backprop", "--grid", "1000"], "--grid 1000: at most 8"),
         (["vis.filters", "--model", "squeezenet", "--layer", "relu1"], "not a convolution"),
         (["vis.filters", "--model", "alexnet"], "unknown model 'alexnet'"),
+        (["vis.filters", "--layer", "conv2", "--sort"], "--sort orders RGB first-layer filters"),
     ]
     for args, message in cases:
         done = run(*args)

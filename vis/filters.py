@@ -55,6 +55,9 @@ def filter_grid(net, layer, *, max_out=64, max_in=16, scale=None, sort=False):
     w = to_numpy(conv.params["weight"])                      # (F, C, K, K)
     F, C, K, _ = w.shape
     scale = scale or max(1, 48 // K)
+    if sort and C != 3:
+        raise ValueError(f"--sort orders RGB first-layer filters; {layer!r} has {C} input "
+                         "channels")
     if C == 3:
         shown = w[np.argsort(-pattern_share(w), kind="stable")] if sort else w
         tiles = np.stack([render.to_uint8(f.transpose(1, 2, 0))
