@@ -277,18 +277,18 @@ FIGURES = [
             "--channels", "330", "57", "201", "300", "--regularizer", "cs231n", "fourier"],
            ["--steps", "10"], needs=(SQ,), crop=(.5, 1, 0, .5)),
     Figure("multifaceted_cifar10.png", "multifaceted", "Multifaceted visualisation",
-           "One class, several faces: the 5000 training 'automobiles' clustered by k-means on the "
-           "net's relu6 codes (after PCA), and one class visualisation per cluster, started from "
-           "the mean of the 2 images nearest the cluster's centre (each row shows them, their "
-           "mean and the facet) and drawn in decorrelated colours, penalised for leaving that "
-           "start. Each of the six facets (top) becomes the net's top class and keeps its "
-           "start's colour (slate, red, silver, dark red, red, blue); the silver and the blue "
-           "one also keep their starts' poses. The net draws the same dark wheel arches and "
-           "outline into all six, so at 32 px they read more as one car in six colours than as "
-           "six faces. The title gives how far apart they lie.",
+           "One class, several faces: the 5000 training 'horses' clustered by k-means on the net's"
+           " relu6 codes (after PCA), and one class visualisation per cluster, started from the "
+           "mean of the 2 images nearest the cluster's centre (each row shows them, their mean and"
+           " the facet) and drawn in decorrelated colours, penalised for leaving that start. Each "
+           "of the six facets (top) becomes the net's top class, and each keeps its cluster's "
+           "look: a dark horse side-on on pale ground, a brown one facing the other way on sand, "
+           "two head-and-neck close-ups (clusters 3 and 4), a horse with a rider on green (cluster"
+           " 5) and a dark horse on grass. The ascent draws the same thin dark legs into all six, "
+           "even into the close-ups. The title gives how far apart they lie.",
            "Nguyen, Yosinski & Clune 2016, Multifaceted Feature Visualization",
            "https://arxiv.org/abs/1602.03616",
-           ["multifaceted", "--model", "cifar10", "--target", "automobile"],
+           ["multifaceted", "--model", "cifar10", "--target", "horse"],
            ["--steps", "10", "--k", "2"],
            needs=(DATA,), thumbnail=False),
     Figure("fooling_squeezenet.png", "fooling", "Fooling images",

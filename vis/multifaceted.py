@@ -1,16 +1,16 @@
 """Multifaceted feature visualisation: one class, several looks.
 
 Nguyen, Yosinski & Clune (2016), "Multifaceted Feature Visualization". A class is
-not one picture: a car is red or blue, seen from the front or the side. One class
+not one picture: a horse is seen from the side or close up, alone or ridden. One class
 visualisation mixes these looks; Nguyen et al. draw one picture per *facet*:
 
 1. embed the class's training images by their activations at a late layer (fc7 there,
    relu6 here), reduce them with PCA and cluster them (they use t-SNE, then k-means;
    here k-means in the PCA space, which needs no t-SNE);
 2. start each facet from the mean of the images nearest its cluster's centre, not of the
-   whole cluster: the mean of a thousand cars is a grey blur that every cluster shares.
+   whole cluster: the mean of a thousand horses is a grey blur that every cluster shares.
    Here the 2 nearest: this small net's relu6 clusters mix colours and poses, and the mean
-   of more of them is a blur from which every facet climbs to the same car;
+   of more of them is a blur from which every facet climbs to the same picture;
 3. climb the class score from there, regularised so that the facet stays that
    cluster's picture.
 
@@ -28,14 +28,14 @@ plain ascent (CS231n's recipe) drives every start to the one picture the network
 best. As in CS231n's recipe the image is jittered (a random roll each step), the offset
 blurred every few steps and the pixels kept in range; t climbs for 50 steps from 0, not to
 the maximum. (Nguyen et al. also bias the ascent towards the image's centre; at 32x32
-each facet is already one car in the middle.)
+each facet is already one object in the middle.)
 
 k-means (Lloyd 1982) with k-means++ seeding (Arthur & Vassilvitskii 2007), the one
 GrabCut fits its colour mixtures from (vis/grabcut.py): alternate assigning each point
 to its nearest centre and moving each centre to the mean of its points, until no
 assignment changes.
 
-    python -m vis.multifaceted --model cifar10 --target automobile   (make multifaceted)
+    python -m vis.multifaceted --model cifar10 --target horse   (make multifaceted)
 """
 import numpy as np
 
@@ -50,10 +50,11 @@ from vis.objectives import score_objective, total
 from vis.class_visualization import COLORS, CS231N
 from vis.grabcut import kmeans
 
-PCA_DIMS = 50     # the usual step before t-SNE; about 95% of relu6's variance on CIFAR-10 cars
+PCA_DIMS = 50     # the usual step before t-SNE; 91-95% of relu6's variance (horses, cars)
 NEAREST = 2       # images averaged into a start (see step 2 above)
-# the ascent, chosen by looking at the CIFAR-10 net's automobiles: far enough to draw a car in
-# each start, not so far that every facet becomes the same car or loses its start's colours
+# the ascent, chosen by looking at the CIFAR-10 net's automobiles and horses: far enough to draw
+# the class into each start, not so far that every facet becomes the same picture or loses its
+# start's colours
 FACET = dict(steps=50, lr=0.1, weight=1.0)
 
 
@@ -181,7 +182,7 @@ def main(argv=None):
                          "(there are no ImageNet training images here)")
     net = cli.load_net(args, "cifar10")
     cli.check_channel(net, args.layer)
-    target = class_index(args.target or "automobile", net.meta["classes"])
+    target = class_index(args.target or "horse", net.meta["classes"])
     x, y = load_cifar10("train")
     images = normalize(x[y == target], net)      # all of the class: 5000 for CIFAR-10
     facets, starts, labels, nearest = multifaceted(
