@@ -281,11 +281,12 @@ FIGURES = [
            " relu6 codes (after PCA), and one class visualisation per cluster, started from the "
            "mean of the 2 images nearest the cluster's centre (each row shows them, their mean and"
            " the facet) and drawn in decorrelated colours, penalised for leaving that start. Each "
-           "of the six facets (top) becomes the net's top class, and each keeps its cluster's "
-           "look: a dark horse side-on on pale ground, a brown one facing the other way on sand, "
-           "two head-and-neck close-ups (clusters 3 and 4), a horse with a rider on green (cluster"
-           " 5) and a dark horse on grass. The ascent draws the same thin dark legs into all six, "
-           "even into the close-ups. The title gives how far apart they lie.",
+           "of the six facets (top) becomes the net's top class and keeps its cluster's colours "
+           "and ground: a dark horse side-on on pale ground, a brown one facing the other way on "
+           "sand, a horse with a rider on green (cluster 5), a dark horse on grass. Clusters 3 and"
+           " 4 are head-and-neck close-ups, but their facets are not: the ascent paints a whole "
+           "horse, legs and a rider over the close-up, the one horse this small net draws. The "
+           "title gives how far apart the facets lie.",
            "Nguyen, Yosinski & Clune 2016, Multifaceted Feature Visualization",
            "https://arxiv.org/abs/1602.03616",
            ["multifaceted", "--model", "cifar10", "--target", "horse"],
