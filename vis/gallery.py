@@ -403,12 +403,13 @@ FIGURES = [
             "--colour", "none", "luminance", "histogram"],
            ["--colour", "luminance", "--steps", "5"], needs=(SQ,), crop=(.45, 1, 0, 1)),
     Figure("style_tradeoff.png", "style_controls", "Content against style",
-           "Composition VII with the content weight scaled from 0.01 to 10 times CS231n's: at "
-           "0.01 and 0.1 the painting's texture alone (pastel zigzags in its colours, without its "
-           "black lines: the smoothing of the style transfer figure), the cat gone; at 1 both; "
+           "Composition VII with the content weight scaled from 0.1 to 10 times CS231n's: at "
+           "0.1 the painting's texture alone (pastel zigzags in its colours, without its black "
+           "lines: the smoothing of the style transfer figure), the cat gone; at 0.3 its eyes "
+           "and nose show through the zigzags; at 1 both; at 3 the cat with paint in its fur; "
            "at 10 the photo with a little paint.", GATYS_STYLE[0], GATYS_STYLE[1],
            ["style_transfer", "--content", "chelsea.png", "--style", "composition_vii",
-            "--content-scale", "0.01", "0.1", "1", "10"],
+            "--content-scale", "0.1", "0.3", "1", "3", "10"],
            ["--content-scale", "1", "--steps", "5"], needs=(SQ,),
            crop=(.45, 1, 0, 1)),
 ]
