@@ -326,13 +326,13 @@ FIGURES = [
            "Noise around the sample's mean colour optimised to match the Gram matrices of more "
            "and more layers of a 160-px sample (the centre of each texture shrunk to 320 px, "
            "so that blades of grass stay wider than conv1's stride): the texture's statistics, "
-           "not its layout, so the last image, with every layer, can be larger (240 px) than "
-           "the sample. Colours and grain come first (relu1 already breaks bricks into edge "
-           "fragments); fire2 to fire5 add the edges of bricks "
-           "(not their staggered courses: no layer's Gram records where one brick lies against "
-           "the next), a finer grain on grass and brush strokes on Starry Night. On grass, "
-           "fire7's Gram adds coloured pixel speckle and a fine hatching, not blades: that "
-           "image is worse than fire5's. Each caption gives the image's time.",
+           "not its layout, so the last image, with every layer up to fire5, can be larger "
+           "(240 px) than the sample. Colours and grain come first (relu1 already breaks bricks "
+           "into edge fragments); fire2 to fire5 add the edges of bricks (not their staggered "
+           "courses: no layer's Gram records where one brick lies against the next), thin bright "
+           "blades on grass and brush strokes, then swirls, on Starry Night. Deeper layers are "
+           "left out: fire7's Gram paints grass as a fine speckle. Each caption gives the "
+           "image's time.",
            GATYS_TEXTURE[0], GATYS_TEXTURE[1],
            ["texture_synthesis", "--texture", "textures/brick.png", "textures/grass.png",
             "styles/starry_night.jpg", "--zoom", "2"],
