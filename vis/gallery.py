@@ -116,10 +116,10 @@ FIGURES = [
     Figure("neighbors_cifar10.png", "neighbors", "Last-layer nearest neighbours",
            "Test images (left column) and their six nearest neighbours among the 10,000 test "
            "images: by the distance of 256-d relu6 features (middle), which finds the query's "
-           "class in other poses and colours for the dog, the horse and the trucks, and related "
-           "classes for the rest (the airliner finds seaplanes and boats, the yellow car two "
-           "cars and then planes, the brown dog cats), and by raw pixels (right), which finds "
-           "similar colours and layouts whatever the class.",
+           "class in other poses and colours for the dog of the fourth row, the horse and the "
+           "truck, and related classes for the rest (the airliner finds seaplanes and boats, "
+           "the yellow car two cars and then mostly planes, the brown dog cats), and by raw "
+           "pixels (right), which finds similar colours and layouts whatever the class.",
            "Krizhevsky, Sutskever & Hinton 2012 (fig. 4)", "https://papers.nips.cc/paper/4824",
            ["neighbors", "--model", "cifar10"], ["--count", "1000"], needs=(DATA,),
            thumbnail=False),
@@ -220,10 +220,10 @@ FIGURES = [
     Figure("attribution_squeezenet.png", "attribution",
            "Grad-CAM, SmoothGrad, integrated gradients",
            "Three later answers to 'which pixels mattered': class activation maps from fire9's "
-           "gradients (and guided backprop masked by them); gradients averaged over 32 noisy "
-           "copies, each shifted by 0-3 px in turn so that the 4-px grid of conv1's and its "
-           "pool's strides averages out; and gradients integrated from a black image, whose sum "
-           "the line over each row checks against the score's difference (completeness). "
+           "gradients (and guided backprop masked by them); SmoothGrad, gradients averaged over "
+           "32 noisy copies, each shifted by 0-3 px in turn so that the 4-px grid of conv1's and "
+           "its pool's strides averages out; and gradients integrated from a black image, whose "
+           "sum the line over each row checks against the score's difference (completeness). "
            "Integrated gradients keep the grid: a shifted image would change the score they "
            "must add up to. The class is the net's top one: for the rocket photo 'drilling "
            "platform' (the saliency figure asks for 'missile'), whose Grad-CAM map lies on the "
@@ -268,8 +268,8 @@ FIGURES = [
            "bottom: the same channels drawn through Olah et al.'s Fourier parameterisation in "
            "decorrelated colours (as in the class visualisation figure): 330 draws eyes in "
            "crescent-shaped lids, 57 dark ovals on orange, 201 vertical ridges, 300 a diagonal "
-           "lattice with eye-like spots. A channel that never fires on the near-grey start "
-           "(100, say) gets no gradient from the Fourier start and stays blank.",
+           "lattice with eye-like spots. (Not shown: a channel that never fires on the near-grey "
+           "start, 100 for one, gets no gradient from the Fourier start and stays blank.)",
            "Yosinski et al. 2015, Understanding Neural Networks Through Deep Visualization; "
            "Olah, Mordvintsev & Schubert 2017, Feature Visualization",
            "https://arxiv.org/abs/1506.06579",
@@ -295,8 +295,8 @@ FIGURES = [
     Figure("fooling_squeezenet.png", "fooling", "Fooling images",
            "A change of at most 45 of 255 in any pixel and 4 on average (RMS; the title's L2 "
            "over the 224x224x3 values), magnified on the right, turns the cat into a 'stingray' "
-           "for the network: side by side at this size the two cats look nearly the same, a few "
-           "faint yellow specks on the fooled one.",
+           "for the network: side by side at this size the two cats look nearly the same; "
+           "enlarged, the fooled one is grainier, with faint yellow specks.",
            "Szegedy et al. 2014, Intriguing properties of neural networks",
            "https://arxiv.org/abs/1312.6199",
            ["fooling", "--model", "squeezenet", "--image", "chelsea.png", "--target", "stingray"],
