@@ -196,9 +196,9 @@ FIGURES = [
            "0.84. The map of the photo itself (second column) shows the cup and saucer but is "
            "speckle on the cat and the rocket: averaging over noisy copies is what finds them.",
            SIMONYAN[0], SIMONYAN[1],
-           ["saliency", "--image", "coffee.png", "chelsea.png", "rocket.jpg", "astronaut.png",
-            "grace_hopper.jpg", "--target", "espresso", "Egyptian cat", "657", "predicted",
-            "military uniform", "--size", "300"],
+           ["saliency", "--image", "coffee.png", "chelsea.png", "grace_hopper.jpg", "astronaut.png",
+            "rocket.jpg", "--target", "espresso", "Egyptian cat", "military uniform",
+            "predicted", "657", "--size", "300"],
            ["--size", "160"], needs=(SQ,),
            crop=(0, 1 / 5, 0, 1)),
     Figure("guided_backprop_squeezenet.png", "guided_backprop",
