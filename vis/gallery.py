@@ -134,16 +134,16 @@ FIGURES = [
     Figure("max_patches_squeezenet.png", "max_patches",
            "Maximally activating patches (SqueezeNet)",
            "For the five most selective of fire5's 256 channels (rows; selectivity: how many "
-           "standard deviations a row's activations stand above the channel's mean; a channel "
-           "half of whose crops repeat a row above, as a second eye channel's do, is passed "
-           "over), the 63x63 receptive-field crops where each channel fires most, among the 11 "
-           "photos, paintings and textures the repository ships, each searched whole and "
-           "enlarged 2 and 3 times in tiles (154 views): the top 6, at most two per image, whose"
-           " fields overlap by at most a quarter, and only fields inside the image. The first "
-           "row is eyes in every crop; the next three share a kind more loosely, about four "
-           "crops in six: angular lattices (gravel, a launch tower) in the second, round shapes "
-           "(a badge, eyes, a painted ring) in the third, diagonal strokes (Starry Night, a "
-           "table) in the fourth; the fifth mixes. A row's fire5 feature vectors have a mean "
+           "standard deviations a row's activations stand above the channel's mean; a channel half"
+           " of whose crops repeat a row above, as a second eye channel's do, is passed over), the"
+           " 63x63 receptive-field crops where each channel fires most, among the 11 photos, "
+           "paintings and textures the repository ships, each searched whole and enlarged 2 and 3 "
+           "times in tiles (154 views): the top 6, at most two per image, whose fields overlap by "
+           "at most a quarter, and only fields inside the image. The first row is eyes in every "
+           "crop; the next three share a kind more loosely: angular lattices (gravel, a launch "
+           "tower) in the second, round shapes (a badge, eyes, a painted ring) in the third, "
+           "strokes and stripes (Starry Night, the table's grain, the saucer's rim, a uniform's "
+           "braid) in the fourth; the fifth mixes. A row's fire5 feature vectors have a mean "
            "cosine similarity of 0.67, against 0.48 for random patches. The lecture's rows come "
            "from 50,000 images; with 11, a channel's best crops run out after a few.",
            "Springenberg et al. 2015, Striving for Simplicity (fig. 4); Girshick et al. 2014",
@@ -196,9 +196,9 @@ FIGURES = [
            "0.84. The map of the photo itself (second column) shows the cup and saucer but is "
            "speckle on the cat and the rocket: averaging over noisy copies is what finds them.",
            SIMONYAN[0], SIMONYAN[1],
-           ["saliency", "--image", "coffee.png", "chelsea.png", "grace_hopper.jpg", "astronaut.png",
-            "rocket.jpg", "--target", "espresso", "Egyptian cat", "military uniform",
-            "predicted", "657", "--size", "300"],
+           ["saliency", "--image", "coffee.png", "chelsea.png", "grace_hopper.jpg",
+            "astronaut.png", "rocket.jpg", "--target", "espresso", "Egyptian cat",
+            "military uniform", "predicted", "657", "--size", "300"],
            ["--size", "160"], needs=(SQ,),
            crop=(0, 1 / 5, 0, 1)),
     Figure("guided_backprop_squeezenet.png", "guided_backprop",
@@ -235,17 +235,17 @@ FIGURES = [
            needs=(SQ,), crop=(0, .5, 0, .6)),
     Figure("class_visualization_squeezenet.png", "class_visualization",
            "Class visualisation by gradient ascent",
-           "Images that maximise a class score, the same four classes, each row a better "
-           "regulariser: L2 alone (Simonyan et al., 100 steps) from CS231n's noise and, second "
-           "row, from the lecture's zero image (zero in the normalised input: the mean image), "
-           "where flamingo never moves: its score there is 0 behind SqueezeNet's last ReLU, and "
-           "so is its gradient; CS231n's recipe (L2, jitter, blur every 10 steps, clamping; 100 "
-           "steps); Yosinski et al.'s first set (blur every 4 steps, pixels below the median "
-           "norm zeroed; 500 steps). The pixel rows keep high-frequency colour noise, which the "
-           "gradient favours. The last row changes the coordinates instead of the penalty (Olah "
-           "et al. 2017): Adam on the amplitudes of waves weighted 1/frequency, in decorrelated "
-           "colours, the image rolled at random each step (256 steps): whole flamingos, geese "
-           "and tarantulas appear.",
+           "Images that maximise a class score, the same four classes, the regulariser growing "
+           "down the rows: L2 alone (Simonyan et al., 100 steps) from CS231n's noise and, second "
+           "row, the same L2 from the lecture's zero image (zero in the normalised input: the mean"
+           " image), where flamingo never moves: its score there is 0 behind SqueezeNet's last "
+           "ReLU, and so is its gradient; CS231n's recipe (L2, jitter, blur every 10 steps, "
+           "clamping; 100 steps); Yosinski et al.'s first set (blur every 4 steps, pixels below "
+           "the median norm zeroed; 500 steps). The pixel rows keep high-frequency colour noise, "
+           "which the gradient favours. The last row changes the coordinates instead of the "
+           "penalty (Olah et al. 2017): Adam on the amplitudes of waves weighted 1/frequency, in "
+           "decorrelated colours, the image rolled at random each step (256 steps): whole "
+           "flamingos, geese and tarantulas appear.",
            "Simonyan et al. 2014; Yosinski et al. 2015; Olah, Mordvintsev & Schubert 2017, "
            "Feature Visualization",
            "https://distill.pub/2017/feature-visualization/",
@@ -329,8 +329,8 @@ FIGURES = [
            "not its layout, so the last image, with every layer up to fire5, can be larger "
            "(240 px) than the sample. Colours and grain come first (relu1 already breaks bricks "
            "into edge fragments); fire2 to fire5 add the edges of bricks (not their staggered "
-           "courses: no layer's Gram records where one brick lies against the next), thin bright "
-           "blades on grass and brush strokes, then swirls, on Starry Night. Deeper layers are "
+           "courses: no layer's Gram records where one brick lies against the next), short bright "
+           "flecks on grass and brush strokes, then swirls, on Starry Night. Deeper layers are "
            "left out: fire7's Gram paints grass as a fine speckle. Each caption gives the "
            "image's time.",
            GATYS_TEXTURE[0], GATYS_TEXTURE[1],
