@@ -285,7 +285,7 @@ def test_a_bad_command_line_is_one_error_line_and_status_2(workdir, command):
             "Grad-CAM needs a layer with spatial positions",
         ),
         ("deepdream", ["--octaves", "20"], "20 octaves (--octaves) shrink the image that far"),
-        ("texture_synthesis", ["--size", "1"], "1x1 px is too small for the layers up to fire7"),
+        ("texture_synthesis", ["--size", "1"], "1x1 px is too small for the layers up to fire5"),
         ("texture_synthesis", ["--large", "0.01"], "make --large times --size larger"),
         (
             "style_transfer",
