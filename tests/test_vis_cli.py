@@ -60,6 +60,8 @@ def test_bad_input_is_one_line(tmp_path, monkeypatch):
         (["vis.saliency", "--target", "espreso"],
          "unknown class 'espreso'; close matches: espresso"),
         (["vis.saliency", "--target", "1", "2"], "argument --target: 2 classes for 1 images"),
+        (["vis.attribution", "--target", "1", "2"], "argument --target: 2 classes for 1 images"),
+        (["vis.attribution", "--target", "missile"], "'missile' is ambiguous, it matches 2"),
         (["vis.guided_backprop", "--layer", "fire22"], "unknown layer 'fire22'"),
         (["vis.guided_backprop", "--layer", "fire2", "--channel", "500"],
          "channel 500 is out of range"),

@@ -22,7 +22,9 @@ approximated by the midpoint rule with ``steps`` points. Completeness: the
 attributions sum to S_c(x) - S_c(x'); ``integrated_gradients`` returns the gap so
 callers can check it (it shrinks as steps grow).
 
-    python -m vis.attribution --model squeezenet --image chelsea.png    (make attribution)
+    python -m vis.attribution --model squeezenet --image chelsea.png
+    python -m vis.attribution --image rocket.jpg coffee.png --target 657 predicted
+                                  (make attribution: class 657, missile, for the rocket)
 """
 import itertools
 
@@ -98,7 +100,7 @@ def integrated_gradients(net, x, target, *, baseline=None, steps=64, log=None):
 
 def _parser():
     p = cli.parser("Grad-CAM, guided Grad-CAM, SmoothGrad and integrated gradients.",
-                   layer="attribution_layer")
+                   layer="attribution_layer", target="per_image")
     p.add_argument("--steps", type=cli.count, default=64,
                    help="integrated-gradients steps (default: %(default)s)")
     p.add_argument("--samples", type=cli.count, default=32,
@@ -120,13 +122,14 @@ def _row(net, image, target, cam, ggc, sg, ig, gap, *, layer, steps, scale):
 
 
 def main(argv=None):
-    args = cli.parse_args(_parser(), argv, __doc__)
+    p = _parser()
+    args = cli.parse_args(p, argv, __doc__)
     net = cli.load_net(args)
     cli.check_channel(net, args.layer)
     side = net.meta["input_size"]     # Grad-CAM's own layer check, before any image is loaded
     grad_cam(net, backend.asarray(np.zeros((1, 3, side, side), np.float32)), 0, args.layer)
     x, rgb = cli.load_inputs(net, args.image)
-    target = cli.targets(net, x, args.target)
+    target = cli.targets(net, x, cli.one_target_per_image(p, args.target, len(rgb)))
     scale, grid = render.display_scale(rgb[0]), cli.model_default(args.model, "stride_grid")
     rows = []
     for n, image in enumerate(rgb):

@@ -225,12 +225,13 @@ FIGURES = [
            "its pool's strides averages out; and gradients integrated from a black image, whose "
            "sum the line over each row checks against the score's difference (completeness). "
            "Integrated gradients keep the grid: a shifted image would change the score they "
-           "must add up to. The class is the net's top one: for the rocket photo 'drilling "
-           "platform' (the saliency figure asks for 'missile'), whose Grad-CAM map lies on the "
-           "rocket's nose, the top of the left tower and the pad's lights.",
+           "must add up to. The rocket's class is 'missile' (657), as in the saliency figure, not "
+           "the net's top guess 'drilling platform': its Grad-CAM map lies on the rocket's nose "
+           "and the tops of the towers, its SmoothGrad on the rocket. The cup's is the net's "
+           "top class, espresso.",
            "Selvaraju et al. 2017 (Grad-CAM); Smilkov et al. 2017; Sundararajan et al. 2017",
            "https://arxiv.org/abs/1610.02391",
-           ["attribution", "--image", "rocket.jpg", "coffee.png"],
+           ["attribution", "--image", "rocket.jpg", "coffee.png", "--target", "657", "predicted"],
            ["--steps", "8", "--samples", "4"],
            needs=(SQ,), crop=(0, .5, 0, .6)),
     Figure("class_visualization_squeezenet.png", "class_visualization",
