@@ -42,3 +42,23 @@ def test_nearest_neighbors_brute_force():
     with pytest.raises(ValueError,
                        match="query features have 5 dimensions but the database has 6"):
         nearest_neighbors(q[:, :5], db, 3)
+
+
+def test_same_class_share_against_a_loop():
+    from vis.neighbors import same_class_share
+    assert same_class_share([0, 0, 1, 1, 2], np.array([[1, 2], [3, 4]]), [0, 2]) == 0.5
+    rng = np.random.default_rng(5)
+    labels, queries = rng.integers(0, 3, 40), rng.choice(40, 7, replace=False)
+    neighbours = rng.integers(0, 40, (7, 4))
+    same = [labels[n] == labels[q] for q, row in zip(queries, neighbours) for n in row]
+    assert same_class_share(labels, neighbours, queries) == sum(same) / len(same)
+
+
+def test_neighbours_are_framed_green_for_the_querys_class_and_red_for_another():
+    from vis.neighbors import FRAME, TILE, _strip
+    rgb = np.full((2, 8, 8, 3), 128, np.uint8)
+    strip = _strip(rgb, [0, 1], np.array([True, False]))
+    first, second = strip[2:2 + TILE, 2:2 + TILE], strip[2:2 + TILE, -2 - TILE:-2]  # 2-px gaps
+    assert (first[0, 0] == (0, 170, 0)).all() and (second[-1, -1] == (220, 0, 0)).all()
+    assert (first[FRAME:-FRAME, FRAME:-FRAME] == 128).all()      # the image inside is untouched
+    assert (_strip(rgb, [0, 1])[2:2 + TILE, 2:2 + TILE] == 128).all()    # no labels: no frames

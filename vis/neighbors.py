@@ -7,7 +7,11 @@ colours and layout, not content. Distance is Euclidean in both spaces,
 
     d(q, x)^2 = |f(q)|^2 + |f(x)|^2 - 2 f(q).f(x)
 
-with f the layer's flattened activations (features) or the raw pixels.
+with f the layer's flattened activations (features) or the raw pixels. Where the images have
+labels (CIFAR-10's test set), the figure measures the difference instead of arguing it: each
+neighbour is framed green when its class is the query's and red when not, and the title
+gives the share of same-class neighbours over many queries in either space (the accuracy of
+a k-nearest-neighbour vote, before the vote).
 
     python -m vis.neighbors --model cifar10                          (make neighbors)
 """
@@ -42,13 +46,43 @@ def feature_and_pixel_neighbors(net, x, layer, queries, k, *, log=None):
             nearest_neighbors(x[queries], x, k, exclude=queries))
 
 
+def same_class_share(labels, neighbours, queries):
+    """The share of the neighbours (Q, k) whose label is their query's (queries (Q,))."""
+    labels = np.asarray(labels)
+    return float((labels[neighbours] == labels[np.asarray(queries)][:, None]).mean())
+
+
 TILE = 96       # px: each image's side in the figure
+FRAME = 4       # px: the green (same class as the query) or red (another) frame of a neighbour
+SCORED = 1000   # queries, evenly spread, over which the title's same-class shares are measured
 
 
-def _strip(rgb, indices):
-    """The uint8 images rgb[indices] as one row of thumbnails."""
+def _strip(rgb, indices, same=None):
+    """The uint8 images rgb[indices] as one row of thumbnails; same (len(indices),) bool, when
+    given, frames each green (True) or red (False)."""
     tiles = np.stack([render.thumbnail(rgb[i], TILE) for i in indices])
+    if same is not None:
+        for tile, ok in zip(tiles, same):
+            colour = (0, 170, 0) if ok else (220, 0, 0)
+            tile[:FRAME], tile[-FRAME:], tile[:, :FRAME], tile[:, -FRAME:] = (colour,) * 4
     return render.grid(tiles, ncols=len(indices), pad=2)
+
+
+def _shares(net, x, labels, layer, k):
+    """The title's line: the share of same-class neighbours over SCORED queries, both spaces."""
+    scored = np.linspace(0, len(x) - 1, min(SCORED, len(x))).astype(int)
+    shares = [same_class_share(labels, n, scored)
+              for n in feature_and_pixel_neighbors(net, x, layer, scored, k)]
+    return (f"framed green: the query's class; of the {k} nearest to each of {len(scored)} "
+            f"queries, {shares[0]:.0%} share it in feature space, {shares[1]:.0%} in pixel space")
+
+
+def _labels(specs):
+    """The CIFAR-10 test labels of ``specs`` when every spec is a cifar:<index>, else None."""
+    if not all(s.startswith("cifar:") for s in specs):
+        return None
+    from tinycnn.io.data import load_cifar10
+    return load_cifar10("test")[1][[int(s[6:]) for s in specs]]
 
 
 def main(argv=None):
@@ -73,10 +107,15 @@ def main(argv=None):
     by_features, by_pixels = feature_and_pixel_neighbors(
         net, x, args.layer, queries, args.k, log=lambda s: print(s, end="\r", flush=True))
     print()
-    rows = [render.hstack([_strip(rgb, [q]), _strip(rgb, nf), _strip(rgb, npx)], pad=16)
+    labels = _labels(specs)
+    same = (lambda n, q: None) if labels is None else (lambda n, q: labels[n] == labels[q])
+    rows = [render.hstack([_strip(rgb, [q]), _strip(rgb, nf, same(nf, q)),
+                           _strip(rgb, npx, same(npx, q))], pad=16)
             for q, nf, npx in zip(queries, by_features, by_pixels)]
     text = (f"query | {args.k} nearest in {args.layer} feature space | {args.k} nearest in pixel "
             f"space ({len(x)} images, {args.model}, tile {TILE}px)")
+    if labels is not None:
+        text += "\n" + _shares(net, x, labels, args.layer, args.k)
     image = render.caption(render.vstack(rows, pad=2), text)
     print(f"wrote {render.save(image, cli.output_path(args, 'neighbors'))}")
 
