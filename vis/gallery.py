@@ -119,9 +119,9 @@ FIGURES = [
            "each neighbour framed green when its class is the query's and red when not. Over 1000 "
            "queries (the title), 73% of the feature neighbours share the query's class and 25% of "
            "the pixel neighbours (chance: 10%). In feature space the horse and the truck find six "
-           "of their class in other poses and colours, the cat and the dog four, the airliner and "
-           "the yellow car two (the rest: ships, planes); in pixel space the neighbours share "
-           "colours and layout, whatever the class.",
+           "of their class in other poses and colours, the dog five, the cat four, the airliner "
+           "three (the rest ships) and the yellow car two (the rest planes and a deer); in pixel "
+           "space the neighbours share colours and layout, whatever the class.",
            "Krizhevsky, Sutskever & Hinton 2012 (fig. 4)", "https://papers.nips.cc/paper/4824",
            ["neighbors", "--model", "cifar10"], ["--count", "1000"], needs=(DATA,),
            thumbnail=False),
@@ -226,11 +226,11 @@ FIGURES = [
            "32 noisy copies, each shifted by 0-3 px in turn so that the 4-px grid of conv1's and "
            "its pool's strides averages out; and gradients integrated from a black image, whose "
            "sum the line over each row checks against the score's difference (completeness). "
-           "Integrated gradients keep the grid: a shifted image would change the score they "
-           "must add up to. The rocket's class is 'missile' (657), as in the saliency figure, not "
-           "the net's top guess 'drilling platform': its Grad-CAM map lies on the rocket's nose "
-           "and the tops of the towers, its SmoothGrad on the rocket. The cup's is the net's "
-           "top class, espresso.",
+           "Integrated gradients keep the grid: a shifted image would change the score they must "
+           "add up to. The rocket's class is 'missile' (657), as in the saliency figure, not the "
+           "net's top guess 'drilling platform': its Grad-CAM map lies on the tops of the towers "
+           "(the left one brightest) and the rocket's nose, its SmoothGrad on the rocket. The "
+           "cup's is the net's top class, espresso.",
            "Selvaraju et al. 2017 (Grad-CAM); Smilkov et al. 2017; Sundararajan et al. 2017",
            "https://arxiv.org/abs/1610.02391",
            ["attribution", "--image", "rocket.jpg", "coffee.png", "--target", "657", "predicted"],
@@ -280,16 +280,17 @@ FIGURES = [
             "--channels", "330", "57", "201", "300", "--regularizer", "cs231n", "fourier"],
            ["--steps", "10"], needs=(SQ,), crop=(.5, 1, 0, .5)),
     Figure("multifaceted_cifar10.png", "multifaceted", "Multifaceted visualisation",
-           "One class, several faces: the 5000 training 'horses' clustered by k-means on the net's"
-           " relu6 codes (after PCA), and one class visualisation per cluster, started from the "
-           "mean of the 2 images nearest the cluster's centre (each row shows them, their mean and"
-           " the facet) and drawn in decorrelated colours, penalised for leaving that start. Each "
-           "of the six facets (top) becomes the net's top class and keeps its cluster's colours "
-           "and ground: a dark horse side-on on pale ground, a brown one facing the other way on "
-           "sand, a horse with a rider on green (cluster 5), a dark horse on grass. Clusters 3 and"
-           " 4 are head-and-neck close-ups, but their facets are not: the ascent paints a whole "
-           "horse, legs and a rider over the close-up, the one horse this small net draws. The "
-           "title gives how far apart the facets lie.",
+           "One class, several faces: the 5000 training 'horses' clustered by k-means on the "
+           "net's relu6 codes (after PCA), and one class visualisation per cluster, started from "
+           "the mean of the 2 images nearest the cluster's centre (each row shows them, their "
+           "mean and the facet) and drawn in decorrelated colours, penalised for leaving that "
+           "start. Each of the six facets (top) becomes the net's top class and keeps its "
+           "cluster's colours and ground: a dark horse side-on on pale ground, a brown one facing"
+           " the other way on sand, a horse with a rider on green (cluster 5), a dark horse on "
+           "grass. Clusters 3 and 4 are head-and-neck close-ups, but their facets are not: the "
+           "ascent paints a whole horse, legs and a rider over the close-up, the one horse this "
+           "small net draws; a rider's dark shape sits on most of the six. The title gives how "
+           "far apart the facets lie.",
            "Nguyen, Yosinski & Clune 2016, Multifaceted Feature Visualization",
            "https://arxiv.org/abs/1602.03616",
            ["multifaceted", "--model", "cifar10", "--target", "horse"],
@@ -406,11 +407,12 @@ FIGURES = [
             "--colour", "none", "luminance", "histogram"],
            ["--colour", "luminance", "--steps", "5"], needs=(SQ,), crop=(.45, 1, 0, 1)),
     Figure("style_tradeoff.png", "style_controls", "Content against style",
-           "Composition VII with the content weight scaled from 0.1 to 10 times CS231n's: at "
-           "0.1 the painting's texture alone (pastel zigzags in its colours, without its black "
-           "lines: the smoothing of the style transfer figure), the cat gone; at 0.3 its eyes "
-           "and nose show through the zigzags; at 1 both; at 3 the cat with paint in its fur; "
-           "at 10 the photo with a little paint.", GATYS_STYLE[0], GATYS_STYLE[1],
+           "Composition VII with the content weight scaled from 0.1 to 10 times CS231n's: at 0.1 "
+           "the painting's texture alone (pastel zigzags in its colours, without its black lines:"
+           " the smoothing of the style transfer figure), the cat gone; at 0.3 its eyes and nose "
+           "show through the zigzags; at 1 both; at 3 the cat with a few strokes of paint in its "
+           "fur (enlarge to see them); at 10 the photo with a little paint.",
+           GATYS_STYLE[0], GATYS_STYLE[1],
            ["style_transfer", "--content", "chelsea.png", "--style", "composition_vii",
             "--content-scale", "0.1", "0.3", "1", "3", "10"],
            ["--content-scale", "1", "--steps", "5"], needs=(SQ,),
