@@ -328,17 +328,17 @@ FIGURES = [
            needs=(SQ,), crop=(0, 1, .43, 1)),
     Figure("texture_synthesis.png", "texture_synthesis", "Gram-matrix texture synthesis",
            "Noise around the sample's mean colour optimised to match the Gram matrices of more "
-           "and more layers of a 160-px sample (the centre of each texture shrunk to 320 px, "
-           "so that blades of grass stay wider than conv1's stride): the texture's statistics, "
-           "not its layout, so the last image, with every layer up to fire5, can be larger "
-           "(240 px) than the sample. Colours and grain come first (relu1 already breaks bricks "
-           "into edge fragments); fire2 to fire5 add the edges of bricks (not their staggered "
-           "courses: no layer's Gram records where one brick lies against the next), short bright "
-           "flecks on grass and brush strokes, then swirls, on Starry Night. Deeper layers are "
-           "left out: fire7's Gram paints grass as a fine speckle. Each caption gives the "
-           "image's time.",
+           "and more layers of a 160-px sample (the centre of each texture shrunk to 320 px, so "
+           "that edges and stones stay wider than conv1's stride): the texture's statistics, not "
+           "its layout, so the last image, with every layer up to fire5, can be larger (240 px) "
+           "than the sample. Colours and grain come first (relu1 already breaks bricks into edge "
+           "fragments); fire2 to fire5 add the edges of bricks (not their staggered courses: no "
+           "layer's Gram records where one brick lies against the next), pebble shapes, then "
+           "stones with light tops and dark gaps, on gravel, and brush strokes, then swirls, on "
+           "Starry Night. Deeper layers are left out: fire7's Gram, from the sample's 9x9 "
+           "positions, turned grass into a fine speckle. Each caption gives the image's time.",
            GATYS_TEXTURE[0], GATYS_TEXTURE[1],
-           ["texture_synthesis", "--texture", "textures/brick.png", "textures/grass.png",
+           ["texture_synthesis", "--texture", "textures/brick.png", "textures/gravel.png",
             "styles/starry_night.jpg", "--zoom", "2"],
            ["--texture", "textures/brick.png", "--size", "64", "--steps", "5"], needs=(SQ,),
            crop=(.69, 1, .46, 1)),

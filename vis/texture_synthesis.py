@@ -9,7 +9,7 @@ features occur together, but not where. Starting from noise, match them:
 (with the normalised Grams of vis.objectives, E_l is a quarter of their squared
 difference; layers weighted equally, as in the paper). Matching only the first
 layer reproduces colours and fine grain; adding deeper layers brings back larger
-structures (bricks, blades of grass).
+structures (stones, brush strokes).
 
 Equal weights only balance the layers because Gatys et al. first rescaled VGG so
 that every filter's mean activation is 1. SqueezeNet's activations grow with depth
