@@ -332,10 +332,11 @@ FIGURES = [
            "that edges and stones stay wider than conv1's stride): the texture's statistics, not "
            "its layout, so the last image, with every layer up to fire5, can be larger (240 px) "
            "than the sample. Colours and grain come first (relu1 already breaks bricks into edge "
-           "fragments); fire2 to fire5 add the edges of bricks (not their staggered courses: no "
-           "layer's Gram records where one brick lies against the next), pebble shapes, then "
-           "stones with light tops and dark gaps, on gravel, and brush strokes, then swirls, on "
-           "Starry Night. Deeper layers are left out: fire7's Gram, from the sample's 9x9 "
+           "fragments); fire2 adds the edges of bricks as ridges (not their staggered courses: no"
+           " layer's Gram records where one brick lies against the next), stones with dark gaps "
+           "on gravel and curved strokes on Starry Night. At this sample size fire3 and fire5 "
+           "change them little: on Starry Night fire5 draws somewhat larger curving bands, on "
+           "bricks it smears. Deeper layers are left out: fire7's Gram, from the sample's 9x9 "
            "positions, turned grass into a fine speckle. Each caption gives the image's time.",
            GATYS_TEXTURE[0], GATYS_TEXTURE[1],
            ["texture_synthesis", "--texture", "textures/brick.png", "textures/gravel.png",
