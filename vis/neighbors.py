@@ -68,11 +68,18 @@ def _strip(rgb, indices, same=None):
     return render.grid(tiles, ncols=len(indices), pad=2)
 
 
-def _shares(net, x, labels, layer, k):
-    """The title's line: the share of same-class neighbours over SCORED queries, both spaces."""
-    scored = np.linspace(0, len(x) - 1, min(SCORED, len(x))).astype(int)
-    shares = [same_class_share(labels, n, scored)
-              for n in feature_and_pixel_neighbors(net, x, layer, scored, k)]
+def _scored(labels, n):
+    """The SCORED queries, evenly spread over n images, whose neighbours measure the title's
+    shares; none without labels."""
+    return (np.zeros(0, int) if labels is None else
+            np.linspace(0, n - 1, min(SCORED, n)).astype(int))
+
+
+def _shares(labels, scored, by_features, by_pixels, k):
+    """The title's line: the share of same-class neighbours of the ``scored`` queries, whose
+    neighbours are the last rows of by_features and by_pixels."""
+    shares = [same_class_share(labels, n[len(n) - len(scored):], scored)
+              for n in (by_features, by_pixels)]
     return (f"framed green: the query's class; of the {k} nearest to each of {len(scored)} "
             f"queries, {shares[0]:.0%} share it in feature space, {shares[1]:.0%} in pixel space")
 
@@ -104,10 +111,12 @@ def main(argv=None):
     x, rgb = cli.load_inputs(net, specs)
     x = backend.to_numpy(x)
     queries = np.array(args.queries if args.queries else np.linspace(0, len(x) - 1, 6).astype(int))
-    by_features, by_pixels = feature_and_pixel_neighbors(
-        net, x, args.layer, queries, args.k, log=lambda s: print(s, end="\r", flush=True))
-    print()
     labels = _labels(specs)
+    scored = _scored(labels, len(x))
+    by_features, by_pixels = feature_and_pixel_neighbors(
+        net, x, args.layer, np.concatenate([queries, scored]), args.k,
+        log=lambda s: print(s, end="\r", flush=True))
+    print()
     same = (lambda n, q: None) if labels is None else (lambda n, q: labels[n] == labels[q])
     rows = [render.hstack([_strip(rgb, [q]), _strip(rgb, nf, same(nf, q)),
                            _strip(rgb, npx, same(npx, q))], pad=16)
@@ -115,7 +124,7 @@ def main(argv=None):
     text = (f"query | {args.k} nearest in {args.layer} feature space | {args.k} nearest in pixel "
             f"space ({len(x)} images, {args.model}, tile {TILE}px)")
     if labels is not None:
-        text += "\n" + _shares(net, x, labels, args.layer, args.k)
+        text += "\n" + _shares(labels, scored, by_features, by_pixels, args.k)
     image = render.caption(render.vstack(rows, pad=2), text)
     print(f"wrote {render.save(image, cli.output_path(args, 'neighbors'))}")
 
