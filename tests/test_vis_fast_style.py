@@ -124,6 +124,30 @@ def test_perceptual_loss_gradient(loss_net, seed):
     assert value == pytest.approx(np.mean(one), rel=1e-12)
 
 
+def test_loss_terms_are_the_loss_with_one_weight_left_on(loss_net):
+    # each term is perceptual_loss with every other weight set to 0, and the terms sum to it
+    rng = np.random.default_rng(5)
+    style, x, y = (on_device(rng.standard_normal(s))
+                   for s in [(1, 3, 40, 36), (2, 3, 32, 32), (2, 3, 32, 32)])
+    targets = style_targets_of(loss_net, style, STYLE_LAYERS)
+    preset = dict(PRESETS["starry_night"], style_weights=(3e2, 1e2, 15, 3))
+    terms = fast_style.loss_terms(loss_net, targets, preset, y, x)
+    assert list(terms) == ["content", *STYLE_LAYERS, "tv"]
+    off = dict(preset, content_weight=0.0, tv_weight=0.0, style_weights=(0.0,) * 4)
+    alone = {"content": dict(off, content_weight=preset["content_weight"]),
+             "tv": dict(off, tv_weight=preset["tv_weight"])}
+    for i, layer in enumerate(STYLE_LAYERS):
+        weights = [0.0] * 4
+        weights[i] = preset["style_weights"][i]
+        alone[layer] = dict(off, style_weights=tuple(weights))
+    for name, one in alone.items():
+        value = fast_style.perceptual_loss(loss_net, targets, one)(y, x)[0]
+        assert terms[name] == pytest.approx(value, rel=1e-12), name
+        assert value > 0, name
+    total = fast_style.perceptual_loss(loss_net, targets, preset)(y, x)[0]
+    assert sum(terms.values()) == pytest.approx(total, rel=1e-12)
+
+
 def test_training_weights_keep_the_presets_balance():
     preset = PRESETS["starry_night"]
     w = fast_style.training_weights(preset, preset["image_size"] // 2)

@@ -49,7 +49,8 @@ from tinycnn.layers import Conv2d, ReLU
 from tinycnn.net import Network, Residual, Sequential
 from vis import cli, render
 from vis._optimize import pixel_range
-from vis.objectives import style_targets_of, synthesis_objective
+from vis.objectives import (content_loss, style_loss, style_targets_of, synthesis_objective,
+                            tv_loss)
 from vis.style_transfer import (CONTENT_LAYER, PRESETS, STYLE_LAYERS, style_file, style_tiles,
                                 style_transfer)
 
@@ -110,6 +111,19 @@ def perceptual_loss(net, style_targets, preset):
         value, dy = objective(y)
         return float(value) / N, dy / N
     return loss
+
+
+def loss_terms(net, style_targets, preset, y, x):
+    """perceptual_loss of outputs y for photos x, term by term: {"content": ..., one entry per
+    style layer, "tv": ...}, each the batch mean; they sum to the loss. Where a network's
+    picture and an optimised one differ, this says which statistics the network missed."""
+    acts = net.activations(y, [CONTENT_LAYER, *STYLE_LAYERS])
+    target = net.activations(x, CONTENT_LAYER)[CONTENT_LAYER]
+    terms = {"content": content_loss(preset["content_weight"], acts[CONTENT_LAYER], target)[0]}
+    for layer, weight in zip(STYLE_LAYERS, preset["style_weights"]):
+        terms[layer] = style_loss(acts, style_targets, {layer: weight})[0]
+    terms["tv"] = tv_loss(y, preset["tv_weight"])[0]
+    return {name: float(value) / x.shape[0] for name, value in terms.items()}
 
 
 def training_weights(preset, crop):
@@ -207,18 +221,23 @@ def compare(tnet, net, x, style, preset, *, steps=LBFGS_STEPS, seed=0, log=None)
     """The network against optimisation on photos x (normalised, (N, 3, H, W)): one pass of the
     transform network ``tnet``, and (unless steps is 0) ``steps`` L-BFGS steps of
     vis.style_transfer from x with the same weights. Returns {"network": ..., "lbfgs": ...},
-    each (images (N, 3, H, W) on the host, seconds, perceptual loss)."""
-    loss = perceptual_loss(net, style_targets_of(net, style, STYLE_LAYERS), preset)
+    each (images (N, 3, H, W) on the host, seconds, perceptual loss, ``loss_terms``)."""
+    targets = style_targets_of(net, style, STYLE_LAYERS)
+    loss = perceptual_loss(net, targets, preset)
+
+    def scored(images, seconds):
+        y = backend.asarray(images)
+        return images, seconds, loss(y, x)[0], loss_terms(net, targets, preset, y, x)
     stylize(tnet, net, x)                                  # warm-up: the time below is one pass
     t = time.perf_counter()
     y = backend.to_numpy(stylize(tnet, net, x))
-    found = {"network": (y, time.perf_counter() - t, loss(backend.asarray(y), x)[0])}
+    found = {"network": scored(y, time.perf_counter() - t)}
     if steps:
         t = time.perf_counter()
         z, _ = style_transfer(net, x, style, content_weight=preset["content_weight"],
                               style_weights=preset["style_weights"], tv_weight=preset["tv_weight"],
                               steps=steps, method="lbfgs", seed=seed, log=log)
-        found["lbfgs"] = (z, time.perf_counter() - t, loss(backend.asarray(z), x)[0])
+        found["lbfgs"] = scored(z, time.perf_counter() - t)
     return found
 
 
@@ -253,18 +272,19 @@ def main(argv=None):
         found = compare(tnet, net, x, style, preset, steps=0 if args.no_compare else args.steps,
                         seed=args.seed, log=lambda msg: print(
                             f"photo {i + 1}/{len(args.content)}: {msg}", end="\r", flush=True))
-        (y, fast_s, fast_loss), row = found["network"], [render.caption(photo, _name(spec))]
+        (y, fast_s, fast_loss, _), row = found["network"], [render.caption(photo, _name(spec))]
         row.append(render.caption(deprocess(y[0], mean=mean, std=std),
                                   f"network: {fast_s:.2f} s, loss {fast_loss:.3g}"))
         line = f"{_name(spec)}: network {fast_s:.2f} s, loss {fast_loss:.4g}"
         if "lbfgs" in found:
-            z, slow_s, slow_loss = found["lbfgs"]
+            z, slow_s, slow_loss, _ = found["lbfgs"]
             row.append(render.caption(deprocess(z[0], mean=mean, std=std), f"{args.steps} L-BFGS "
                                       f"steps: {slow_s:.0f} s, loss {slow_loss:.3g}"))
             line += (f"; {args.steps} L-BFGS steps {slow_s:.1f} s, loss {slow_loss:.4g}: loss "
                      f"ratio {fast_loss / slow_loss:.2f}, {slow_s / fast_s:.0f}x faster"
                      + " " * 20)
-        print(line)
+        print(line + "".join(f"\n  {how} by term: " + ", ".join(
+            f"{name} {value:.3g}" for name, value in found[how][3].items()) for how in found))
         rows.append(row)
     figure = render.vstack([render.hstack(style_tiles([args.style]))] +
                            render.columns_aligned(rows))
