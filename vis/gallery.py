@@ -387,7 +387,8 @@ FIGURES = [
            " term is lower. The network matches the painting's fine statistics, not its larger "
            "ones, and paints the ripple instead of swirls. More training, four times the TV "
            "weight, or Johnson et al.'s width (32 against this network's 16, all 4000 steps) each"
-           " leave the ripple in place (weights/README.md).",
+           " leave the ripple in place, and their five residual blocks draw it too early in "
+           "training (weights/README.md).",
            "Johnson, Alahi & Fei-Fei 2016, Perceptual Losses for Real-Time Style Transfer and "
            "Super-Resolution",
            "https://arxiv.org/abs/1603.08155",
