@@ -199,6 +199,33 @@ def test_the_figure_command_draws_with_the_shipped_network(tmp_path):
     assert "chelsea: network " in out and Image.open(tmp_path / "f.png").mode == "RGB"
 
 
+@given(seeds)
+def test_plainest_patch_is_the_window_of_least_variance_found_by_loops(seed):
+    rng = np.random.default_rng(seed)
+    H, W = rng.integers(3, 12, size=2)
+    h, w = rng.integers(1, H + 1), rng.integers(1, W + 1)
+    image = rng.integers(0, 256, size=(H, W, 3)).astype(np.uint8)
+    grey = image.astype(np.float64).mean(axis=2)
+    variance = np.array([[grey[i:i + h, j:j + w].var() for j in range(W - w + 1)]
+                         for i in range(H - h + 1)])
+    top, left = fast_style.plainest_patch(image, (h, w))
+    # the loops' least variance, up to the summed-area tables' round-off (ties may differ)
+    assert variance[top, left] <= variance.min() + 1e-7 * max(1.0, grey.var())
+
+
+def test_the_close_ups_cut_the_plain_sky_and_enlarge_it():
+    rng = np.random.default_rng(0)
+    photo = rng.integers(0, 256, size=(40, 64, 3)).astype(np.uint8)
+    photo[28:38, 4:20] = 90                          # a plain 10 x 16 patch, the only one
+    shown = [rng.integers(0, 256, size=(40, 64, 3)).astype(np.uint8) for _ in range(2)]
+    assert fast_style.plainest_patch(photo, (10, 16)) == (28, 4)
+    tiles = fast_style.close_ups(photo, shown, ["network", "L-BFGS"])
+    k = fast_style.ZOOM
+    for tile, picture in zip(tiles, shown):
+        body = tile[-10 * k:, :16 * k]               # below the caption
+        assert (body == np.repeat(np.repeat(picture[28:38, 4:20], k, 0), k, 1)).all()
+
+
 @pytest.mark.parametrize("width, blocks", [(1, 1), (2, 3), (5, 0), (16, 3)])
 def test_transform_shapes_are_the_networks(width, blocks):
     net = fast_style.transform_net(width, blocks)

@@ -32,7 +32,9 @@ blocks; on a 2-core CPU this module uses WIDTH = 16 (16, 32, 64) and BLOCKS = 3,
 
 This module holds the technique: the network, the loss, stylising, and the figure, which
 puts held-out photos through the shipped network (weights/fast_style_starry_night.npz)
-beside 200 L-BFGS steps of vis.style_transfer on the same loss. The training loop, its
+beside 200 L-BFGS steps of vis.style_transfer on the same loss, with both results' plainest
+patch of the last photo enlarged, where the two textures show on their own; the loss of
+each is printed term by term (``loss_terms``). The training loop, its
 crops of photos and its checkpoints are vis.fast_style_train (make train_fast_style); its
 recipe is the constants below.
 
@@ -41,6 +43,8 @@ recipe is the constants below.
 """
 import time
 from pathlib import Path
+
+import numpy as np
 
 from tinycnn import backend
 from tinycnn.image_layers import InstanceNorm2d, ReflectionPad2d, Upsample2d
@@ -60,6 +64,7 @@ STEPS = 4000                     # Adam steps (Johnson et al.: 40,000 on COCO)
 LR = 1e-3                        # Adam's learning rate, Johnson et al.'s
 HELD_OUT = ("chelsea.png", "astronaut.png", "rocket.jpg")   # never trained on; shown in the figure
 LBFGS_STEPS = 200                # the figure's optimisation-based column: Gatys et al.'s L-BFGS
+ZOOM = 3                         # the top row's close-ups of the last photo's plainest patch
 WEIGHTS = Path(__file__).resolve().parents[1] / "weights"
 
 
@@ -241,6 +246,32 @@ def compare(tnet, net, x, style, preset, *, steps=LBFGS_STEPS, seed=0, log=None)
     return found
 
 
+def plainest_patch(image, shape):
+    """(top, left) of the window of ``shape`` (h, w) over which the picture (H, W, 3) varies
+    least (the variance of its grey values): a plain area, such as a sky, where a painted
+    texture shows on its own. Window sums come from summed-area tables."""
+    grey = image.astype(np.float64).mean(axis=2)
+    h, w = shape
+
+    def window_sums(a):
+        s = np.pad(a, ((1, 0), (1, 0))).cumsum(0).cumsum(1)
+        return s[h:, w:] - s[:-h, w:] - s[h:, :-w] + s[:-h, :-w]
+    mean = window_sums(grey) / (h * w)
+    variance = window_sums(grey ** 2) / (h * w) - mean ** 2
+    return np.unravel_index(np.argmin(variance), variance.shape)
+
+
+def close_ups(photo, pictures, labels):
+    """The plainest quarter (a quarter of each side) of ``photo`` (H, W, 3) cut from each
+    of ``pictures`` (uint8, the photo's size or cropped to a multiple of 4) and enlarged ZOOM
+    times, each captioned with its label."""
+    H, W = pictures[0].shape[:2]
+    h, w = max(1, H // 4), max(1, W // 4)
+    top, left = plainest_patch(photo[:H, :W], (h, w))
+    return [render.caption(render.upscale(p[top:top + h, left:left + w], ZOOM), label)
+            for p, label in zip(pictures, labels)]
+
+
 def _parser():
     p = cli.parser("Fast style transfer (Johnson et al. 2016): photos through a trained transform "
                    "network, beside optimisation-based style transfer.", target=False, image=False)
@@ -272,13 +303,13 @@ def main(argv=None):
         found = compare(tnet, net, x, style, preset, steps=0 if args.no_compare else args.steps,
                         seed=args.seed, log=lambda msg: print(
                             f"photo {i + 1}/{len(args.content)}: {msg}", end="\r", flush=True))
-        (y, fast_s, fast_loss, _), row = found["network"], [render.caption(photo, _name(spec))]
-        row.append(render.caption(deprocess(y[0], mean=mean, std=std),
-                                  f"network: {fast_s:.2f} s, loss {fast_loss:.3g}"))
+        (_, fast_s, fast_loss, _), row = found["network"], [render.caption(photo, _name(spec))]
+        pictures = [deprocess(found[how][0][0], mean=mean, std=std) for how in found]
+        row.append(render.caption(pictures[0], f"network: {fast_s:.2f} s, loss {fast_loss:.3g}"))
         line = f"{_name(spec)}: network {fast_s:.2f} s, loss {fast_loss:.4g}"
         if "lbfgs" in found:
-            z, slow_s, slow_loss, _ = found["lbfgs"]
-            row.append(render.caption(deprocess(z[0], mean=mean, std=std), f"{args.steps} L-BFGS "
+            _, slow_s, slow_loss, _ = found["lbfgs"]
+            row.append(render.caption(pictures[1], f"{args.steps} L-BFGS "
                                       f"steps: {slow_s:.0f} s, loss {slow_loss:.3g}"))
             line += (f"; {args.steps} L-BFGS steps {slow_s:.1f} s, loss {slow_loss:.4g}: loss "
                      f"ratio {fast_loss / slow_loss:.2f}, {slow_s / fast_s:.0f}x faster"
@@ -286,7 +317,9 @@ def main(argv=None):
         print(line + "".join(f"\n  {how} by term: " + ", ".join(
             f"{name} {value:.3g}" for name, value in found[how][3].items()) for how in found))
         rows.append(row)
-    figure = render.vstack([render.hstack(style_tiles([args.style]))] +
+    zoom = close_ups(photo, pictures, [f"{_name(spec)}, x{ZOOM}: {how}"
+                                       for how in ("network", "L-BFGS")[:len(found)]])
+    figure = render.vstack([render.hstack(style_tiles([args.style]) + zoom)] +
                            render.columns_aligned(rows))
     print(f"wrote {render.save(figure, cli.output_path(args, 'fast_style'))}")
 
