@@ -305,12 +305,12 @@ def main(argv=None):
                             f"photo {i + 1}/{len(args.content)}: {msg}", end="\r", flush=True))
         (_, fast_s, fast_loss, _), row = found["network"], [render.caption(photo, _name(spec))]
         pictures = [deprocess(found[how][0][0], mean=mean, std=std) for how in found]
-        row.append(render.caption(pictures[0], f"network: {fast_s:.2f} s, loss {fast_loss:.3g}"))
+        row.append(render.caption(pictures[0], f"network: {fast_s:.2f} s, loss {fast_loss:.2e}"))
         line = f"{_name(spec)}: network {fast_s:.2f} s, loss {fast_loss:.4g}"
         if "lbfgs" in found:
             _, slow_s, slow_loss, _ = found["lbfgs"]
             row.append(render.caption(pictures[1], f"{args.steps} L-BFGS "
-                                      f"steps: {slow_s:.0f} s, loss {slow_loss:.3g}"))
+                                      f"steps: {slow_s:.0f} s, loss {slow_loss:.2e}"))
             line += (f"; {args.steps} L-BFGS steps {slow_s:.1f} s, loss {slow_loss:.4g}: loss "
                      f"ratio {fast_loss / slow_loss:.2f}, {slow_s / fast_s:.0f}x faster"
                      + " " * 20)

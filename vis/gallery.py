@@ -377,18 +377,18 @@ FIGURES = [
            crop=(.3, .65, 0, .75)),
     Figure("fast_style.png", "fast_style", "Fast style transfer",
            "Photos the network never saw in training, styled by one forward pass of a transform "
-           "network that tinycnn trained for Starry Night (weights/fast_style_starry_night.npz, "
-           "make train_fast_style), beside 200 L-BFGS steps of optimisation-based style transfer "
-           "with the same loss and weights. Captions give each image's time and its loss (content"
-           " + style + TV): the network's is 40-75% higher, and its outputs carry a regular "
-           "ripple where L-BFGS draws swirls in the sky and finer strokes elsewhere: the top row "
-           "enlarges the plainest quarter of the rocket, its sky, three times. Split by term "
-           "(make fast_style prints it), the gap lies in the deep style layers: on the rocket the"
-           " network's term for fire5, the deepest of the four, is 11 times L-BFGS's and fire4's "
-           "3 times, while its term for relu1, the first, is lower. The network matches the "
-           "painting's fine statistics, not its larger ones, and paints the ripple instead of "
-           "swirls. Longer training, more TV, Johnson et al.'s width of 32 and their five "
-           "residual blocks (tried for 400 steps) did not remove it (weights/README.md).",
+           "network that tinycnn trained for Starry Night (make train_fast_style), beside 200 "
+           "L-BFGS steps of optimisation-based style transfer with the same loss: about 100 times"
+           " faster, at a loss (content + style + TV, in each label) 40-75% higher. The network's"
+           " outputs carry a regular ripple where L-BFGS draws swirls in the sky and finer "
+           "strokes elsewhere; the top row enlarges three times a patch of the rocket's sky (the "
+           "plainest window a quarter of the photo's width and height, with the tip of a mast). "
+           "Split by term (make fast_style prints it), the gap lies in the deep layers of the "
+           "SqueezeNet loss network: on the rocket the network's style term for fire5, the "
+           "deepest of the four style layers, is 11 times L-BFGS's and fire4's 3 times, while its"
+           " term for relu1, the first, is lower: it matches the painting's fine statistics, not "
+           "its larger ones. Longer training, more TV and Johnson et al.'s width of 32 did not "
+           "remove the ripple (weights/README.md).",
            "Johnson, Alahi & Fei-Fei 2016, Perceptual Losses for Real-Time Style Transfer and "
            "Super-Resolution",
            "https://arxiv.org/abs/1603.08155",
