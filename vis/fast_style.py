@@ -34,9 +34,9 @@ This module holds the technique: the network, the loss, stylising, and the figur
 puts held-out photos through the shipped network (weights/fast_style_starry_night.npz)
 beside 200 L-BFGS steps of vis.style_transfer on the same loss, with both results' plainest
 patch of the last photo enlarged, where the two textures show on their own; the loss of
-each is printed term by term (``loss_terms``). The training loop, its
-crops of photos and its checkpoints are vis.fast_style_train (make train_fast_style); its
-recipe is the constants below.
+each is printed term by term (``loss_terms``). The training loop, its crops of photos and
+its checkpoints are vis.fast_style_train (make train_fast_style); its recipe is the
+constants below.
 
     python -m vis.fast_style          (make fast_style: the held-out photos, shipped weights)
     python -m vis.fast_style --content chelsea.png --steps 50
@@ -262,9 +262,9 @@ def plainest_patch(image, shape):
 
 
 def close_ups(photo, pictures, labels):
-    """The plainest quarter (a quarter of each side) of ``photo`` (H, W, 3) cut from each
-    of ``pictures`` (uint8, the photo's size or cropped to a multiple of 4) and enlarged ZOOM
-    times, each captioned with its label."""
+    """The plainest window a quarter as high and as wide as ``photo`` (H, W, 3)
+    (``plainest_patch``), cut from each of ``pictures`` (uint8, the photo's size or cropped to
+    a multiple of 4) and enlarged ZOOM times, each captioned with its label."""
     H, W = pictures[0].shape[:2]
     h, w = max(1, H // 4), max(1, W // 4)
     top, left = plainest_patch(photo[:H, :W], (h, w))
